@@ -1,0 +1,37 @@
+// Time is injected: the system clock in production, a manual clock in tests. Nothing advances by itself.
+#pragma once
+
+#include <cstdint>
+
+namespace bgtasks {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  // Milliseconds since the unix epoch (awaken's now_ms) or since whatever the manual clock was set to.
+  virtual std::uint64_t now_ms() const = 0;
+  virtual bool is_manual() const noexcept { return false; }
+};
+
+class SystemClock final : public Clock {
+ public:
+  std::uint64_t now_ms() const override;
+};
+
+class ManualClock final : public Clock {
+ public:
+  explicit ManualClock(std::uint64_t start_ms = 0) noexcept : now_(start_ms) {}
+  std::uint64_t now_ms() const override { return now_; }
+  bool is_manual() const noexcept override { return true; }
+  // Moving time does not run anything; use Executor::advance to also make due timers ready.
+  void advance(std::uint64_t ms) noexcept { now_ += ms; }
+  // Time never goes backwards: set() to an earlier value is ignored.
+  void set(std::uint64_t ms) noexcept {
+    if (ms > now_) now_ = ms;
+  }
+
+ private:
+  std::uint64_t now_;
+};
+
+}  // namespace bgtasks

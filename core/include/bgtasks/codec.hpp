@@ -1,0 +1,40 @@
+// The one JSON codec of the project: awaken's snake_case shapes in and out. Encoders follow
+// serde's skip rules; decoders validate every field and name the first wrong one.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "bgtasks/result.hpp"
+#include "bgtasks/types.hpp"
+
+namespace bgtasks {
+
+// Limits on untrusted snapshot input.
+inline constexpr std::size_t kMaxSnapshotBytes = 64u * 1024u * 1024u;
+inline constexpr std::size_t kMaxJsonDepth = 128;
+
+json to_json(const TaskParentContext& p);
+json to_json(const TaskSummary& s);
+json to_json(const PersistedTaskMeta& m);
+json to_json(const BackgroundTaskStateSnapshot& s);
+json to_json(const TaskViewEntry& e);
+json to_json(const BackgroundTaskView& v);
+
+// `where` prefixes error messages, e.g. "tasks.bg_3".
+Result<TaskParentContext> parent_context_from_json(const json& j, std::string_view where = "parent_context");
+Result<TaskSummary> summary_from_json(const json& j, std::string_view where = "summary");
+Result<PersistedTaskMeta> meta_from_json(const json& j, std::string_view where = "meta");
+// awaken's background_task_state value {"tasks": {id: meta}}; each key must equal its entry's
+// non-empty task_id.
+Result<BackgroundTaskStateSnapshot> snapshot_from_json(const json& j);
+// Text in: size and nesting limits, then snapshot_from_json. Errors are InvalidSnapshot.
+Result<BackgroundTaskStateSnapshot> parse_snapshot(std::string_view text);
+// Any JSON text within the limits (emit payloads, task results from hosts).
+Result<json> parse_json(std::string_view text, std::string_view what);
+
+// nlohmann's dump with invalid UTF-8 replaced, so dumping never throws.
+std::string dump(const json& j);
+
+}  // namespace bgtasks

@@ -1,0 +1,338 @@
+// The single-threaded cooperative run queue. The host drives it: poll() runs what is ready,
+// run_until_idle() polls until nothing is, next_deadline() says when a timer is due.
+// Frames are always resumed from poll's loop (a trampoline): no symmetric-transfer chains,
+// because wasm has no guaranteed tail calls.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "bgtasks/clock.hpp"
+#include "bgtasks/coro.hpp"
+
+namespace bgtasks {
+
+class Executor;
+template <class T>
+class Co;
+
+enum class WakeReason : std::uint8_t { None, Timer, Signal, Cancel };
+
+// A schedulable unit: one task body (or one detached coroutine), resumed at its innermost
+// suspended frame.
+class Fiber {
+ public:
+  Fiber(const Fiber&) = delete;
+  Fiber& operator=(const Fiber&) = delete;
+  Executor& executor() const noexcept { return *exec_; }
+
+ protected:
+  explicit Fiber(Executor& exec) noexcept : exec_(&exec) {}
+  virtual ~Fiber();
+  // Starts the fiber at `top` on the next poll.
+  void start(coro::coroutine_handle<> top);
+  coro::coroutine_handle<> top() const noexcept { return top_; }
+  // Runs one step; subclasses wrap it to set ambient context.
+  virtual void step() { resume_point_.resume(); }
+  // The top frame reached its final suspend point. The subclass owns (and destroys) the frame.
+  virtual void finished() = 0;
+
+ private:
+  friend class Executor;
+  friend Fiber* suspend_current(coro::coroutine_handle<> h) noexcept;
+  Executor* exec_;
+  coro::coroutine_handle<> top_;
+  coro::coroutine_handle<> resume_point_;
+  bool queued_ = false;
+  bool dying_ = false;  // set in bulk teardown so the ready queue is purged in one pass
+};
+
+// Records `h` as where the current fiber resumes, and returns that fiber.
+Fiber* suspend_current(coro::coroutine_handle<> h) noexcept;
+
+// ---- wake-up plumbing shared by every awaitable -------------------------------------------
+// A Waiter lives in an awaiter (in the suspended frame). The first source that fires it wins.
+struct Waiter {
+  Fiber* fiber = nullptr;
+  WakeReason fired = WakeReason::None;
+};
+void fire(Waiter& w, WakeReason reason) noexcept;
+
+struct TimerNode {
+  Waiter* waiter = nullptr;
+  std::uint64_t deadline = 0;
+  std::uint64_t seq = 0;
+  std::size_t pos = npos;  // index in the executor's heap, npos when not armed
+  static constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
+};
+
+class WaitList;
+struct WaitNode {
+  Waiter* waiter = nullptr;
+  WaitNode* prev = nullptr;
+  WaitNode* next = nullptr;
+  WaitList* list = nullptr;
+  WaitNode() = default;
+  WaitNode(const WaitNode&) = delete;
+  WaitNode& operator=(const WaitNode&) = delete;
+  ~WaitNode() { unlink(); }
+  void unlink() noexcept;
+};
+
+// Intrusive FIFO of suspended waiters (cancellation tokens, inboxes, Notify, task ends).
+class WaitList {
+ public:
+  WaitList() = default;
+  WaitList(const WaitList&) = delete;
+  WaitList& operator=(const WaitList&) = delete;
+  ~WaitList();
+  void push(WaitNode& node, Waiter& waiter) noexcept;
+  bool wake_one(WakeReason reason) noexcept;
+  std::size_t wake_all(WakeReason reason) noexcept;
+  bool empty() const noexcept { return head_ == nullptr; }
+
+ private:
+  friend struct WaitNode;
+  WaitNode* head_ = nullptr;
+  WaitNode* tail_ = nullptr;
+};
+
+// ---- the executor ---------------------------------------------------------------------------
+class Executor {
+ public:
+  explicit Executor(Clock& clock);
+  ~Executor();  // destroys detached coroutines that never finished
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  Clock& clock() const noexcept { return *clock_; }
+  std::uint64_t now_ms() const { return clock_->now_ms(); }
+
+  // Runs work posted from other threads, makes due timers ready, then resumes every fiber that
+  // was ready when the poll began, once, first come first served. Returns how many steps ran.
+  std::size_t poll();
+  // Polls until nothing is ready. Never moves time. Returns the total steps run.
+  std::size_t run_until_idle();
+  // Earliest armed timer deadline, if any.
+  std::optional<std::uint64_t> next_deadline() const noexcept;
+  // Something would run on the next poll (ready fibers, posted work, or due timers).
+  bool has_ready() const;
+  // Nothing runnable and no timer armed: only an outside event can make progress.
+  bool idle() const { return !has_ready() && timers_.empty(); }
+  std::size_t ready_count() const noexcept { return ready_.size(); }
+  std::size_t timer_count() const noexcept { return timers_.size(); }
+
+  // Manual clock only (false otherwise): move time forward and make due timers ready, in
+  // deadline order, ties in arming order. Runs nothing.
+  bool advance(std::uint64_t ms);
+  bool set_time(std::uint64_t ms);
+
+  // The one thread-safe entry: other threads hand work to the polling thread (DECISIONS.md §10).
+  void post(std::function<void()> fn);
+
+  // Runs a coroutine to completion on this executor, owned by the executor.
+  void spawn(Co<void> co);
+
+  // The executor and fiber whose step is running on this thread, if any.
+  static Executor* current() noexcept;
+  static Fiber* current_fiber() noexcept;
+
+  // Plumbing for awaitables.
+  void schedule(Fiber* f);
+  void arm(TimerNode& node, std::uint64_t deadline) noexcept;
+  void disarm(TimerNode& node) noexcept;
+  void purge_dying();  // drop queued fibers marked dying, in one pass
+
+ private:
+  friend class Fiber;
+  void unqueue(Fiber* f) noexcept;
+  void collect_due_timers();
+  std::size_t run_posted();
+  void heap_up(std::size_t i) noexcept;
+  void heap_down(std::size_t i) noexcept;
+  void heap_remove(std::size_t i) noexcept;
+  static bool timer_less(const TimerNode* a, const TimerNode* b) noexcept {
+    return a->deadline != b->deadline ? a->deadline < b->deadline : a->seq < b->seq;
+  }
+
+  Clock* clock_;
+  ManualClock* manual_;
+  std::deque<Fiber*> ready_;
+  std::vector<TimerNode*> timers_;  // binary min-heap
+  std::uint64_t timer_seq_ = 0;
+  std::mutex posted_mutex_;
+  std::vector<std::function<void()>> posted_;
+  std::atomic<bool> has_posted_{false};
+  std::vector<Fiber*> detached_;
+};
+
+// ---- awaitables on the executor ---------------------------------------------------------------
+// co_await sleep_for(exec, ms): plain timer, not cancellation-aware (TaskContext::sleep is).
+class SleepAwaiter {
+ public:
+  SleepAwaiter(Executor& exec, std::uint64_t deadline) noexcept : exec_(&exec), deadline_(deadline) {}
+  SleepAwaiter(const SleepAwaiter&) = delete;
+  ~SleepAwaiter() { exec_->disarm(timer_); }
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(coro::coroutine_handle<> h) noexcept;
+  void await_resume() noexcept { exec_->disarm(timer_); }
+
+ private:
+  Executor* exec_;
+  std::uint64_t deadline_;
+  Waiter waiter_;
+  TimerNode timer_;
+};
+inline SleepAwaiter sleep_for(Executor& exec, std::uint64_t ms) { return {exec, exec.now_ms() + ms}; }
+inline SleepAwaiter sleep_until(Executor& exec, std::uint64_t deadline_ms) { return {exec, deadline_ms}; }
+
+// Reschedules the current fiber at the back of the ready queue.
+struct YieldAwaiter {
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(coro::coroutine_handle<> h) noexcept;
+  void await_resume() const noexcept {}
+};
+inline YieldAwaiter yield_now() noexcept { return {}; }
+
+// A one-permit notification, like tokio::sync::Notify: notify_one wakes a waiter or stores a permit.
+class Notify {
+ public:
+  class Awaiter {
+   public:
+    explicit Awaiter(Notify& n) noexcept : n_(&n) {}
+    bool await_ready() noexcept;
+    void await_suspend(coro::coroutine_handle<> h) noexcept;
+    void await_resume() noexcept { node_.unlink(); }
+
+   private:
+    Notify* n_;
+    Waiter waiter_;
+    WaitNode node_;
+  };
+  void notify_one() noexcept;
+  void notify_all() noexcept { waiters_.wake_all(WakeReason::Signal); }
+  Awaiter notified() noexcept { return Awaiter(*this); }
+
+ private:
+  WaitList waiters_;
+  bool permit_ = false;
+};
+
+// ---- Co<T>: a lazily started coroutine that can be co_awaited from a task body ----------------
+namespace detail {
+struct PromiseBase {
+  coro::coroutine_handle<> continuation;
+  bool starting = false;  // resumed inline by the awaiting parent
+#if defined(__cpp_exceptions)
+  std::exception_ptr exception;
+#endif
+  coro::suspend_always initial_suspend() const noexcept { return {}; }
+  struct FinalAwaiter {
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    void await_suspend(coro::coroutine_handle<P> h) noexcept {
+      PromiseBase& p = h.promise();
+      // Top-level frames: poll sees done(). Inline starts: the parent's await_suspend sees done().
+      if (!p.continuation || p.starting) return;
+      Fiber* f = suspend_current(p.continuation);
+      f->executor().schedule(f);
+    }
+    void await_resume() const noexcept {}
+  };
+  FinalAwaiter final_suspend() const noexcept { return {}; }
+  void unhandled_exception() noexcept {
+#if defined(__cpp_exceptions)
+    exception = std::current_exception();
+#else
+    std::terminate();
+#endif
+  }
+  void rethrow_if_failed() {
+#if defined(__cpp_exceptions)
+    if (exception) std::rethrow_exception(exception);
+#endif
+  }
+};
+
+template <class T>
+struct Promise : PromiseBase {
+  std::optional<T> value;
+  Co<T> get_return_object() noexcept;
+  template <class U = T>
+  void return_value(U&& v) {
+    value.emplace(std::forward<U>(v));
+  }
+  T take() {
+    rethrow_if_failed();
+    return std::move(*value);
+  }
+};
+template <>
+struct Promise<void> : PromiseBase {
+  Co<void> get_return_object() noexcept;
+  void return_void() noexcept {}
+  void take() { rethrow_if_failed(); }
+};
+}  // namespace detail
+
+template <class T = void>
+class [[nodiscard]] Co {
+ public:
+  using promise_type = detail::Promise<T>;
+  using handle_type = coro::coroutine_handle<promise_type>;
+
+  Co() noexcept = default;
+  explicit Co(handle_type h) noexcept : h_(h) {}
+  Co(Co&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  Co& operator=(Co&& o) noexcept {
+    if (this != &o) {
+      reset();
+      h_ = std::exchange(o.h_, {});
+    }
+    return *this;
+  }
+  ~Co() { reset(); }
+
+  bool valid() const noexcept { return static_cast<bool>(h_); }
+  handle_type release() noexcept { return std::exchange(h_, {}); }
+
+  bool await_ready() const noexcept { return false; }
+  // Starts the child inline; if it finishes without suspending the parent just continues.
+  bool await_suspend(coro::coroutine_handle<> parent) {
+    promise_type& p = h_.promise();
+    p.continuation = parent;
+    p.starting = true;
+    h_.resume();
+    p.starting = false;
+    return !h_.done();
+  }
+  T await_resume() { return h_.promise().take(); }
+
+ private:
+  void reset() noexcept {
+    if (h_) h_.destroy();
+    h_ = {};
+  }
+  handle_type h_;
+};
+
+namespace detail {
+template <class T>
+Co<T> Promise<T>::get_return_object() noexcept {
+  return Co<T>(coro::coroutine_handle<Promise<T>>::from_promise(*this));
+}
+inline Co<void> Promise<void>::get_return_object() noexcept {
+  return Co<void>(coro::coroutine_handle<Promise<void>>::from_promise(*this));
+}
+}  // namespace detail
+
+}  // namespace bgtasks

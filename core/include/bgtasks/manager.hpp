@@ -1,0 +1,282 @@
+// The background task manager: awaken's BackgroundTaskManager on a cooperative executor.
+// Task metadata lives in the state store (key `background_task_state`); the manager keeps one
+// handle per spawned task (its body, cancellation token, captured inboxes).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "bgtasks/cancellation.hpp"
+#include "bgtasks/executor.hpp"
+#include "bgtasks/inbox.hpp"
+#include "bgtasks/lineage.hpp"
+#include "bgtasks/result.hpp"
+#include "bgtasks/state_store.hpp"
+#include "bgtasks/types.hpp"
+
+namespace bgtasks {
+
+inline constexpr const char* kOrphanedError = "task orphaned: runtime restarted while running";
+inline constexpr const char* kReservedNames[] = {"parent", "self", "all", "broadcast"};
+
+// What a plain task body receives (awaken's TaskContext, plus the executor's clock).
+struct TaskContext {
+  TaskId task_id;
+  CancellationToken cancel_token;
+  std::optional<InboxSender> inbox;  // the owner inbox captured at spawn, if any
+  Executor* executor = nullptr;
+
+  // A custom event to the owner inbox; false with no inbox or a closed one.
+  bool emit(std::string_view event_type, json payload) const;
+  bool is_cancelled() const noexcept { return cancel_token.is_cancelled(); }
+  CancellationToken::Awaiter cancelled() const noexcept { return cancel_token.cancelled(); }
+  // co_await ctx.sleep(ms): true after ms on the executor's clock, false early on cancel.
+  CancellableSleepAwaiter sleep(std::uint64_t ms) const noexcept {
+    return {*executor, cancel_token.state(), executor->now_ms() + ms};
+  }
+};
+
+// What a sub-agent body receives: its own inbox for agent_message events.
+struct AgentTaskContext {
+  TaskId task_id;
+  CancellationToken cancel_token;
+  InboxSender inbox_sender;
+  InboxReceiver inbox_receiver;
+  std::optional<InboxSender> owner_inbox;
+  Executor* executor = nullptr;
+
+  bool emit(std::string_view event_type, json payload) const;
+  bool is_cancelled() const noexcept { return cancel_token.is_cancelled(); }
+  CancellationToken::Awaiter cancelled() const noexcept { return cancel_token.cancelled(); }
+  CancellableSleepAwaiter sleep(std::uint64_t ms) const noexcept {
+    return {*executor, cancel_token.state(), executor->now_ms() + ms};
+  }
+};
+
+struct ManagerOptions {
+  // Keep at most this many finished tasks per thread (newest kept); unlimited by default.
+  std::optional<std::size_t> retain_finished;
+  // Capacity and overflow policy of each sub-agent inbox (default unbounded).
+  InboxOptions agent_inbox;
+};
+
+struct ManagerStats {
+  std::size_t running = 0;
+  std::size_t completed = 0;
+  std::size_t failed = 0;
+  std::size_t cancelled = 0;
+  std::size_t cancel_requested_running = 0;  // cancel said true, body still running
+  std::size_t live_bodies = 0;
+  std::size_t owner_inbox_depth = 0;
+  std::uint64_t owner_inbox_dropped = 0;
+  std::uint64_t agent_inbox_dropped = 0;
+  json to_json() const;
+};
+
+// Host notifications (the JS binding uses them to abort signals and resolve waits).
+struct ManagerHooks {
+  std::function<void(const TaskId&)> on_cancel_requested;
+  std::function<void(const TaskId&, TaskStatus)> on_task_end;
+};
+
+class BackgroundTaskManager {
+ public:
+  explicit BackgroundTaskManager(Executor& executor, ManagerOptions options = {});
+  // Destroys every suspended body (their frames are freed; nothing runs).
+  ~BackgroundTaskManager();
+  BackgroundTaskManager(const BackgroundTaskManager&) = delete;
+  BackgroundTaskManager& operator=(const BackgroundTaskManager&) = delete;
+
+  Executor& executor() const noexcept { return *executor_; }
+
+  // ---- setup (awaken) ----
+  // Tasks capture the owner inbox at spawn; a later replacement does not reach them.
+  void set_owner_inbox(InboxSender sender);
+  bool has_owner_inbox() const noexcept { return owner_inbox_.has_value(); }
+  // The first call wins.
+  void set_store(std::shared_ptr<StateStore> store);
+  const std::shared_ptr<StateStore>& store() const noexcept { return store_; }
+  void set_hooks(ManagerHooks hooks) { hooks_ = std::move(hooks); }
+  void set_retain_finished(std::optional<std::size_t> n);
+
+  // ---- spawning: the body starts at the next poll, never inside spawn ----
+  // body: callable(TaskContext) -> Co<TaskResult>.
+  template <class F>
+  Result<TaskId> spawn(std::string_view owner_thread_id, std::string_view task_type,
+                       std::optional<std::string_view> name, std::string_view description,
+                       TaskParentContext parent_context, F&& body);
+  // body: callable(CancellationToken, InboxSender, InboxReceiver) -> Co<TaskResult>.
+  template <class F>
+  Result<TaskId> spawn_agent(std::string_view owner_thread_id, std::optional<std::string_view> name,
+                             std::string_view description, TaskParentContext parent_context, F&& body);
+  // body: callable(AgentTaskContext) -> Co<TaskResult>.
+  template <class F>
+  Result<TaskId> spawn_agent_with_context(std::string_view owner_thread_id, std::optional<std::string_view> name,
+                                          std::string_view description, TaskParentContext parent_context,
+                                          F&& body);
+
+  // A host-driven task: the body lives outside (a JS promise); the host settles it.
+  // With `sub_agent`, task_type is "sub_agent" and the task gets its own inbox (read it with
+  // take_agent_messages).
+  Result<TaskId> spawn_host(std::string_view owner_thread_id, std::string_view task_type,
+                            std::optional<std::string_view> name, std::string_view description,
+                            TaskParentContext parent_context, bool sub_agent = false);
+  // Settles a live host task. Once cancel was requested the task ends cancelled whatever is
+  // reported (DECISIONS.md §1). TaskNotFound, NotHostTask, TaskTerminated (already settled).
+  Result<void> settle(std::string_view id, TaskResult result);
+  Result<void> complete(std::string_view id, json result) { return settle(id, TaskResult::success(std::move(result))); }
+  Result<void> fail(std::string_view id, std::string message) { return settle(id, TaskResult::failed(std::move(message))); }
+  // A custom event from a live task (host bodies use this; coroutine bodies use ctx.emit).
+  // False for an unknown or finished task, or without a (living) owner inbox.
+  bool emit(std::string_view id, std::string_view event_type, json payload);
+  // The pending agent_message events of a host-driven sub-agent, oldest first.
+  std::vector<json> take_agent_messages(std::string_view id, std::size_t max = SIZE_MAX);
+  std::size_t agent_inbox_len(std::string_view id) const;
+  // Sets the ambient task for the scope (a host running the synchronous part of a body).
+  BackgroundTaskScope enter_task(std::string_view id);
+
+  // ---- queries (awaken) ----
+  std::optional<TaskSummary> get(std::string_view id) const;
+  // The thread's tasks in id order (bg_N numerically, then other ids).
+  std::vector<TaskSummary> list(std::string_view owner_thread_id) const;
+  bool has_running(std::string_view owner_thread_id) const;
+  // True once cancel was requested for a task whose body is live.
+  bool is_cancel_requested(std::string_view id) const;
+
+  // ---- cancellation (awaken's return values; DECISIONS.md §1) ----
+  bool cancel(std::string_view id);
+  std::size_t cancel_tree(std::string_view id);
+  std::size_t cancel_all(std::string_view owner_thread_id);
+  std::size_t cancel_descendants_for_run(std::string_view run_id);
+
+  // ---- live messages to a sub-agent ----
+  Result<void> send_task_inbox_message(std::string_view id, std::string_view owner_thread_id,
+                                       std::string_view sender_agent_id, std::string_view content);
+  std::optional<TaskId> resolve_live_child_task(std::string_view parent_task_id, std::string_view id_or_name) const;
+  std::optional<TaskId> resolve_live_child_run(std::string_view run_id, std::string_view id_or_name) const;
+
+  // ---- persistence ----
+  // The whole `background_task_state` value (every thread, running tasks included), or one thread's.
+  BackgroundTaskStateSnapshot persisted_snapshot() const;
+  BackgroundTaskStateSnapshot persisted_snapshot(std::string_view owner_thread_id) const;
+  // awaken's restore_for_thread: existing ids skipped, bg_N bumps the counter, the owner is set,
+  // running entries without a live body become failed "orphaned". Returns how many were added.
+  std::size_t restore_for_thread(std::string_view owner_thread_id, const BackgroundTaskStateSnapshot& snapshot);
+  // Decodes and validates the whole JSON value first: an invalid one is InvalidSnapshot and
+  // changes nothing. StoreNotConfigured without a store.
+  Result<std::size_t> restore_json(std::string_view owner_thread_id, std::string_view snapshot_json);
+  std::string snapshot_json(std::optional<std::string_view> owner_thread_id = std::nullopt) const;
+
+  // ---- introspection and retention ----
+  ManagerStats stats() const;
+  // Forest of {task_id, task_type, description, status, name?, children:[…]}, in id order.
+  json task_tree(std::optional<std::string_view> owner_thread_id = std::nullopt) const;
+  // Drops a finished task (terminal status, body ended). True if something was removed.
+  bool forget(std::string_view id);
+  std::uint64_t next_task_number() const noexcept { return counter_; }
+
+  // co_await manager.wait(id): the summary once the task's body has ended (at once if it is not
+  // live); nullopt for an unknown id.
+  class WaitAwaiter {
+   public:
+    WaitAwaiter(BackgroundTaskManager& m, std::string_view id) : m_(&m), id_(id) {}
+    WaitAwaiter(const WaitAwaiter&) = delete;
+    bool await_ready() const;
+    void await_suspend(coro::coroutine_handle<> h) noexcept;
+    std::optional<TaskSummary> await_resume();
+
+   private:
+    BackgroundTaskManager* m_;
+    TaskId id_;
+    Waiter waiter_;
+    WaitNode node_;
+  };
+  WaitAwaiter wait(std::string_view id) { return WaitAwaiter(*this, id); }
+
+  // Test hooks mirroring awaken's (owner_inbox_lock_recovers_after_panicking_holder).
+  bool has_owner_inbox_for_test() const noexcept { return has_owner_inbox(); }
+
+ private:
+  struct TaskCore;
+  friend struct TaskCore;
+  friend class WaitAwaiter;
+  enum class BodyKind : std::uint8_t { Plain, Agent, Host };
+
+  // Builds the body's frame once the task's handle exists.
+  using BodyFactory = std::function<Co<TaskResult>(TaskCore&)>;
+  Result<TaskId> spawn_impl(std::string_view owner, std::string_view task_type,
+                            std::optional<std::string_view> name, std::string_view description,
+                            TaskParentContext parent, BodyKind kind, const BodyFactory& make_body);
+  TaskContext make_task_context(TaskCore& t);
+  AgentTaskContext make_agent_context(TaskCore& t);
+  void finish(TaskCore& t, TaskResult result);
+  bool cancel_core(TaskCore& t);
+  TaskCore* find_core(std::string_view id);
+  const TaskCore* find_core(std::string_view id) const;
+  const BackgroundTaskStateSnapshot* state() const;
+  const PersistedTaskMeta* meta(std::string_view id) const;
+  void apply_retention(const std::string& owner);
+  void remove_task(const TaskId& id);
+
+  template <class F, class Ctx>
+  static Co<TaskResult> hold_and_run(std::decay_t<F> f, Ctx ctx) {
+    co_return co_await f(std::move(ctx));
+  }
+  // Stateless callables are called directly (one frame); others are kept alive in a holder frame.
+  template <class F, class Ctx>
+  static Co<TaskResult> start_body(F&& f, Ctx ctx) {
+    if constexpr (std::is_empty_v<std::decay_t<F>>) {
+      return f(std::move(ctx));
+    } else {
+      return hold_and_run<F, Ctx>(std::forward<F>(f), std::move(ctx));
+    }
+  }
+
+  Executor* executor_;
+  ManagerOptions options_;
+  ManagerHooks hooks_;
+  std::optional<InboxSender> owner_inbox_;
+  std::shared_ptr<StateStore> store_;
+  std::unordered_map<TaskId, std::unique_ptr<TaskCore>> handles_;
+  std::unordered_map<std::string, std::vector<TaskId>> finished_order_;  // retention, per thread
+  std::uint64_t counter_ = 0;
+};
+
+template <class F>
+Result<TaskId> BackgroundTaskManager::spawn(std::string_view owner, std::string_view task_type,
+                                            std::optional<std::string_view> name, std::string_view description,
+                                            TaskParentContext parent, F&& body) {
+  return spawn_impl(owner, task_type, name, description, std::move(parent), BodyKind::Plain,
+                    [&](TaskCore& t) { return start_body(std::forward<F>(body), make_task_context(t)); });
+}
+
+template <class F>
+Result<TaskId> BackgroundTaskManager::spawn_agent_with_context(std::string_view owner,
+                                                               std::optional<std::string_view> name,
+                                                               std::string_view description,
+                                                               TaskParentContext parent, F&& body) {
+  return spawn_impl(owner, "sub_agent", name, description, std::move(parent), BodyKind::Agent,
+                    [&](TaskCore& t) { return start_body(std::forward<F>(body), make_agent_context(t)); });
+}
+
+template <class F>
+Result<TaskId> BackgroundTaskManager::spawn_agent(std::string_view owner, std::optional<std::string_view> name,
+                                                  std::string_view description, TaskParentContext parent, F&& body) {
+  // awaken's spawn_agent wraps spawn_agent_with_context, handing the three parts to the body.
+  return spawn_agent_with_context(owner, name, description, std::move(parent),
+                                  [f = std::forward<F>(body)](AgentTaskContext ctx) mutable {
+                                    return f(std::move(ctx.cancel_token), std::move(ctx.inbox_sender),
+                                             std::move(ctx.inbox_receiver));
+                                  });
+}
+
+}  // namespace bgtasks

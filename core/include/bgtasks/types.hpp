@@ -1,0 +1,147 @@
+// awaken's data types (crates/awaken-runtime/src/extensions/background/types.rs, state.rs),
+// as typed C++ values. JSON lives only in codec.hpp.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+namespace bgtasks {
+
+// nlohmann's default object type is a std::map: keys come out sorted, like awaken's serde Value.
+using json = nlohmann::json;
+using TaskId = std::string;
+
+enum class TaskStatus : std::uint8_t { Running, Completed, Failed, Cancelled };
+
+constexpr bool is_terminal(TaskStatus s) noexcept { return s != TaskStatus::Running; }
+const char* as_str(TaskStatus s) noexcept;
+std::optional<TaskStatus> parse_task_status(std::string_view s) noexcept;
+
+// What a body returns. Never serialized.
+struct TaskResult {
+  enum class Kind : std::uint8_t { Success, Failed, Cancelled };
+  Kind kind = Kind::Cancelled;
+  json value;         // Success
+  std::string error;  // Failed
+
+  static TaskResult success(json v) { return {Kind::Success, std::move(v), {}}; }
+  static TaskResult failed(std::string message) { return {Kind::Failed, nullptr, std::move(message)}; }
+  static TaskResult cancelled() { return {Kind::Cancelled, nullptr, {}}; }
+  TaskStatus status() const noexcept;
+};
+
+// Lineage. Every field optional; empty serializes as {} and is omitted from TaskSummary.
+struct TaskParentContext {
+  std::optional<std::string> task_id;
+  std::optional<std::string> run_id;
+  std::optional<std::string> call_id;
+  std::optional<std::string> agent_id;
+
+  bool is_empty() const noexcept { return !task_id && !run_id && !call_id && !agent_id; }
+  friend bool operator==(const TaskParentContext&, const TaskParentContext&) = default;
+};
+
+struct TaskSummary {
+  TaskId task_id;
+  std::string task_type;
+  std::string description;
+  TaskStatus status = TaskStatus::Running;
+  std::optional<std::string> error;
+  std::optional<json> result;
+  std::uint64_t created_at_ms = 0;
+  std::optional<std::uint64_t> completed_at_ms;
+  TaskParentContext parent_context;
+
+  friend bool operator==(const TaskSummary&, const TaskSummary&) = default;
+};
+
+// One entry of the `background_task_state` key: the single source of truth for task metadata.
+struct PersistedTaskMeta {
+  TaskId task_id;
+  std::string owner_thread_id;
+  std::string task_type;
+  std::optional<std::string> name;
+  std::string description;
+  TaskStatus status = TaskStatus::Running;
+  std::optional<std::string> error;
+  std::optional<json> result;
+  std::uint64_t created_at_ms = 0;
+  std::optional<std::uint64_t> completed_at_ms;
+  TaskParentContext parent_context;
+
+  static PersistedTaskMeta from_summary(const TaskSummary& s, std::string_view owner_thread_id);
+  TaskSummary to_summary() const;
+  friend bool operator==(const PersistedTaskMeta&, const PersistedTaskMeta&) = default;
+};
+
+// Value of the `background_task_state` key (awaken's BackgroundTaskStateSnapshot).
+struct BackgroundTaskStateSnapshot {
+  std::unordered_map<TaskId, PersistedTaskMeta> tasks;
+  friend bool operator==(const BackgroundTaskStateSnapshot&, const BackgroundTaskStateSnapshot&) = default;
+};
+
+// Value of the `background_tasks` key (registered, never written by the manager, as in awaken).
+struct TaskViewEntry {
+  std::string task_type;
+  std::string description;
+  std::string status;
+  friend bool operator==(const TaskViewEntry&, const TaskViewEntry&) = default;
+};
+struct BackgroundTaskView {
+  std::unordered_map<TaskId, TaskViewEntry> tasks;
+  friend bool operator==(const BackgroundTaskView&, const BackgroundTaskView&) = default;
+};
+
+// "bg_<u64>" → n (as Rust's u64 parse: digits only, leading zeros allowed, no sign).
+std::optional<std::uint64_t> parse_bg_number(std::string_view id) noexcept;
+
+}  // namespace bgtasks
+
+namespace bgtasks {
+
+// Reducer actions of the two keys. Upsert/ReplaceAll are awaken's; Remove backs forget()
+// and retention (DECISIONS.md §8).
+struct BackgroundTaskStateAction {
+  enum class Kind : std::uint8_t { Upsert, ReplaceAll, Remove };
+  Kind kind = Kind::Upsert;
+  PersistedTaskMeta meta;                                // Upsert
+  std::unordered_map<TaskId, PersistedTaskMeta> tasks;  // ReplaceAll
+  TaskId id;                                             // Remove
+
+  static BackgroundTaskStateAction upsert(PersistedTaskMeta m) {
+    BackgroundTaskStateAction a;
+    a.meta = std::move(m);
+    return a;
+  }
+  static BackgroundTaskStateAction replace_all(std::unordered_map<TaskId, PersistedTaskMeta> t) {
+    BackgroundTaskStateAction a;
+    a.kind = Kind::ReplaceAll;
+    a.tasks = std::move(t);
+    return a;
+  }
+  static BackgroundTaskStateAction remove(TaskId id) {
+    BackgroundTaskStateAction a;
+    a.kind = Kind::Remove;
+    a.id = std::move(id);
+    return a;
+  }
+};
+void reduce(BackgroundTaskStateSnapshot& state, BackgroundTaskStateAction action);
+
+struct BackgroundTaskViewAction {
+  enum class Kind : std::uint8_t { Replace, Clear };
+  Kind kind = Kind::Clear;
+  std::unordered_map<TaskId, TaskViewEntry> tasks;
+  static BackgroundTaskViewAction replace(std::unordered_map<TaskId, TaskViewEntry> t) {
+    return {Kind::Replace, std::move(t)};
+  }
+  static BackgroundTaskViewAction clear() { return {Kind::Clear, {}}; }
+};
+void reduce(BackgroundTaskView& view, BackgroundTaskViewAction action);
+
+}  // namespace bgtasks
