@@ -24,6 +24,9 @@ namespace bgtasks {
 class Executor;
 template <class T>
 class Co;
+namespace detail {
+class DetachedFiber;
+}
 
 enum class WakeReason : std::uint8_t { None, Timer, Signal, Cancel };
 
@@ -45,6 +48,9 @@ class Fiber {
   virtual void step() { resume_point_.resume(); }
   // The top frame reached its final suspend point. The subclass owns (and destroys) the frame.
   virtual void finished() = 0;
+  // Bulk teardown: this fiber is about to be destroyed with others; it is never scheduled again
+  // and the owner calls Executor::purge_dying() once instead of one queue search per fiber.
+  void mark_dying() noexcept { dying_ = true; }
 
  private:
   friend class Executor;
@@ -78,6 +84,7 @@ struct TimerNode {
 class WaitList;
 struct WaitNode {
   Waiter* waiter = nullptr;
+  void* context = nullptr;  // for the list's owner: what to hand this waiter when it wakes
   WaitNode* prev = nullptr;
   WaitNode* next = nullptr;
   WaitList* list = nullptr;
@@ -99,6 +106,10 @@ class WaitList {
   bool wake_one(WakeReason reason) noexcept;
   std::size_t wake_all(WakeReason reason) noexcept;
   bool empty() const noexcept { return head_ == nullptr; }
+  template <class F>
+  void for_each(F&& f) {
+    for (WaitNode* n = head_; n; n = n->next) f(*n);
+  }
 
  private:
   friend struct WaitNode;
@@ -154,7 +165,9 @@ class Executor {
 
  private:
   friend class Fiber;
+  friend class detail::DetachedFiber;
   void unqueue(Fiber* f) noexcept;
+  void release_detached(Fiber* f) noexcept;
   void collect_due_timers();
   std::size_t run_posted();
   void heap_up(std::size_t i) noexcept;

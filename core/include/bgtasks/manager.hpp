@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -199,6 +200,7 @@ class BackgroundTaskManager {
     TaskId id_;
     Waiter waiter_;
     WaitNode node_;
+    std::optional<TaskSummary> summary_;
   };
   WaitAwaiter wait(std::string_view id) { return WaitAwaiter(*this, id); }
 
@@ -247,7 +249,7 @@ class BackgroundTaskManager {
   std::optional<InboxSender> owner_inbox_;
   std::shared_ptr<StateStore> store_;
   std::unordered_map<TaskId, std::unique_ptr<TaskCore>> handles_;
-  std::unordered_map<std::string, std::vector<TaskId>> finished_order_;  // retention, per thread
+  std::unordered_map<std::string, std::deque<TaskId>> finished_order_;  // retention, per thread
   std::uint64_t counter_ = 0;
 };
 

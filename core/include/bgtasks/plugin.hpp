@@ -12,6 +12,7 @@
 
 #include "bgtasks/result.hpp"
 #include "bgtasks/state_store.hpp"
+#include "bgtasks/inbox.hpp"
 #include "bgtasks/tool.hpp"
 
 namespace bgtasks {

@@ -34,7 +34,6 @@ struct ToolCallContext {
   std::string call_id;
   RunIdentity run_identity;
   std::optional<CancellationToken> cancellation_token;
-  std::optional<TaskId> current_task_override;  // awaken's crate-internal override
 };
 
 // awaken's ToolError, with its Display text.
@@ -74,6 +73,12 @@ class CancelTaskTool final : public Tool {
   static constexpr std::string_view kDescription =
       "Cancel the current background task or one of its child tasks. Descendant tasks are cancelled together.";
   explicit CancelTaskTool(std::shared_ptr<BackgroundTaskManager> manager) : manager_(std::move(manager)) {}
+  // awaken's with_current_task: acts as if called from inside task `task_id`.
+  static CancelTaskTool with_current_task(std::shared_ptr<BackgroundTaskManager> manager, TaskId task_id) {
+    CancelTaskTool t(std::move(manager));
+    t.current_task_override_ = std::move(task_id);
+    return t;
+  }
 
   ToolDescriptor descriptor() const override;
   std::optional<ToolError> validate_args(const json& args) const override;
@@ -81,6 +86,7 @@ class CancelTaskTool final : public Tool {
 
  private:
   std::shared_ptr<BackgroundTaskManager> manager_;
+  std::optional<TaskId> current_task_override_;
 };
 
 }  // namespace bgtasks

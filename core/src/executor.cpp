@@ -1,0 +1,328 @@
+#include "bgtasks/executor.hpp"
+
+#include <algorithm>
+#include <cassert>
+
+namespace bgtasks {
+namespace {
+thread_local Executor* t_current_executor = nullptr;
+thread_local Fiber* t_current_fiber = nullptr;
+
+// Restores the previous current executor/fiber, so nested executors (a body polling another) work.
+struct CurrentGuard {
+  Executor* prev_exec;
+  Fiber* prev_fiber;
+  CurrentGuard(Executor* e, Fiber* f) : prev_exec(t_current_executor), prev_fiber(t_current_fiber) {
+    t_current_executor = e;
+    t_current_fiber = f;
+  }
+  ~CurrentGuard() {
+    t_current_executor = prev_exec;
+    t_current_fiber = prev_fiber;
+  }
+};
+
+}  // namespace
+
+namespace detail {
+// A coroutine spawned with Executor::spawn, owned by the executor.
+class DetachedFiber final : public Fiber {
+ public:
+  DetachedFiber(Executor& exec, Co<void>::handle_type h) : Fiber(exec), h_(h) { start(h); }
+  ~DetachedFiber() override {
+    if (h_) h_.destroy();
+  }
+  void finished() override;
+
+ private:
+  Co<void>::handle_type h_;
+};
+}  // namespace detail
+
+// ---- Fiber -----------------------------------------------------------------------------------
+Fiber::~Fiber() {
+  if (queued_ && !dying_) exec_->unqueue(this);
+}
+
+void Fiber::start(coro::coroutine_handle<> top) {
+  top_ = top;
+  resume_point_ = top;
+  exec_->schedule(this);
+}
+
+Fiber* suspend_current(coro::coroutine_handle<> h) noexcept {
+  Fiber* f = t_current_fiber;
+  assert(f && "co_await on a bgtasks awaitable outside a fiber run by Executor::poll");
+  f->resume_point_ = h;
+  return f;
+}
+
+// ---- wake-up plumbing ----------------------------------------------------------------------
+void fire(Waiter& w, WakeReason reason) noexcept {
+  if (w.fired != WakeReason::None) return;
+  w.fired = reason;
+  w.fiber->executor().schedule(w.fiber);
+}
+
+void WaitNode::unlink() noexcept {
+  if (!list) return;
+  (prev ? prev->next : list->head_) = next;
+  (next ? next->prev : list->tail_) = prev;
+  prev = next = nullptr;
+  list = nullptr;
+}
+
+WaitList::~WaitList() {
+  // Waiters outliving their list (a destroyed inbox, token or notify) are detached, not woken.
+  while (head_) head_->unlink();
+}
+
+void WaitList::push(WaitNode& node, Waiter& waiter) noexcept {
+  node.unlink();
+  node.waiter = &waiter;
+  node.list = this;
+  node.prev = tail_;
+  node.next = nullptr;
+  (tail_ ? tail_->next : head_) = &node;
+  tail_ = &node;
+}
+
+bool WaitList::wake_one(WakeReason reason) noexcept {
+  while (head_) {
+    WaitNode* n = head_;
+    n->unlink();
+    if (n->waiter->fired == WakeReason::None) {
+      fire(*n->waiter, reason);
+      return true;
+    }
+  }
+  return false;
+}
+
+std::size_t WaitList::wake_all(WakeReason reason) noexcept {
+  std::size_t woken = 0;
+  while (head_) {
+    WaitNode* n = head_;
+    n->unlink();
+    if (n->waiter->fired == WakeReason::None) {
+      fire(*n->waiter, reason);
+      ++woken;
+    }
+  }
+  return woken;
+}
+
+// ---- Executor --------------------------------------------------------------------------------
+Executor::Executor(Clock& clock) : clock_(&clock), manual_(clock.is_manual() ? static_cast<ManualClock*>(&clock) : nullptr) {}
+
+Executor::~Executor() {
+  for (Fiber* f : detached_) f->dying_ = true;
+  purge_dying();
+  auto detached = std::move(detached_);
+  for (Fiber* f : detached) delete f;
+}
+
+Executor* Executor::current() noexcept { return t_current_executor; }
+Fiber* Executor::current_fiber() noexcept { return t_current_fiber; }
+
+void Executor::schedule(Fiber* f) {
+  if (f->queued_ || f->dying_) return;
+  f->queued_ = true;
+  ready_.push_back(f);
+}
+
+void Executor::unqueue(Fiber* f) noexcept {
+  auto it = std::find(ready_.begin(), ready_.end(), f);
+  if (it != ready_.end()) ready_.erase(it);
+  f->queued_ = false;
+}
+
+void Executor::purge_dying() {
+  ready_.erase(std::remove_if(ready_.begin(), ready_.end(),
+                              [](Fiber* f) {
+                                if (!f->dying_) return false;
+                                f->queued_ = false;
+                                return true;
+                              }),
+               ready_.end());
+}
+
+std::size_t Executor::run_posted() {
+  if (!has_posted_.load(std::memory_order_acquire)) return 0;
+  std::vector<std::function<void()>> batch;
+  {
+    std::lock_guard<std::mutex> lock(posted_mutex_);
+    batch.swap(posted_);
+    has_posted_.store(false, std::memory_order_release);
+  }
+  for (auto& fn : batch) fn();
+  return batch.size();
+}
+
+void Executor::post(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(posted_mutex_);
+  posted_.push_back(std::move(fn));
+  has_posted_.store(true, std::memory_order_release);
+}
+
+std::size_t Executor::poll() {
+  CurrentGuard guard(this, nullptr);
+  std::size_t ran = run_posted();
+  collect_due_timers();
+  // Fibers woken during this poll wait for the next one: each ready fiber runs once.
+  std::size_t n = ready_.size();
+  for (std::size_t i = 0; i < n && !ready_.empty(); ++i) {
+    Fiber* f = ready_.front();
+    ready_.pop_front();
+    f->queued_ = false;
+    t_current_fiber = f;
+    f->step();
+    t_current_fiber = nullptr;
+    ++ran;
+    if (f->top_ && f->top_.done()) f->finished();  // may delete f
+  }
+  return ran;
+}
+
+std::size_t Executor::run_until_idle() {
+  std::size_t total = 0;
+  while (has_ready()) total += poll();
+  return total;
+}
+
+bool Executor::has_ready() const {
+  if (!ready_.empty() || has_posted_.load(std::memory_order_acquire)) return true;
+  return !timers_.empty() && timers_.front()->deadline <= clock_->now_ms();
+}
+
+std::optional<std::uint64_t> Executor::next_deadline() const noexcept {
+  if (timers_.empty()) return std::nullopt;
+  return timers_.front()->deadline;
+}
+
+bool Executor::advance(std::uint64_t ms) {
+  if (!manual_) return false;
+  manual_->advance(ms);
+  collect_due_timers();
+  return true;
+}
+
+bool Executor::set_time(std::uint64_t ms) {
+  if (!manual_) return false;
+  manual_->set(ms);
+  collect_due_timers();
+  return true;
+}
+
+void Executor::collect_due_timers() {
+  const std::uint64_t now = clock_->now_ms();
+  while (!timers_.empty() && timers_.front()->deadline <= now) {
+    TimerNode* t = timers_.front();
+    heap_remove(0);
+    fire(*t->waiter, WakeReason::Timer);
+  }
+}
+
+void Executor::spawn(Co<void> co) {
+  auto* f = new detail::DetachedFiber(*this, co.release());
+  detached_.push_back(f);
+}
+
+void detail::DetachedFiber::finished() {
+  executor().release_detached(this);
+#if defined(__cpp_exceptions)
+  std::exception_ptr escaped = std::exchange(h_.promise().exception, nullptr);
+  delete this;
+  if (escaped) std::rethrow_exception(escaped);  // on the polling thread, out of poll()
+#else
+  delete this;
+#endif
+}
+
+void Executor::release_detached(Fiber* f) noexcept {
+  auto it = std::find(detached_.begin(), detached_.end(), f);
+  if (it != detached_.end()) detached_.erase(it);
+}
+
+// ---- timer heap --------------------------------------------------------------------------------
+void Executor::arm(TimerNode& node, std::uint64_t deadline) noexcept {
+  disarm(node);
+  node.deadline = deadline;
+  node.seq = timer_seq_++;
+  node.pos = timers_.size();
+  timers_.push_back(&node);
+  heap_up(node.pos);
+}
+
+void Executor::disarm(TimerNode& node) noexcept {
+  if (node.pos != TimerNode::npos) heap_remove(node.pos);
+}
+
+void Executor::heap_up(std::size_t i) noexcept {
+  while (i > 0) {
+    std::size_t parent = (i - 1) / 2;
+    if (!timer_less(timers_[i], timers_[parent])) break;
+    std::swap(timers_[i], timers_[parent]);
+    timers_[i]->pos = i;
+    timers_[parent]->pos = parent;
+    i = parent;
+  }
+}
+
+void Executor::heap_down(std::size_t i) noexcept {
+  const std::size_t n = timers_.size();
+  for (;;) {
+    std::size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < n && timer_less(timers_[l], timers_[m])) m = l;
+    if (r < n && timer_less(timers_[r], timers_[m])) m = r;
+    if (m == i) break;
+    std::swap(timers_[i], timers_[m]);
+    timers_[i]->pos = i;
+    timers_[m]->pos = m;
+    i = m;
+  }
+}
+
+void Executor::heap_remove(std::size_t i) noexcept {
+  TimerNode* removed = timers_[i];
+  const std::size_t last = timers_.size() - 1;
+  if (i != last) {
+    timers_[i] = timers_[last];
+    timers_[i]->pos = i;
+  }
+  timers_.pop_back();
+  removed->pos = TimerNode::npos;
+  if (i < timers_.size()) {
+    heap_down(i);
+    heap_up(i);
+  }
+}
+
+// ---- awaitables ----------------------------------------------------------------------------------
+void SleepAwaiter::await_suspend(coro::coroutine_handle<> h) noexcept {
+  waiter_.fiber = suspend_current(h);
+  timer_.waiter = &waiter_;
+  exec_->arm(timer_, deadline_);
+}
+
+void YieldAwaiter::await_suspend(coro::coroutine_handle<> h) noexcept {
+  Fiber* f = suspend_current(h);
+  f->executor().schedule(f);
+}
+
+bool Notify::Awaiter::await_ready() noexcept {
+  if (!n_->permit_) return false;
+  n_->permit_ = false;
+  return true;
+}
+
+void Notify::Awaiter::await_suspend(coro::coroutine_handle<> h) noexcept {
+  waiter_.fiber = suspend_current(h);
+  n_->waiters_.push(node_, waiter_);
+}
+
+void Notify::notify_one() noexcept {
+  if (!waiters_.wake_one(WakeReason::Signal)) permit_ = true;
+}
+
+}  // namespace bgtasks

@@ -1,0 +1,221 @@
+#include "bgtasks/inbox.hpp"
+
+#include "bgtasks/codec.hpp"
+
+namespace bgtasks {
+
+// ---- Event --------------------------------------------------------------------------------------
+Event Event::custom(TaskId id, std::string thread, std::string event_type, json payload) {
+  Event e;
+  e.kind = EventKind::Custom;
+  e.task_id = std::move(id);
+  e.thread = std::move(thread);
+  e.event_type = std::move(event_type);
+  e.data = std::move(payload);
+  return e;
+}
+
+Event Event::terminal(TaskId id, std::string thread, const TaskResult& result) {
+  Event e;
+  e.task_id = std::move(id);
+  e.thread = std::move(thread);
+  switch (result.kind) {
+    case TaskResult::Kind::Success:
+      e.kind = EventKind::Completed;
+      e.data = result.value;
+      break;
+    case TaskResult::Kind::Failed:
+      e.kind = EventKind::Failed;
+      e.error = result.error;
+      break;
+    case TaskResult::Kind::Cancelled:
+      e.kind = EventKind::Cancelled;
+      break;
+  }
+  return e;
+}
+
+Event Event::raw(std::string thread, json message) {
+  Event e;
+  e.kind = EventKind::Raw;
+  e.thread = std::move(thread);
+  e.data = std::move(message);
+  return e;
+}
+
+json Event::to_json() const {
+  switch (kind) {
+    case EventKind::Custom:
+      return json{{"kind", "custom"}, {"task_id", task_id}, {"event_type", event_type}, {"payload", data}};
+    case EventKind::Completed:
+      return json{{"kind", "completed"}, {"task_id", task_id}, {"result", data}};
+    case EventKind::Failed:
+      return json{{"kind", "failed"}, {"task_id", task_id}, {"error", error}};
+    case EventKind::Cancelled:
+      return json{{"kind", "cancelled"}, {"task_id", task_id}};
+    case EventKind::Raw:
+      return data;
+  }
+  return data;
+}
+
+// ---- channel ------------------------------------------------------------------------------------
+std::pair<InboxSender, InboxReceiver> inbox_channel(InboxOptions options) {
+  return inbox_channel_with_fallback(nullptr, options);
+}
+
+std::pair<InboxSender, InboxReceiver> inbox_channel_with_fallback(OnInboxClosed on_closed, InboxOptions options) {
+  auto s = std::make_shared<detail::InboxState>();
+  s->on_closed = std::move(on_closed);
+  s->options = options;
+  return {InboxSender(s), InboxReceiver(s)};
+}
+
+InboxSender::~InboxSender() {
+  if (!s_) return;
+  // The last sender gone: a receiver blocked in recv() learns the channel ended.
+  if (--s_->senders == 0) s_->waiters.wake_all(WakeReason::Signal);
+}
+
+InboxSender InboxSender::for_thread(std::string thread) const {
+  InboxSender copy(*this);
+  copy.thread_ = std::move(thread);
+  return copy;
+}
+
+SendOutcome InboxSender::send_event(Event ev) const {
+  detail::InboxState& s = *s_;
+  if (ev.thread.empty()) ev.thread = thread_;
+  if (!s.receiver_alive) {
+    if (s.on_closed) {
+#if defined(__cpp_exceptions)
+      // A throwing fallback must not take the sender (a task's completion) down with it.
+      try {
+        s.on_closed(ev.to_json());
+      } catch (...) {
+      }
+#else
+      s.on_closed(ev.to_json());
+#endif
+    }
+    return SendOutcome::Closed;
+  }
+  if (s.options.capacity != 0 && s.queue.size() >= s.options.capacity) {
+    ++s.dropped;
+    if (s.options.overflow == OverflowPolicy::Reject) return SendOutcome::Full;
+    s.queue.pop_front();
+  }
+  s.queue.push_back(std::move(ev));
+  s.waiters.wake_one(WakeReason::Signal);
+  return SendOutcome::Delivered;
+}
+
+bool InboxSender::try_send(json message) const {
+  if (!s_->receiver_alive) return false;
+  detail::InboxState& s = *s_;
+  if (s.options.capacity != 0 && s.queue.size() >= s.options.capacity) {
+    ++s.dropped;
+    if (s.options.overflow == OverflowPolicy::Reject) return false;
+    s.queue.pop_front();
+  }
+  s.queue.push_back(Event::raw(thread_, std::move(message)));
+  s.waiters.wake_one(WakeReason::Signal);
+  return true;
+}
+
+// ---- receiver -----------------------------------------------------------------------------------
+InboxReceiver& InboxReceiver::operator=(InboxReceiver&& o) noexcept {
+  if (this != &o) {
+    close();
+    s_ = std::move(o.s_);
+  }
+  return *this;
+}
+
+void InboxReceiver::close() noexcept {
+  if (!s_) return;
+  s_->receiver_alive = false;
+  s_->queue.clear();
+  s_.reset();
+}
+
+std::optional<Event> InboxReceiver::try_recv_event() {
+  if (!s_ || s_->queue.empty()) return std::nullopt;
+  Event e = std::move(s_->queue.front());
+  s_->queue.pop_front();
+  return e;
+}
+
+std::optional<json> InboxReceiver::try_recv() {
+  auto e = try_recv_event();
+  if (!e) return std::nullopt;
+  return e->to_json();
+}
+
+std::vector<Event> InboxReceiver::drain_events() {
+  std::vector<Event> out;
+  if (!s_) return out;
+  out.reserve(s_->queue.size());
+  for (auto& e : s_->queue) out.push_back(std::move(e));
+  s_->queue.clear();
+  return out;
+}
+
+std::vector<Event> InboxReceiver::drain_events(std::string_view thread) {
+  std::vector<Event> out;
+  if (!s_) return out;
+  auto& q = s_->queue;
+  std::deque<Event> rest;
+  for (auto& e : q) (e.thread == thread ? out.push_back(std::move(e)) : rest.push_back(std::move(e)));
+  q.swap(rest);
+  return out;
+}
+
+std::vector<json> InboxReceiver::drain() {
+  std::vector<json> out;
+  for (auto& e : drain_events()) out.push_back(e.to_json());
+  return out;
+}
+
+std::string InboxReceiver::drain_json(std::optional<std::string_view> thread) {
+  std::vector<Event> events = thread ? drain_events(*thread) : drain_events();
+  std::string out = "[";
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (i) out += ',';
+    out += dump(events[i].to_json());
+  }
+  out += ']';
+  return out;
+}
+
+bool InboxReceiver::RecvAwaiter::await_ready() const noexcept {
+  return !s_->queue.empty() || s_->senders == 0 || (cancel_ && cancel_->cancelled);
+}
+
+void InboxReceiver::RecvAwaiter::await_suspend(coro::coroutine_handle<> h) noexcept {
+  waiter_.fiber = suspend_current(h);
+  s_->waiters.push(node_, waiter_);
+  if (cancel_) cancel_->waiters.push(cancel_node_, waiter_);
+}
+
+std::optional<json> InboxReceiver::RecvAwaiter::await_resume() {
+  node_.unlink();
+  cancel_node_.unlink();
+  if (cancel_ && cancel_->cancelled) return std::nullopt;
+  if (s_->queue.empty()) return std::nullopt;
+  Event e = std::move(s_->queue.front());
+  s_->queue.pop_front();
+  return e.to_json();
+}
+
+std::string inbox_event_message(const json& event) {
+  std::string kind = "event", task_id = "unknown";
+  if (event.is_object()) {
+    if (auto k = event.find("kind"); k != event.end() && k->is_string()) kind = k->get<std::string>();
+    if (auto t = event.find("task_id"); t != event.end() && t->is_string()) task_id = t->get<std::string>();
+  }
+  return "<background-task-event kind=\"" + kind + "\" task_id=\"" + task_id + "\">\n" + dump(event) +
+         "\n</background-task-event>";
+}
+
+}  // namespace bgtasks

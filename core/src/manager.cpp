@@ -1,0 +1,602 @@
+#include "bgtasks/manager.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <unordered_set>
+
+#include "bgtasks/codec.hpp"
+#include "bgtasks/metrics.hpp"
+
+namespace bgtasks {
+
+// One spawned task: its fiber (the body's frames), its cancellation token, and what awaken
+// captures at spawn (the owner inbox, and the fields the completion commit writes).
+struct BackgroundTaskManager::TaskCore final : Fiber {
+  TaskCore(BackgroundTaskManager& m, PersistedTaskMeta spawn_meta, BodyKind k)
+      : Fiber(m.executor()), mgr(&m), meta(std::move(spawn_meta)), kind(k) {}
+  ~TaskCore() override {
+    if (frame) frame.destroy();
+  }
+
+  void step() override {
+    // Ambient context of a body: this task; no tool lineage (task-locals do not cross spawn).
+    BackgroundTaskScope task_scope(BackgroundTaskContext{mgr, meta.task_id});
+    ToolLineageScope no_lineage(std::nullopt);
+    Fiber::step();
+  }
+
+  void finished() override {
+    TaskResult result = TaskResult::cancelled();
+#if defined(__cpp_exceptions)
+    try {
+      result = frame.promise().take();
+    } catch (const std::exception& e) {
+      result = TaskResult::failed(e.what());
+    } catch (...) {
+      result = TaskResult::failed("task body threw a non-standard exception");
+    }
+#else
+    result = frame.promise().take();
+#endif
+    frame.destroy();
+    frame = {};
+    mgr->finish(*this, std::move(result));  // may delete this (retention)
+  }
+
+  void dying_for_teardown() noexcept { mark_dying(); }
+
+  void start_body(Co<TaskResult> body) {
+    frame = body.release();
+    start(frame);
+  }
+
+  BackgroundTaskManager* mgr;
+  PersistedTaskMeta meta;  // as committed at spawn (awaken rewrites all of it at completion)
+  BodyKind kind;
+  bool live = true;  // the body has not ended
+  CancellationToken token;
+  std::optional<InboxSender> owner_inbox;    // captured at spawn, stamped with the owner thread
+  std::optional<InboxSender> agent_inbox;    // sub-agents: the parent's end
+  std::optional<InboxReceiver> host_agent_rx;  // host-driven sub-agents: the core keeps the receiving end
+  coro::coroutine_handle<detail::Promise<TaskResult>> frame;
+  WaitList end_waiters;
+};
+
+namespace {
+
+// Id order: bg_N by N, then any other id lexicographically.
+bool id_less(const TaskId& a, const TaskId& b) {
+  auto na = parse_bg_number(a), nb = parse_bg_number(b);
+  if (na && nb) return *na != *nb ? *na < *nb : a < b;
+  if (na || nb) return na.has_value();
+  return a < b;
+}
+
+TaskId format_id(std::uint64_t n) {
+  char buf[24] = {'b', 'g', '_'};
+  auto [end, ec] = std::to_chars(buf + 3, buf + sizeof buf, n);
+  (void)ec;
+  return TaskId(buf, end);
+}
+
+}  // namespace
+
+// ---- contexts ------------------------------------------------------------------------------------
+bool TaskContext::emit(std::string_view event_type, json payload) const {
+  if (!inbox) return false;
+  return inbox->send_event(Event::custom(task_id, {}, std::string(event_type), std::move(payload))) ==
+         SendOutcome::Delivered;
+}
+
+bool AgentTaskContext::emit(std::string_view event_type, json payload) const {
+  if (!owner_inbox) return false;
+  return owner_inbox->send_event(Event::custom(task_id, {}, std::string(event_type), std::move(payload))) ==
+         SendOutcome::Delivered;
+}
+
+json ManagerStats::to_json() const {
+  return json{{"running", running},
+              {"completed", completed},
+              {"failed", failed},
+              {"cancelled", cancelled},
+              {"cancel_requested_running", cancel_requested_running},
+              {"live_bodies", live_bodies},
+              {"owner_inbox_depth", owner_inbox_depth},
+              {"owner_inbox_dropped", owner_inbox_dropped},
+              {"agent_inbox_dropped", agent_inbox_dropped}};
+}
+
+// ---- lifecycle --------------------------------------------------------------------------------------
+BackgroundTaskManager::BackgroundTaskManager(Executor& executor, ManagerOptions options)
+    : executor_(&executor), options_(std::move(options)) {}
+
+BackgroundTaskManager::~BackgroundTaskManager() {
+  // Drop every queued fiber in one pass, then free the frames (nothing runs, nothing is committed).
+  for (auto& [id, core] : handles_) core->dying_for_teardown();
+  executor_->purge_dying();
+  handles_.clear();
+}
+
+void BackgroundTaskManager::set_owner_inbox(InboxSender sender) { owner_inbox_ = std::move(sender); }
+
+void BackgroundTaskManager::set_store(std::shared_ptr<StateStore> store) {
+  if (!store_) store_ = std::move(store);
+}
+
+void BackgroundTaskManager::set_retain_finished(std::optional<std::size_t> n) {
+  options_.retain_finished = n;
+  for (auto& [owner, order] : finished_order_) apply_retention(owner);
+}
+
+const BackgroundTaskStateSnapshot* BackgroundTaskManager::state() const {
+  return store_ ? store_->peek<BackgroundTaskStateKey>() : nullptr;
+}
+
+const PersistedTaskMeta* BackgroundTaskManager::meta(std::string_view id) const {
+  const auto* s = state();
+  if (!s) return nullptr;
+  auto it = s->tasks.find(TaskId(id));
+  return it == s->tasks.end() ? nullptr : &it->second;
+}
+
+BackgroundTaskManager::TaskCore* BackgroundTaskManager::find_core(std::string_view id) {
+  auto it = handles_.find(TaskId(id));
+  return it == handles_.end() ? nullptr : it->second.get();
+}
+
+const BackgroundTaskManager::TaskCore* BackgroundTaskManager::find_core(std::string_view id) const {
+  auto it = handles_.find(TaskId(id));
+  return it == handles_.end() ? nullptr : it->second.get();
+}
+
+// ---- spawning -------------------------------------------------------------------------------------
+Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::string_view task_type,
+                                                 std::optional<std::string_view> name, std::string_view description,
+                                                 TaskParentContext parent, BodyKind kind, const BodyFactory& make_body) {
+  // awaken's order: merge lineage, validate the name, take the id, commit, start the body.
+  parent = merge_ambient_parent(std::move(parent));
+  if (name) {
+    for (const char* reserved : kReservedNames)
+      if (*name == reserved) return errors::reserved_name(*name);
+    if (const auto* s = state()) {
+      for (const auto& [id, m] : s->tasks)
+        if (m.owner_thread_id == owner && !is_terminal(m.status) && m.name && *m.name == *name)
+          return errors::duplicate_name(*name);
+    }
+  }
+  TaskId id = format_id(counter_++);
+  if (!store_) return errors::store_not_configured();
+
+  PersistedTaskMeta meta;
+  meta.task_id = id;
+  meta.owner_thread_id = std::string(owner);
+  meta.task_type = std::string(task_type);
+  if (name) meta.name = std::string(*name);
+  meta.description = std::string(description);
+  meta.status = TaskStatus::Running;
+  meta.created_at_ms = executor_->now_ms();
+  meta.parent_context = std::move(parent);
+  if (auto r = store_->apply<BackgroundTaskStateKey>(BackgroundTaskStateAction::upsert(meta)); !r) return r.error();
+
+  auto core = std::make_unique<TaskCore>(*this, std::move(meta), kind);
+  TaskCore& t = *core;
+  if (owner_inbox_) t.owner_inbox = owner_inbox_->for_thread(std::string(owner));
+  if (kind == BodyKind::Host) {
+    if (task_type == "sub_agent") {
+      auto [tx, rx] = inbox_channel(options_.agent_inbox);
+      t.agent_inbox = std::move(tx);
+      t.host_agent_rx.emplace(std::move(rx));
+    }
+  } else {
+    t.start_body(make_body(t));
+  }
+  handles_.emplace(id, std::move(core));
+  return id;
+}
+
+TaskContext BackgroundTaskManager::make_task_context(TaskCore& t) {
+  return TaskContext{t.meta.task_id, t.token, t.owner_inbox, executor_};
+}
+
+AgentTaskContext BackgroundTaskManager::make_agent_context(TaskCore& t) {
+  auto [tx, rx] = inbox_channel(options_.agent_inbox);
+  t.agent_inbox = tx;
+  return AgentTaskContext{t.meta.task_id, t.token, std::move(tx), std::move(rx), t.owner_inbox, executor_};
+}
+
+Result<TaskId> BackgroundTaskManager::spawn_host(std::string_view owner, std::string_view task_type,
+                                                 std::optional<std::string_view> name, std::string_view description,
+                                                 TaskParentContext parent, bool sub_agent) {
+  return spawn_impl(owner, sub_agent ? std::string_view("sub_agent") : task_type, name, description, std::move(parent),
+                    BodyKind::Host, {});
+}
+
+// ---- completion -------------------------------------------------------------------------------------
+void BackgroundTaskManager::finish(TaskCore& t, TaskResult result) {
+  t.live = false;
+  // DECISIONS.md §1: once cancel was requested, the task ends cancelled; a late value is discarded.
+  if (t.token.is_cancelled()) result = TaskResult::cancelled();
+
+  PersistedTaskMeta done = t.meta;
+  done.status = result.status();
+  if (result.kind == TaskResult::Kind::Success) done.result = result.value;
+  if (result.kind == TaskResult::Kind::Failed) done.error = result.error;
+  done.completed_at_ms = executor_->now_ms();
+  TaskSummary summary = done.to_summary();
+  if (!store_ || !store_->apply<BackgroundTaskStateKey>(BackgroundTaskStateAction::upsert(std::move(done))).ok()) {
+    // awaken: counted and logged; the stored meta stays `running` (a zombie entry).
+    metrics::increment_counter(metrics::kCommitFailuresTotal,
+                               {{"operation", t.kind == BodyKind::Agent || t.meta.task_type == "sub_agent"
+                                                  ? "sub_agent_completion"
+                                                  : "task_completion"}});
+  }
+  if (t.owner_inbox) t.owner_inbox->send_event(Event::terminal(t.meta.task_id, t.meta.owner_thread_id, result));
+
+  const TaskId id = t.meta.task_id;
+  const std::string owner = t.meta.owner_thread_id;
+  t.end_waiters.for_each([&](WaitNode& n) { *static_cast<std::optional<TaskSummary>*>(n.context) = summary; });
+  t.end_waiters.wake_all(WakeReason::Signal);
+  t.host_agent_rx.reset();  // a finished host sub-agent's inbox is closed, like a dropped receiver
+  if (hooks_.on_task_end) hooks_.on_task_end(id, summary.status);
+  if (options_.retain_finished) {
+    finished_order_[owner].push_back(id);
+    apply_retention(owner);
+  }
+}
+
+void BackgroundTaskManager::apply_retention(const std::string& owner) {
+  if (!options_.retain_finished) return;
+  auto it = finished_order_.find(owner);
+  if (it == finished_order_.end()) return;
+  auto& order = it->second;
+  // Entries forgotten by hand are skipped lazily.
+  while (order.size() > *options_.retain_finished) {
+    TaskId oldest = std::move(order.front());
+    order.pop_front();
+    forget(oldest);
+  }
+}
+
+Result<void> BackgroundTaskManager::settle(std::string_view id, TaskResult result) {
+  TaskCore* t = find_core(id);
+  if (!t) return errors::task_not_found();
+  if (t->kind != BodyKind::Host) return errors::not_host_task(id);
+  if (!t->live) {
+    const auto* m = meta(id);
+    return errors::task_terminated(m ? m->status : result.status());
+  }
+  finish(*t, std::move(result));
+  return {};
+}
+
+bool BackgroundTaskManager::emit(std::string_view id, std::string_view event_type, json payload) {
+  TaskCore* t = find_core(id);
+  if (!t || !t->live || !t->owner_inbox) return false;
+  return t->owner_inbox->send_event(Event::custom(t->meta.task_id, t->meta.owner_thread_id, std::string(event_type),
+                                                  std::move(payload))) == SendOutcome::Delivered;
+}
+
+std::vector<json> BackgroundTaskManager::take_agent_messages(std::string_view id, std::size_t max) {
+  std::vector<json> out;
+  TaskCore* t = find_core(id);
+  if (!t || !t->host_agent_rx) return out;
+  while (out.size() < max) {
+    auto m = t->host_agent_rx->try_recv();
+    if (!m) break;
+    out.push_back(std::move(*m));
+  }
+  return out;
+}
+
+std::size_t BackgroundTaskManager::agent_inbox_len(std::string_view id) const {
+  const TaskCore* t = find_core(id);
+  return t && t->host_agent_rx ? t->host_agent_rx->len() : 0;
+}
+
+BackgroundTaskScope BackgroundTaskManager::enter_task(std::string_view id) {
+  return BackgroundTaskScope(BackgroundTaskContext{this, TaskId(id)});
+}
+
+// ---- queries --------------------------------------------------------------------------------------------
+std::optional<TaskSummary> BackgroundTaskManager::get(std::string_view id) const {
+  const auto* m = meta(id);
+  if (!m) return std::nullopt;
+  return m->to_summary();
+}
+
+std::vector<TaskSummary> BackgroundTaskManager::list(std::string_view owner) const {
+  std::vector<const PersistedTaskMeta*> metas;
+  if (const auto* s = state())
+    for (const auto& [id, m] : s->tasks)
+      if (m.owner_thread_id == owner) metas.push_back(&m);
+  std::sort(metas.begin(), metas.end(), [](auto* a, auto* b) { return id_less(a->task_id, b->task_id); });
+  std::vector<TaskSummary> out;
+  out.reserve(metas.size());
+  for (const auto* m : metas) out.push_back(m->to_summary());
+  return out;
+}
+
+bool BackgroundTaskManager::has_running(std::string_view owner) const {
+  if (const auto* s = state()) {
+    for (const auto& [id, m] : s->tasks)
+      if (m.owner_thread_id == owner && !is_terminal(m.status)) return true;
+    return false;
+  }
+  // awaken's fallback without a store value: any handle of the thread, status ignored.
+  for (const auto& [id, t] : handles_)
+    if (t->meta.owner_thread_id == owner) return true;
+  return false;
+}
+
+bool BackgroundTaskManager::is_cancel_requested(std::string_view id) const {
+  const TaskCore* t = find_core(id);
+  return t && t->live && t->token.is_cancelled();
+}
+
+// ---- cancellation --------------------------------------------------------------------------------------
+bool BackgroundTaskManager::cancel_core(TaskCore& t) {
+  if (!t.live) return false;
+  if (const auto* m = meta(t.meta.task_id); m && is_terminal(m->status)) return false;
+  const bool first = !t.token.is_cancelled();
+  t.token.cancel();
+  if (first && hooks_.on_cancel_requested) hooks_.on_cancel_requested(t.meta.task_id);
+  return true;
+}
+
+bool BackgroundTaskManager::cancel(std::string_view id) {
+  TaskCore* t = find_core(id);
+  return t && cancel_core(*t);
+}
+
+std::size_t BackgroundTaskManager::cancel_tree(std::string_view root) {
+  const auto* s = state();
+  if (!s || !s->tasks.count(TaskId(root))) return 0;
+  // Children through parent_context.task_id, across all threads; each node visited once.
+  std::unordered_map<std::string_view, std::vector<std::string_view>> children;
+  for (const auto& [id, m] : s->tasks)
+    if (m.parent_context.task_id) children[*m.parent_context.task_id].push_back(id);
+  std::vector<TaskId> order;
+  std::unordered_set<std::string_view> seen;
+  std::vector<std::string_view> stack{root};
+  while (!stack.empty()) {
+    std::string_view current = stack.back();
+    stack.pop_back();
+    if (!seen.insert(current).second) continue;
+    order.emplace_back(current);
+    if (auto it = children.find(current); it != children.end())
+      for (auto child : it->second) stack.push_back(child);
+  }
+  std::size_t count = 0;
+  for (const auto& id : order)
+    if (TaskCore* t = find_core(id); t && cancel_core(*t)) ++count;
+  return count;
+}
+
+std::size_t BackgroundTaskManager::cancel_all(std::string_view owner) {
+  std::vector<TaskCore*> targets;
+  for (auto& [id, t] : handles_)
+    if (t->meta.owner_thread_id == owner) targets.push_back(t.get());
+  std::sort(targets.begin(), targets.end(), [](auto* a, auto* b) { return id_less(a->meta.task_id, b->meta.task_id); });
+  std::size_t count = 0;
+  for (TaskCore* t : targets)
+    if (cancel_core(*t)) ++count;
+  return count;
+}
+
+std::size_t BackgroundTaskManager::cancel_descendants_for_run(std::string_view run_id) {
+  std::vector<TaskId> roots;
+  if (const auto* s = state())
+    for (const auto& [id, m] : s->tasks)
+      if (!is_terminal(m.status) && m.parent_context.run_id == run_id && !m.parent_context.task_id) roots.push_back(id);
+  std::sort(roots.begin(), roots.end(), id_less);
+  std::size_t count = 0;
+  for (const auto& r : roots) count += cancel_tree(r);
+  return count;
+}
+
+// ---- messages to sub-agents ------------------------------------------------------------------------------
+Result<void> BackgroundTaskManager::send_task_inbox_message(std::string_view id, std::string_view owner,
+                                                            std::string_view sender_agent_id, std::string_view content) {
+  TaskCore* t = find_core(id);
+  if (!t) return errors::task_not_found();
+  if (t->meta.owner_thread_id != owner) return errors::not_owner();
+  if (const auto* m = meta(id); m && is_terminal(m->status)) return errors::task_terminated(m->status);
+  if (!t->agent_inbox) return errors::no_inbox();
+  json payload{{"from", sender_agent_id}, {"content", content}};
+  switch (t->agent_inbox->send_event(Event::custom(t->meta.task_id, t->meta.owner_thread_id, "agent_message", std::move(payload)))) {
+    case SendOutcome::Delivered: return {};
+    case SendOutcome::Full: return errors::inbox_full();
+    case SendOutcome::Closed: break;
+  }
+  return errors::inbox_closed();
+}
+
+std::optional<TaskId> BackgroundTaskManager::resolve_live_child_task(std::string_view parent, std::string_view x) const {
+  std::optional<TaskId> best;
+  if (const auto* s = state())
+    for (const auto& [id, m] : s->tasks)
+      if (!is_terminal(m.status) && m.parent_context.task_id == parent && (m.task_id == x || m.name == x))
+        if (!best || id_less(id, *best)) best = id;
+  return best;
+}
+
+std::optional<TaskId> BackgroundTaskManager::resolve_live_child_run(std::string_view run, std::string_view x) const {
+  std::optional<TaskId> best;
+  if (const auto* s = state())
+    for (const auto& [id, m] : s->tasks)
+      if (!is_terminal(m.status) && m.parent_context.run_id == run && !m.parent_context.task_id &&
+          (m.task_id == x || m.name == x))
+        if (!best || id_less(id, *best)) best = id;
+  return best;
+}
+
+// ---- persistence ---------------------------------------------------------------------------------------------
+BackgroundTaskStateSnapshot BackgroundTaskManager::persisted_snapshot() const {
+  const auto* s = state();
+  return s ? *s : BackgroundTaskStateSnapshot{};
+}
+
+BackgroundTaskStateSnapshot BackgroundTaskManager::persisted_snapshot(std::string_view owner) const {
+  BackgroundTaskStateSnapshot out;
+  if (const auto* s = state())
+    for (const auto& [id, m] : s->tasks)
+      if (m.owner_thread_id == owner) out.tasks.emplace(id, m);
+  return out;
+}
+
+std::size_t BackgroundTaskManager::restore_for_thread(std::string_view owner, const BackgroundTaskStateSnapshot& snapshot) {
+  if (!store_) return 0;
+  // Ids are visited in id order so that the outcome does not depend on hash order.
+  std::vector<const PersistedTaskMeta*> entries;
+  for (const auto& [id, m] : snapshot.tasks) entries.push_back(&m);
+  std::sort(entries.begin(), entries.end(), [](auto* a, auto* b) { return id_less(a->task_id, b->task_id); });
+  std::size_t added = 0;
+  for (const PersistedTaskMeta* entry : entries) {
+    const TaskId& id = entry->task_id;
+    if (meta(id)) continue;  // existing ids (live tasks among them) are kept as they are
+    if (auto n = parse_bg_number(id)) counter_ = std::max(counter_, *n == UINT64_MAX ? *n : *n + 1);
+    PersistedTaskMeta m = *entry;
+    m.owner_thread_id = std::string(owner);
+    const TaskCore* t = find_core(id);
+    if (m.status == TaskStatus::Running && !(t && t->live)) {
+      m.status = TaskStatus::Failed;
+      m.error = kOrphanedError;
+    }
+    if (store_->apply<BackgroundTaskStateKey>(BackgroundTaskStateAction::upsert(std::move(m))).ok())
+      ++added;
+    else
+      metrics::increment_counter(metrics::kCommitFailuresTotal, {{"operation", "restore_task_metadata"}});
+  }
+  return added;
+}
+
+Result<std::size_t> BackgroundTaskManager::restore_json(std::string_view owner, std::string_view text) {
+  if (!store_) return errors::store_not_configured();
+  auto snap = parse_snapshot(text);
+  if (!snap) return snap.error();
+  if (!store_->is_registered(BackgroundTaskStateKey::name)) return errors::unknown_key(BackgroundTaskStateKey::name);
+  return restore_for_thread(owner, *snap);
+}
+
+std::string BackgroundTaskManager::snapshot_json(std::optional<std::string_view> owner) const {
+  if (!owner) return dump(to_json(persisted_snapshot()));
+  return dump(to_json(persisted_snapshot(*owner)));
+}
+
+// ---- introspection and retention ------------------------------------------------------------------------------
+ManagerStats BackgroundTaskManager::stats() const {
+  ManagerStats st;
+  if (const auto* s = state()) {
+    for (const auto& [id, m] : s->tasks) {
+      switch (m.status) {
+        case TaskStatus::Running: ++st.running; break;
+        case TaskStatus::Completed: ++st.completed; break;
+        case TaskStatus::Failed: ++st.failed; break;
+        case TaskStatus::Cancelled: ++st.cancelled; break;
+      }
+    }
+  }
+  for (const auto& [id, t] : handles_) {
+    if (!t->live) continue;
+    ++st.live_bodies;
+    if (t->token.is_cancelled()) ++st.cancel_requested_running;
+    if (t->agent_inbox) st.agent_inbox_dropped += t->agent_inbox->dropped();
+  }
+  if (owner_inbox_) {
+    st.owner_inbox_depth = owner_inbox_->len();
+    st.owner_inbox_dropped = owner_inbox_->dropped();
+  }
+  return st;
+}
+
+json BackgroundTaskManager::task_tree(std::optional<std::string_view> owner) const {
+  std::vector<const PersistedTaskMeta*> metas;
+  if (const auto* s = state())
+    for (const auto& [id, m] : s->tasks)
+      if (!owner || m.owner_thread_id == *owner) metas.push_back(&m);
+  std::sort(metas.begin(), metas.end(), [](auto* a, auto* b) { return id_less(a->task_id, b->task_id); });
+  std::unordered_map<std::string_view, std::vector<const PersistedTaskMeta*>> children;
+  std::unordered_set<std::string_view> present;
+  for (const auto* m : metas) present.insert(m->task_id);
+  std::vector<const PersistedTaskMeta*> roots;
+  for (const auto* m : metas) {
+    const auto& p = m->parent_context.task_id;
+    if (p && present.count(*p) && *p != m->task_id)
+      children[*p].push_back(m);
+    else
+      roots.push_back(m);
+  }
+  // Iterative build (a restored snapshot may nest deeply); a cycle's members are never roots and
+  // are left out, each node is emitted once.
+  std::unordered_set<std::string_view> emitted;
+  auto node_of = [](const PersistedTaskMeta& m) {
+    json n{{"task_id", m.task_id},
+           {"task_type", m.task_type},
+           {"description", m.description},
+           {"status", as_str(m.status)},
+           {"children", json::array()}};
+    if (m.name) n["name"] = *m.name;
+    if (m.parent_context.task_id) n["parent_task_id"] = *m.parent_context.task_id;
+    return n;
+  };
+  json forest = json::array();
+  struct Frame {
+    const PersistedTaskMeta* meta;
+    json* node;
+  };
+  for (const auto* r : roots) {
+    forest.push_back(node_of(*r));
+    emitted.insert(r->task_id);
+    std::vector<Frame> stack{{r, &forest.back()}};
+    while (!stack.empty()) {
+      Frame f = stack.back();
+      stack.pop_back();
+      auto it = children.find(f.meta->task_id);
+      if (it == children.end()) continue;
+      json& kids = (*f.node)["children"];
+      for (const auto* c : it->second) {
+        if (!emitted.insert(c->task_id).second) continue;
+        kids.push_back(node_of(*c));
+      }
+      // Pointers into `kids` are stable once it is complete.
+      std::size_t i = 0;
+      for (const auto* c : it->second) {
+        if (i < kids.size() && kids[i]["task_id"] == c->task_id) stack.push_back({c, &kids[i++]});
+      }
+    }
+  }
+  return forest;
+}
+
+bool BackgroundTaskManager::forget(std::string_view id) {
+  const TaskCore* t = find_core(id);
+  if (t && t->live) return false;
+  const auto* m = meta(id);
+  if (m && !is_terminal(m->status)) return false;
+  if (!m && !t) return false;
+  if (m && !store_->apply<BackgroundTaskStateKey>(BackgroundTaskStateAction::remove(TaskId(id))).ok()) return false;
+  remove_task(TaskId(id));
+  return true;
+}
+
+void BackgroundTaskManager::remove_task(const TaskId& id) { handles_.erase(id); }
+
+// ---- waiting ----------------------------------------------------------------------------------------------------
+bool BackgroundTaskManager::WaitAwaiter::await_ready() const {
+  const TaskCore* t = m_->find_core(id_);
+  return !(t && t->live);
+}
+
+void BackgroundTaskManager::WaitAwaiter::await_suspend(coro::coroutine_handle<> h) noexcept {
+  waiter_.fiber = suspend_current(h);
+  node_.context = &summary_;
+  m_->find_core(id_)->end_waiters.push(node_, waiter_);
+}
+
+std::optional<TaskSummary> BackgroundTaskManager::WaitAwaiter::await_resume() {
+  node_.unlink();
+  if (summary_) return std::move(summary_);
+  return m_->get(id_);
+}
+
+}  // namespace bgtasks

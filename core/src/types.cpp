@@ -1,0 +1,135 @@
+#include <charconv>
+
+#include "bgtasks/result.hpp"
+#include "bgtasks/types.hpp"
+
+namespace bgtasks {
+
+const char* as_str(TaskStatus s) noexcept {
+  switch (s) {
+    case TaskStatus::Running: return "running";
+    case TaskStatus::Completed: return "completed";
+    case TaskStatus::Failed: return "failed";
+    case TaskStatus::Cancelled: return "cancelled";
+  }
+  return "running";
+}
+
+std::optional<TaskStatus> parse_task_status(std::string_view s) noexcept {
+  if (s == "running") return TaskStatus::Running;
+  if (s == "completed") return TaskStatus::Completed;
+  if (s == "failed") return TaskStatus::Failed;
+  if (s == "cancelled") return TaskStatus::Cancelled;
+  return std::nullopt;
+}
+
+TaskStatus TaskResult::status() const noexcept {
+  switch (kind) {
+    case Kind::Success: return TaskStatus::Completed;
+    case Kind::Failed: return TaskStatus::Failed;
+    case Kind::Cancelled: return TaskStatus::Cancelled;
+  }
+  return TaskStatus::Cancelled;
+}
+
+PersistedTaskMeta PersistedTaskMeta::from_summary(const TaskSummary& s, std::string_view owner_thread_id) {
+  PersistedTaskMeta m;
+  m.task_id = s.task_id;
+  m.owner_thread_id = std::string(owner_thread_id);
+  m.task_type = s.task_type;
+  m.description = s.description;
+  m.status = s.status;
+  m.error = s.error;
+  m.result = s.result;
+  m.created_at_ms = s.created_at_ms;
+  m.completed_at_ms = s.completed_at_ms;
+  m.parent_context = s.parent_context;
+  return m;
+}
+
+TaskSummary PersistedTaskMeta::to_summary() const {
+  return TaskSummary{task_id, task_type, description, status, error, result, created_at_ms, completed_at_ms, parent_context};
+}
+
+std::optional<std::uint64_t> parse_bg_number(std::string_view id) noexcept {
+  if (id.size() <= 3 || id.substr(0, 3) != "bg_") return std::nullopt;
+  std::string_view digits = id.substr(3);
+  for (char c : digits)
+    if (c < '0' || c > '9') return std::nullopt;
+  std::uint64_t n = 0;
+  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+  if (ec != std::errc() || ptr != digits.data() + digits.size()) return std::nullopt;
+  return n;
+}
+
+void reduce(BackgroundTaskStateSnapshot& state, BackgroundTaskStateAction action) {
+  switch (action.kind) {
+    case BackgroundTaskStateAction::Kind::Upsert: {
+      TaskId id = action.meta.task_id;
+      state.tasks.insert_or_assign(std::move(id), std::move(action.meta));
+      break;
+    }
+    case BackgroundTaskStateAction::Kind::ReplaceAll:
+      state.tasks = std::move(action.tasks);
+      break;
+    case BackgroundTaskStateAction::Kind::Remove:
+      state.tasks.erase(action.id);
+      break;
+  }
+}
+
+void reduce(BackgroundTaskView& view, BackgroundTaskViewAction action) {
+  if (action.kind == BackgroundTaskViewAction::Kind::Replace)
+    view.tasks = std::move(action.tasks);
+  else
+    view.tasks.clear();
+}
+
+const char* errc_name(Errc code) noexcept {
+  switch (code) {
+    case Errc::TaskNotFound: return "TaskNotFound";
+    case Errc::NotOwner: return "NotOwner";
+    case Errc::TaskTerminated: return "TaskTerminated";
+    case Errc::NoInbox: return "NoInbox";
+    case Errc::InboxClosed: return "InboxClosed";
+    case Errc::InboxFull: return "InboxFull";
+    case Errc::ReservedName: return "ReservedName";
+    case Errc::DuplicateName: return "DuplicateName";
+    case Errc::StoreNotConfigured: return "StoreNotConfigured";
+    case Errc::UnknownKey: return "UnknownKey";
+    case Errc::InvalidSnapshot: return "InvalidSnapshot";
+    case Errc::NotHostTask: return "NotHostTask";
+    case Errc::InvalidArgument: return "InvalidArgument";
+  }
+  return "Unknown";
+}
+
+namespace errors {
+Error task_not_found() { return {Errc::TaskNotFound, "task not found", std::nullopt}; }
+Error not_owner() { return {Errc::NotOwner, "caller does not own this task", std::nullopt}; }
+Error task_terminated(TaskStatus status) {
+  return {Errc::TaskTerminated, std::string("task already ") + as_str(status), status};
+}
+Error no_inbox() { return {Errc::NoInbox, "task has no inbox (not a sub-agent)", std::nullopt}; }
+Error inbox_closed() { return {Errc::InboxClosed, "sub-agent inbox closed", std::nullopt}; }
+Error inbox_full() { return {Errc::InboxFull, "sub-agent inbox full", std::nullopt}; }
+Error reserved_name(std::string_view name) {
+  return {Errc::ReservedName, "'" + std::string(name) + "' is a reserved name", std::nullopt};
+}
+Error duplicate_name(std::string_view name) {
+  return {Errc::DuplicateName, "a running task named '" + std::string(name) + "' already exists", std::nullopt};
+}
+Error store_not_configured() {
+  return {Errc::StoreNotConfigured, "background task state store is not configured", std::nullopt};
+}
+Error unknown_key(std::string_view key) { return {Errc::UnknownKey, "unknown key: " + std::string(key), std::nullopt}; }
+Error invalid_snapshot(std::string message) {
+  return {Errc::InvalidSnapshot, "invalid snapshot: " + std::move(message), std::nullopt};
+}
+Error not_host_task(std::string_view id) {
+  return {Errc::NotHostTask, "task " + std::string(id) + " is not host-driven", std::nullopt};
+}
+Error invalid_argument(std::string message) { return {Errc::InvalidArgument, std::move(message), std::nullopt}; }
+}  // namespace errors
+
+}  // namespace bgtasks
