@@ -161,12 +161,17 @@ std::vector<Event> InboxReceiver::drain_events() {
   return out;
 }
 
-std::vector<Event> InboxReceiver::drain_events(std::string_view thread) {
+std::vector<Event> InboxReceiver::drain_events(std::string_view thread, std::size_t max) {
   std::vector<Event> out;
   if (!s_) return out;
   auto& q = s_->queue;
   std::deque<Event> rest;
-  for (auto& e : q) (e.thread == thread ? out.push_back(std::move(e)) : rest.push_back(std::move(e)));
+  for (auto& e : q) {
+    if (out.size() < max && e.thread == thread)
+      out.push_back(std::move(e));
+    else
+      rest.push_back(std::move(e));
+  }
   q.swap(rest);
   return out;
 }
@@ -177,8 +182,17 @@ std::vector<json> InboxReceiver::drain() {
   return out;
 }
 
-std::string InboxReceiver::drain_json(std::optional<std::string_view> thread) {
-  std::vector<Event> events = thread ? drain_events(*thread) : drain_events();
+std::string InboxReceiver::drain_json(std::optional<std::string_view> thread, std::size_t max) {
+  std::vector<Event> events;
+  if (thread) {
+    events = drain_events(*thread, max);
+  } else {
+    while (events.size() < max) {
+      auto e = try_recv_event();
+      if (!e) break;
+      events.push_back(std::move(*e));
+    }
+  }
   std::string out = "[";
   for (std::size_t i = 0; i < events.size(); ++i) {
     if (i) out += ',';

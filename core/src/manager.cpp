@@ -297,6 +297,31 @@ BackgroundTaskScope BackgroundTaskManager::enter_task(std::string_view id) {
   return BackgroundTaskScope(BackgroundTaskContext{this, TaskId(id)});
 }
 
+namespace {
+Co<void> host_timer(Executor& exec, CancellationToken token, std::uint64_t deadline, std::uint64_t number,
+                    std::shared_ptr<std::vector<std::pair<std::uint64_t, bool>>> fired) {
+  const bool slept = co_await CancellableSleepAwaiter(exec, token.state(), deadline);
+  fired->emplace_back(number, slept);
+}
+}  // namespace
+
+Result<std::uint64_t> BackgroundTaskManager::arm_host_timer(std::string_view id, std::uint64_t ms) {
+  TaskCore* t = find_core(id);
+  if (!t) return errors::task_not_found();
+  if (t->kind != BodyKind::Host) return errors::not_host_task(id);
+  if (!t->live) return errors::task_terminated(meta(id) ? meta(id)->status : TaskStatus::Cancelled);
+  const std::uint64_t number = ++host_timer_counter_;
+  // The deadline is fixed now, though the timer coroutine first runs at the next poll.
+  executor_->spawn(host_timer(*executor_, t->token, executor_->now_ms() + ms, number, fired_host_timers_));
+  return number;
+}
+
+std::vector<std::pair<std::uint64_t, bool>> BackgroundTaskManager::take_fired_host_timers() {
+  std::vector<std::pair<std::uint64_t, bool>> out;
+  out.swap(*fired_host_timers_);
+  return out;
+}
+
 // ---- queries --------------------------------------------------------------------------------------------
 std::optional<TaskSummary> BackgroundTaskManager::get(std::string_view id) const {
   const auto* m = meta(id);

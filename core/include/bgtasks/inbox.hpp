@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -104,10 +105,10 @@ class InboxReceiver {
   std::vector<json> drain();
   std::optional<Event> try_recv_event();
   std::vector<Event> drain_events();
-  // Only the events of `thread`, leaving the others queued in order.
-  std::vector<Event> drain_events(std::string_view thread);
-  // One JSON array text: all events, or one thread's.
-  std::string drain_json(std::optional<std::string_view> thread = std::nullopt);
+  // Only the events of `thread` (at most `max`), leaving the others queued in order.
+  std::vector<Event> drain_events(std::string_view thread, std::size_t max = SIZE_MAX);
+  // One JSON array text: all events (at most `max`), or one thread's.
+  std::string drain_json(std::optional<std::string_view> thread = std::nullopt, std::size_t max = SIZE_MAX);
   std::size_t len() const noexcept { return s_ ? s_->queue.size() : 0; }
   bool is_empty() const noexcept { return len() == 0; }
   std::uint64_t dropped() const noexcept { return s_ ? s_->dropped : 0; }

@@ -144,6 +144,11 @@ class BackgroundTaskManager {
   std::size_t agent_inbox_len(std::string_view id) const;
   // Sets the ambient task for the scope (a host running the synchronous part of a body).
   BackgroundTaskScope enter_task(std::string_view id);
+  // A sleep for a host-driven body (JS ctx.sleep), on the executor's clock and timer queue: it
+  // fires `true` once `ms` have passed, or `false` as soon as the task's cancel is requested.
+  // Returns a timer number; read outcomes with take_fired_host_timers() after polling.
+  Result<std::uint64_t> arm_host_timer(std::string_view id, std::uint64_t ms);
+  std::vector<std::pair<std::uint64_t, bool>> take_fired_host_timers();
 
   // ---- queries (awaken) ----
   std::optional<TaskSummary> get(std::string_view id) const;
@@ -251,6 +256,10 @@ class BackgroundTaskManager {
   std::unordered_map<TaskId, std::unique_ptr<TaskCore>> handles_;
   std::unordered_map<std::string, std::deque<TaskId>> finished_order_;  // retention, per thread
   std::uint64_t counter_ = 0;
+  std::uint64_t host_timer_counter_ = 0;
+  // Shared with the timer coroutines, which may outlive the manager (they belong to the executor).
+  std::shared_ptr<std::vector<std::pair<std::uint64_t, bool>>> fired_host_timers_ =
+      std::make_shared<std::vector<std::pair<std::uint64_t, bool>>>();
 };
 
 template <class F>

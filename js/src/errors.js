@@ -1,0 +1,97 @@
+// Errors and argument checks: one place for what crosses into the core.
+
+/** Error codes, index = the core's code (wasm/bindings.cpp: Errc + 1). */
+export const ERROR_CODES = Object.freeze([
+  undefined,
+  'TaskNotFound',
+  'NotOwner',
+  'TaskTerminated',
+  'NoInbox',
+  'InboxClosed',
+  'InboxFull',
+  'ReservedName',
+  'DuplicateName',
+  'StoreNotConfigured',
+  'UnknownKey',
+  'InvalidSnapshot',
+  'NotHostTask',
+  'InvalidArgument',
+]);
+
+const STATUSES = ['running', 'completed', 'failed', 'cancelled'];
+
+/** A failure the core reported: `code` says which (see ERROR_CODES), `message` is awaken's text. */
+export class BgTasksError extends Error {
+  constructor(code, message, status) {
+    super(message);
+    this.name = 'BgTasksError';
+    this.code = code;
+    if (status !== undefined) this.status = status;
+  }
+}
+
+/** Builds the BgTasksError for the core's last failure. */
+export function coreError(core, code) {
+  const status = core.lastErrorStatus();
+  return new BgTasksError(ERROR_CODES[code] ?? 'Unknown', core.lastErrorMessage(), status >= 0 ? STATUSES[status] : undefined);
+}
+
+// Embind 3.1.6 silently rewrites lone surrogates (DECISIONS.md §9): refuse them here.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function describe(value) {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value).slice(0, 40)}`;
+}
+
+/** A string argument; `nonEmpty` also refuses "". */
+export function checkString(value, name, { nonEmpty = false } = {}) {
+  if (typeof value !== 'string') throw new TypeError(`${name} must be a string, got ${describe(value)}`);
+  if (nonEmpty && value.length === 0) throw new TypeError(`${name} must be a non-empty string`);
+  if (LONE_SURROGATE.test(value)) throw new TypeError(`${name} contains a lone UTF-16 surrogate`);
+  return value;
+}
+
+export function checkOptionalString(value, name) {
+  if (value === undefined) return undefined;
+  return checkString(value, name);
+}
+
+export function checkFunction(value, name) {
+  if (typeof value !== 'function') throw new TypeError(`${name} must be a function, got ${describe(value)}`);
+  return value;
+}
+
+export function checkMs(value, name) {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > Number.MAX_SAFE_INTEGER)
+    throw new TypeError(`${name} must be a finite number of milliseconds >= 0, got ${describe(value)}`);
+  return Math.floor(value);
+}
+
+export function checkCount(value, name) {
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new TypeError(`${name} must be a non-negative integer, got ${describe(value)}`);
+  return value;
+}
+
+/** A plain options object whose keys are all in `allowed`. */
+export function checkOptions(value, name, allowed) {
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new TypeError(`${name} must be an object, got ${describe(value)}`);
+  for (const key of Object.keys(value))
+    if (!allowed.includes(key)) throw new TypeError(`${name}: unknown option '${key}' (allowed: ${allowed.join(', ')})`);
+  return value;
+}
+
+/** JSON text for a value crossing into the core (payloads, results, snapshots). */
+export function toJson(value, name) {
+  let text;
+  try {
+    text = JSON.stringify(value === undefined ? null : value);
+  } catch (e) {
+    throw new TypeError(`${name} is not JSON-serializable: ${e.message}`);
+  }
+  if (text === undefined) throw new TypeError(`${name} is not JSON-serializable (${typeof value})`);
+  return text;
+}

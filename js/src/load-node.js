@@ -1,0 +1,9 @@
+// Node: the glue is built for web/worker (it must not touch require/__dirname in ESM scope), so
+// the wasm bytes are read here and handed over (TOOLCHAIN.md quirk 5).
+import { readFile } from 'node:fs/promises';
+import createBgTasksModule from '../build/bgtasks.mjs';
+
+export async function loadModule() {
+  const wasmBinary = await readFile(new URL('../build/bgtasks.wasm', import.meta.url));
+  return createBgTasksModule({ wasmBinary });
+}
