@@ -15,7 +15,6 @@
 namespace {
 
 using namespace bgtasks;
-using bgtasks::testing::Harness;
 using bgtasks::testing::manager_with_store_and_inbox;
 
 using Log = std::vector<std::string>;
@@ -60,6 +59,7 @@ Co<void> notifier(Notify* n, Log* log) {
   log->push_back("n:notify");
   n->notify_one();
   log->push_back("n:done");
+  co_return;
 }
 
 Co<void> child_logger(Log* log) {
@@ -553,7 +553,6 @@ TEST(Executor, DetachedCoroutineRunsToCompletionAndIsFreed) {
 TEST(Executor, DestroyingTheExecutorFreesSuspendedDetachedCoroutines) {
   int live = 0;
   bool done = false;
-  Notify n;
   {
     ManualClock clock{0};
     Executor exec{clock};
@@ -880,21 +879,21 @@ TEST(Cancel, DestroyingTheManagerFreesEverySuspendedFrame) {
                    resumed = true;
                    co_return TaskResult::success(json(v));
                  }).ok());
-    // Spawned but never polled: its frame exists and must be freed too.
-    ASSERT_TRUE(m.spawn("thread-1", "shell", std::nullopt, "sleeping-late", {}, [&](TaskContext ctx) -> Co<TaskResult> {
+    ASSERT_TRUE(m.spawn("thread-1", "shell", std::nullopt, "sleeping-2", {}, [&](TaskContext ctx) -> Co<TaskResult> {
                    LiveGuard g(live);
                    co_await ctx.sleep(1'000'000'000);
                    resumed = true;
                    co_return TaskResult::success(nullptr);
                  }).ok());
     h->run_until_idle();
+    // Spawned but never polled: its frame exists and must be freed too.
     ASSERT_TRUE(m.spawn("thread-1", "shell", std::nullopt, "never-started", {}, [&](TaskContext) -> Co<TaskResult> {
                    LiveGuard g(live);
                    resumed = true;
                    co_return TaskResult::success(nullptr);
                  }).ok());
-    EXPECT_EQ(live, 7);  // six bodies + the nested helper frame
-    EXPECT_EQ(m.stats().live_bodies, 7u);
+    EXPECT_EQ(live, 7);  // six started bodies + the nested helper frame
+    EXPECT_EQ(m.stats().live_bodies, 7u);  // seven bodies, one not started yet
     h->manager.reset();
     EXPECT_EQ(live, 0) << "every suspended frame must be destroyed with the manager";
     EXPECT_FALSE(resumed) << "destruction runs no body";
@@ -902,7 +901,7 @@ TEST(Cancel, DestroyingTheManagerFreesEverySuspendedFrame) {
   EXPECT_EQ(live, 0);
 }
 
-TEST(Cancel, HundredThousandTasksCompleteThroughRunUntilIdle) {
+TEST(Executor, HundredThousandTasksCompleteThroughRunUntilIdle) {
   constexpr std::size_t kTasks = 100'000;
   auto h = manager_with_store_and_inbox();
   auto& m = *h->manager;

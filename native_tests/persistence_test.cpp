@@ -530,7 +530,7 @@ TEST(Restore, NonBgIdDoesNotBumpCounterAndCounterNeverGoesDown) {
   low["tasks"]["bg_2"] = valid_entry("bg_2");
   ASSERT_TRUE(h->manager->restore_json("t", low.dump()).ok());
   EXPECT_EQ(h->manager->next_task_number(), 11u);
-  EXPECT_EQ(h->manager->list("t").size(), 4u);
+  EXPECT_EQ(h->manager->list("t").size(), 5u);  // bg_restored, bg_0, bg_5, bg_10, bg_2
 }
 
 TEST(Restore, SkipsIdsAlreadyInStoreAndLiveTaskStillCompletes) {
@@ -713,13 +713,6 @@ std::vector<BadRow> bad_rows() {
 }  // namespace
 
 TEST(Restore, BadInputIsRejectedWholeAndChangesNothing) {
-  auto h = manager_with_store();
-  auto& m = *h->manager;
-  ASSERT_TRUE(m.restore_json("t1", read_fixture()).ok());
-  auto live = m.spawn("t1", "shell", "live", "live", {}, sleep_long);
-  ASSERT_TRUE(live.ok());
-  h->run_until_idle();
-
   const auto rows = bad_rows();
   ASSERT_GE(rows.size(), 25u);
   // Sanity: the good base snapshot is accepted by the decoder.
@@ -727,27 +720,40 @@ TEST(Restore, BadInputIsRejectedWholeAndChangesNothing) {
 
   for (const auto& row : rows) {
     SCOPED_TRACE(row.label);
+    // A fresh manager per row, with restored and live state: rows stay independent.
+    auto h = manager_with_store();
+    auto& m = *h->manager;
+    ASSERT_TRUE(m.restore_json("t1", read_fixture()).ok());
+    auto live = m.spawn("t1", "shell", "live", "live", {}, sleep_long);
+    ASSERT_TRUE(live.ok());
+    h->run_until_idle();
+
     const std::string before = m.snapshot_json();
     const std::uint64_t counter = m.next_task_number();
+    ASSERT_EQ(counter, 14u);
     auto r = m.restore_json("t1", row.text);
-    ASSERT_FALSE(r.ok()) << "accepted: " << row.label;
-    EXPECT_EQ(r.error().code, Errc::InvalidSnapshot) << r.error().message;
-    EXPECT_FALSE(r.error().message.empty());
-    for (const auto& s : row.must_name) {
-      EXPECT_NE(r.error().message.find(s), std::string::npos) << "message lacks \"" << s << "\": " << r.error().message;
+    EXPECT_FALSE(r.ok()) << "accepted: " << row.label;
+    if (!r.ok()) {
+      EXPECT_EQ(r.error().code, Errc::InvalidSnapshot) << r.error().message;
+      EXPECT_FALSE(r.error().message.empty());
+      for (const auto& s : row.must_name) {
+        EXPECT_NE(r.error().message.find(s), std::string::npos)
+            << "message lacks \"" << s << "\": " << r.error().message;
+      }
     }
     EXPECT_EQ(m.snapshot_json(), before);
     EXPECT_EQ(m.next_task_number(), counter);
     EXPECT_FALSE(m.get("bg_77").has_value()) << "valid entry of a rejected snapshot was restored";
     EXPECT_FALSE(m.get("bg_1").has_value());
+    EXPECT_EQ(m.get(*live)->status, TaskStatus::Running);
 
     // The decoder alone agrees.
     auto d = parse_snapshot(row.text);
     EXPECT_FALSE(d.ok());
-    if (!d.ok()) EXPECT_EQ(d.error().code, Errc::InvalidSnapshot);
+    if (!d.ok()) {
+      EXPECT_EQ(d.error().code, Errc::InvalidSnapshot);
+    }
   }
-  EXPECT_EQ(m.get(*live)->status, TaskStatus::Running);
-  EXPECT_EQ(m.next_task_number(), 14u);
 }
 
 TEST(Restore, WithoutStoreIsStoreNotConfiguredAndChangesNothing) {

@@ -145,7 +145,7 @@ json to_json(const BackgroundTaskView& v) {
 }
 
 Result<TaskParentContext> parent_context_from_json(const json& j, std::string_view where) {
-  if (j.is_null()) return TaskParentContext{};
+  // serde's `default` covers a missing field only: null is refused like any non-object.
   if (!j.is_object()) return wrong_type(where, "an object", j);
   TaskParentContext p;
   for (auto [name, slot] : {std::pair{"task_id", &p.task_id}, std::pair{"run_id", &p.run_id},
@@ -196,9 +196,11 @@ Result<PersistedTaskMeta> meta_from_json(const json& j, std::string_view where) 
   auto s = summary_from_json(j, where);
   if (!s) return s.error();
   PersistedTaskMeta m = PersistedTaskMeta::from_summary(*s, "");
-  auto owner = opt_string(j, where, "owner_thread_id");  // serde default ""
-  if (!owner) return owner.error();
-  if (*owner) m.owner_thread_id = std::move(**owner);
+  // serde default "" when missing; null is not a string.
+  if (auto it = j.find("owner_thread_id"); it != j.end()) {
+    if (!it->is_string()) return wrong_type(field(where, "owner_thread_id"), "a string", *it);
+    m.owner_thread_id = it->get<std::string>();
+  }
   auto name = opt_string(j, where, "name");
   if (!name) return name.error();
   m.name = std::move(*name);
@@ -214,7 +216,7 @@ Result<BackgroundTaskStateSnapshot> snapshot_from_json(const json& j) {
   snap.tasks.reserve(tasks->size());
   for (auto it = tasks->begin(); it != tasks->end(); ++it) {
     std::string where = "tasks." + it.key();
-    if (it.key().empty()) return bad("tasks", "empty task id as key");
+    if (it.key().empty()) return bad("tasks.\"\".task_id", "must not be empty");
     auto meta = meta_from_json(it.value(), where);
     if (!meta) return meta.error();
     if (meta->task_id.empty()) return bad(field(where, "task_id"), "must not be empty");
