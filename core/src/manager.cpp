@@ -125,7 +125,10 @@ void BackgroundTaskManager::set_store(std::shared_ptr<StateStore> store) {
 
 void BackgroundTaskManager::set_retain_finished(std::optional<std::size_t> n) {
   options_.retain_finished = n;
-  for (auto& [owner, order] : finished_order_) apply_retention(owner);
+  std::unordered_set<std::string> owners;
+  if (const auto* s = state())
+    for (const auto& [id, m] : s->tasks) owners.insert(m.owner_thread_id);
+  for (const auto& owner : owners) apply_retention(owner);
 }
 
 const BackgroundTaskStateSnapshot* BackgroundTaskManager::state() const {
@@ -238,23 +241,22 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult result) {
   t.end_waiters.wake_all(WakeReason::Signal);
   t.host_agent_rx.reset();  // a finished host sub-agent's inbox is closed, like a dropped receiver
   if (hooks_.on_task_end) hooks_.on_task_end(id, summary.status);
-  if (options_.retain_finished) {
-    finished_order_[owner].push_back(id);
-    apply_retention(owner);
-  }
+  apply_retention(owner);
 }
 
 void BackgroundTaskManager::apply_retention(const std::string& owner) {
-  if (!options_.retain_finished) return;
-  auto it = finished_order_.find(owner);
-  if (it == finished_order_.end()) return;
-  auto& order = it->second;
-  // Entries forgotten by hand are skipped lazily.
-  while (order.size() > *options_.retain_finished) {
-    TaskId oldest = std::move(order.front());
-    order.pop_front();
-    forget(oldest);
-  }
+  if (!options_.retain_finished || !store_) return;
+  // The thread's finished tasks, oldest first (completion time, then id order); the newest n stay.
+  std::vector<std::pair<std::uint64_t, TaskId>> finished;
+  if (const auto* s = state())
+    for (const auto& [id, m] : s->tasks)
+      if (m.owner_thread_id == owner && is_terminal(m.status)) finished.emplace_back(m.completed_at_ms.value_or(0), id);
+  if (finished.size() <= *options_.retain_finished) return;
+  std::sort(finished.begin(), finished.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : id_less(a.second, b.second);
+  });
+  const std::size_t excess = finished.size() - *options_.retain_finished;
+  for (std::size_t i = 0; i < excess; ++i) forget(finished[i].second);
 }
 
 Result<void> BackgroundTaskManager::settle(std::string_view id, TaskResult result) {
@@ -492,6 +494,7 @@ std::size_t BackgroundTaskManager::restore_for_thread(std::string_view owner, co
     else
       metrics::increment_counter(metrics::kCommitFailuresTotal, {{"operation", "restore_task_metadata"}});
   }
+  apply_retention(std::string(owner));
   return added;
 }
 
@@ -561,7 +564,6 @@ json BackgroundTaskManager::task_tree(std::optional<std::string_view> owner) con
            {"status", as_str(m.status)},
            {"children", json::array()}};
     if (m.name) n["name"] = *m.name;
-    if (m.parent_context.task_id) n["parent_task_id"] = *m.parent_context.task_id;
     return n;
   };
   json forest = json::array();

@@ -254,7 +254,6 @@ class BackgroundTaskManager {
   std::optional<InboxSender> owner_inbox_;
   std::shared_ptr<StateStore> store_;
   std::unordered_map<TaskId, std::unique_ptr<TaskCore>> handles_;
-  std::unordered_map<std::string, std::deque<TaskId>> finished_order_;  // retention, per thread
   std::uint64_t counter_ = 0;
   std::uint64_t host_timer_counter_ = 0;
   // Shared with the timer coroutines, which may outlive the manager (they belong to the executor).
