@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Every test of bgtasks, from a fresh Debian 12 machine: installs what is missing, builds, runs.
-# README.md gives this command; .ci/run calls it. Build outputs stay under build/.
+# README.md gives this command; .ci/run calls it. Build outputs stay under build/ (and js/build/,
+# node_modules/), all git-ignored.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-echo "== apt: toolchain and libraries"
+echo "== apt: toolchain, libraries, Emscripten 3.1.6, Chromium"
 $SUDO apt-get update -q
-$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-  g++ cmake ninja-build libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+  g++ cmake ninja-build libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev emscripten chromium
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then echo "Node.js >= 20 is required (found: $(node --version 2>&1))" >&2; exit 1; fi
 
 echo "== native build + GoogleTest (RelWithDebInfo)"
 cmake --preset native
@@ -20,5 +23,16 @@ echo "== native build + GoogleTest under AddressSanitizer, LeakSanitizer and UBS
 cmake --preset native-asan
 cmake --build --preset native-asan
 ctest --preset native-asan -j2
+
+echo "== WebAssembly build (em++ 3.1.6) → js/build/"
+cmake --preset wasm
+cmake --build --preset wasm
+
+echo "== npm packages"
+(cd js && npm ci --no-audit --no-fund)
+(cd web_tests && npm ci --no-audit --no-fund)
+
+echo "== TypeScript declarations, Node suite (incl. parity scenarios), browser (Chromium), npm pack"
+(cd web_tests && npm test)
 
 echo "== all tests passed"

@@ -336,7 +336,7 @@ TEST(HostTask, OnTaskEndFiresOnceWithTheFinalStatus) {
   auto h = manager_with_store_and_inbox();
   auto& m = *h->manager;
   std::vector<std::pair<TaskId, TaskStatus>> ended;
-  m.set_hooks(ManagerHooks{nullptr, [&](const TaskId& id, TaskStatus s) { ended.emplace_back(id, s); }});
+  m.set_hooks(ManagerHooks{nullptr, [&](const TaskSummary& s) { ended.emplace_back(s.task_id, s.status); }});
   auto done = m.spawn_host(kThread, "shell", std::nullopt, "done", {});
   auto failed = m.spawn_host(kThread, "shell", std::nullopt, "failed", {});
   auto cancelled = m.spawn_host(kThread, "shell", std::nullopt, "cancelled", {});

@@ -78,7 +78,9 @@ class Runner {
     auto plugin = std::make_shared<BackgroundTaskPlugin>(manager_);
     auto env = ExecutionEnv::from_plugins({plugin});
     EXPECT_TRUE(env.ok());
-    if (env.ok()) EXPECT_TRUE(store_->register_keys(env->key_registrations).ok());
+    if (env.ok()) {
+      EXPECT_TRUE(store_->register_keys(env->key_registrations).ok());
+    }
   }
   ~Runner() { manager_.reset(); }  // frames of unsettled bodies are freed before the executor goes
   Runner(const Runner&) = delete;
@@ -223,7 +225,9 @@ class Runner {
       return s.contains("thread") ? to_json(m.persisted_snapshot(str(s, "thread"))) : to_json(m.persisted_snapshot());
     }
     if (op == "restore") {
-      if (!s.contains("snapshot")) ADD_FAILURE() << "restore without a snapshot";
+      if (!s.contains("snapshot")) {
+        ADD_FAILURE() << "restore without a snapshot";
+      }
       auto r = m.restore_json(str(s, "thread"), s.value("snapshot", json(nullptr)).dump());
       return r ? json(*r) : error_json(r.error());
     }

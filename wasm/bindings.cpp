@@ -41,7 +41,8 @@ class Core {
     manager_->set_owner_inbox(std::move(tx));
     manager_->set_store(store_);
     (void)store_->install_plugin(BackgroundTaskPlugin(manager_));
-    manager_->set_hooks({[this](const TaskId& id) { cancel_requests_.push_back(id); }, nullptr});
+    manager_->set_hooks({[this](const TaskId& id) { cancel_requests_.push_back(id); },
+                         [this](const TaskSummary& s) { last_ended_ = dump(to_json(s)); }});
   }
 
   // ---- spawning (host-driven bodies) ----
@@ -69,6 +70,8 @@ class Core {
   }
   int failTask(const std::string& id, const std::string& message) { return code(manager_->fail(id, message)); }
   int settleCancelled(const std::string& id) { return code(manager_->settle(id, TaskResult::cancelled())); }
+  // The terminal summary of the task that ended last (valid even if retention already dropped it).
+  std::size_t lastEnded() { return put(last_ended_); }
 
   // 1 delivered, 0 not (unknown/finished task, closed inbox), negative: error code (bad JSON).
   int emit(const std::string& id, const std::string& event_type, const std::string& payload_json) {
@@ -208,6 +211,7 @@ class Core {
   std::shared_ptr<BackgroundTaskManager> manager_;
   std::vector<std::unique_ptr<BackgroundTaskScope>> scopes_;
   std::vector<TaskId> cancel_requests_;
+  std::string last_ended_;
   std::string buffer_;
   std::string last_error_message_;
   int last_error_status_ = -1;
@@ -223,6 +227,7 @@ EMSCRIPTEN_BINDINGS(bgtasks) {
       .function("complete", &Core::complete)
       .function("failTask", &Core::failTask)
       .function("settleCancelled", &Core::settleCancelled)
+      .function("lastEnded", &Core::lastEnded)
       .function("emit", &Core::emit)
       .function("enterTask", &Core::enterTask)
       .function("armTimer", &Core::armTimer)

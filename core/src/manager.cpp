@@ -54,6 +54,7 @@ struct BackgroundTaskManager::TaskCore final : Fiber {
   PersistedTaskMeta meta;  // as committed at spawn (awaken rewrites all of it at completion)
   BodyKind kind;
   bool live = true;  // the body has not ended
+  std::uint64_t finish_seq = 0;  // order of ending in this manager (retention's tie-break)
   CancellationToken token;
   std::optional<InboxSender> owner_inbox;    // captured at spawn, stamped with the owner thread
   std::optional<InboxSender> agent_inbox;    // sub-agents: the parent's end
@@ -217,6 +218,7 @@ Result<TaskId> BackgroundTaskManager::spawn_host(std::string_view owner, std::st
 // ---- completion -------------------------------------------------------------------------------------
 void BackgroundTaskManager::finish(TaskCore& t, TaskResult result) {
   t.live = false;
+  t.finish_seq = ++finish_counter_;
   // DECISIONS.md §1: once cancel was requested, the task ends cancelled; a late value is discarded.
   if (t.token.is_cancelled()) result = TaskResult::cancelled();
 
@@ -240,23 +242,35 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult result) {
   t.end_waiters.for_each([&](WaitNode& n) { *static_cast<std::optional<TaskSummary>*>(n.context) = summary; });
   t.end_waiters.wake_all(WakeReason::Signal);
   t.host_agent_rx.reset();  // a finished host sub-agent's inbox is closed, like a dropped receiver
-  if (hooks_.on_task_end) hooks_.on_task_end(id, summary.status);
+  if (t.agent_inbox) ended_agent_inbox_dropped_ += t.agent_inbox->dropped();
+  if (hooks_.on_task_end) hooks_.on_task_end(summary);
   apply_retention(owner);
 }
 
 void BackgroundTaskManager::apply_retention(const std::string& owner) {
   if (!options_.retain_finished || !store_) return;
-  // The thread's finished tasks, oldest first (completion time, then id order); the newest n stay.
-  std::vector<std::pair<std::uint64_t, TaskId>> finished;
+  // The thread's finished tasks, oldest first: completion time, then the order they ended in this
+  // manager (restored ones first), then id order. The newest n stay.
+  struct Finished {
+    std::uint64_t completed_at;
+    std::uint64_t seq;
+    TaskId id;
+  };
+  std::vector<Finished> finished;
   if (const auto* s = state())
     for (const auto& [id, m] : s->tasks)
-      if (m.owner_thread_id == owner && is_terminal(m.status)) finished.emplace_back(m.completed_at_ms.value_or(0), id);
+      if (m.owner_thread_id == owner && is_terminal(m.status)) {
+        const TaskCore* t = find_core(id);
+        finished.push_back({m.completed_at_ms.value_or(0), t ? t->finish_seq : 0, id});
+      }
   if (finished.size() <= *options_.retain_finished) return;
-  std::sort(finished.begin(), finished.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first < b.first : id_less(a.second, b.second);
+  std::sort(finished.begin(), finished.end(), [](const Finished& a, const Finished& b) {
+    if (a.completed_at != b.completed_at) return a.completed_at < b.completed_at;
+    if (a.seq != b.seq) return a.seq < b.seq;
+    return id_less(a.id, b.id);
   });
   const std::size_t excess = finished.size() - *options_.retain_finished;
-  for (std::size_t i = 0; i < excess; ++i) forget(finished[i].second);
+  for (std::size_t i = 0; i < excess; ++i) forget(finished[i].id);
 }
 
 Result<void> BackgroundTaskManager::settle(std::string_view id, TaskResult result) {
@@ -524,6 +538,7 @@ ManagerStats BackgroundTaskManager::stats() const {
       }
     }
   }
+  st.agent_inbox_dropped = ended_agent_inbox_dropped_;
   for (const auto& [id, t] : handles_) {
     if (!t->live) continue;
     ++st.live_bodies;

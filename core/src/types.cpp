@@ -54,6 +54,8 @@ TaskSummary PersistedTaskMeta::to_summary() const {
 std::optional<std::uint64_t> parse_bg_number(std::string_view id) noexcept {
   if (id.size() <= 3 || id.substr(0, 3) != "bg_") return std::nullopt;
   std::string_view digits = id.substr(3);
+  if (digits.front() == '+') digits.remove_prefix(1);  // Rust's u64::from_str accepts a leading '+'
+  if (digits.empty()) return std::nullopt;
   for (char c : digits)
     if (c < '0' || c > '9') return std::nullopt;
   std::uint64_t n = 0;

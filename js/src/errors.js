@@ -69,9 +69,9 @@ export function checkMs(value, name) {
   return Math.floor(value);
 }
 
-export function checkCount(value, name) {
-  if (!Number.isSafeInteger(value) || value < 0)
-    throw new TypeError(`${name} must be a non-negative integer, got ${describe(value)}`);
+export function checkCount(value, name, max = Number.MAX_SAFE_INTEGER) {
+  if (!Number.isSafeInteger(value) || value < 0 || value > max)
+    throw new TypeError(`${name} must be an integer from 0 to ${max}, got ${describe(value)}`);
   return value;
 }
 
@@ -93,5 +93,32 @@ export function toJson(value, name) {
     throw new TypeError(`${name} is not JSON-serializable: ${e.message}`);
   }
   if (text === undefined) throw new TypeError(`${name} is not JSON-serializable (${typeof value})`);
+  // JSON.stringify writes a lone surrogate as a \udXXX escape; only then is the slow scan needed.
+  if (text.includes('\\ud') && hasLoneSurrogateEscape(text)) throw new TypeError(`${name} contains a lone UTF-16 surrogate`);
   return text;
+}
+
+function isHex4(text, i) {
+  return /^[0-9a-fA-F]{4}$/.test(text.slice(i, i + 4));
+}
+
+// Walks the escapes of JSON text: a \uD800-\uDBFF escape must be followed by a \uDC00-\uDFFF one.
+function hasLoneSurrogateEscape(text) {
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] !== '\\') continue;
+    if (text[i + 1] !== 'u' || !isHex4(text, i + 2)) {
+      i++; // any other escape: skip the escaped character
+      continue;
+    }
+    const unit = parseInt(text.slice(i + 2, i + 6), 16);
+    if (unit >= 0xdc00 && unit <= 0xdfff) return true;
+    if (unit >= 0xd800 && unit <= 0xdbff) {
+      const next = text[i + 6] === '\\' && text[i + 7] === 'u' && isHex4(text, i + 8) ? parseInt(text.slice(i + 8, i + 12), 16) : -1;
+      if (next < 0xdc00 || next > 0xdfff) return true;
+      i += 11;
+      continue;
+    }
+    i += 5;
+  }
+  return false;
 }

@@ -42,7 +42,12 @@ export class FileStore {
       throw e;
     }
     await file.close();
-    await rename(temp, path);
+    try {
+      await rename(temp, path);
+    } catch (e) {
+      await unlink(temp).catch(() => {});
+      throw e;
+    }
     // Make the rename itself durable.
     const dir = await open(this.#dir, 'r');
     try {

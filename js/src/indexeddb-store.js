@@ -2,7 +2,7 @@
 // Every save is one transaction; its abort (quota exceeded, tab closing) rejects the save with a
 // clear error instead of hanging (idb-keyval#26: quota errors arrive as abort, not error).
 import { openDB } from 'idb';
-import { checkString } from './errors.js';
+import { checkOptions, checkString } from './errors.js';
 
 export class IndexedDbStore {
   #dbName;
@@ -16,6 +16,7 @@ export class IndexedDbStore {
    */
   constructor(dbName, options = {}) {
     this.#dbName = checkString(dbName, 'dbName', { nonEmpty: true });
+    checkOptions(options, 'options', ['storeName', 'durability']);
     this.#storeName = options.storeName === undefined ? 'snapshots' : checkString(options.storeName, 'options.storeName', { nonEmpty: true });
     this.#durability = options.durability ?? 'strict';
     if (!['strict', 'relaxed', 'default'].includes(this.#durability))
@@ -45,7 +46,8 @@ export class IndexedDbStore {
     } catch (e) {
       done.catch(() => {});
       const what = e?.name ?? 'Error';
-      throw new Error(`IndexedDbStore: saving thread '${thread}' failed: ${what}${e?.message ? `: ${e.message}` : ''}`, { cause: e });
+      const detail = e?.message || (what === 'QuotaExceededError' ? 'storage quota exceeded' : '');
+      throw new Error(`IndexedDbStore: saving thread '${thread}' failed: ${what}${detail ? `: ${detail}` : ''}`, { cause: e });
     }
   }
 

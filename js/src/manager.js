@@ -19,6 +19,7 @@ const SPAWN_OPTIONS = ['thread', 'type', 'name', 'description', 'parent'];
 const AGENT_OPTIONS = ['thread', 'name', 'description', 'parent'];
 const PARENT_FIELDS = ['task_id', 'run_id', 'call_id', 'agent_id'];
 const CODE_INVALID_SNAPSHOT = 11;
+const INT32_MAX = 2 ** 31 - 1; // the binding takes these counts as int
 
 let modulePromise;
 function getModule() {
@@ -83,10 +84,10 @@ export async function createTaskManager(options = {}) {
   const config = {
     manual: clock === 'manual',
     now: options.now === undefined ? 0 : checkMs(options.now, 'options.now'),
-    retainFinished: options.retainFinished === undefined ? -1 : checkCount(options.retainFinished, 'options.retainFinished'),
-    agentInboxCapacity: options.agentInboxCapacity === undefined ? 0 : checkCount(options.agentInboxCapacity, 'options.agentInboxCapacity'),
+    retainFinished: options.retainFinished === undefined ? -1 : checkCount(options.retainFinished, 'options.retainFinished', INT32_MAX),
+    agentInboxCapacity: options.agentInboxCapacity === undefined ? 0 : checkCount(options.agentInboxCapacity, 'options.agentInboxCapacity', INT32_MAX),
     agentDropOldest: overflowPolicy(options.agentInboxOverflow, 'options.agentInboxOverflow'),
-    ownerInboxCapacity: options.ownerInboxCapacity === undefined ? 0 : checkCount(options.ownerInboxCapacity, 'options.ownerInboxCapacity'),
+    ownerInboxCapacity: options.ownerInboxCapacity === undefined ? 0 : checkCount(options.ownerInboxCapacity, 'options.ownerInboxCapacity', INT32_MAX),
     ownerDropOldest: overflowPolicy(options.ownerInboxOverflow, 'options.ownerInboxOverflow'),
   };
   return new TaskManager(await getModule(), config);
@@ -190,25 +191,30 @@ export class TaskManager {
   // (DECISIONS.md §6), then lets its promise settle the task.
   #startPending() {
     while (this.#pendingStarts.length > 0) {
-      const id = this.#pendingStarts.shift();
-      const rec = this.#live.get(id);
-      if (!rec || rec.body === null) continue;
-      const body = rec.body;
-      rec.body = null;
-      let promise;
-      this.#core.enterTask(id);
-      try {
-        promise = Promise.resolve(body(rec.ctx));
-      } catch (e) {
-        promise = Promise.reject(e);
-      } finally {
-        this.#core.leaveTask();
-      }
-      promise.then(
-        (value) => this.#settle(id, true, value),
-        (error) => this.#settle(id, false, error),
-      );
+      const batch = this.#pendingStarts;
+      this.#pendingStarts = [];
+      for (const id of batch) this.#start(id);
     }
+  }
+
+  #start(id) {
+    const rec = this.#live.get(id);
+    if (!rec || rec.body === null) return;
+    const body = rec.body;
+    rec.body = null;
+    let promise;
+    this.#core.enterTask(id);
+    try {
+      promise = Promise.resolve(body(rec.ctx));
+    } catch (e) {
+      promise = Promise.reject(e);
+    } finally {
+      this.#core.leaveTask();
+    }
+    promise.then(
+      (value) => this.#settle(id, true, value),
+      (error) => this.#settle(id, false, error),
+    );
   }
 
   #settle(id, ok, value) {
@@ -218,10 +224,10 @@ export class TaskManager {
     if (ok) {
       let text;
       try {
-        text = JSON.stringify(value === undefined ? null : value) ?? 'null';
+        text = toJson(value, 'result');
       } catch (e) {
         ok = false;
-        value = new TypeError(`result is not JSON-serializable: ${e.message}`);
+        value = e;
       }
       if (ok) {
         code = core.complete(id, text);
@@ -236,7 +242,7 @@ export class TaskManager {
     const waiters = this.#endWaiters.get(id);
     if (waiters) {
       this.#endWaiters.delete(id);
-      const summary = this.#getSummary(id);
+      const summary = this.#readJson(core.lastEnded()); // retention may already have dropped the task
       for (const resolve of waiters) resolve(summary);
     }
     this.#wakeEventWaiters();

@@ -86,7 +86,8 @@ struct ManagerStats {
 // Host notifications (the JS binding uses them to abort signals and resolve waits).
 struct ManagerHooks {
   std::function<void(const TaskId&)> on_cancel_requested;
-  std::function<void(const TaskId&, TaskStatus)> on_task_end;
+  // After the completion commit and the terminal event, before retention may drop the task.
+  std::function<void(const TaskSummary&)> on_task_end;
 };
 
 class BackgroundTaskManager {
@@ -175,7 +176,8 @@ class BackgroundTaskManager {
   BackgroundTaskStateSnapshot persisted_snapshot() const;
   BackgroundTaskStateSnapshot persisted_snapshot(std::string_view owner_thread_id) const;
   // awaken's restore_for_thread: existing ids skipped, bg_N bumps the counter, the owner is set,
-  // running entries without a live body become failed "orphaned". Returns how many were added.
+  // running entries without a live body become failed "orphaned". Returns how many were added;
+  // retain_finished applies afterwards (restored tasks count as the oldest finished ones).
   std::size_t restore_for_thread(std::string_view owner_thread_id, const BackgroundTaskStateSnapshot& snapshot);
   // Decodes and validates the whole JSON value first: an invalid one is InvalidSnapshot and
   // changes nothing. StoreNotConfigured without a store.
@@ -256,6 +258,8 @@ class BackgroundTaskManager {
   std::unordered_map<TaskId, std::unique_ptr<TaskCore>> handles_;
   std::uint64_t counter_ = 0;
   std::uint64_t host_timer_counter_ = 0;
+  std::uint64_t finish_counter_ = 0;
+  std::uint64_t ended_agent_inbox_dropped_ = 0;  // drops counted by sub-agents that have ended
   // Shared with the timer coroutines, which may outlive the manager (they belong to the executor).
   std::shared_ptr<std::vector<std::pair<std::uint64_t, bool>>> fired_host_timers_ =
       std::make_shared<std::vector<std::pair<std::uint64_t, bool>>>();

@@ -97,7 +97,7 @@ struct BackgroundTaskView {
   friend bool operator==(const BackgroundTaskView&, const BackgroundTaskView&) = default;
 };
 
-// "bg_<u64>" → n (as Rust's u64 parse: digits only, leading zeros allowed, no sign).
+// "bg_<u64>" → n (as Rust's u64 parse: digits, an optional '+', leading zeros allowed).
 std::optional<std::uint64_t> parse_bg_number(std::string_view id) noexcept;
 
 }  // namespace bgtasks

@@ -1,0 +1,585 @@
+// Type declarations for the `bgtasks` package (hand-written; they describe js/src/*.js).
+// Data objects use awaken's snake_case JSON (see the README); methods are camelCase.
+// ESM only: `import { createTaskManager } from 'bgtasks'` (Node >= 18 and browsers).
+
+// ---------------------------------------------------------------------------------------------
+// JSON and awaken's data shapes
+// ---------------------------------------------------------------------------------------------
+
+/** Any value JSON can carry: what payloads, results and snapshots are made of. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** awaken's `TaskStatus`: `running` until the body settles, then one of the three terminal states. */
+export type TaskStatus = 'running' | 'completed' | 'failed' | 'cancelled';
+
+/**
+ * awaken's `TaskParentContext`: where a task was spawned from. Every field is optional and absent
+ * fields are omitted (an empty context is `{}`). `task_id` is filled from the ambient task (the body
+ * whose synchronous part is running, or the task whose `ctx.spawn` is called) unless given.
+ */
+export interface TaskParentContext {
+  /** The parent background task's id. */
+  task_id?: string;
+  /** The agent run that spawned the task. */
+  run_id?: string;
+  /** The tool call that spawned the task. */
+  call_id?: string;
+  /** The agent that spawned the task. */
+  agent_id?: string;
+}
+
+/**
+ * awaken's `TaskSummary`, as returned by `get`, `list` and `wait`. It has no `name` and no
+ * `owner_thread_id` (those live in {@link PersistedTaskMeta}).
+ */
+export interface TaskSummary {
+  /** The task's id, `bg_<n>` for spawned tasks (any non-empty string for restored ones). */
+  task_id: string;
+  /** The task's type as given at spawn; always `'sub_agent'` for `spawnAgent`. */
+  task_type: string;
+  /** The description given at spawn (`''` when none). */
+  description: string;
+  /** The current status. */
+  status: TaskStatus;
+  /** When the task was spawned, in ms on the manager's clock. */
+  created_at_ms: number;
+  /** Failed tasks: the error message (a thrown Error's `message`). */
+  error?: string;
+  /** Completed tasks: the JSON value the body resolved with (`null` for `undefined`). */
+  result?: JsonValue;
+  /** When the task reached its terminal status, in ms. Absent while running and for orphans. */
+  completed_at_ms?: number;
+  /** Omitted when empty. */
+  parent_context?: TaskParentContext;
+}
+
+/**
+ * awaken's `PersistedTaskMeta`: one entry of a {@link BackgroundTaskState}, as `snapshot()`
+ * produces it (keys come out sorted; compare by value).
+ */
+export interface PersistedTaskMeta {
+  /** The task's id; must equal the entry's key. */
+  task_id: string;
+  /** The thread that owns the task (`restore` overwrites it with the restoring thread). */
+  owner_thread_id: string;
+  /** The task's type. */
+  task_type: string;
+  /** The task's name, if it was spawned with one. */
+  name?: string;
+  /** The task's description. */
+  description: string;
+  /** The task's status. */
+  status: TaskStatus;
+  /** Failed tasks: the error message. */
+  error?: string;
+  /** Completed tasks: the result value. */
+  result?: JsonValue;
+  /** Spawn time, in ms. */
+  created_at_ms: number;
+  /** Terminal time, in ms (absent while running and for orphans). */
+  completed_at_ms?: number;
+  /** Always present in a snapshot; `{}` when empty. */
+  parent_context: TaskParentContext;
+}
+
+/**
+ * A {@link PersistedTaskMeta} as `restore` accepts it: awaken decodes entries without
+ * `owner_thread_id` or `parent_context` (legacy JSON), so those may be missing.
+ */
+export interface PersistedTaskMetaInput extends Omit<PersistedTaskMeta, 'owner_thread_id' | 'parent_context'> {
+  /** Ignored on restore (the restoring thread becomes the owner); defaults to `''`. */
+  owner_thread_id?: string;
+  /** Defaults to `{}`. */
+  parent_context?: TaskParentContext;
+}
+
+/**
+ * awaken's `background_task_state` value: `{tasks: {id: meta}}`. `snapshot()` returns it and
+ * `restore()` takes it, so a value taken from an awaken store restores here.
+ */
+export interface BackgroundTaskState {
+  /** Every task of the snapshot, keyed by task id. */
+  tasks: Record<string, PersistedTaskMeta>;
+}
+
+/** A snapshot as `restore()` accepts it (entries may omit `owner_thread_id` / `parent_context`). */
+export interface BackgroundTaskStateInput {
+  /** Entries keyed by task id; every key must equal its entry's `task_id`. */
+  tasks: Record<string, PersistedTaskMetaInput>;
+}
+
+/** A `custom` event: sent by `ctx.emit(event_type, payload)`, in order, also after a cancel. */
+export interface CustomTaskEvent {
+  kind: 'custom';
+  /** The emitting task. */
+  task_id: string;
+  /** The event type given to `ctx.emit`. */
+  event_type: string;
+  /** The payload given to `ctx.emit` (`null` for `undefined`). */
+  payload: JsonValue;
+}
+
+/** The terminal event of a task whose body resolved (not cancelled). */
+export interface CompletedTaskEvent {
+  kind: 'completed';
+  /** The finished task. */
+  task_id: string;
+  /** The body's value; always present, possibly `null`. */
+  result: JsonValue;
+}
+
+/** The terminal event of a task whose body threw or rejected (not cancelled). */
+export interface FailedTaskEvent {
+  kind: 'failed';
+  /** The failed task. */
+  task_id: string;
+  /** The error message. */
+  error: string;
+}
+
+/** The terminal event of a task whose cancel was requested before its body settled. */
+export interface CancelledTaskEvent {
+  kind: 'cancelled';
+  /** The cancelled task. */
+  task_id: string;
+}
+
+/**
+ * An owner-inbox event (awaken's `TaskEvent`), as `drain()` and `events()` yield them. Every event
+ * carries `task_id`; a body that emits N events and then settles produces N + 1 events.
+ */
+export type TaskEvent = CustomTaskEvent | CompletedTaskEvent | FailedTaskEvent | CancelledTaskEvent;
+
+/**
+ * awaken's `agent_message`: what `sendMessage` puts into a sub-agent's own inbox (read it with
+ * `ctx.inbox`); it never goes to the owner inbox.
+ */
+export interface AgentMessage {
+  kind: 'custom';
+  /** The receiving sub-agent. */
+  task_id: string;
+  event_type: 'agent_message';
+  payload: {
+    /** The sender given to `sendMessage` (`from`). */
+    from: string;
+    /** The content given to `sendMessage`. */
+    content: string;
+  };
+}
+
+/** `stats()`: counts over every thread. */
+export interface Stats {
+  /** Tasks whose status is `running` (cancel requested or not). */
+  running: number;
+  /** Tasks that completed (and are still retained). */
+  completed: number;
+  /** Tasks that failed (and are still retained). */
+  failed: number;
+  /** Tasks that ended cancelled (and are still retained). */
+  cancelled: number;
+  /** Tasks whose cancel was requested while their body is still running. */
+  cancel_requested_running: number;
+  /** Bodies that have not settled yet. */
+  live_bodies: number;
+  /** Events waiting in the owner inbox. */
+  owner_inbox_depth: number;
+  /** Events a bounded owner inbox refused (`'reject'`) or dropped (`'dropOldest'`), since creation. */
+  owner_inbox_dropped: number;
+  /** Messages dropped by the bounded inboxes of live sub-agents (`agentInboxOverflow: 'dropOldest'`). */
+  agent_inbox_dropped: number;
+}
+
+/** One node of `taskTree()`: a task and the tasks whose `parent_context.task_id` is this task. */
+export interface TaskTreeNode {
+  task_id: string;
+  task_type: string;
+  description: string;
+  status: TaskStatus;
+  /** The task's name, if it has one. */
+  name?: string;
+  /** Child nodes, in id order. */
+  children: TaskTreeNode[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/** Every `BgTasksError.code` (`'Unknown'` only for a core code this package does not know). */
+export type BgTasksErrorCode =
+  | 'TaskNotFound'
+  | 'NotOwner'
+  | 'TaskTerminated'
+  | 'NoInbox'
+  | 'InboxClosed'
+  | 'InboxFull'
+  | 'ReservedName'
+  | 'DuplicateName'
+  | 'StoreNotConfigured'
+  | 'UnknownKey'
+  | 'InvalidSnapshot'
+  | 'NotHostTask'
+  | 'InvalidArgument'
+  | 'Unknown';
+
+/**
+ * The error codes in the core's order: index = the core's numeric code (0 = ok, hence `undefined`).
+ * Frozen.
+ */
+export declare const ERROR_CODES: readonly [
+  undefined,
+  'TaskNotFound',
+  'NotOwner',
+  'TaskTerminated',
+  'NoInbox',
+  'InboxClosed',
+  'InboxFull',
+  'ReservedName',
+  'DuplicateName',
+  'StoreNotConfigured',
+  'UnknownKey',
+  'InvalidSnapshot',
+  'NotHostTask',
+  'InvalidArgument',
+];
+
+/**
+ * A failure the core reported. `code` says which; `message` is awaken's Display text where awaken
+ * has one (e.g. `'x' is a reserved name`, `task already completed`). Wrong argument types are
+ * plain `TypeError`s instead, and change nothing.
+ */
+export declare class BgTasksError extends Error {
+  /**
+   * @param code which failure
+   * @param message the human-readable text
+   * @param status for `TaskTerminated`: the task's terminal status
+   */
+  constructor(code: BgTasksErrorCode, message: string, status?: TaskStatus);
+  /** Always `'BgTasksError'`. */
+  name: 'BgTasksError';
+  /** Which failure (`sendMessage`: TaskNotFound, NotOwner, TaskTerminated, NoInbox, InboxClosed, InboxFull; `spawn`: ReservedName, DuplicateName; `restore`: InvalidSnapshot; `advance` on a system clock: InvalidArgument). */
+  code: BgTasksErrorCode;
+  /** `TaskTerminated` only: the status the task already has. */
+  status?: TaskStatus;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Manager options and spawn options
+// ---------------------------------------------------------------------------------------------
+
+/** Options of {@link createTaskManager}. Any other key is a `TypeError`. */
+export interface TaskManagerOptions {
+  /**
+   * `'system'` (default): real time, and the manager runs bodies by itself (microtasks and one
+   * timer for the next deadline). `'manual'`: time moves only with `advance(ms)`, and nothing runs
+   * until `runUntilIdle()`.
+   */
+  clock?: 'system' | 'manual' | undefined;
+  /** Manual clock only: the start time in ms (default 0). */
+  now?: number | undefined;
+  /** Keep at most this many finished tasks per thread, the newest (default: unlimited, as awaken). */
+  retainFinished?: number | undefined;
+  /** Capacity of each sub-agent inbox (default 0: unbounded). */
+  agentInboxCapacity?: number | undefined;
+  /** What a full sub-agent inbox does: `'reject'` (default; `sendMessage` throws InboxFull) or `'dropOldest'`. */
+  agentInboxOverflow?: 'reject' | 'dropOldest' | undefined;
+  /** Capacity of the owner inbox (default 0: unbounded). */
+  ownerInboxCapacity?: number | undefined;
+  /** What a full owner inbox does: `'reject'` (default; the new event is not delivered, `ctx.emit` returns false) or `'dropOldest'`. */
+  ownerInboxOverflow?: 'reject' | 'dropOldest' | undefined;
+}
+
+/** Explicit lineage for a spawn; each given field wins over the ambient one (`null` = not given). */
+export interface SpawnParentOptions {
+  task_id?: string | null | undefined;
+  run_id?: string | null | undefined;
+  call_id?: string | null | undefined;
+  agent_id?: string | null | undefined;
+}
+
+/** Options of `spawn` / `ctx.spawn`. Any other key is a `TypeError`. */
+export interface SpawnOptions {
+  /** The owning thread (non-empty). */
+  thread: string;
+  /** The task type (non-empty), e.g. `'shell'`. */
+  type: string;
+  /**
+   * A name, unique per thread among running tasks (`DuplicateName`); `parent`, `self`, `all` and
+   * `broadcast` are reserved (`ReservedName`). `undefined`/`null`: no name.
+   */
+  name?: string | null | undefined;
+  /** A description (default `''`). */
+  description?: string | undefined;
+  /** Explicit parent context fields. */
+  parent?: SpawnParentOptions | undefined;
+}
+
+/** Options of `spawnAgent` / `ctx.spawnAgent` (the type is always `'sub_agent'`, so no `type`). */
+export interface SpawnAgentOptions {
+  /** The owning thread (non-empty). */
+  thread: string;
+  /** A name, as for {@link SpawnOptions.name}. */
+  name?: string | null | undefined;
+  /** A description (default `''`). */
+  description?: string | undefined;
+  /** Explicit parent context fields. */
+  parent?: SpawnParentOptions | undefined;
+}
+
+/**
+ * A task body: an (async) function of its context. Resolving completes the task with the value as
+ * JSON (a value JSON cannot carry fails it); throwing or rejecting fails it with the error's
+ * message. Once a cancel was requested, whatever it settles with is discarded and the task ends
+ * `cancelled`.
+ */
+export type TaskBody = (ctx: TaskContext) => unknown;
+
+/** A sub-agent body: like {@link TaskBody}, with `ctx.inbox`. */
+export type AgentTaskBody = (ctx: AgentTaskContext) => unknown;
+
+/** Where `persist` / `resume` keep snapshots: {@link FileStore}, {@link IndexedDbStore} or your own. */
+export interface SnapshotStore {
+  /** Replaces the thread's saved snapshot. */
+  save(thread: string, snapshot: BackgroundTaskState): Promise<void>;
+  /** The thread's saved snapshot, or null when none was saved. */
+  load(thread: string): Promise<BackgroundTaskState | BackgroundTaskStateInput | null>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Task contexts
+// ---------------------------------------------------------------------------------------------
+
+/** What a task body receives. Frozen; do not construct it yourself. */
+export declare class TaskContext {
+  private constructor();
+  /** This task's id (`bg_<n>`). */
+  readonly taskId: string;
+  /** Sub-agents only (see {@link AgentTaskContext}): their inbox of `agent_message` events. */
+  readonly inbox?: AgentInbox;
+  /** Aborted (with an `AbortError` reason) when this task's cancel is requested or the manager is disposed. */
+  get signal(): AbortSignal;
+  /** True once this task's cancel was requested (`signal.aborted`). */
+  isCancelled(): boolean;
+  /**
+   * Sends `{kind:'custom', task_id, event_type, payload}` to the owner inbox. True if delivered;
+   * false once the task has ended or a bounded owner inbox refused it. A payload JSON cannot
+   * carry is a `TypeError`.
+   */
+  emit(eventType: string, payload?: unknown): boolean;
+  /**
+   * Resolves after `ms` on the manager's clock; rejects with a `DOMException` named `AbortError`
+   * as soon as this task's cancel is requested (or the manager is disposed).
+   */
+  sleep(ms: number): Promise<void>;
+  /** Spawns a child of this task (its `parent_context.task_id` is this task unless given), also after an await. */
+  spawn(options: SpawnOptions, body: TaskBody): string;
+  /** Spawns a sub-agent child of this task. */
+  spawnAgent(options: SpawnAgentOptions, body: AgentTaskBody): string;
+}
+
+/** What a sub-agent body receives: a {@link TaskContext} with its own inbox. */
+export interface AgentTaskContext extends TaskContext {
+  /** The sub-agent's inbox of `agent_message` events sent with `sendMessage`. */
+  readonly inbox: AgentInbox;
+}
+
+/** A sub-agent's inbox. Async-iterable: `for await (const msg of ctx.inbox)` ends on cancel or task end. */
+export declare class AgentInbox {
+  private constructor();
+  /** The next message; waits for one. Resolves null once the task is cancelled or has ended. */
+  recv(): Promise<AgentMessage | null>;
+  /** The next message if one is waiting, else null. */
+  tryRecv(): AgentMessage | null;
+  /** Yields messages in order until the task is cancelled or ends. */
+  [Symbol.asyncIterator](): AsyncGenerator<AgentMessage, void, undefined>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The manager
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Creates a task manager (one wasm core). Rejects with a `TypeError` for options that are not an
+ * object, an unknown key, or a bad value.
+ *
+ * @example
+ * const mgr = await createTaskManager({ clock: 'manual', now: 0 });
+ */
+export declare function createTaskManager(options?: TaskManagerOptions): Promise<TaskManager>;
+
+/**
+ * awaken's background task manager. Create it with {@link createTaskManager}. Every method throws
+ * an `Error` once the manager is disposed; a wrong argument type is a `TypeError` naming the
+ * argument and changes nothing.
+ */
+export declare class TaskManager {
+  /** Use {@link createTaskManager}. */
+  private constructor();
+
+  /**
+   * Spawns a task and returns its id (`bg_<n>`) at once; the body starts at the next poll, never
+   * inside `spawn`. Called during the synchronous part of another body, the new task's parent is
+   * that body's task. Throws `BgTasksError` `ReservedName` / `DuplicateName`.
+   */
+  spawn(options: SpawnOptions, body: TaskBody): string;
+
+  /** Spawns a sub-agent (`task_type` `'sub_agent'`) with its own inbox (`ctx.inbox`). Same rules as `spawn`. */
+  spawnAgent(options: SpawnAgentOptions, body: AgentTaskBody): string;
+
+  /**
+   * Sends awaken's `agent_message` `{from, content}` to a sub-agent owned by `thread`. Throws
+   * `BgTasksError`: `TaskNotFound`, `NotOwner`, `TaskTerminated` (with `status`), `NoInbox`,
+   * `InboxClosed`, `InboxFull` — checked in that order.
+   */
+  sendMessage(taskId: string, thread: string, from: string, content: string): void;
+
+  /** The task's summary (any thread), or null for an unknown id. */
+  get(id: string): TaskSummary | null;
+
+  /** The thread's tasks, in id order. */
+  list(thread: string): TaskSummary[];
+
+  /** True if the thread has a task whose status is `running`. */
+  hasRunning(thread: string): boolean;
+
+  /**
+   * Resolves with the terminal summary once the task's body has settled (at once for a task that
+   * is not live; null for an unknown id, or when the manager is disposed first).
+   */
+  wait(id: string): Promise<TaskSummary | null>;
+
+  /** Drops a finished task (terminal status, body ended). True if something was removed. */
+  forget(id: string): boolean;
+
+  /**
+   * Requests the task's cancel: true while its body is live and its status is not terminal (again
+   * on every repeat); false for unknown, finished or restored-only ids. Aborts `ctx.signal`; the
+   * status stays `running` until the body settles, then it is `cancelled`.
+   */
+  cancel(id: string): boolean;
+
+  /**
+   * Cancels the task and its descendants (by `parent_context.task_id`, across threads); returns how
+   * many live, non-terminal tasks were signalled (0 for an unknown id).
+   */
+  cancelTree(id: string): number;
+
+  /** Cancels the thread's live, non-terminal tasks; returns how many. */
+  cancelAll(thread: string): number;
+
+  /** Takes the pending owner-inbox events in order: all of them, or only `thread`'s (the rest stay queued). */
+  drain(thread?: string): TaskEvent[];
+
+  /**
+   * The owner inbox as an async iterator (it consumes, like `drain`): every event, or only
+   * `thread`'s, in order; waits for new ones; ends when the manager is disposed.
+   */
+  events(thread?: string): AsyncGenerator<TaskEvent, void, undefined>;
+
+  /** awaken's `background_task_state` value: one thread's tasks, or every thread's. */
+  snapshot(thread?: string): BackgroundTaskState;
+
+  /**
+   * Claims every entry of `snapshot` for `thread`, all or nothing, as awaken's
+   * `restore_for_thread`: existing ids are skipped, `bg_<n>` ids move the id counter past n,
+   * running entries become `failed` with `task orphaned: runtime restarted while running`.
+   * Returns how many entries were added. Throws `BgTasksError` `InvalidSnapshot` (naming the entry
+   * and field) and restores nothing when any entry is invalid.
+   */
+  restore(thread: string, snapshot: BackgroundTaskState | BackgroundTaskStateInput): number;
+
+  /** Saves `snapshot(thread)` into `store`. */
+  persist(store: SnapshotStore, thread: string): Promise<void>;
+
+  /** Restores the thread's snapshot from `store`, if one was saved; resolves with how many tasks were added. */
+  resume(store: SnapshotStore, thread: string): Promise<number>;
+
+  /**
+   * Manual clock only (else `BgTasksError` `InvalidArgument`): moves time by `ms`; due timers
+   * become ready, nothing runs until the next `runUntilIdle()`.
+   */
+  advance(ms: number): void;
+
+  /** The manager's clock, in ms. */
+  now(): number;
+
+  /**
+   * Runs ready bodies and lets settled promises deliver until nothing is ready. Never moves time;
+   * does not wait for future timers or for promises outside the manager.
+   */
+  runUntilIdle(): Promise<void>;
+
+  /** Counts by status, live bodies, cancel-requested-but-running tasks, owner inbox depth and drops. */
+  stats(): Stats;
+
+  /** The task forest (every thread, or one thread's), roots and children in id order. */
+  taskTree(thread?: string): TaskTreeNode[];
+
+  /**
+   * Frees the core: live bodies' signals abort, pending sleeps reject with an `AbortError`,
+   * pending `wait`s resolve null, `events()` iterators end. Further calls throw. Idempotent.
+   */
+  dispose(): void;
+
+  /** True once `dispose()` was called. */
+  readonly disposed: boolean;
+
+  /** `dispose()`, for `using mgr = await createTaskManager()`. */
+  [Symbol.dispose](): void;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stores
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Node only: one JSON file per thread (`<dir>/<encodeURIComponent(thread)>.json`), replaced
+ * atomically (temp file, fsync, rename): a crash mid-write leaves the previous snapshot readable.
+ * In browsers the constructor throws; use {@link IndexedDbStore}.
+ */
+export declare class FileStore implements SnapshotStore {
+  /** @param dir the folder for the snapshot files (created on first save) */
+  constructor(dir: string);
+  /** The folder given to the constructor. */
+  get dir(): string;
+  /** The file the thread's snapshot lives in. */
+  pathFor(thread: string): string;
+  /** Atomically replaces the thread's snapshot. */
+  save(thread: string, snapshot: BackgroundTaskState): Promise<void>;
+  /** The thread's snapshot, or null when none was saved; a corrupt file rejects with `InvalidSnapshot`. */
+  load(thread: string): Promise<BackgroundTaskState | null>;
+  /** The threads that have a saved snapshot. */
+  threads(): Promise<string[]>;
+  /** Removes the thread's snapshot (no error if there is none). */
+  delete(thread: string): Promise<void>;
+}
+
+/** Options of {@link IndexedDbStore}. */
+export interface IndexedDbStoreOptions {
+  /** The object store's name (default `'snapshots'`). */
+  storeName?: string | undefined;
+  /** The transactions' durability hint (default `'strict'`). */
+  durability?: 'strict' | 'relaxed' | 'default' | undefined;
+}
+
+/**
+ * Browsers (or Node with an IndexedDB polyfill): one record per thread in one object store, each
+ * save one transaction; an aborted transaction (quota, closing tab) rejects the save.
+ */
+export declare class IndexedDbStore implements SnapshotStore {
+  /**
+   * @param dbName the IndexedDB database name (opened on first use)
+   * @param options object store name and durability
+   */
+  constructor(dbName: string, options?: IndexedDbStoreOptions);
+  /** Replaces the thread's snapshot in one transaction. */
+  save(thread: string, snapshot: BackgroundTaskState): Promise<void>;
+  /** The thread's snapshot, or null. */
+  load(thread: string): Promise<BackgroundTaskState | null>;
+  /** The threads that have a saved snapshot. */
+  threads(): Promise<string[]>;
+  /** Removes the thread's snapshot. */
+  delete(thread: string): Promise<void>;
+  /** Closes the database connection (the next call reopens it). */
+  close(): void;
+}

@@ -1,0 +1,68 @@
+// IndexedDbStore through fake-indexeddb: one record per thread, persist/resume.
+import 'fake-indexeddb/auto';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { IndexedDbStore } from 'bgtasks';
+import { manual, untilCancelled } from './_helpers.mjs';
+
+let dbCounter = 0;
+function freshStore(t, options) {
+  const store = new IndexedDbStore(`bgtasks-test-${process.pid}-${++dbCounter}`, options);
+  t.after(() => store.close());
+  return store;
+}
+
+test('save / load / threads / delete: one record per thread', async (t) => {
+  const store = freshStore(t);
+  assert.equal(await store.load('t1'), null);
+  assert.deepEqual(await store.threads(), []);
+  const a = { tasks: { bg_0: { task_id: 'bg_0', owner_thread_id: 't1', task_type: 'x', description: '', status: 'completed', created_at_ms: 1, parent_context: {}, result: { n: [1, 2] } } } };
+  const b = { tasks: {} };
+  await store.save('t1', a);
+  await store.save('t2', b);
+  assert.deepEqual(await store.load('t1'), a);
+  assert.deepEqual(await store.load('t2'), b);
+  assert.deepEqual((await store.threads()).sort(), ['t1', 't2']);
+  await store.save('t1', b);
+  assert.deepEqual(await store.load('t1'), b, 'a save replaces the record');
+  await store.delete('t2');
+  assert.deepEqual(await store.threads(), ['t1']);
+  assert.equal(await store.load('t2'), null);
+});
+
+test('records survive closing and reopening the database; store names are separate', async (t) => {
+  const name = `bgtasks-test-reopen-${process.pid}`;
+  const one = new IndexedDbStore(name);
+  await one.save('t1', { tasks: {} });
+  one.close();
+  const again = new IndexedDbStore(name);
+  t.after(() => again.close());
+  assert.deepEqual(await again.load('t1'), { tasks: {} });
+  const other = new IndexedDbStore(`${name}-b`, { storeName: 'other', durability: 'relaxed' });
+  t.after(() => other.close());
+  assert.equal(await other.load('t1'), null);
+});
+
+test('persist / resume: the running task comes back orphaned in a new manager', async (t) => {
+  const store = freshStore(t);
+  const first = await manual(t);
+  const live = first.spawn({ thread: 't1', type: 'sub' }, untilCancelled);
+  const done = first.spawn({ thread: 't1', type: 'sub' }, async () => 'done');
+  await first.runUntilIdle();
+  await first.persist(store, 't1');
+  assert.deepEqual(await store.load('t1'), first.snapshot('t1'));
+
+  const second = await manual(t);
+  assert.equal(await second.resume(store, 't1'), 2);
+  assert.equal(second.get(live).status, 'failed');
+  assert.equal(second.get(live).error, 'task orphaned: runtime restarted while running');
+  assert.equal(second.get(done).result, 'done');
+  assert.equal(second.spawn({ thread: 't1', type: 'x' }, async () => {}), 'bg_2');
+});
+
+test('bad arguments to IndexedDbStore are TypeErrors', async (t) => {
+  assert.throws(() => new IndexedDbStore(''), (e) => e instanceof TypeError && /dbName/.test(e.message));
+  assert.throws(() => new IndexedDbStore('db', { durability: 'fast' }), (e) => e instanceof TypeError && /durability/.test(e.message));
+  const store = freshStore(t);
+  await assert.rejects(store.save(1, { tasks: {} }), (e) => e instanceof TypeError && /thread/.test(e.message));
+});

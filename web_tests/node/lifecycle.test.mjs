@@ -1,0 +1,202 @@
+// Lifecycle through the JS API: spawn → running → completed / failed, summaries and terminal events.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { manual } from './_helpers.mjs';
+
+test('spawn returns bg_<n> at once and never runs the body inside spawn', async (t) => {
+  const mgr = await manual(t);
+  let ran = false;
+  const id = mgr.spawn({ thread: 't1', type: 'shell' }, async () => {
+    ran = true;
+  });
+  assert.equal(id, 'bg_0');
+  assert.equal(ran, false);
+  assert.equal(mgr.get(id).status, 'running');
+  assert.equal(mgr.hasRunning('t1'), true);
+  assert.equal(mgr.spawn({ thread: 't1', type: 'shell' }, async () => {}), 'bg_1');
+  await mgr.runUntilIdle();
+  assert.equal(ran, true);
+  assert.equal(mgr.hasRunning('t1'), false);
+});
+
+test('a resolved body completes with its value; summary and event are awaken-shaped', async (t) => {
+  const mgr = await manual(t, { now: 1000 });
+  const id = mgr.spawn({ thread: 't1', type: 'shell', name: 'build', description: 'Build the app' }, async (ctx) => {
+    await ctx.sleep(250);
+    return { ok: true, n: [1, 2] };
+  });
+  await mgr.runUntilIdle();
+  assert.deepEqual(mgr.get(id), {
+    task_id: id, task_type: 'shell', description: 'Build the app', status: 'running', created_at_ms: 1000,
+  });
+  mgr.advance(250);
+  await mgr.runUntilIdle();
+  assert.deepEqual(mgr.get(id), {
+    task_id: id, task_type: 'shell', description: 'Build the app', status: 'completed', created_at_ms: 1000,
+    completed_at_ms: 1250, result: { ok: true, n: [1, 2] },
+  });
+  assert.deepEqual(mgr.drain(), [{ kind: 'completed', task_id: id, result: { ok: true, n: [1, 2] } }]);
+});
+
+test('undefined becomes a null result; a non-JSON value fails the task', async (t) => {
+  const mgr = await manual(t);
+  const a = mgr.spawn({ thread: 't', type: 'x' }, async () => undefined);
+  const b = mgr.spawn({ thread: 't', type: 'x' }, async () => 10n);
+  await mgr.runUntilIdle();
+  assert.equal(mgr.get(a).status, 'completed');
+  assert.equal(mgr.get(a).result, null);
+  assert.ok('result' in mgr.get(a));
+  assert.equal(mgr.get(b).status, 'failed');
+  assert.match(mgr.get(b).error, /not JSON-serializable/);
+  assert.deepEqual(mgr.drain().map((e) => e.kind), ['completed', 'failed']);
+});
+
+test('thrown and rejected bodies fail with their message', async (t) => {
+  const mgr = await manual(t);
+  const bodies = {
+    asyncThrow: async () => {
+      throw new Error('disk full');
+    },
+    syncThrow: () => {
+      throw new TypeError('bad input');
+    },
+    rejected: () => Promise.reject(new Error('timeout')),
+    rejectedString: () => Promise.reject('plain string'),
+    afterAwait: async (ctx) => {
+      await ctx.sleep(5);
+      throw new Error('late failure');
+    },
+  };
+  const ids = Object.fromEntries(Object.entries(bodies).map(([k, body]) => [k, mgr.spawn({ thread: 't', type: k }, body)]));
+  await mgr.runUntilIdle();
+  mgr.advance(5);
+  await mgr.runUntilIdle();
+  const expected = { asyncThrow: 'disk full', syncThrow: 'bad input', rejected: 'timeout', rejectedString: 'plain string', afterAwait: 'late failure' };
+  for (const [k, id] of Object.entries(ids)) {
+    const s = mgr.get(id);
+    assert.equal(s.status, 'failed', k);
+    assert.equal(s.error, expected[k], k);
+    assert.equal('result' in s, false, k);
+    assert.equal(typeof s.completed_at_ms, 'number', k);
+  }
+  const events = mgr.drain();
+  assert.deepEqual(
+    events.filter((e) => e.task_id === ids.afterAwait),
+    [{ kind: 'failed', task_id: ids.afterAwait, error: 'late failure' }],
+  );
+  assert.equal(events.length, 5);
+  assert.ok(events.every((e) => e.kind === 'failed'));
+});
+
+test('a body that emits N events then returns produces N+1 events', async (t) => {
+  const mgr = await manual(t);
+  const id = mgr.spawn({ thread: 't', type: 'x' }, async (ctx) => {
+    for (let i = 0; i < 3; i++) assert.equal(ctx.emit('progress', { i }), true);
+    return 'done';
+  });
+  await mgr.runUntilIdle();
+  assert.deepEqual(mgr.drain(), [
+    { kind: 'custom', task_id: id, event_type: 'progress', payload: { i: 0 } },
+    { kind: 'custom', task_id: id, event_type: 'progress', payload: { i: 1 } },
+    { kind: 'custom', task_id: id, event_type: 'progress', payload: { i: 2 } },
+    { kind: 'completed', task_id: id, result: 'done' },
+  ]);
+});
+
+test('ctx.emit after the task ended returns false and queues nothing', async (t) => {
+  const mgr = await manual(t);
+  let saved;
+  mgr.spawn({ thread: 't', type: 'x' }, async (ctx) => {
+    saved = ctx;
+  });
+  await mgr.runUntilIdle();
+  mgr.drain();
+  assert.equal(saved.emit('late', 1), false);
+  assert.deepEqual(mgr.drain(), []);
+});
+
+test('list is in id order (bg_2 before bg_10) and holds only the thread', async (t) => {
+  const mgr = await manual(t);
+  for (let i = 0; i < 12; i++) mgr.spawn({ thread: i === 5 ? 'other' : 't', type: 'x' }, async () => i);
+  await mgr.runUntilIdle();
+  const ids = mgr.list('t').map((s) => s.task_id);
+  assert.deepEqual(ids, ['bg_0', 'bg_1', 'bg_2', 'bg_3', 'bg_4', 'bg_6', 'bg_7', 'bg_8', 'bg_9', 'bg_10', 'bg_11']);
+  assert.deepEqual(mgr.list('other').map((s) => s.task_id), ['bg_5']);
+  assert.deepEqual(mgr.list('nobody'), []);
+});
+
+test('wait(id) resolves with the terminal summary; at once when finished; null when unknown', async (t) => {
+  const mgr = await manual(t);
+  const id = mgr.spawn({ thread: 't', type: 'x' }, async (ctx) => {
+    await ctx.sleep(10);
+    return 7;
+  });
+  let resolved = null;
+  const waiting = mgr.wait(id).then((s) => (resolved = s));
+  await mgr.runUntilIdle();
+  assert.equal(resolved, null);
+  mgr.advance(10);
+  await mgr.runUntilIdle();
+  await waiting;
+  assert.equal(resolved.status, 'completed');
+  assert.equal(resolved.result, 7);
+  assert.deepEqual(resolved, mgr.get(id));
+  assert.deepEqual(await mgr.wait(id), mgr.get(id));
+  assert.equal(await mgr.wait('bg_999'), null);
+});
+
+test('summary keys and event keys come out sorted (DECISIONS §3)', async (t) => {
+  const mgr = await manual(t);
+  const id = mgr.spawn({ thread: 't', type: 'x', parent: { run_id: 'r', agent_id: 'a' } }, async (ctx) => {
+    ctx.emit('e', { z: 1, a: 2 });
+    return { b: 1, a: 2 };
+  });
+  await mgr.runUntilIdle();
+  const sorted = (o) => assert.deepEqual(Object.keys(o), Object.keys(o).sort());
+  const s = mgr.get(id);
+  sorted(s);
+  sorted(s.parent_context);
+  sorted(s.result);
+  for (const e of mgr.drain()) {
+    sorted(e);
+    if (e.payload) sorted(e.payload);
+  }
+  sorted(mgr.snapshot().tasks[id]);
+});
+
+test('integers up to 2^53 and other numbers round-trip exactly (payloads, results, timestamps)', async (t) => {
+  const big = Number.MAX_SAFE_INTEGER;
+  const mgr = await manual(t, { now: big - 10 });
+  const values = [big, -big, 2 ** 53, 0.1, 1e300, 1.5e-7, 123456789012345, 0];
+  const id = mgr.spawn({ thread: 't', type: 'x' }, async (ctx) => {
+    ctx.emit('n', values);
+    await ctx.sleep(10);
+    return values;
+  });
+  await mgr.runUntilIdle();
+  mgr.advance(10);
+  await mgr.runUntilIdle();
+  const [custom, completed] = mgr.drain();
+  assert.deepEqual(custom.payload, values);
+  assert.deepEqual(completed.result, values);
+  assert.equal(mgr.get(id).created_at_ms, big - 10);
+  assert.equal(mgr.get(id).completed_at_ms, big);
+  assert.equal(mgr.now(), big);
+});
+
+test('non-ASCII strings (emoji, NUL, U+2028) survive every string argument', async (t) => {
+  const mgr = await manual(t);
+  const s = 'héllo 😀 \u0000 end \u2028';
+  const id = mgr.spawnAgent({ thread: s, name: s, description: s }, async (ctx) => {
+    ctx.emit(s, s);
+    return (await ctx.inbox.recv()).payload;
+  });
+  await mgr.runUntilIdle();
+  mgr.sendMessage(id, s, s, s);
+  await mgr.runUntilIdle();
+  assert.equal(mgr.get(id).description, s);
+  assert.deepEqual(mgr.get(id).result, { from: s, content: s });
+  assert.equal(mgr.snapshot(s).tasks[id].name, s);
+  assert.equal(mgr.snapshot(s).tasks[id].owner_thread_id, s);
+  assert.deepEqual(mgr.drain(s)[0], { kind: 'custom', task_id: id, event_type: s, payload: s });
+});

@@ -1,0 +1,78 @@
+// Lineage (DECISIONS §6): ctx.spawn anywhere, mgr.spawn in the synchronous part, explicit fields win.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { manual, untilCancelled } from './_helpers.mjs';
+
+test('ctx.spawn after an await makes a child; mgr.spawn inherits only in the synchronous part', async (t) => {
+  const mgr = await manual(t);
+  const ids = {};
+  ids.parent = mgr.spawn({ thread: 't', type: 'parent' }, async (ctx) => {
+    ids.syncMgr = mgr.spawn({ thread: 't', type: 'sync-mgr' }, async () => 1);
+    ids.syncCtx = ctx.spawn({ thread: 't', type: 'sync-ctx' }, async () => 1);
+    await ctx.sleep(5);
+    ids.lateCtx = ctx.spawn({ thread: 'u', type: 'late-ctx' }, async () => 1);
+    ids.lateAgent = ctx.spawnAgent({ thread: 't' }, async () => 1);
+    ids.lateMgr = mgr.spawn({ thread: 't', type: 'late-mgr' }, async () => 1);
+    return 'done';
+  });
+  ids.top = mgr.spawn({ thread: 't', type: 'top' }, async () => 1);
+  await mgr.runUntilIdle();
+  mgr.advance(5);
+  await mgr.runUntilIdle();
+  const parentOf = (id) => mgr.get(id).parent_context;
+  for (const k of ['syncMgr', 'syncCtx', 'lateCtx', 'lateAgent']) assert.deepEqual(parentOf(ids[k]), { task_id: ids.parent }, k);
+  assert.equal(mgr.get(ids.lateAgent).task_type, 'sub_agent');
+  assert.equal(parentOf(ids.lateMgr), undefined, 'no ambient parent after an await');
+  assert.equal(parentOf(ids.top), undefined);
+  assert.equal(parentOf(ids.parent), undefined);
+});
+
+test('the ambient parent does not leak into spawns made outside any body', async (t) => {
+  const mgr = await manual(t);
+  let inner;
+  mgr.spawn({ thread: 't', type: 'p' }, () => {
+    inner = mgr.spawn({ thread: 't', type: 'c' }, async () => 1);
+    throw new Error('sync throw while the parent is ambient');
+  });
+  await mgr.runUntilIdle();
+  const outside = mgr.spawn({ thread: 't', type: 'o' }, async () => 1);
+  assert.deepEqual(mgr.get(inner).parent_context, { task_id: 'bg_0' });
+  assert.equal(mgr.get(outside).parent_context, undefined);
+});
+
+test('explicit parent fields win field by field', async (t) => {
+  const mgr = await manual(t);
+  const ids = {};
+  ids.parent = mgr.spawn({ thread: 't', type: 'p' }, async (ctx) => {
+    ids.a = ctx.spawn({ thread: 't', type: 'a', parent: { run_id: 'run-1', agent_id: 'agent-a' } }, async () => 1);
+    ids.b = ctx.spawn({ thread: 't', type: 'b', parent: { task_id: 'bg_99' } }, async () => 1);
+    ids.c = mgr.spawn({ thread: 't', type: 'c', parent: { call_id: 'call-1', task_id: null } }, async () => 1);
+  });
+  await mgr.runUntilIdle();
+  assert.deepEqual(mgr.get(ids.a).parent_context, { task_id: ids.parent, run_id: 'run-1', agent_id: 'agent-a' });
+  assert.deepEqual(mgr.get(ids.b).parent_context, { task_id: 'bg_99' });
+  assert.deepEqual(mgr.get(ids.c).parent_context, { task_id: ids.parent, call_id: 'call-1' });
+});
+
+test('cancelTree reaches children spawned after an await; taskTree shows the forest', async (t) => {
+  const mgr = await manual(t);
+  const ids = {};
+  ids.root = mgr.spawn({ thread: 't', type: 'root', name: 'r' }, async (ctx) => {
+    await ctx.sleep(1);
+    ids.child = ctx.spawn({ thread: 't', type: 'child', description: 'c' }, untilCancelled);
+    return untilCancelled(ctx);
+  });
+  await mgr.runUntilIdle();
+  mgr.advance(1);
+  await mgr.runUntilIdle();
+  assert.deepEqual(mgr.taskTree('t'), [
+    {
+      task_id: ids.root, task_type: 'root', description: '', status: 'running', name: 'r',
+      children: [{ task_id: ids.child, task_type: 'child', description: 'c', status: 'running', children: [] }],
+    },
+  ]);
+  assert.equal(mgr.cancelTree(ids.root), 2);
+  await mgr.runUntilIdle();
+  assert.equal(mgr.get(ids.child).status, 'cancelled');
+  assert.deepEqual(mgr.taskTree().map((n) => n.status), ['cancelled']);
+});

@@ -1,0 +1,320 @@
+// Exercises every declaration of bgtasks' index.d.ts; checked (never run) by `npm run typecheck`.
+// Lines marked @ts-expect-error must stay errors: they pin what the declarations refuse.
+import {
+  createTaskManager,
+  TaskManager,
+  TaskContext,
+  AgentInbox,
+  BgTasksError,
+  ERROR_CODES,
+  FileStore,
+  IndexedDbStore,
+} from 'bgtasks';
+import type {
+  JsonValue,
+  TaskStatus,
+  TaskParentContext,
+  TaskSummary,
+  PersistedTaskMeta,
+  PersistedTaskMetaInput,
+  BackgroundTaskState,
+  BackgroundTaskStateInput,
+  TaskEvent,
+  CustomTaskEvent,
+  CompletedTaskEvent,
+  FailedTaskEvent,
+  CancelledTaskEvent,
+  AgentMessage,
+  Stats,
+  TaskTreeNode,
+  BgTasksErrorCode,
+  TaskManagerOptions,
+  SpawnParentOptions,
+  SpawnOptions,
+  SpawnAgentOptions,
+  TaskBody,
+  AgentTaskBody,
+  AgentTaskContext,
+  SnapshotStore,
+  IndexedDbStoreOptions,
+} from 'bgtasks';
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+function assertType<T extends true>(_: T): void {}
+
+async function main(): Promise<void> {
+  // ---- createTaskManager and its options ----
+  const options: TaskManagerOptions = {
+    clock: 'manual',
+    now: 0,
+    retainFinished: 10,
+    agentInboxCapacity: 4,
+    agentInboxOverflow: 'dropOldest',
+    ownerInboxCapacity: 100,
+    ownerInboxOverflow: 'reject',
+  };
+  const mgr: TaskManager = await createTaskManager(options);
+  const sys = await createTaskManager({ clock: 'system' });
+  const dflt = await createTaskManager();
+  // @ts-expect-error unknown option key
+  await createTaskManager({ colour: 'red' });
+  // @ts-expect-error clock is 'system' | 'manual'
+  await createTaskManager({ clock: 'fake' });
+  // @ts-expect-error overflow policy
+  await createTaskManager({ ownerInboxOverflow: 'dropNewest' });
+  // @ts-expect-error not constructible: use createTaskManager
+  new TaskManager();
+
+  // ---- spawn and the task context ----
+  const parent: SpawnParentOptions = { task_id: 'bg_0', run_id: 'run-1', call_id: null, agent_id: undefined };
+  const spawnOptions: SpawnOptions = { thread: 't1', type: 'shell', name: 'build', description: 'Build', parent };
+  const body: TaskBody = async (ctx: TaskContext) => {
+    const id: string = ctx.taskId;
+    const signal: AbortSignal = ctx.signal;
+    const cancelled: boolean = ctx.isCancelled() || signal.aborted;
+    const delivered: boolean = ctx.emit('progress', { pct: 50, id });
+    ctx.emit('ping');
+    await ctx.sleep(100);
+    const child: string = ctx.spawn({ thread: 't1', type: 'fetch' }, async () => 'html');
+    const sub: string = ctx.spawnAgent({ thread: 't1', name: 'helper' }, async (a) => a.inbox.tryRecv());
+    // @ts-expect-error a plain task's inbox may be absent
+    ctx.inbox.tryRecv();
+    // @ts-expect-error frozen context
+    ctx.taskId = 'x';
+    return { ok: true, cancelled, delivered, child, sub };
+  };
+  const id: string = mgr.spawn(spawnOptions, body);
+  mgr.spawn({ thread: 't1', type: 'x', name: null }, () => 1);
+  mgr.spawn({ thread: 't1', type: 'x' }, () => {
+    throw new Error('sync failure');
+  });
+  // @ts-expect-error type is required for spawn
+  mgr.spawn({ thread: 't1' }, body);
+  // @ts-expect-error thread must be a string
+  mgr.spawn({ thread: 1, type: 'x' }, body);
+  // @ts-expect-error the body must be a function
+  mgr.spawn({ thread: 't1', type: 'x' }, 'not a function');
+  // @ts-expect-error unknown spawn option
+  mgr.spawn({ thread: 't1', type: 'x', colour: 'red' }, body);
+
+  // ---- sub-agents and their inbox ----
+  const agentOptions: SpawnAgentOptions = { thread: 't1', name: 'researcher', description: 'find sources' };
+  const agentBody: AgentTaskBody = async (ctx: AgentTaskContext) => {
+    const inbox: AgentInbox = ctx.inbox;
+    const first: AgentMessage | null = await inbox.recv();
+    const maybe: AgentMessage | null = inbox.tryRecv();
+    const contents: string[] = [];
+    for await (const msg of inbox) {
+      const m: AgentMessage = msg;
+      const from: string = m.payload.from;
+      const kind: 'custom' = m.kind;
+      const et: 'agent_message' = m.event_type;
+      contents.push(`${from}${kind}${et}${m.task_id}: ${m.payload.content}`);
+    }
+    return { first: first?.payload.content ?? null, maybe: maybe?.payload.content ?? null, contents };
+  };
+  const agent: string = mgr.spawnAgent(agentOptions, agentBody);
+  // @ts-expect-error spawnAgent has no `type`
+  mgr.spawnAgent({ thread: 't1', type: 'x' }, agentBody);
+  mgr.sendMessage(agent, 't1', 'parent', 'look at X');
+
+  // ---- queries ----
+  const summary: TaskSummary | null = mgr.get(id);
+  if (summary) {
+    const s: TaskSummary = summary;
+    const status: TaskStatus = s.status;
+    const fields: [string, string, string, number] = [s.task_id, s.task_type, s.description, s.created_at_ms];
+    const optional: [string | undefined, JsonValue | undefined, number | undefined, TaskParentContext | undefined] = [
+      s.error,
+      s.result,
+      s.completed_at_ms,
+      s.parent_context,
+    ];
+    void status, fields, optional;
+    // @ts-expect-error a summary has no name
+    void s.name;
+  }
+  const list: TaskSummary[] = mgr.list('t1');
+  const running: boolean = mgr.hasRunning('t1');
+  const done: TaskSummary | null = await mgr.wait(id);
+  const forgotten: boolean = mgr.forget(id);
+  // @ts-expect-error ids are strings
+  mgr.get(1);
+
+  // ---- cancellation ----
+  const c1: boolean = mgr.cancel(id);
+  const c2: number = mgr.cancelTree(id);
+  const c3: number = mgr.cancelAll('t1');
+
+  // ---- events ----
+  const drained: TaskEvent[] = mgr.drain();
+  const drainedT1: TaskEvent[] = mgr.drain('t1');
+  for (const ev of [...drained, ...drainedT1]) describeEvent(ev);
+  const iter: AsyncGenerator<TaskEvent, void, undefined> = mgr.events('t1');
+  for await (const ev of mgr.events()) {
+    describeEvent(ev);
+    break;
+  }
+  await iter.return();
+
+  // ---- persistence ----
+  const snap: BackgroundTaskState = mgr.snapshot('t1');
+  const all: BackgroundTaskState = mgr.snapshot();
+  const meta: PersistedTaskMeta | undefined = snap.tasks['bg_0'];
+  if (meta) {
+    const owner: string = meta.owner_thread_id;
+    const pc: TaskParentContext = meta.parent_context;
+    const name: string | undefined = meta.name;
+    void owner, pc, name;
+  }
+  const restored: number = mgr.restore('t2', all);
+  const legacyEntry: PersistedTaskMetaInput = {
+    task_id: 'bg_old',
+    task_type: 'shell',
+    description: 'legacy task',
+    status: 'completed',
+    created_at_ms: 100,
+    completed_at_ms: 200,
+  };
+  const legacy: BackgroundTaskStateInput = { tasks: { bg_old: legacyEntry } };
+  mgr.restore('t3', legacy);
+  // @ts-expect-error `tasks` is required
+  mgr.restore('t3', {});
+  // @ts-expect-error status must be a TaskStatus
+  mgr.restore('t3', { tasks: { a: { ...legacyEntry, status: 'done' } } });
+
+  const files = new FileStore('/tmp/bgtasks');
+  const dir: string = files.dir;
+  const path: string = files.pathFor('t1');
+  await files.save('t1', snap);
+  const loaded: BackgroundTaskState | null = await files.load('t1');
+  const threads: string[] = await files.threads();
+  await files.delete('t1');
+  await mgr.persist(files, 't1');
+  const resumed: number = await mgr.resume(files, 't1');
+
+  const idbOptions: IndexedDbStoreOptions = { storeName: 'snapshots', durability: 'relaxed' };
+  const idb = new IndexedDbStore('bgtasks-db', idbOptions);
+  new IndexedDbStore('bgtasks-db');
+  await idb.save('t1', snap);
+  const idbLoaded: BackgroundTaskState | null = await idb.load('t1');
+  const idbThreads: string[] = await idb.threads();
+  await idb.delete('t1');
+  idb.close();
+  await mgr.persist(idb, 't1');
+  await mgr.resume(idb, 't1');
+  // @ts-expect-error durability values are fixed
+  new IndexedDbStore('db', { durability: 'fast' });
+
+  const custom: SnapshotStore = {
+    async save(thread: string, s: BackgroundTaskState) {
+      void thread, s;
+    },
+    async load() {
+      return null;
+    },
+  };
+  await mgr.persist(custom, 't1');
+
+  // ---- time, introspection, disposal ----
+  mgr.advance(100);
+  const now: number = mgr.now();
+  await mgr.runUntilIdle();
+  const stats: Stats = mgr.stats();
+  const counts: number[] = [
+    stats.running,
+    stats.completed,
+    stats.failed,
+    stats.cancelled,
+    stats.cancel_requested_running,
+    stats.live_bodies,
+    stats.owner_inbox_depth,
+    stats.owner_inbox_dropped,
+    stats.agent_inbox_dropped,
+  ];
+  const tree: TaskTreeNode[] = mgr.taskTree('t1');
+  const forest: TaskTreeNode[] = mgr.taskTree();
+  for (const node of [...tree, ...forest]) walk(node);
+  const isDisposed: boolean = mgr.disposed;
+  // @ts-expect-error read-only
+  mgr.disposed = true;
+  mgr.dispose();
+  sys[Symbol.dispose]();
+  {
+    using scoped = await createTaskManager({ clock: 'manual' });
+    scoped.spawn({ thread: 't', type: 'x' }, async () => null);
+  }
+  dflt.dispose();
+
+  // ---- errors ----
+  try {
+    mgr.sendMessage(agent, 't1', 'parent', 'again');
+  } catch (e) {
+    if (e instanceof BgTasksError) {
+      const code: BgTasksErrorCode = e.code;
+      const status: TaskStatus | undefined = e.status;
+      const name: 'BgTasksError' = e.name;
+      const message: string = e.message;
+      const err: Error = e;
+      void code, status, name, message, err;
+    }
+  }
+  const made = new BgTasksError('TaskTerminated', 'task already completed', 'completed');
+  new BgTasksError('InvalidSnapshot', 'bad');
+  // @ts-expect-error unknown code
+  new BgTasksError('Nope', 'x');
+  const codes = ERROR_CODES;
+  const first: undefined = codes[0];
+  const notFound: 'TaskNotFound' = codes[1];
+  const last: 'InvalidArgument' = codes[13];
+  assertType<Equal<Exclude<(typeof ERROR_CODES)[number], undefined>, Exclude<BgTasksErrorCode, 'Unknown'>>>(true);
+  // @ts-expect-error readonly
+  codes[1] = 'NotOwner';
+
+  void [sys, c1, c2, c3, restored, dir, path, loaded, threads, resumed, idbLoaded, idbThreads, now, counts, isDisposed];
+  void [list, running, done, forgotten, made, first, notFound, last];
+}
+
+function describeEvent(ev: TaskEvent): string {
+  switch (ev.kind) {
+    case 'custom': {
+      const e: CustomTaskEvent = ev;
+      const payload: JsonValue = e.payload;
+      return `${e.task_id} ${e.event_type} ${JSON.stringify(payload)}`;
+    }
+    case 'completed': {
+      const e: CompletedTaskEvent = ev;
+      const result: JsonValue = e.result;
+      return `${e.task_id} ${JSON.stringify(result)}`;
+    }
+    case 'failed': {
+      const e: FailedTaskEvent = ev;
+      const error: string = e.error;
+      return `${e.task_id} ${error}`;
+    }
+    case 'cancelled': {
+      const e: CancelledTaskEvent = ev;
+      return e.task_id;
+    }
+    default: {
+      const never: never = ev;
+      return never;
+    }
+  }
+}
+
+function walk(node: TaskTreeNode): number {
+  const fields: [string, string, string, TaskStatus, string | undefined] = [
+    node.task_id,
+    node.task_type,
+    node.description,
+    node.status,
+    node.name,
+  ];
+  // @ts-expect-error tree nodes carry no parent id (children are nested)
+  void node.parent_task_id;
+  void fields;
+  return 1 + node.children.reduce((n, c) => n + walk(c), 0);
+}
+
+void main;
