@@ -2,22 +2,39 @@
 
 namespace bgtasks {
 namespace {
-thread_local std::optional<ToolLineageContext> t_lineage;
-thread_local std::optional<BackgroundTaskContext> t_task;
+// Pointers to contexts owned by the active scopes (or by a task, for the steps of its body).
+thread_local const ToolLineageContext* t_lineage = nullptr;
+thread_local const BackgroundTaskContext* t_task = nullptr;
 }  // namespace
 
-std::optional<ToolLineageContext> current_tool_lineage_context() { return t_lineage; }
-std::optional<BackgroundTaskContext> current_background_task_context() { return t_task; }
-
-ToolLineageScope::ToolLineageScope(std::optional<ToolLineageContext> lineage) : previous_(std::move(t_lineage)) {
-  t_lineage = std::move(lineage);
+std::optional<ToolLineageContext> current_tool_lineage_context() {
+  return t_lineage ? std::optional<ToolLineageContext>(*t_lineage) : std::nullopt;
 }
-ToolLineageScope::~ToolLineageScope() { t_lineage = std::move(previous_); }
-
-BackgroundTaskScope::BackgroundTaskScope(std::optional<BackgroundTaskContext> task) : previous_(std::move(t_task)) {
-  t_task = std::move(task);
+std::optional<BackgroundTaskContext> current_background_task_context() {
+  return t_task ? std::optional<BackgroundTaskContext>(*t_task) : std::nullopt;
 }
-BackgroundTaskScope::~BackgroundTaskScope() { t_task = std::move(previous_); }
+
+ToolLineageScope::ToolLineageScope(std::optional<ToolLineageContext> lineage)
+    : lineage_(std::move(lineage)), previous_(t_lineage) {
+  t_lineage = lineage_ ? &*lineage_ : nullptr;
+}
+ToolLineageScope::~ToolLineageScope() { t_lineage = previous_; }
+
+BackgroundTaskScope::BackgroundTaskScope(std::optional<BackgroundTaskContext> task)
+    : task_(std::move(task)), previous_(t_task) {
+  t_task = task_ ? &*task_ : nullptr;
+}
+BackgroundTaskScope::~BackgroundTaskScope() { t_task = previous_; }
+
+detail::AmbientTaskStep::AmbientTaskStep(const BackgroundTaskContext* task) noexcept
+    : previous_task_(t_task), previous_lineage_(t_lineage) {
+  t_task = task;
+  t_lineage = nullptr;
+}
+detail::AmbientTaskStep::~AmbientTaskStep() {
+  t_task = previous_task_;
+  t_lineage = previous_lineage_;
+}
 
 TaskParentContext merge_ambient_parent(TaskParentContext p) {
   if (!p.task_id && t_task) p.task_id = t_task->task_id;

@@ -9,19 +9,18 @@
 
 namespace bgtasks {
 
-// One spawned task: its fiber (the body's frames), its cancellation token, and what awaken
-// captures at spawn (the owner inbox, and the fields the completion commit writes).
+// One spawned task: its fiber (the body's frames), its cancellation state, and what awaken
+// captures at spawn (the owner inbox). Metadata lives in the store, not here.
 struct BackgroundTaskManager::TaskCore final : Fiber {
-  TaskCore(BackgroundTaskManager& m, PersistedTaskMeta spawn_meta, BodyKind k)
-      : Fiber(m.executor()), mgr(&m), meta(std::move(spawn_meta)), kind(k) {}
-  ~TaskCore() override {
-    if (frame) frame.destroy();
-  }
+  TaskCore(BackgroundTaskManager& m, TaskId task_id, std::string owner_thread, std::string type, BodyKind k)
+      : Fiber(m.executor()), ambient{&m, std::move(task_id)}, owner(std::move(owner_thread)), task_type(std::move(type)), kind(k) {}
+  ~TaskCore() override { destroy_frame(); }
+
+  const TaskId& id() const noexcept { return ambient.task_id; }
 
   void step() override {
     // Ambient context of a body: this task; no tool lineage (task-locals do not cross spawn).
-    BackgroundTaskScope task_scope(BackgroundTaskContext{mgr, meta.task_id});
-    ToolLineageScope no_lineage(std::nullopt);
+    detail::AmbientTaskStep scope(&ambient);
     Fiber::step();
   }
 
@@ -38,9 +37,8 @@ struct BackgroundTaskManager::TaskCore final : Fiber {
 #else
     result = frame.promise().take();
 #endif
-    frame.destroy();
-    frame = {};
-    mgr->finish(*this, std::move(result));  // may delete this (retention)
+    destroy_frame();
+    ambient.manager->finish(*this, std::move(result));  // may delete this (retention)
   }
 
   void dying_for_teardown() noexcept { mark_dying(); }
@@ -50,14 +48,23 @@ struct BackgroundTaskManager::TaskCore final : Fiber {
     start(frame);
   }
 
-  BackgroundTaskManager* mgr;
-  PersistedTaskMeta meta;  // as committed at spawn (awaken rewrites all of it at completion)
+  void destroy_frame() noexcept {
+    if (frame) frame.destroy();
+    frame = {};
+  }
+
+  CancellationToken token() { return CancellationToken::share(self.lock(), &cancel); }
+
+  BackgroundTaskContext ambient;  // {manager, task id}: set around every step
+  std::string owner;
+  std::string task_type;
   BodyKind kind;
-  bool live = true;  // the body has not ended
+  bool live = true;              // the body has not ended
   std::uint64_t finish_seq = 0;  // order of ending in this manager (retention's tie-break)
-  CancellationToken token;
-  std::optional<InboxSender> owner_inbox;    // captured at spawn, stamped with the owner thread
-  std::optional<InboxSender> agent_inbox;    // sub-agents: the parent's end
+  detail::CancelState cancel;
+  std::weak_ptr<TaskCore> self;  // tokens share ownership of this core (its cancel state)
+  std::optional<InboxSender> owner_inbox;      // captured at spawn, stamped with the owner thread
+  std::optional<InboxSender> agent_inbox;      // sub-agents: the parent's end
   std::optional<InboxReceiver> host_agent_rx;  // host-driven sub-agents: the core keeps the receiving end
   coro::coroutine_handle<detail::Promise<TaskResult>> frame;
   WaitList end_waiters;
@@ -115,6 +122,8 @@ BackgroundTaskManager::~BackgroundTaskManager() {
   // Drop every queued fiber in one pass, then free the frames (nothing runs, nothing is committed).
   for (auto& [id, core] : handles_) core->dying_for_teardown();
   executor_->purge_dying();
+  // Frames hold tokens that share their core: free the frames first, then the cores.
+  for (auto& [id, core] : handles_) core->destroy_frame();
   handles_.clear();
 }
 
@@ -180,11 +189,12 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   meta.status = TaskStatus::Running;
   meta.created_at_ms = executor_->now_ms();
   meta.parent_context = std::move(parent);
-  if (auto r = store_->apply<BackgroundTaskStateKey>(BackgroundTaskStateAction::upsert(meta)); !r) return r.error();
+  if (auto r = store_->apply<BackgroundTaskStateKey>(BackgroundTaskStateAction::upsert(std::move(meta))); !r) return r.error();
 
-  auto core = std::make_unique<TaskCore>(*this, std::move(meta), kind);
+  auto core = std::make_shared<TaskCore>(*this, id, std::string(owner), std::string(task_type), kind);
+  core->self = core;
   TaskCore& t = *core;
-  if (owner_inbox_) t.owner_inbox = owner_inbox_->for_thread(std::string(owner));
+  if (owner_inbox_) t.owner_inbox = owner_inbox_->for_thread(t.owner);
   if (kind == BodyKind::Host) {
     if (task_type == "sub_agent") {
       auto [tx, rx] = inbox_channel(options_.agent_inbox);
@@ -194,18 +204,18 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   } else {
     t.start_body(make_body(t));
   }
-  handles_.emplace(id, std::move(core));
-  return id;
+  handles_.emplace(std::move(id), std::move(core));
+  return t.id();
 }
 
 TaskContext BackgroundTaskManager::make_task_context(TaskCore& t) {
-  return TaskContext{t.meta.task_id, t.token, t.owner_inbox, executor_};
+  return TaskContext{t.id(), t.token(), t.owner_inbox, executor_};
 }
 
 AgentTaskContext BackgroundTaskManager::make_agent_context(TaskCore& t) {
   auto [tx, rx] = inbox_channel(options_.agent_inbox);
   t.agent_inbox = tx;
-  return AgentTaskContext{t.meta.task_id, t.token, std::move(tx), std::move(rx), t.owner_inbox, executor_};
+  return AgentTaskContext{t.id(), t.token(), std::move(tx), std::move(rx), t.owner_inbox, executor_};
 }
 
 Result<TaskId> BackgroundTaskManager::spawn_host(std::string_view owner, std::string_view task_type,
@@ -220,30 +230,54 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult result) {
   t.live = false;
   t.finish_seq = ++finish_counter_;
   // DECISIONS.md §1: once cancel was requested, the task ends cancelled; a late value is discarded.
-  if (t.token.is_cancelled()) result = TaskResult::cancelled();
+  if (t.cancel.cancelled) result = TaskResult::cancelled();
+  const std::uint64_t now = executor_->now_ms();
+  const bool wants_summary = !t.end_waiters.empty() || static_cast<bool>(hooks_.on_task_end);
+  std::optional<TaskSummary> summary;
 
-  PersistedTaskMeta done = t.meta;
-  done.status = result.status();
-  if (result.kind == TaskResult::Kind::Success) done.result = result.value;
-  if (result.kind == TaskResult::Kind::Failed) done.error = result.error;
-  done.completed_at_ms = executor_->now_ms();
-  TaskSummary summary = done.to_summary();
-  if (!store_ || !store_->apply<BackgroundTaskStateKey>(BackgroundTaskStateAction::upsert(std::move(done))).ok()) {
+  // The completion commit rewrites the task's stored meta with its terminal fields, in place.
+  // (awaken rebuilds the whole meta from spawn-time values; a meta removed meanwhile by a
+  // ReplaceAll comes back here with the fields the task still knows.)
+  Result<void> committed = store_ ? store_->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
+    auto [it, inserted] = state.tasks.try_emplace(t.id());
+    PersistedTaskMeta& m = it->second;
+    if (inserted) {
+      m.task_id = t.id();
+      m.owner_thread_id = t.owner;
+      m.task_type = t.task_type;
+    }
+    m.status = result.status();
+    m.error.reset();
+    m.result.reset();
+    if (result.kind == TaskResult::Kind::Success) m.result = result.value;
+    if (result.kind == TaskResult::Kind::Failed) m.error = result.error;
+    m.completed_at_ms = now;
+    if (wants_summary) summary = m.to_summary();
+  })
+                                   : Result<void>(errors::store_not_configured());
+  if (!committed) {
     // awaken: counted and logged; the stored meta stays `running` (a zombie entry).
     metrics::increment_counter(metrics::kCommitFailuresTotal,
-                               {{"operation", t.kind == BodyKind::Agent || t.meta.task_type == "sub_agent"
+                               {{"operation", t.kind == BodyKind::Agent || t.task_type == "sub_agent"
                                                   ? "sub_agent_completion"
                                                   : "task_completion"}});
+    if (wants_summary) {
+      const auto* m = meta(t.id());
+      summary = m ? m->to_summary() : TaskSummary{t.id(), t.task_type, {}, result.status(), {}, {}, 0, now, {}};
+      summary->status = result.status();
+      summary->completed_at_ms = now;
+    }
   }
-  if (t.owner_inbox) t.owner_inbox->send_event(Event::terminal(t.meta.task_id, t.meta.owner_thread_id, result));
+  if (t.owner_inbox) t.owner_inbox->send_event(Event::terminal(t.id(), t.owner, result));
 
-  const TaskId id = t.meta.task_id;
-  const std::string owner = t.meta.owner_thread_id;
-  t.end_waiters.for_each([&](WaitNode& n) { *static_cast<std::optional<TaskSummary>*>(n.context) = summary; });
-  t.end_waiters.wake_all(WakeReason::Signal);
+  const std::string owner = t.owner;
+  if (!t.end_waiters.empty()) {
+    t.end_waiters.for_each([&](WaitNode& n) { *static_cast<std::optional<TaskSummary>*>(n.context) = summary; });
+    t.end_waiters.wake_all(WakeReason::Signal);
+  }
   t.host_agent_rx.reset();  // a finished host sub-agent's inbox is closed, like a dropped receiver
   if (t.agent_inbox) ended_agent_inbox_dropped_ += t.agent_inbox->dropped();
-  if (hooks_.on_task_end) hooks_.on_task_end(summary);
+  if (hooks_.on_task_end) hooks_.on_task_end(*summary);
   apply_retention(owner);
 }
 
@@ -288,7 +322,7 @@ Result<void> BackgroundTaskManager::settle(std::string_view id, TaskResult resul
 bool BackgroundTaskManager::emit(std::string_view id, std::string_view event_type, json payload) {
   TaskCore* t = find_core(id);
   if (!t || !t->live || !t->owner_inbox) return false;
-  return t->owner_inbox->send_event(Event::custom(t->meta.task_id, t->meta.owner_thread_id, std::string(event_type),
+  return t->owner_inbox->send_event(Event::custom(t->id(), t->owner, std::string(event_type),
                                                   std::move(payload))) == SendOutcome::Delivered;
 }
 
@@ -328,7 +362,7 @@ Result<std::uint64_t> BackgroundTaskManager::arm_host_timer(std::string_view id,
   if (!t->live) return errors::task_terminated(meta(id) ? meta(id)->status : TaskStatus::Cancelled);
   const std::uint64_t number = ++host_timer_counter_;
   // The deadline is fixed now, though the timer coroutine first runs at the next poll.
-  executor_->spawn(host_timer(*executor_, t->token, executor_->now_ms() + ms, number, fired_host_timers_));
+  executor_->spawn(host_timer(*executor_, t->token(), executor_->now_ms() + ms, number, fired_host_timers_));
   return number;
 }
 
@@ -365,22 +399,25 @@ bool BackgroundTaskManager::has_running(std::string_view owner) const {
   }
   // awaken's fallback without a store value: any handle of the thread, status ignored.
   for (const auto& [id, t] : handles_)
-    if (t->meta.owner_thread_id == owner) return true;
+    if (t->owner == owner) return true;
   return false;
 }
 
 bool BackgroundTaskManager::is_cancel_requested(std::string_view id) const {
   const TaskCore* t = find_core(id);
-  return t && t->live && t->token.is_cancelled();
+  return t && t->live && t->cancel.cancelled;
 }
 
 // ---- cancellation --------------------------------------------------------------------------------------
 bool BackgroundTaskManager::cancel_core(TaskCore& t) {
   if (!t.live) return false;
-  if (const auto* m = meta(t.meta.task_id); m && is_terminal(m->status)) return false;
-  const bool first = !t.token.is_cancelled();
-  t.token.cancel();
-  if (first && hooks_.on_cancel_requested) hooks_.on_cancel_requested(t.meta.task_id);
+  if (const auto* m = meta(t.id()); m && is_terminal(m->status)) return false;
+  const bool first = !t.cancel.cancelled;
+  if (first) {
+    t.cancel.cancelled = true;
+    t.cancel.waiters.wake_all(WakeReason::Cancel);
+    if (hooks_.on_cancel_requested) hooks_.on_cancel_requested(t.id());
+  }
   return true;
 }
 
@@ -416,8 +453,8 @@ std::size_t BackgroundTaskManager::cancel_tree(std::string_view root) {
 std::size_t BackgroundTaskManager::cancel_all(std::string_view owner) {
   std::vector<TaskCore*> targets;
   for (auto& [id, t] : handles_)
-    if (t->meta.owner_thread_id == owner) targets.push_back(t.get());
-  std::sort(targets.begin(), targets.end(), [](auto* a, auto* b) { return id_less(a->meta.task_id, b->meta.task_id); });
+    if (t->owner == owner) targets.push_back(t.get());
+  std::sort(targets.begin(), targets.end(), [](auto* a, auto* b) { return id_less(a->id(), b->id()); });
   std::size_t count = 0;
   for (TaskCore* t : targets)
     if (cancel_core(*t)) ++count;
@@ -440,11 +477,11 @@ Result<void> BackgroundTaskManager::send_task_inbox_message(std::string_view id,
                                                             std::string_view sender_agent_id, std::string_view content) {
   TaskCore* t = find_core(id);
   if (!t) return errors::task_not_found();
-  if (t->meta.owner_thread_id != owner) return errors::not_owner();
+  if (t->owner != owner) return errors::not_owner();
   if (const auto* m = meta(id); m && is_terminal(m->status)) return errors::task_terminated(m->status);
   if (!t->agent_inbox) return errors::no_inbox();
   json payload{{"from", sender_agent_id}, {"content", content}};
-  switch (t->agent_inbox->send_event(Event::custom(t->meta.task_id, t->meta.owner_thread_id, "agent_message", std::move(payload)))) {
+  switch (t->agent_inbox->send_event(Event::custom(t->id(), t->owner, "agent_message", std::move(payload)))) {
     case SendOutcome::Delivered: return {};
     case SendOutcome::Full: return errors::inbox_full();
     case SendOutcome::Closed: break;
@@ -542,7 +579,7 @@ ManagerStats BackgroundTaskManager::stats() const {
   for (const auto& [id, t] : handles_) {
     if (!t->live) continue;
     ++st.live_bodies;
-    if (t->token.is_cancelled()) ++st.cancel_requested_running;
+    if (t->cancel.cancelled) ++st.cancel_requested_running;
     if (t->agent_inbox) st.agent_inbox_dropped += t->agent_inbox->dropped();
   }
   if (owner_inbox_) {

@@ -43,6 +43,11 @@ class CancellationToken {
   Awaiter cancelled() const noexcept { return Awaiter(*s_); }
 
   detail::CancelState& state() const noexcept { return *s_; }
+  // A token over state owned by `owner` (a task keeps its cancel state inline).
+  template <class Owner>
+  static CancellationToken share(std::shared_ptr<Owner> owner, detail::CancelState* state) {
+    return CancellationToken(std::shared_ptr<detail::CancelState>(std::move(owner), state));
+  }
   friend bool operator==(const CancellationToken& a, const CancellationToken& b) noexcept { return a.s_ == b.s_; }
 
  private:

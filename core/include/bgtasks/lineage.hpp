@@ -37,7 +37,8 @@ class ToolLineageScope {
   ToolLineageScope& operator=(const ToolLineageScope&) = delete;
 
  private:
-  std::optional<ToolLineageContext> previous_;
+  std::optional<ToolLineageContext> lineage_;
+  const ToolLineageContext* previous_;
 };
 
 // Sets (or, with nullopt, clears) the ambient background task for this scope's lifetime.
@@ -49,8 +50,25 @@ class BackgroundTaskScope {
   BackgroundTaskScope& operator=(const BackgroundTaskScope&) = delete;
 
  private:
-  std::optional<BackgroundTaskContext> previous_;
+  std::optional<BackgroundTaskContext> task_;
+  const BackgroundTaskContext* previous_;
 };
+
+namespace detail {
+// Around one step of a body: the ambient task is `task` (owned by the caller, no copy) and there
+// is no tool lineage. Restores both after.
+class AmbientTaskStep {
+ public:
+  explicit AmbientTaskStep(const BackgroundTaskContext* task) noexcept;
+  ~AmbientTaskStep();
+  AmbientTaskStep(const AmbientTaskStep&) = delete;
+  AmbientTaskStep& operator=(const AmbientTaskStep&) = delete;
+
+ private:
+  const BackgroundTaskContext* previous_task_;
+  const ToolLineageContext* previous_lineage_;
+};
+}  // namespace detail
 
 // Explicit fields win; each missing one is filled independently: task_id from the ambient task,
 // run_id from the lineage (even ""), call_id/agent_id from the lineage when non-empty.

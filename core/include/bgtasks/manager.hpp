@@ -255,7 +255,7 @@ class BackgroundTaskManager {
   ManagerHooks hooks_;
   std::optional<InboxSender> owner_inbox_;
   std::shared_ptr<StateStore> store_;
-  std::unordered_map<TaskId, std::unique_ptr<TaskCore>> handles_;
+  std::unordered_map<TaskId, std::shared_ptr<TaskCore>> handles_;
   std::uint64_t counter_ = 0;
   std::uint64_t host_timer_counter_ = 0;
   std::uint64_t finish_counter_ = 0;

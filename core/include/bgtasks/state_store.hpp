@@ -143,6 +143,19 @@ class StateStore {
     return {};
   }
 
+  // Changes the value in place (same rules as commit: registered key, commit hook), without
+  // building an action. The manager's completion path uses it.
+  template <class K, class F>
+  Result<void> modify(F&& change) {
+    auto slot = writable_slot(K::name);
+    if (!slot) return slot.error();
+    std::any& v = *slot.value();
+    if (!v.has_value()) v = typename K::Value{};
+    change(*std::any_cast<typename K::Value>(&v));
+    ++version_;
+    return {};
+  }
+
   // The committed value, or nullptr when the key is unregistered or was never written.
   // The pointer is valid until the next mutation.
   template <class K>
