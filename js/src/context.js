@@ -1,14 +1,39 @@
 // What a body receives: ctx.taskId, ctx.emit, ctx.signal, ctx.isCancelled(), ctx.sleep(ms),
 // ctx.spawn / ctx.spawnAgent (children of this task), and for sub-agents ctx.inbox.
 
+/**
+ * Cancellation state shared by a task's context and its manager. The AbortController is made on
+ * first use of ctx.signal (most bodies never look), already aborted if cancel came first.
+ */
+export class CancelState {
+  cancelled = false;
+  reason = undefined;
+  #controller = null;
+
+  get signal() {
+    if (this.#controller === null) {
+      this.#controller = new AbortController();
+      if (this.cancelled) this.#controller.abort(this.reason);
+    }
+    return this.#controller.signal;
+  }
+
+  abort(reason) {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.reason = reason;
+    this.#controller?.abort(reason);
+  }
+}
+
 /** The context handed to a task body. */
 export class TaskContext {
   #manager;
-  #signal;
+  #cancel;
 
-  constructor(manager, taskId, signal, inbox) {
+  constructor(manager, taskId, cancel, inbox) {
     this.#manager = manager;
-    this.#signal = signal;
+    this.#cancel = cancel;
     /** This task's id ('bg_N'). */
     this.taskId = taskId;
     /** Sub-agents only: their inbox of agent_message events. */
@@ -18,11 +43,11 @@ export class TaskContext {
 
   /** Aborted when the task's cancel is requested. */
   get signal() {
-    return this.#signal;
+    return this.#cancel.signal;
   }
 
   isCancelled() {
-    return this.#signal.aborted;
+    return this.#cancel.cancelled;
   }
 
   /** A custom event to the owner inbox: `{kind:'custom', task_id, event_type, payload}`. */

@@ -2,7 +2,7 @@
 // cancellation and events; this class adapts: it runs async bodies, settles them into the core,
 // aborts signals when the core says a cancel was requested, and pumps the core's poll loop.
 import { loadModule } from '#load-module';
-import { AgentInbox, TaskContext } from './context.js';
+import { AgentInbox, CancelState, TaskContext } from './context.js';
 import {
   BgTasksError,
   checkCount,
@@ -98,7 +98,7 @@ export class TaskManager {
   #core;
   #manual;
   #disposed = false;
-  #live = new Map(); // id → { controller, ctx, body, recvWaiters } for bodies that have not settled
+  #live = new Map(); // id → { cancel, ctx, body, recvWaiters } for bodies that have not settled
   #pendingStarts = []; // ids whose bodies start at the next pump (spawn never runs a body)
   #endWaiters = new Map(); // id → [resolve]
   #timers = new Map(); // timer number → { resolve, reject }
@@ -179,9 +179,9 @@ export class TaskManager {
       if (parentTaskId !== null) core.leaveTask();
     }
     if (id === '') throw coreError(core, core.lastErrorCode());
-    const controller = new AbortController();
-    const ctx = new TaskContext(this, id, controller.signal, agent ? new AgentInbox(this, id) : undefined);
-    this.#live.set(id, { controller, ctx, body, recvWaiters: [] });
+    const cancel = new CancelState();
+    const ctx = new TaskContext(this, id, cancel, agent ? new AgentInbox(this, id) : undefined);
+    this.#live.set(id, { cancel, ctx, body, recvWaiters: [] });
     this.#pendingStarts.push(id);
     this.#touch();
     return id;
@@ -304,7 +304,7 @@ export class TaskManager {
     const msg = this._tryRecv(id);
     if (msg !== null) return Promise.resolve(msg);
     const rec = this.#live.get(id);
-    if (!rec || rec.controller.signal.aborted) return Promise.resolve(null);
+    if (!rec || rec.cancel.cancelled) return Promise.resolve(null);
     return new Promise((resolve) => rec.recvWaiters.push(resolve));
   }
 
@@ -378,7 +378,7 @@ export class TaskManager {
     for (const id of ids) {
       const rec = this.#live.get(id);
       if (!rec) continue;
-      rec.controller.abort(abortError());
+      rec.cancel.abort(abortError());
       for (const wake of rec.recvWaiters.splice(0)) wake(null);
     }
     if (ids.length > 0) this.#touch();
@@ -567,7 +567,7 @@ export class TaskManager {
     this.#disposed = true;
     this.#clearWakeup();
     for (const rec of this.#live.values()) {
-      rec.controller.abort(abortError('The task manager was disposed'));
+      rec.cancel.abort(abortError('The task manager was disposed'));
       for (const wake of rec.recvWaiters.splice(0)) wake(null);
     }
     this.#live.clear();
