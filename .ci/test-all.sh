@@ -32,7 +32,14 @@ echo "== npm packages"
 (cd js && npm ci --no-audit --no-fund)
 (cd web_tests && npm ci --no-audit --no-fund)
 
-echo "== TypeScript declarations, Node suite (incl. parity scenarios), browser (Chromium), npm pack"
+echo "== examples: native (find_package after cmake --install), README snippets, node-agent deps"
+(cd examples/node-agent && npm ci --no-audit --no-fund)
+(cd examples/readme && npm ci --no-audit --no-fund)
+export BGTASKS_PREFIX="$PWD/build/examples-prefix"
+bash examples/native/test.sh
+node examples/readme/check.mjs
+
+echo "== TypeScript declarations, Node suite (incl. parity scenarios, node-agent example), browser (Chromium, demo), npm pack"
 (cd web_tests && npm test)
 
 echo "== all tests passed"
