@@ -35,6 +35,7 @@ echo "== npm packages"
 echo "== examples: native (find_package after cmake --install), README snippets, node-agent deps"
 (cd examples/node-agent && npm ci --no-audit --no-fund)
 (cd examples/readme && npm ci --no-audit --no-fund)
+(cd demo && npm ci --no-audit --no-fund)
 export BGTASKS_PREFIX="$PWD/build/examples-prefix"
 bash examples/native/test.sh
 node examples/readme/check.mjs

@@ -500,6 +500,15 @@ export declare class TaskManager {
    */
   advance(ms: number): void;
 
+  /**
+   * Manual clock only (else `BgTasksError` `InvalidArgument`): lets `ms` pass the way real time
+   * would — stops at every timer deadline on the way and runs what it woke (`runUntilIdle`).
+   */
+  runFor(ms: number): Promise<void>;
+
+  /** The earliest armed timer deadline (ms on the manager's clock), or `null` when none is armed. */
+  nextDeadline(): number | null;
+
   /** The manager's clock, in ms. */
   now(): number;
 

@@ -474,6 +474,35 @@ export class TaskManager {
     this.#core.advance(delta);
   }
 
+  /** The earliest armed timer deadline (ms on the manager's clock), or null when none is armed. */
+  nextDeadline() {
+    this.#alive();
+    const d = this.#core.nextDeadline();
+    return d < 0 ? null : d;
+  }
+
+  /**
+   * Manual clock only: lets `ms` pass the way real time would — it stops at every timer deadline
+   * on the way and runs what that woke (runUntilIdle) before moving on.
+   */
+  async runFor(ms) {
+    this.#alive();
+    const delta = checkMs(ms, 'ms');
+    if (!this.#manual) throw new BgTasksError('InvalidArgument', 'runFor() needs a manager created with clock: "manual"');
+    const target = this.#core.now() + delta;
+    await this.runUntilIdle();
+    for (;;) {
+      if (this.#disposed) return;
+      const d = this.#core.nextDeadline();
+      if (d < 0 || d > target) break;
+      this.#core.setTime(d);
+      await this.runUntilIdle();
+    }
+    if (this.#disposed) return;
+    this.#core.setTime(target);
+    await this.runUntilIdle();
+  }
+
   /** The manager's clock, in ms. */
   now() {
     this.#alive();

@@ -218,7 +218,9 @@ async function main(): Promise<void> {
 
   // ---- time, introspection, disposal ----
   mgr.advance(100);
-  const now: number = mgr.now();
+  await mgr.runFor(250);
+  const deadline: number | null = mgr.nextDeadline();
+  const now: number = mgr.now() + (deadline ?? 0);
   await mgr.runUntilIdle();
   const stats: Stats = mgr.stats();
   const counts: number[] = [
