@@ -42,7 +42,7 @@ class Core {
     manager_->set_store(store_);
     (void)store_->install_plugin(BackgroundTaskPlugin(manager_));
     manager_->set_hooks({[this](const TaskId& id) { cancel_requests_.push_back(id); },
-                         [this](const TaskSummary& s) { last_ended_ = dump(to_json(s)); }});
+                         [this](const TaskSummary& s) { last_ended_ = s; }});
   }
 
   // ---- spawning (host-driven bodies) ----
@@ -51,7 +51,7 @@ class Core {
                     const std::string& description, const std::string& parent_json, bool sub_agent) {
     TaskParentContext parent;
     if (!parent_json.empty()) {
-      auto j = parse_json(parent_json, "parent");
+      auto j = parse_json(parent_json, "parent", Errc::InvalidArgument);
       if (!j) return fail_str(j.error());
       auto p = parent_context_from_json(*j, "parent");
       if (!p) return fail_str(p.error());
@@ -64,18 +64,18 @@ class Core {
   }
 
   int complete(const std::string& id, const std::string& result_json) {
-    auto j = parse_json(result_json, "result");
+    auto j = parse_json(result_json, "result", Errc::InvalidArgument);
     if (!j) return fail(j.error());
     return code(manager_->complete(id, std::move(*j)));
   }
   int failTask(const std::string& id, const std::string& message) { return code(manager_->fail(id, message)); }
   int settleCancelled(const std::string& id) { return code(manager_->settle(id, TaskResult::cancelled())); }
   // The terminal summary of the task that ended last (valid even if retention already dropped it).
-  std::size_t lastEnded() { return put(last_ended_); }
+  std::size_t lastEnded() { return put(dump(to_json(last_ended_))); }
 
   // 1 delivered, 0 not (unknown/finished task, closed inbox), negative: error code (bad JSON).
   int emit(const std::string& id, const std::string& event_type, const std::string& payload_json) {
-    auto j = parse_json(payload_json, "payload");
+    auto j = parse_json(payload_json, "payload", Errc::InvalidArgument);
     if (!j) return -fail(j.error());
     return manager_->emit(id, event_type, std::move(*j)) ? 1 : 0;
   }
@@ -211,7 +211,7 @@ class Core {
   std::shared_ptr<BackgroundTaskManager> manager_;
   std::vector<std::unique_ptr<BackgroundTaskScope>> scopes_;
   std::vector<TaskId> cancel_requests_;
-  std::string last_ended_;
+  TaskSummary last_ended_;
   std::string buffer_;
   std::string last_error_message_;
   int last_error_status_ = -1;
@@ -221,6 +221,8 @@ class Core {
 }  // namespace
 
 EMSCRIPTEN_BINDINGS(bgtasks) {
+  emscripten::constant("kMaxJsonDepth", static_cast<int>(bgtasks::kMaxJsonDepth));
+  emscripten::constant("kMaxSnapshotBytes", static_cast<double>(bgtasks::kMaxSnapshotBytes));
   emscripten::class_<Core>("Core")
       .constructor<bool, double, int, int, bool, int, bool>()
       .function("spawn", &Core::spawn)

@@ -227,22 +227,38 @@ Result<BackgroundTaskStateSnapshot> snapshot_from_json(const json& j) {
   return snap;
 }
 
-Result<json> parse_json(std::string_view text, std::string_view what) {
-  if (text.size() > kMaxSnapshotBytes)
-    return errors::invalid_snapshot(std::string(what) + ": " + std::to_string(text.size()) + " bytes exceeds the limit of " +
-                                    std::to_string(kMaxSnapshotBytes));
-  bool too_deep = false;
-  json::parser_callback_t limit_depth = [&too_deep](int depth, json::parse_event_t, json&) {
-    if (static_cast<std::size_t>(depth) > kMaxJsonDepth) {
-      too_deep = true;
-      return false;
-    }
-    return true;
+Result<json> parse_json(std::string_view text, std::string_view what, Errc code) {
+  auto fail = [&](const std::string& detail) {
+    std::string message = std::string(what) + ": " + detail;
+    return code == Errc::InvalidSnapshot ? errors::invalid_snapshot(std::move(message)) : Error{code, std::move(message), std::nullopt};
   };
-  json j = json::parse(text.begin(), text.end(), limit_depth, /*allow_exceptions=*/false);
-  if (too_deep)
-    return errors::invalid_snapshot(std::string(what) + ": nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-  if (j.is_discarded()) return errors::invalid_snapshot(std::string(what) + ": not valid JSON (syntax error, truncated text or invalid UTF-8)");
+  if (text.size() > kMaxSnapshotBytes)
+    return fail(std::to_string(text.size()) + " bytes exceeds the limit of " + std::to_string(kMaxSnapshotBytes));
+  // Depth is checked by one linear scan first: nlohmann's callback parser would rescan a parent
+  // object at each child's end (quadratic on a {"tasks": {…}} of 1e5 entries).
+  bool too_deep = false;
+  {
+    std::size_t depth = 0;
+    bool in_string = false;
+    for (std::size_t i = 0; i < text.size() && !too_deep; ++i) {
+      const char c = text[i];
+      if (in_string) {
+        if (c == '\\')
+          ++i;
+        else if (c == '"')
+          in_string = false;
+      } else if (c == '"') {
+        in_string = true;
+      } else if (c == '[' || c == '{') {
+        too_deep = ++depth > kMaxJsonDepth + 1;  // levels count from 0 at the root container
+      } else if ((c == ']' || c == '}') && depth > 0) {
+        --depth;
+      }
+    }
+  }
+  json j = too_deep ? json(json::value_t::discarded) : json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (too_deep) return fail("nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  if (j.is_discarded()) return fail("not valid JSON (syntax error, truncated text or invalid UTF-8)");
   return j;
 }
 

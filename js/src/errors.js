@@ -90,7 +90,8 @@ export function toJson(value, name) {
   try {
     text = JSON.stringify(value === undefined ? null : value);
   } catch (e) {
-    throw new TypeError(`${name} is not JSON-serializable: ${e.message}`);
+    const why = e instanceof RangeError ? 'nesting too deep' : e.message;
+    throw new TypeError(`${name} is not JSON-serializable: ${why}`, { cause: e });
   }
   if (text === undefined) throw new TypeError(`${name} is not JSON-serializable (${typeof value})`);
   // JSON.stringify writes a lone surrogate as a \udXXX escape; only then is the slow scan needed.

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { BgTasksError, checkString } from './errors.js';
 
 let tempCounter = 0;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export class FileStore {
   #dir;
@@ -60,12 +61,18 @@ export class FileStore {
   /** The thread's snapshot, or null when none was saved. A corrupt file is an InvalidSnapshot error. */
   async load(thread) {
     const path = this.pathFor(thread);
-    let text;
+    let bytes;
     try {
-      text = await readFile(path, 'utf8');
+      bytes = await readFile(path);
     } catch (e) {
       if (e.code === 'ENOENT') return null;
       throw e;
+    }
+    let text;
+    try {
+      text = utf8.decode(bytes); // fatal: a corrupt file is refused, not patched with U+FFFD
+    } catch {
+      throw new BgTasksError('InvalidSnapshot', `${path}: not valid UTF-8`);
     }
     try {
       return JSON.parse(text);

@@ -18,7 +18,7 @@ const MANAGER_OPTIONS = ['clock', 'now', 'retainFinished', 'agentInboxCapacity',
 const SPAWN_OPTIONS = ['thread', 'type', 'name', 'description', 'parent'];
 const AGENT_OPTIONS = ['thread', 'name', 'description', 'parent'];
 const PARENT_FIELDS = ['task_id', 'run_id', 'call_id', 'agent_id'];
-const CODE_INVALID_SNAPSHOT = 11;
+const CODE_INVALID_ARGUMENT = 13; // ERROR_CODES index: the core refused a JSON text
 const INT32_MAX = 2 ** 31 - 1; // the binding takes these counts as int
 
 let modulePromise;
@@ -231,7 +231,7 @@ export class TaskManager {
       }
       if (ok) {
         code = core.complete(id, text);
-        if (code === CODE_INVALID_SNAPSHOT) code = core.failTask(id, `result is not valid JSON: ${core.lastErrorMessage()}`);
+        if (code === CODE_INVALID_ARGUMENT) code = core.failTask(id, `result refused: ${core.lastErrorMessage()}`);
       }
     }
     if (!ok) code = core.failTask(id, errorMessage(value));
@@ -256,7 +256,7 @@ export class TaskManager {
     checkString(eventType, 'eventType');
     const text = toJson(payload, 'payload');
     const r = this.#core.emit(id, eventType, text);
-    if (r < 0) throw new TypeError(`payload: ${this.#core.lastErrorMessage()}`);
+    if (r < 0) throw new TypeError(this.#core.lastErrorMessage());
     if (r === 1) this.#wakeEventWaiters();
     this.#activity++;
     return r === 1;
@@ -447,7 +447,15 @@ export class TaskManager {
     this.#thread(thread);
     if (snapshot === null || typeof snapshot !== 'object' || Array.isArray(snapshot))
       throw new TypeError('snapshot must be an object {tasks: {...}}');
-    const n = this.#core.restore(thread, toJson(snapshot, 'snapshot'));
+    let text;
+    try {
+      text = toJson(snapshot, 'snapshot');
+    } catch (e) {
+      // Snapshots are untrusted data: one too deep for JSON.stringify is refused as the core would.
+      if (!(e.cause instanceof RangeError)) throw e;
+      throw new BgTasksError('InvalidSnapshot', `invalid snapshot: snapshot: nesting deeper than ${this.#module.kMaxJsonDepth} levels`);
+    }
+    const n = this.#core.restore(thread, text);
     if (n < 0) throw coreError(this.#core, -n);
     return n;
   }

@@ -31,8 +31,8 @@ Result<PersistedTaskMeta> meta_from_json(const json& j, std::string_view where =
 Result<BackgroundTaskStateSnapshot> snapshot_from_json(const json& j);
 // Text in: size and nesting limits, then snapshot_from_json. Errors are InvalidSnapshot.
 Result<BackgroundTaskStateSnapshot> parse_snapshot(std::string_view text);
-// Any JSON text within the limits (emit payloads, task results from hosts).
-Result<json> parse_json(std::string_view text, std::string_view what);
+// Any JSON text within the limits (emit payloads, task results from hosts); errors carry `code`.
+Result<json> parse_json(std::string_view text, std::string_view what, Errc code = Errc::InvalidSnapshot);
 
 // nlohmann's dump with invalid UTF-8 replaced, so dumping never throws.
 std::string dump(const json& j);
