@@ -15,6 +15,7 @@
 namespace {
 
 using namespace bgtasks;
+using bgtasks::testing::manager_with_store;
 using bgtasks::testing::manager_with_store_and_inbox;
 
 using Log = std::vector<std::string>;
@@ -319,6 +320,47 @@ TEST(Executor, SetTimeMovesForwardOnlyAndMakesDueTimersReady) {
   EXPECT_EQ(log, (Log{"a"}));
   exec.set_time(100);  // backwards: ignored
   EXPECT_EQ(clock.now_ms(), 600u);
+}
+
+// Deadlines saturate at the end of time: a huge sleep never fires early and the manual clock
+// never wraps backwards (found by fuzz_api).
+TEST(Executor, HugeSleepsAndAdvancesSaturateInsteadOfWrapping) {
+  ManualClock clock{1'000};
+  Executor exec{clock};
+  Log log;
+  exec.spawn(sleeper(&exec, &log, "huge", UINT64_MAX));
+  exec.run_until_idle();
+  EXPECT_EQ(exec.next_deadline(), std::optional<std::uint64_t>(UINT64_MAX));
+  exec.advance(UINT64_MAX - 2'000);
+  exec.run_until_idle();
+  EXPECT_TRUE(log.empty());
+  EXPECT_EQ(clock.now_ms(), UINT64_MAX - 1'000);
+  exec.advance(5'000);  // would wrap to 3'999
+  EXPECT_EQ(clock.now_ms(), UINT64_MAX);
+  exec.run_until_idle();
+  EXPECT_EQ(log, (Log{"huge"}));
+}
+
+TEST(Cancel, HugeTaskSleepAndHostTimerDoNotFireEarly) {
+  auto h = manager_with_store();
+  std::optional<bool> slept;
+  auto id = h->manager->spawn("t", "shell", std::nullopt, "sleeps forever", {}, [&](TaskContext ctx) -> Co<TaskResult> {
+    const bool ok = co_await ctx.sleep(UINT64_MAX);
+    slept = ok;
+    co_return TaskResult::success(json(ok));
+  });
+  auto host = h->manager->spawn_host("t", "shell", std::nullopt, "host", {});
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(host.ok());
+  auto timer = h->manager->arm_host_timer(*host, UINT64_MAX - 1);
+  ASSERT_TRUE(timer.ok());
+  h->run_for(1'000'000);
+  EXPECT_FALSE(slept.has_value());
+  EXPECT_TRUE(h->manager->take_fired_host_timers().empty());
+  EXPECT_EQ(h->manager->get(*id)->status, TaskStatus::Running);
+  EXPECT_TRUE(h->manager->cancel(*id));
+  h->run_until_idle();
+  EXPECT_EQ(slept, std::optional<bool>(false));
 }
 
 TEST(Executor, IdleHasReadyAndNextDeadlineTrackState) {

@@ -769,3 +769,65 @@ TEST(Restore, WithoutStoreIsStoreNotConfiguredAndChangesNothing) {
   EXPECT_FALSE(h.manager->get("bg_7").has_value());
   EXPECT_TRUE(h.manager->list("t").empty());
 }
+
+// ---- limits found by fuzzing (fuzz/corpus reproducers) --------------------------------------
+
+// The last id is bg_18446744073709551615: after it is restored (or handed out) spawns are refused
+// instead of wrapping to bg_0 and overwriting a stored task.
+TEST(Restore, LastPossibleIdExhaustsIdsAndSpawnIsRefusedNotWrapped) {
+  auto h = manager_with_store();
+  auto first = h->manager->spawn("t", "shell", std::nullopt, "first", {}, succeed_null);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(*first, "bg_0");
+  h->run_until_idle();
+  json j;
+  j["tasks"]["bg_18446744073709551615"] = valid_entry("bg_18446744073709551615");
+  ASSERT_TRUE(h->manager->restore_json("t", j.dump()).ok());
+  EXPECT_TRUE(h->manager->ids_exhausted());
+  const std::string before = h->manager->snapshot_json();
+  auto refused = h->manager->spawn("t", "shell", std::nullopt, "one too many", {}, succeed_null);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::InvalidArgument);
+  EXPECT_NE(refused.error().message.find("task ids exhausted"), std::string::npos) << refused.error().message;
+  EXPECT_EQ(h->manager->snapshot_json(), before);  // bg_0 and the restored entry untouched
+  EXPECT_EQ(h->manager->get("bg_0")->description, "first");
+}
+
+TEST(Restore, SecondToLastIdHandsOutTheLastOneThenRefuses) {
+  auto h = manager_with_store();
+  json j;
+  j["tasks"]["bg_18446744073709551613"] = valid_entry("bg_18446744073709551613");
+  ASSERT_TRUE(h->manager->restore_json("t", j.dump()).ok());
+  EXPECT_FALSE(h->manager->ids_exhausted());
+  auto last = h->manager->spawn("t", "shell", std::nullopt, "last", {}, succeed_null);
+  ASSERT_TRUE(last.ok()) << last.error().message;
+  EXPECT_EQ(*last, "bg_18446744073709551614");
+  auto very_last = h->manager->spawn("t", "shell", std::nullopt, "very last", {}, succeed_null);
+  ASSERT_TRUE(very_last.ok()) << very_last.error().message;
+  EXPECT_EQ(*very_last, "bg_18446744073709551615");
+  EXPECT_TRUE(h->manager->ids_exhausted());
+  EXPECT_FALSE(h->manager->spawn("t", "shell", std::nullopt, "none left", {}, succeed_null).ok());
+  h->run_until_idle();
+  EXPECT_EQ(h->manager->list("t").size(), 3u);
+}
+
+// A result at the value nesting limit (kMaxJsonDepth) sits 3 levels deeper inside a snapshot; the
+// snapshot limit leaves room for it, so every accepted result stays restorable.
+TEST(Restore, ResultAtTheValueDepthLimitSurvivesSnapshotAndRestore) {
+  const std::string deepest(kMaxJsonDepth + 1, '[');
+  const std::string closing(kMaxJsonDepth + 1, ']');
+  auto value = parse_json(deepest + closing, "result", Errc::InvalidArgument);
+  ASSERT_TRUE(value.ok()) << value.error().message;
+  EXPECT_FALSE(parse_json("[" + deepest + closing + "]", "result", Errc::InvalidArgument).ok());
+
+  auto h = manager_with_store();
+  auto id = h->manager->spawn_host("t", "shell", std::nullopt, "deep result", {});
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(h->manager->complete(*id, *value).ok());
+  const std::string text = h->manager->snapshot_json("t");
+  auto other = manager_with_store();
+  auto restored = other->manager->restore_json("t", text);
+  ASSERT_TRUE(restored.ok()) << restored.error().message;
+  EXPECT_EQ(*restored, 1u);
+  EXPECT_EQ(other->manager->snapshot_json("t"), text);
+}

@@ -222,6 +222,7 @@ class Core {
 
 EMSCRIPTEN_BINDINGS(bgtasks) {
   emscripten::constant("kMaxJsonDepth", static_cast<int>(bgtasks::kMaxJsonDepth));
+  emscripten::constant("kMaxSnapshotDepth", static_cast<int>(bgtasks::kMaxSnapshotDepth));
   emscripten::constant("kMaxSnapshotBytes", static_cast<double>(bgtasks::kMaxSnapshotBytes));
   emscripten::class_<Core>("Core")
       .constructor<bool, double, int, int, bool, int, bool>()

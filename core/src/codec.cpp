@@ -227,7 +227,7 @@ Result<BackgroundTaskStateSnapshot> snapshot_from_json(const json& j) {
   return snap;
 }
 
-Result<json> parse_json(std::string_view text, std::string_view what, Errc code) {
+Result<json> parse_json(std::string_view text, std::string_view what, Errc code, std::size_t max_depth) {
   auto fail = [&](const std::string& detail) {
     std::string message = std::string(what) + ": " + detail;
     return code == Errc::InvalidSnapshot ? errors::invalid_snapshot(std::move(message)) : Error{code, std::move(message), std::nullopt};
@@ -250,20 +250,20 @@ Result<json> parse_json(std::string_view text, std::string_view what, Errc code)
       } else if (c == '"') {
         in_string = true;
       } else if (c == '[' || c == '{') {
-        too_deep = ++depth > kMaxJsonDepth + 1;  // levels count from 0 at the root container
+        too_deep = ++depth > max_depth + 1;  // levels count from 0 at the root container
       } else if ((c == ']' || c == '}') && depth > 0) {
         --depth;
       }
     }
   }
   json j = too_deep ? json(json::value_t::discarded) : json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (too_deep) return fail("nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  if (too_deep) return fail("nesting deeper than " + std::to_string(max_depth) + " levels");
   if (j.is_discarded()) return fail("not valid JSON (syntax error, truncated text or invalid UTF-8)");
   return j;
 }
 
 Result<BackgroundTaskStateSnapshot> parse_snapshot(std::string_view text) {
-  auto j = parse_json(text, "snapshot");
+  auto j = parse_json(text, "snapshot", Errc::InvalidSnapshot, kMaxSnapshotDepth);
   if (!j) return j.error();
   return snapshot_from_json(*j);
 }

@@ -177,7 +177,14 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
           return errors::duplicate_name(*name);
     }
   }
-  TaskId id = format_id(counter_++);
+  // bg_18446744073709551615 is the last id; after it, spawning is refused instead of wrapping
+  // around onto ids that may still be stored.
+  if (ids_exhausted_) return errors::invalid_argument("task ids exhausted: bg_18446744073709551615 was handed out");
+  TaskId id = format_id(counter_);
+  if (counter_ == UINT64_MAX)
+    ids_exhausted_ = true;
+  else
+    ++counter_;
   if (!store_) return errors::store_not_configured();
 
   PersistedTaskMeta meta;
@@ -362,7 +369,7 @@ Result<std::uint64_t> BackgroundTaskManager::arm_host_timer(std::string_view id,
   if (!t->live) return errors::task_terminated(meta(id) ? meta(id)->status : TaskStatus::Cancelled);
   const std::uint64_t number = ++host_timer_counter_;
   // The deadline is fixed now, though the timer coroutine first runs at the next poll.
-  executor_->spawn(host_timer(*executor_, t->token(), executor_->now_ms() + ms, number, fired_host_timers_));
+  executor_->spawn(host_timer(*executor_, t->token(), saturating_add(executor_->now_ms(), ms), number, fired_host_timers_));
   return number;
 }
 
@@ -532,7 +539,12 @@ std::size_t BackgroundTaskManager::restore_for_thread(std::string_view owner, co
   for (const PersistedTaskMeta* entry : entries) {
     const TaskId& id = entry->task_id;
     if (meta(id)) continue;  // existing ids (live tasks among them) are kept as they are
-    if (auto n = parse_bg_number(id)) counter_ = std::max(counter_, *n == UINT64_MAX ? *n : *n + 1);
+    if (auto n = parse_bg_number(id)) {
+      if (*n == UINT64_MAX)
+        ids_exhausted_ = true;
+      else
+        counter_ = std::max(counter_, *n + 1);
+    }
     PersistedTaskMeta m = *entry;
     m.owner_thread_id = std::string(owner);
     const TaskCore* t = find_core(id);

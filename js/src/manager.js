@@ -453,7 +453,7 @@ export class TaskManager {
     } catch (e) {
       // Snapshots are untrusted data: one too deep for JSON.stringify is refused as the core would.
       if (!(e.cause instanceof RangeError)) throw e;
-      throw new BgTasksError('InvalidSnapshot', `invalid snapshot: snapshot: nesting deeper than ${this.#module.kMaxJsonDepth} levels`);
+      throw new BgTasksError('InvalidSnapshot', `invalid snapshot: snapshot: nesting deeper than ${this.#module.kMaxSnapshotDepth} levels`);
     }
     const n = this.#core.restore(thread, text);
     if (n < 0) throw coreError(this.#core, -n);

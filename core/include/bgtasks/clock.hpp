@@ -5,6 +5,12 @@
 
 namespace bgtasks {
 
+// now + ms without wrapping around: a deadline past the end of time is the end of time, so a huge
+// sleep never fires early and a manual clock never goes backwards.
+constexpr std::uint64_t saturating_add(std::uint64_t now, std::uint64_t ms) noexcept {
+  return ms > UINT64_MAX - now ? UINT64_MAX : now + ms;
+}
+
 class Clock {
  public:
   virtual ~Clock() = default;
@@ -24,7 +30,7 @@ class ManualClock final : public Clock {
   std::uint64_t now_ms() const override { return now_; }
   bool is_manual() const noexcept override { return true; }
   // Moving time does not run anything; use Executor::advance to also make due timers ready.
-  void advance(std::uint64_t ms) noexcept { now_ += ms; }
+  void advance(std::uint64_t ms) noexcept { now_ = saturating_add(now_, ms); }
   // Time never goes backwards: set() to an earlier value is ignored.
   void set(std::uint64_t ms) noexcept {
     if (ms > now_) now_ = ms;

@@ -13,7 +13,11 @@ namespace bgtasks {
 
 // Limits on untrusted snapshot input.
 inline constexpr std::size_t kMaxSnapshotBytes = 64u * 1024u * 1024u;
+// Nesting of a value (payload, result, parent) counted from its root at 0.
 inline constexpr std::size_t kMaxJsonDepth = 128;
+// A snapshot holds values 3 levels down ({"tasks": {id: {"result": …}}}), so every value accepted
+// under kMaxJsonDepth stays restorable once it is inside a snapshot.
+inline constexpr std::size_t kMaxSnapshotDepth = kMaxJsonDepth + 3;
 
 json to_json(const TaskParentContext& p);
 json to_json(const TaskSummary& s);
@@ -32,7 +36,8 @@ Result<BackgroundTaskStateSnapshot> snapshot_from_json(const json& j);
 // Text in: size and nesting limits, then snapshot_from_json. Errors are InvalidSnapshot.
 Result<BackgroundTaskStateSnapshot> parse_snapshot(std::string_view text);
 // Any JSON text within the limits (emit payloads, task results from hosts); errors carry `code`.
-Result<json> parse_json(std::string_view text, std::string_view what, Errc code = Errc::InvalidSnapshot);
+Result<json> parse_json(std::string_view text, std::string_view what, Errc code = Errc::InvalidSnapshot,
+                        std::size_t max_depth = kMaxJsonDepth);
 
 // nlohmann's dump with invalid UTF-8 replaced, so dumping never throws.
 std::string dump(const json& j);

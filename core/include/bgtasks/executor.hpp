@@ -205,7 +205,7 @@ class SleepAwaiter {
   Waiter waiter_;
   TimerNode timer_;
 };
-inline SleepAwaiter sleep_for(Executor& exec, std::uint64_t ms) { return {exec, exec.now_ms() + ms}; }
+inline SleepAwaiter sleep_for(Executor& exec, std::uint64_t ms) { return {exec, saturating_add(exec.now_ms(), ms)}; }
 inline SleepAwaiter sleep_until(Executor& exec, std::uint64_t deadline_ms) { return {exec, deadline_ms}; }
 
 // Reschedules the current fiber at the back of the ready queue.

@@ -42,7 +42,7 @@ struct TaskContext {
   CancellationToken::Awaiter cancelled() const noexcept { return cancel_token.cancelled(); }
   // co_await ctx.sleep(ms): true after ms on the executor's clock, false early on cancel.
   CancellableSleepAwaiter sleep(std::uint64_t ms) const noexcept {
-    return {*executor, cancel_token.state(), executor->now_ms() + ms};
+    return {*executor, cancel_token.state(), saturating_add(executor->now_ms(), ms)};
   }
 };
 
@@ -59,7 +59,7 @@ struct AgentTaskContext {
   bool is_cancelled() const noexcept { return cancel_token.is_cancelled(); }
   CancellationToken::Awaiter cancelled() const noexcept { return cancel_token.cancelled(); }
   CancellableSleepAwaiter sleep(std::uint64_t ms) const noexcept {
-    return {*executor, cancel_token.state(), executor->now_ms() + ms};
+    return {*executor, cancel_token.state(), saturating_add(executor->now_ms(), ms)};
   }
 };
 
@@ -190,7 +190,9 @@ class BackgroundTaskManager {
   json task_tree(std::optional<std::string_view> owner_thread_id = std::nullopt) const;
   // Drops a finished task (terminal status, body ended). True if something was removed.
   bool forget(std::string_view id);
+  // N of the next id bg_N; once bg_18446744073709551615 is taken (ids_exhausted()), spawns are refused.
   std::uint64_t next_task_number() const noexcept { return counter_; }
+  bool ids_exhausted() const noexcept { return ids_exhausted_; }
 
   // co_await manager.wait(id): the summary once the task's body has ended (at once if it is not
   // live); nullopt for an unknown id.
@@ -257,6 +259,7 @@ class BackgroundTaskManager {
   std::shared_ptr<StateStore> store_;
   std::unordered_map<TaskId, std::shared_ptr<TaskCore>> handles_;
   std::uint64_t counter_ = 0;
+  bool ids_exhausted_ = false;  // bg_<UINT64_MAX> was handed out or restored
   std::uint64_t host_timer_counter_ = 0;
   std::uint64_t finish_counter_ = 0;
   std::uint64_t ended_agent_inbox_dropped_ = 0;  // drops counted by sub-agents that have ended
