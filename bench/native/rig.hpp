@@ -1,0 +1,61 @@
+// A manager set up as the native tests do (native_tests/support.hpp, without GoogleTest): a manual
+// clock, an executor, a state store whose keys the BackgroundTaskPlugin registered, optionally an
+// owner inbox whose receiver the rig holds. Shared by the benchmarks, the memory probe and the
+// wasm/native driver (so it compiles with em++ too).
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+
+#include "bgtasks/bgtasks.hpp"
+
+namespace bgbench {
+
+using namespace bgtasks;
+
+struct Rig {
+  ManualClock clock{1'000'000};
+  Executor exec{clock};
+  std::shared_ptr<StateStore> store = std::make_shared<StateStore>();
+  std::optional<InboxReceiver> inbox;
+  std::shared_ptr<BackgroundTaskManager> manager;  // declared last: destroyed first
+
+  explicit Rig(bool with_inbox = false) {
+    manager = std::make_shared<BackgroundTaskManager>(exec);
+    if (with_inbox) {
+      auto [tx, rx] = inbox_channel();
+      inbox.emplace(std::move(rx));
+      manager->set_owner_inbox(std::move(tx));
+    }
+    manager->set_store(store);
+    auto plugin = std::make_shared<BackgroundTaskPlugin>(manager);
+    auto env = ExecutionEnv::from_plugins({plugin});
+    if (!env.ok() || !store->register_keys(env->key_registrations).ok()) {
+      std::fprintf(stderr, "bench rig: plugin key registration failed\n");
+      std::abort();
+    }
+  }
+  Rig(const Rig&) = delete;
+  Rig& operator=(const Rig&) = delete;
+  ~Rig() { manager.reset(); }
+
+  BackgroundTaskManager& m() { return *manager; }
+};
+
+// The trivial task: a captureless body that co_returns at once (one frame, no holder).
+inline const auto kTrivialBody = [](TaskContext) -> Co<TaskResult> { co_return TaskResult::success(nullptr); };
+
+// A live idle task: suspended until its cancellation is requested.
+inline const auto kIdleBody = [](TaskContext ctx) -> Co<TaskResult> {
+  co_await ctx.cancelled();
+  co_return TaskResult::cancelled();
+};
+
+[[noreturn]] inline void fail(const char* what) {
+  std::fprintf(stderr, "bench check failed: %s\n", what);
+  std::abort();
+}
+
+}  // namespace bgbench

@@ -1,0 +1,1134 @@
+// fuzz_api: the input bytes are a sequence of API calls against one manager (manual clock, store with
+// the plugin's keys, owner inbox), checked against a model after every step.
+//
+// Input: one options byte (retain_finished, agent inbox capacity/overflow), then operations, each
+// an opcode byte followed by its argument bytes (fuzz_common.hpp's Reader: front to back, zeros
+// once exhausted). fuzz/make_seeds.py writes the seed sequences in this format.
+//
+// Invariants, after every step unless noted:
+//  - ids: every spawn returns "bg_<counter>" and never an id spawned or seen in the state before;
+//  - spawn outcome: ReservedName / DuplicateName exactly as awaken, lineage merged as documented;
+//  - terminal entries never change while they exist; a running entry never disappears;
+//  - DECISIONS §1: cancel / cancel_tree / cancel_all / cancel_descendants_for_run answer as the model
+//    says, and a task for which cancel said true ends cancelled, whatever its body or host reports;
+//    otherwise it ends as its body or host said (value, error);
+//  - complete/fail/emit/arm_host_timer/send_task_inbox_message/forget answer as the model says;
+//  - events: every drained event carries the task_id of a task spawned in this run, its owner's
+//    thread, nothing after its terminal event, custom events of a task in emission order, and at the
+//    end every task that ended has exactly one terminal event of its final kind and no custom event
+//    was lost; sub-agent messages arrive in order (drop-oldest keeps the newest);
+//  - host timers fire once, `true` only after their ms have passed, `false` only after a cancel;
+//  - stats agree with the state; retain_finished holds per thread;
+//  - snapshot → restore (fresh manager) → snapshot is stable (fuzz_common.hpp).
+// Tasks: host-driven (plain and sub-agent) and coroutine bodies that return, sleep and emit, wait for
+// cancel, throw, spawn a child (ambient lineage), fail, call into the manager while they run
+// (cancel, settle, forget, retention), co_await manager.wait(id), or echo their sub-agent inbox. The
+// owner inbox's receiver may be dropped mid-run (events then reach the fallback).
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "fuzz_common.hpp"
+
+using namespace bgtasks;
+using fuzz::Harness;
+using fuzz::Reader;
+
+namespace {
+
+constexpr std::size_t kMaxOps = 64;
+const char* const kThreads[] = {"t1", "t2", ""};
+const char* const kTypes[] = {"shell", "http", "sub_agent"};
+const char* const kNames[] = {nullptr, "a", "b", "parent", "self", "all", "broadcast"};
+const char* const kForeign[] = {"bg_999", "", "bg_restored", "custom-id", "bg_0", "bg_+1", "bg_01"};
+
+std::string show(const json& j) { return dump(j).substr(0, 1500); }
+std::string show(const PersistedTaskMeta& m) { return show(to_json(m)); }
+std::string str(std::uint64_t n) { return std::to_string(n); }
+
+enum class Kind { Host, HostAgent, Body, Agent };
+enum class BodyKind { Value, SleepEmit, WaitCancel, Throw, SpawnChild, Fail, Meddle, Waiter, kCount };
+
+struct TaskRec {
+  std::string thread;
+  Kind kind = Kind::Host;
+  BodyKind body = BodyKind::Value;
+  bool cancel_true = false;  // cancel (or tree/all/run) said true for it
+  bool gone = false;         // removed by forget or retention: the handle is gone
+  bool ended = false;        // on_task_end fired
+  bool cancel_hooked = false;  // on_cancel_requested fired
+  std::optional<TaskSummary> end_summary;
+  std::optional<TaskStatus> expected;  // how it ends without a cancel, when known
+  std::optional<json> expected_result;
+  std::optional<std::string> expected_error;
+  int terminal_events = 0;
+  std::optional<EventKind> terminal_kind;
+  int custom_sent = 0, custom_seen = 0;
+  std::int64_t last_seq = -1;
+  std::deque<json> agent_pending;  // host sub-agents: messages not yet taken
+};
+
+struct Timer {
+  std::string task;
+  std::uint64_t armed_at = 0, ms = 0;
+  bool fired = false;
+};
+
+class Model;
+Model* g_model = nullptr;  // for task bodies; one input at a time
+
+// FUZZ_TRACE=1 prints each operation, spawn and end (to read a reproducer).
+bool tracing() {
+  static const bool on = std::getenv("FUZZ_TRACE") != nullptr;
+  return on;
+}
+#define TRACE(...)                          \
+  do {                                      \
+    if (tracing()) {                        \
+      std::fprintf(stderr, __VA_ARGS__);    \
+      std::fputc('\n', stderr);             \
+    }                                       \
+  } while (0)
+
+class Model {
+ public:
+  explicit Model(const ManagerOptions& opts) : opts_(opts), h_(opts, /*with_inbox=*/false) {
+    // The owner inbox, with a fallback that sees what is sent after the receiver is dropped.
+    auto [tx, rx] = inbox_channel_with_fallback([this](const json& m) { fallback_.push_back(m); });
+    h_.inbox.emplace(std::move(rx));
+    h_.manager->set_owner_inbox(std::move(tx));
+    ManagerHooks hooks;
+    hooks.on_cancel_requested = [this](const TaskId& id) { on_cancel_requested(id); };
+    hooks.on_task_end = [this](const TaskSummary& s) { on_task_end(s); };
+    h_.manager->set_hooks(std::move(hooks));
+  }
+  ~Model() { g_model = nullptr; }
+
+  void run(Reader& r);
+
+  // ---- used by bodies --------------------------------------------------------------------------
+  std::int64_t next_seq() { return seq_++; }
+  void body_emitted(const std::string& id) { tasks_.at(id).custom_sent++; }
+  void record_spawn(const Result<TaskId>& id, const std::string& thread, Kind kind, BodyKind body,
+                    std::optional<TaskStatus> expected, std::optional<json> result, std::optional<std::string> error);
+  BackgroundTaskManager& manager() { return *h_.manager; }
+  void meddle(const std::string& self, const std::string& target, int action);
+
+ private:
+  void on_cancel_requested(const TaskId& id);
+  void on_task_end(const TaskSummary& s);
+
+  // ---- operations ----
+  void op_spawn(Reader& r, Kind kind);
+  void op_spawn_body(Reader& r);
+  void op_complete(Reader& r, bool fail);
+  void op_emit(Reader& r);
+  void op_cancel(Reader& r);
+  void op_cancel_tree(Reader& r);
+  void op_cancel_all(Reader& r);
+  void op_cancel_run(Reader& r);
+  void op_send(Reader& r);
+  void op_take_messages(Reader& r);
+  void op_arm_timer(Reader& r);
+  void op_advance(Reader& r);
+  void op_snapshot_save(Reader& r);
+  void op_restore_saved(Reader& r);
+  void op_restore_crafted(Reader& r);
+  void op_forget(Reader& r);
+  void op_retain(Reader& r);
+  void op_drain(Reader& r);
+  void op_queries(Reader& r);
+  void op_close_inbox();
+  void check_terminal_event(TaskRec& rec, EventKind kind, const json& data, const std::string& error, const json& shown);
+  void check_fallback();
+
+  // ---- helpers ----
+  std::string ref(Reader& r);
+  json value(Reader& r);
+  TaskParentContext parent(Reader& r);
+  bool in_handles(const std::string& id) const {
+    auto it = tasks_.find(id);
+    return it != tasks_.end() && !it->second.gone;
+  }
+  const PersistedTaskMeta* entry(const std::string& id) const {
+    auto it = state_.tasks.find(id);
+    return it == state_.tasks.end() ? nullptr : &it->second;
+  }
+  bool running(const std::string& id) const {
+    const auto* m = entry(id);
+    return m && m->status == TaskStatus::Running;
+  }
+  bool live(const std::string& id) const { return in_handles(id) && running(id); }
+  std::size_t tree_count(const std::string& root, std::vector<std::string>* hit);
+  void check_restore_result(const std::string& thread, const BackgroundTaskStateSnapshot& snap,
+                            const BackgroundTaskStateSnapshot& before, std::uint64_t counter_before,
+                            const Result<std::size_t>& r);
+  void check_events(const std::vector<Event>& events, const std::string* thread);
+  void check_fired_timers();
+  void check_step(bool full = false);
+  void finish();
+
+  ManagerOptions opts_;
+  Harness h_;
+  std::map<std::string, TaskRec> tasks_;  // spawned in this run
+  std::vector<std::string> order_;        // spawn order
+  std::vector<std::string> restored_;     // ids added by restores
+  std::set<std::string> ever_;            // every id spawned or seen in the state
+  std::map<std::string, PersistedTaskMeta> terminal_;  // terminal entries as first seen
+  BackgroundTaskStateSnapshot state_;     // the state after the last step
+  std::uint64_t state_version_ = UINT64_MAX;
+  std::vector<std::string> saved_;        // snapshot texts
+  std::map<std::uint64_t, Timer> timers_;
+  std::uint64_t last_timer_ = 0;
+  std::int64_t seq_ = 0;
+  bool inbox_closed_ = false;
+  std::vector<json> fallback_;  // owner-inbox events sent after the receiver was dropped
+};
+
+// ---- bodies ---------------------------------------------------------------------------------------
+void body_emit(const TaskContext& ctx) {
+  const std::int64_t seq = g_model->next_seq();
+  if (ctx.emit("fz", json{{"seq", seq}})) g_model->body_emitted(ctx.task_id);
+}
+
+Co<TaskResult> body_value(TaskContext) { co_return TaskResult::success(json{{"k", 0}}); }
+
+Co<TaskResult> body_sleep_emit(TaskContext ctx, std::uint64_t ms, int rounds) {
+  for (int i = 0; i < rounds; ++i) {
+    const std::uint64_t start = ctx.executor->now_ms();
+    const bool slept = co_await ctx.sleep(ms);
+    const std::uint64_t elapsed = ctx.executor->now_ms() - start;
+    FUZZ_CHECK(slept ? elapsed >= ms : ctx.is_cancelled(),
+               "ctx.sleep(" + str(ms) + ") returned " + (slept ? "true" : "false") + " after " + str(elapsed) + " ms");
+    body_emit(ctx);
+  }
+  co_return TaskResult::success(json{{"k", 1}});
+}
+
+Co<TaskResult> body_wait_cancel(TaskContext ctx) {
+  co_await ctx.cancelled();
+  co_return TaskResult::success(json("late value"));  // DECISIONS §1: discarded, ends cancelled
+}
+
+Co<TaskResult> body_throw(TaskContext ctx) {
+  co_await yield_now();
+  if (!ctx.task_id.empty()) throw std::runtime_error("boom");
+  co_return TaskResult::success(nullptr);
+}
+
+Co<TaskResult> body_spawn_child(TaskContext ctx, std::string thread) {
+  // A host child spawned from inside the body: the ambient parent is this task (DECISIONS §6).
+  auto child = g_model->manager().spawn_host(thread, "shell", std::nullopt, "child", {});
+  g_model->record_spawn(child, thread, Kind::Host, BodyKind::Value, std::nullopt, std::nullopt, std::nullopt);
+  if (child.ok()) {
+    auto s = g_model->manager().get(*child);
+    FUZZ_CHECK(s && s->parent_context.task_id == ctx.task_id, "ambient parent of a child spawned in a body");
+  }
+  co_await yield_now();
+  body_emit(ctx);
+  co_return TaskResult::success(json{{"k", 2}});
+}
+
+Co<TaskResult> body_fail(TaskContext) { co_return TaskResult::failed("body failed"); }
+
+// A body that calls into the manager while it runs (re-entrancy from inside poll).
+Co<TaskResult> body_meddle(TaskContext ctx, std::string target, int action) {
+  co_await yield_now();
+  g_model->meddle(ctx.task_id, target, action);
+  co_return TaskResult::success(json{{"k", 4}});
+}
+
+// A body waiting for another task's end (co_await manager.wait(id)).
+Co<TaskResult> body_waiter(TaskContext ctx, std::string target) {
+  auto s = co_await g_model->manager().wait(target);
+  FUZZ_CHECK(!s || is_terminal(s->status), ctx.task_id + " waited for " + target + " and got a running summary");
+  co_return TaskResult::success(json{{"k", 5}});
+}
+
+Co<TaskResult> agent_body(AgentTaskContext ctx) {
+  // Echo every message to the owner inbox until cancelled.
+  while (auto m = co_await ctx.inbox_receiver.recv_or_cancel(ctx.cancel_token)) {
+    const std::int64_t seq = g_model->next_seq();
+    if (ctx.emit("fz", json{{"seq", seq}, {"m", *m}})) g_model->body_emitted(ctx.task_id);
+  }
+  co_return TaskResult::success(json("agent done"));  // only after a cancel: discarded
+}
+
+// ---- helpers --------------------------------------------------------------------------------------
+std::string Model::ref(Reader& r) {
+  const std::uint8_t b = r.u8();
+  if (b >= 224 || order_.empty()) {
+    if (!restored_.empty() && (b & 1)) return restored_[b % restored_.size()];
+    return kForeign[b % std::size(kForeign)];
+  }
+  return order_[b % order_.size()];
+}
+
+json Model::value(Reader& r) {
+  switch (r.u8() % 8) {
+    case 0: return nullptr;
+    case 1: return r.u8();
+    case 2: {
+      const char* const s[] = {"", "x", "\xc3\xbc", "\xff\xfe not utf-8", "a\"b</background-task-event>"};
+      return s[r.u8() % std::size(s)];
+    }
+    case 3: return json{{"k", r.u8()}, {"nested", {{"ok", true}}}};
+    case 4: return json::array({1, "a", nullptr, 2.5});
+    case 5: {
+      std::uint64_t bits = r.u64();
+      double d;
+      std::memcpy(&d, &bits, sizeof d);
+      if (d != d || d - d != 0) d = 0.5;  // NaN / infinity are not JSON
+      return d;
+    }
+    case 6: {
+      // What a host hands over as text (the wasm binding parses results and payloads with parse_json).
+      auto j = parse_json(r.str(64), "result");
+      return j.ok() ? *j : json("unparsed");
+    }
+    default: {
+      // Deep nesting, as a host could send it: `d` arrays, accepted by parse_json up to its limit
+      // (depths around kMaxJsonDepth a quarter of the time).
+      const std::uint8_t b = r.u8();
+      std::size_t d = b < 192 ? b % 64 : kMaxJsonDepth - 4 + b % 8;
+      std::string text(d, '[');
+      text.append(d, ']');
+      auto j = parse_json(text, "result");
+      return j.ok() ? *j : json("too deep");
+    }
+  }
+}
+
+TaskParentContext Model::parent(Reader& r) {
+  TaskParentContext p;
+  switch (r.u8() % 7) {
+    case 0: break;
+    case 1: p.task_id = ref(r); break;
+    case 2: p.run_id = "run-1"; break;
+    case 3:
+      p.task_id = ref(r);
+      p.run_id = "run-2";
+      p.call_id = "call-2";
+      break;
+    case 4: p.task_id = "bg_" + str(manager().next_task_number()); break;  // its own id: a cycle
+    case 5: p.agent_id = "agent-5"; break;
+    default: p.run_id = ""; break;
+  }
+  return p;
+}
+
+void Model::record_spawn(const Result<TaskId>& id, const std::string& thread, Kind kind, BodyKind body,
+                         std::optional<TaskStatus> expected, std::optional<json> result,
+                         std::optional<std::string> error) {
+  if (!id.ok()) return;
+  FUZZ_CHECK(!ever_.count(*id), "spawn reused id " + *id);
+  FUZZ_CHECK(!tasks_.count(*id), "spawn returned a known id " + *id);
+  ever_.insert(*id);
+  TRACE("  spawned %s on '%s'", id->c_str(), thread.c_str());
+  TaskRec rec;
+  rec.thread = thread;
+  rec.kind = kind;
+  rec.body = body;
+  rec.expected = expected;
+  rec.expected_result = std::move(result);
+  rec.expected_error = std::move(error);
+  tasks_.emplace(*id, std::move(rec));
+  order_.push_back(*id);
+}
+
+// ---- hooks: the manager reports every first cancel request and every end ----------------------------
+void Model::on_cancel_requested(const TaskId& id) {
+  auto it = tasks_.find(id);
+  FUZZ_CHECK(it != tasks_.end(), "on_cancel_requested for a task not spawned here: " + id);
+  FUZZ_CHECK(!it->second.cancel_hooked, "on_cancel_requested twice for " + id);
+  FUZZ_CHECK(!it->second.ended, "on_cancel_requested after the end of " + id);
+  it->second.cancel_hooked = true;
+}
+
+void Model::on_task_end(const TaskSummary& s) {
+  auto it = tasks_.find(s.task_id);
+  FUZZ_CHECK(it != tasks_.end(), "on_task_end for a task not spawned here: " + s.task_id);
+  TaskRec& rec = it->second;
+  FUZZ_CHECK(!rec.ended, "task ended twice: " + s.task_id);
+  rec.ended = true;
+  rec.end_summary = s;
+  rec.agent_pending.clear();  // a finished host sub-agent's inbox is closed
+  TRACE("  ended %s", dump(to_json(s)).c_str());
+  FUZZ_CHECK(s.completed_at_ms == h_.clock.now_ms(), "completed_at_ms is not the end time");
+  // DECISIONS §1: cancel said true (the hook fired) → cancelled, whatever the body or host reported.
+  if (rec.cancel_hooked) {
+    FUZZ_CHECK(s.status == TaskStatus::Cancelled && !s.result && !s.error,
+               "cancel said true but the task ended " + show(to_json(s)));
+    return;
+  }
+  FUZZ_CHECK(rec.expected.has_value(), "task ended without cancel or a known outcome: " + show(to_json(s)));
+  FUZZ_CHECK(s.status == *rec.expected, "task ended " + show(to_json(s)) + ", want " + as_str(*rec.expected));
+  if (s.status == TaskStatus::Completed) FUZZ_CHECK(s.result == rec.expected_result, "end result " + show(to_json(s)));
+  if (s.status == TaskStatus::Failed) FUZZ_CHECK(s.error == rec.expected_error, "end error " + show(to_json(s)));
+}
+
+// Called from a body's step: the model's state_ is from before this poll, so answers are checked
+// against live queries (get, is_cancel_requested) rather than predicted.
+void Model::meddle(const std::string& self, const std::string& target, int action) {
+  auto cur = manager().get(target);
+  const bool host = in_handles(target) && (tasks_.at(target).kind == Kind::Host || tasks_.at(target).kind == Kind::HostAgent);
+  const bool is_live = in_handles(target) && cur && cur->status == TaskStatus::Running;
+  switch (action % 6) {
+    case 0: {
+      const bool got = manager().cancel(target);
+      FUZZ_CHECK(got == is_live, self + " cancel(" + target + ") answered " + (got ? "true" : "false"));
+      break;
+    }
+    case 1: {
+      if (host && is_live) {
+        TaskRec& rec = tasks_.at(target);
+        rec.expected = TaskStatus::Completed;
+        rec.expected_result = json{{"settled_by", self}};
+      }
+      auto got = manager().complete(target, json{{"settled_by", self}});
+      FUZZ_CHECK(got.ok() == (host && is_live), self + " complete(" + target + ")");
+      break;
+    }
+    case 2: {
+      const bool want = cur && is_terminal(cur->status);
+      const bool got = manager().forget(target);
+      FUZZ_CHECK(got == want, self + " forget(" + target + ") answered " + (got ? "true" : "false"));
+      break;
+    }
+    case 3: (void)manager().cancel_tree(target); break;
+    case 4:
+      opts_.retain_finished = action & 8 ? std::optional<std::size_t>(0) : std::optional<std::size_t>(1);
+      manager().set_retain_finished(opts_.retain_finished);
+      break;
+    default: (void)manager().cancel_all(tasks_.at(self).thread); break;
+  }
+  // Whatever said true is a cancel request: the model learns it from the manager.
+  for (auto& [id, rec] : tasks_)
+    if (!rec.gone && manager().is_cancel_requested(id)) rec.cancel_true = true;
+}
+
+// ---- operations -----------------------------------------------------------------------------------
+void Model::op_spawn(Reader& r, Kind kind) {
+  const std::string thread = kThreads[r.u8() % std::size(kThreads)];
+  const std::uint8_t t = r.u8();
+  const std::string type = kind == Kind::HostAgent ? "sub_agent" : kTypes[t % std::size(kTypes)];
+  const char* name_c = kNames[r.u8() % std::size(kNames)];
+  const std::optional<std::string_view> name = name_c ? std::optional<std::string_view>(name_c) : std::nullopt;
+  TaskParentContext p = parent(r);
+  const std::uint8_t ctx = r.u8();
+  std::optional<std::string> ambient_task;
+  if (ctx & 1) ambient_task = ref(r);
+  std::optional<ToolLineageContext> lineage;
+  if (ctx & 2) lineage = ToolLineageContext{(ctx & 4) ? "" : "run-L", (ctx & 8) ? "call-L" : "", (ctx & 16) ? "agent-L" : ""};
+
+  // The model's answer.
+  std::optional<Errc> want_error;
+  if (name) {
+    for (const char* reserved : kReservedNames)
+      if (*name == reserved) want_error = Errc::ReservedName;
+    if (!want_error)
+      for (const auto& [id, m] : state_.tasks)
+        if (m.owner_thread_id == thread && m.status == TaskStatus::Running && m.name == std::string(*name))
+          want_error = Errc::DuplicateName;
+  }
+  // The last id, bg_18446744073709551615, once handed out or restored, ends spawning.
+  const bool exhausted = ever_.count("bg_" + str(UINT64_MAX)) > 0;
+  FUZZ_CHECK(manager().ids_exhausted() == exhausted, "ids_exhausted() disagrees with the ids seen");
+  if (!want_error && exhausted) want_error = Errc::InvalidArgument;
+  TaskParentContext want_parent = p;
+  if (!want_parent.task_id && ambient_task) want_parent.task_id = ambient_task;
+  if (lineage) {
+    if (!want_parent.run_id) want_parent.run_id = lineage->run_id;
+    if (!want_parent.call_id && !lineage->call_id.empty()) want_parent.call_id = lineage->call_id;
+    if (!want_parent.agent_id && !lineage->agent_id.empty()) want_parent.agent_id = lineage->agent_id;
+  }
+  const std::uint64_t counter = manager().next_task_number();
+
+  Result<TaskId> id = errors::invalid_argument("not spawned");
+  {
+    std::optional<BackgroundTaskScope> task_scope;
+    if (ambient_task) task_scope.emplace(BackgroundTaskContext{&manager(), *ambient_task});  // = enter_task
+    ToolLineageScope lineage_scope(lineage);
+    id = manager().spawn_host(thread, type, name, "desc", p, kind == Kind::HostAgent);
+  }
+  if (want_error) {
+    FUZZ_CHECK(!id.ok() && id.error().code == *want_error,
+               std::string("spawn: want ") + errc_name(*want_error) + ", got " + (id.ok() ? *id : id.error().message));
+    FUZZ_CHECK(manager().next_task_number() == counter, "a refused spawn moved the counter");
+    return;
+  }
+  FUZZ_CHECK(id.ok(), "spawn refused: " + id.error().message);
+  FUZZ_CHECK(*id == "bg_" + str(counter), "spawn returned " + *id + ", counter was " + str(counter));
+  record_spawn(id, thread, type == "sub_agent" ? Kind::HostAgent : Kind::Host, BodyKind::Value, std::nullopt,
+               std::nullopt, std::nullopt);
+  auto s = manager().get(*id);
+  FUZZ_CHECK(s && s->status == TaskStatus::Running && s->task_type == type && s->description == "desc" &&
+                 s->created_at_ms == h_.clock.now_ms(),
+             "spawned meta: " + (s ? show(to_json(*s)) : std::string("<absent>")));
+  FUZZ_CHECK(s->parent_context == want_parent, "lineage merge: got " + show(to_json(s->parent_context)) + ", want " +
+                                                   show(to_json(want_parent)));
+}
+
+void Model::op_spawn_body(Reader& r) {
+  const std::string thread = kThreads[r.u8() % std::size(kThreads)];
+  const std::uint8_t k = r.u8();
+  const std::uint64_t ms = r.u8();
+  const int rounds = 1 + r.u8() % 3;
+  const char* name_c = kNames[1 + r.u8() % 2];  // "a" / "b" or none below
+  const bool named = r.u8() & 1;
+  const std::optional<std::string_view> name = named ? std::optional<std::string_view>(name_c) : std::nullopt;
+  bool dup = false;
+  if (name)
+    for (const auto& [id, m] : state_.tasks)
+      if (m.owner_thread_id == thread && m.status == TaskStatus::Running && m.name == std::string(*name)) dup = true;
+
+  Result<TaskId> id = errors::invalid_argument("not spawned");
+  BodyKind body = static_cast<BodyKind>(k % (static_cast<int>(BodyKind::kCount) + 1));
+  Kind kind = Kind::Body;
+  std::optional<TaskStatus> expected;
+  std::optional<json> result;
+  std::optional<std::string> error;
+  if (static_cast<int>(body) == static_cast<int>(BodyKind::kCount)) {
+    kind = Kind::Agent;
+    body = BodyKind::WaitCancel;
+    id = manager().spawn_agent_with_context(thread, name, "agent", {},
+                                            [](AgentTaskContext ctx) { return agent_body(std::move(ctx)); });
+  } else {
+    switch (body) {
+      case BodyKind::Value:
+        expected = TaskStatus::Completed, result = json{{"k", 0}};
+        id = manager().spawn(thread, "shell", name, "value", {}, body_value);
+        break;
+      case BodyKind::SleepEmit:
+        expected = TaskStatus::Completed, result = json{{"k", 1}};
+        id = manager().spawn(thread, "shell", name, "sleep", {},
+                             [ms, rounds](TaskContext ctx) { return body_sleep_emit(std::move(ctx), ms, rounds); });
+        break;
+      case BodyKind::WaitCancel:
+        id = manager().spawn(thread, "shell", name, "wait", {}, body_wait_cancel);
+        break;
+      case BodyKind::Throw:
+        expected = TaskStatus::Failed, error = "boom";
+        id = manager().spawn(thread, "shell", name, "throw", {}, body_throw);
+        break;
+      case BodyKind::SpawnChild:
+        expected = TaskStatus::Completed, result = json{{"k", 2}};
+        id = manager().spawn(thread, "shell", name, "parent", {},
+                             [thread](TaskContext ctx) { return body_spawn_child(std::move(ctx), thread); });
+        break;
+      case BodyKind::Meddle: {
+        expected = TaskStatus::Completed, result = json{{"k", 4}};
+        const std::string target = ref(r);
+        const int action = r.u8();
+        id = manager().spawn(thread, "shell", name, "meddle", {}, [target, action](TaskContext ctx) {
+          return body_meddle(std::move(ctx), target, action);
+        });
+        break;
+      }
+      case BodyKind::Waiter: {
+        expected = TaskStatus::Completed, result = json{{"k", 5}};
+        const std::string target = ref(r);
+        id = manager().spawn(thread, "shell", name, "waiter", {},
+                             [target](TaskContext ctx) { return body_waiter(std::move(ctx), target); });
+        break;
+      }
+      case BodyKind::Fail:
+      case BodyKind::kCount:
+        expected = TaskStatus::Failed, error = "body failed";
+        id = manager().spawn(thread, "shell", name, "fail", {}, body_fail);
+        break;
+    }
+  }
+  if (dup) {
+    FUZZ_CHECK(!id.ok() && id.error().code == Errc::DuplicateName, "duplicate running name accepted");
+    return;
+  }
+  FUZZ_CHECK(id.ok(), "body spawn refused: " + id.error().message);
+  record_spawn(id, thread, kind, body, expected, result, error);
+}
+
+void Model::op_complete(Reader& r, bool fail) {
+  const std::string id = ref(r);
+  json v = value(r);
+  const std::string msg = fail ? "failed: " + std::to_string(r.u8()) : "";
+  std::optional<Errc> want;
+  if (!in_handles(id)) want = Errc::TaskNotFound;
+  else if (tasks_.at(id).kind != Kind::Host && tasks_.at(id).kind != Kind::HostAgent) want = Errc::NotHostTask;
+  else if (!running(id)) want = Errc::TaskTerminated;
+  if (!want) {
+    TaskRec& rec = tasks_.at(id);
+    rec.expected = fail ? TaskStatus::Failed : TaskStatus::Completed;
+    if (fail) rec.expected_error = msg;
+    else rec.expected_result = v;
+  }
+  Result<void> got = fail ? manager().fail(id, msg) : manager().complete(id, v);
+  if (want) {
+    FUZZ_CHECK(!got.ok() && got.error().code == *want,
+               "settle " + id + ": want " + errc_name(*want) + ", got " + (got.ok() ? "ok" : got.error().message));
+    return;
+  }
+  FUZZ_CHECK(got.ok(), "settle " + id + " refused: " + got.error().message);
+  TaskRec& rec = tasks_.at(id);
+  FUZZ_CHECK(rec.ended, "settle returned without ending the task");
+  auto s = manager().get(id);
+  if (s) {  // retention may have dropped it already
+    const TaskStatus want_status = rec.cancel_true ? TaskStatus::Cancelled : *rec.expected;
+    FUZZ_CHECK(s->status == want_status, "settled " + id + " is " + as_str(s->status) + ", want " + as_str(want_status));
+    if (!rec.cancel_true && !fail) FUZZ_CHECK(s->result && *s->result == v, "completed result differs: " + show(to_json(*s)));
+    if (!rec.cancel_true && fail) FUZZ_CHECK(s->error == msg, "failed error differs");
+    FUZZ_CHECK(s->completed_at_ms == h_.clock.now_ms(), "completed_at_ms");
+  }
+}
+
+void Model::op_emit(Reader& r) {
+  const std::string id = ref(r);
+  const std::int64_t seq = next_seq();
+  json payload{{"seq", seq}, {"v", value(r)}};
+  const bool got = manager().emit(id, "fz", payload);
+  const bool want = live(id) && !inbox_closed_;
+  FUZZ_CHECK(got == want, "emit " + id + " answered " + (got ? "true" : "false"));
+  if (got) tasks_.at(id).custom_sent++;
+}
+
+void Model::op_cancel(Reader& r) {
+  const std::string id = ref(r);
+  const bool want = live(id);
+  const bool got = manager().cancel(id);
+  FUZZ_CHECK(got == want, "cancel " + id + " answered " + (got ? "true" : "false"));
+  if (got) {
+    tasks_.at(id).cancel_true = true;
+    FUZZ_CHECK(manager().is_cancel_requested(id), "cancel said true but is_cancel_requested is false");
+  }
+}
+
+std::size_t Model::tree_count(const std::string& root, std::vector<std::string>* hit) {
+  if (!entry(root)) return 0;
+  std::map<std::string, std::vector<std::string>> children;
+  for (const auto& [id, m] : state_.tasks)
+    if (m.parent_context.task_id) children[*m.parent_context.task_id].push_back(id);
+  std::set<std::string> seen;
+  std::vector<std::string> stack{root};
+  std::size_t n = 0;
+  while (!stack.empty()) {
+    std::string cur = stack.back();
+    stack.pop_back();
+    if (!seen.insert(cur).second) continue;
+    if (live(cur)) {
+      ++n;
+      if (hit) hit->push_back(cur);
+    }
+    for (const auto& c : children[cur]) stack.push_back(c);
+  }
+  return n;
+}
+
+void Model::op_cancel_tree(Reader& r) {
+  const std::string root = ref(r);
+  std::vector<std::string> hit;
+  const std::size_t want = tree_count(root, &hit);
+  const std::size_t got = manager().cancel_tree(root);
+  FUZZ_CHECK(got == want, "cancel_tree " + root + " = " + str(got) + ", want " + str(want));
+  for (const auto& id : hit) tasks_.at(id).cancel_true = true;
+}
+
+void Model::op_cancel_all(Reader& r) {
+  const std::string thread = kThreads[r.u8() % std::size(kThreads)];
+  std::vector<std::string> hit;
+  for (const auto& [id, rec] : tasks_)
+    if (rec.thread == thread && live(id)) hit.push_back(id);
+  const std::size_t got = manager().cancel_all(thread);
+  FUZZ_CHECK(got == hit.size(), "cancel_all " + thread + " = " + str(got) + ", want " + str(hit.size()));
+  for (const auto& id : hit) tasks_.at(id).cancel_true = true;
+}
+
+void Model::op_cancel_run(Reader& r) {
+  const std::string run = (r.u8() & 1) ? "run-1" : "run-L";
+  std::vector<std::string> roots;
+  for (const auto& [id, m] : state_.tasks)
+    if (m.status == TaskStatus::Running && m.parent_context.run_id == run && !m.parent_context.task_id) roots.push_back(id);
+  std::vector<std::string> hit;
+  std::size_t want = 0;
+  for (const auto& root : roots) want += tree_count(root, &hit);
+  const std::size_t got = manager().cancel_descendants_for_run(run);
+  FUZZ_CHECK(got == want, "cancel_descendants_for_run " + run + " = " + str(got) + ", want " + str(want));
+  for (const auto& id : hit) tasks_.at(id).cancel_true = true;
+}
+
+void Model::op_send(Reader& r) {
+  const std::string id = ref(r);
+  const std::string thread = (r.u8() % 4 == 0) ? "t-other" : (in_handles(id) ? tasks_.at(id).thread : "t1");
+  const std::string content = "msg-" + str(next_seq());
+  auto got = manager().send_task_inbox_message(id, thread, "sender", content);
+  std::optional<Errc> want;
+  if (!in_handles(id)) want = Errc::TaskNotFound;
+  else if (tasks_.at(id).thread != thread) want = Errc::NotOwner;
+  else if (!running(id)) want = Errc::TaskTerminated;
+  else if (tasks_.at(id).kind != Kind::HostAgent && tasks_.at(id).kind != Kind::Agent) want = Errc::NoInbox;
+  if (want) {
+    FUZZ_CHECK(!got.ok() && got.error().code == *want,
+               "send " + id + ": want " + errc_name(*want) + ", got " + (got.ok() ? "ok" : got.error().message));
+    return;
+  }
+  TaskRec& rec = tasks_.at(id);
+  const std::size_t cap = opts_.agent_inbox.capacity;
+  const bool reject = opts_.agent_inbox.overflow == OverflowPolicy::Reject;
+  if (rec.kind == Kind::HostAgent) {
+    const bool full = cap != 0 && rec.agent_pending.size() >= cap;
+    if (full && reject) {
+      FUZZ_CHECK(!got.ok() && got.error().code == Errc::InboxFull, "send to a full inbox: want InboxFull");
+      return;
+    }
+    FUZZ_CHECK(got.ok(), "send refused: " + got.error().message);
+    if (full) rec.agent_pending.pop_front();
+    rec.agent_pending.push_back(json{{"kind", "custom"},
+                                     {"task_id", id},
+                                     {"event_type", "agent_message"},
+                                     {"payload", {{"from", "sender"}, {"content", content}}}});
+    FUZZ_CHECK(manager().agent_inbox_len(id) == rec.agent_pending.size(), "agent inbox length");
+  } else {
+    // A coroutine agent reads at its next step: its queue length is not visible here.
+    FUZZ_CHECK(got.ok() || (cap != 0 && reject && got.error().code == Errc::InboxFull),
+               "send to a coroutine agent: " + got.error().message);
+  }
+}
+
+void Model::op_take_messages(Reader& r) {
+  const std::string id = ref(r);
+  const std::size_t max = r.u8() % 4;
+  auto got = manager().take_agent_messages(id, max == 0 ? SIZE_MAX : max);
+  std::vector<json> want;
+  if (in_handles(id) && tasks_.at(id).kind == Kind::HostAgent) {
+    auto& pending = tasks_.at(id).agent_pending;
+    while (!pending.empty() && want.size() < (max == 0 ? SIZE_MAX : max)) {
+      want.push_back(pending.front());
+      pending.pop_front();
+    }
+  }
+  FUZZ_CHECK(got == want, "take_agent_messages " + id + ": got " + str(got.size()) + " want " + str(want.size()) +
+                              (got.empty() ? "" : " first " + show(got[0])));
+}
+
+void Model::op_arm_timer(Reader& r) {
+  const std::string id = ref(r);
+  const std::uint8_t b = r.u8();
+  std::uint64_t ms = b < 250 ? b : (b == 250 ? r.u64() : UINT64_MAX - b);
+  auto got = manager().arm_host_timer(id, ms);
+  std::optional<Errc> want;
+  if (!in_handles(id)) want = Errc::TaskNotFound;
+  else if (tasks_.at(id).kind != Kind::Host && tasks_.at(id).kind != Kind::HostAgent) want = Errc::NotHostTask;
+  else if (!running(id)) want = Errc::TaskTerminated;
+  if (want) {
+    FUZZ_CHECK(!got.ok() && got.error().code == *want,
+               "arm_host_timer " + id + ": want " + errc_name(*want) + ", got " + (got.ok() ? "ok" : got.error().message));
+    return;
+  }
+  FUZZ_CHECK(got.ok(), "arm_host_timer refused: " + got.error().message);
+  FUZZ_CHECK(*got == last_timer_ + 1, "timer numbers not consecutive");
+  last_timer_ = *got;
+  timers_[*got] = Timer{id, h_.clock.now_ms(), ms, false};
+}
+
+void Model::check_fired_timers() {
+  for (const auto& [number, slept] : manager().take_fired_host_timers()) {
+    auto it = timers_.find(number);
+    FUZZ_CHECK(it != timers_.end(), "unknown timer fired: " + str(number));
+    Timer& t = it->second;
+    FUZZ_CHECK(!t.fired, "timer fired twice: " + str(number));
+    t.fired = true;
+    const std::uint64_t elapsed = h_.clock.now_ms() - t.armed_at;
+    if (slept)
+      FUZZ_CHECK(elapsed >= t.ms, "timer " + str(number) + " fired true after " + str(elapsed) + " of " + str(t.ms) + " ms");
+    else
+      FUZZ_CHECK(tasks_.at(t.task).cancel_true, "timer fired false without a cancel");
+  }
+}
+
+void Model::op_advance(Reader& r) {
+  const std::uint8_t b = r.u8();
+  std::uint64_t ms = b < 200 ? b : (b < 250 ? 1000u * b : (b < 255 ? r.u64() % (1ull << 40) : r.u64()));
+  const std::uint64_t before = h_.clock.now_ms();
+  FUZZ_CHECK(h_.exec.advance(ms), "advance on a manual clock");
+  FUZZ_CHECK(h_.clock.now_ms() >= before, "time went backwards: advance(" + str(ms) + ") from " + str(before) +
+                                              " gave " + str(h_.clock.now_ms()));
+  switch (r.u8() % 3) {
+    case 0: break;
+    case 1: h_.exec.poll(); break;
+    default: h_.exec.run_until_idle(); break;
+  }
+}
+
+void Model::op_snapshot_save(Reader& r) {
+  const std::uint8_t b = r.u8();
+  std::string text = (b % 4 == 3) ? manager().snapshot_json() : manager().snapshot_json(kThreads[b % 3]);
+  auto snap = parse_snapshot(text);
+  FUZZ_CHECK(snap.ok(), "own snapshot does not parse: " + snap.error().message);
+  if (b % 4 != 3)
+    for (const auto& [id, m] : snap->tasks)
+      FUZZ_CHECK(m.owner_thread_id == kThreads[b % 3], "thread snapshot holds another thread's task " + id);
+  if (saved_.size() < 8) saved_.push_back(std::move(text));
+}
+
+void Model::check_restore_result(const std::string& thread, const BackgroundTaskStateSnapshot& snap,
+                                 const BackgroundTaskStateSnapshot& before, std::uint64_t counter_before,
+                                 const Result<std::size_t>& r) {
+  FUZZ_CHECK(r.ok(), "restore of a valid snapshot failed: " + r.error().message);
+  const auto after = manager().persisted_snapshot();
+  std::size_t added = 0;
+  for (const auto& [id, m] : snap.tasks) {
+    if (before.tasks.count(id)) continue;
+    ++added;
+    if (restored_.size() < 32) restored_.push_back(id);
+    ever_.insert(id);
+    auto it = after.tasks.find(id);
+    if (it == after.tasks.end()) {
+      FUZZ_CHECK(opts_.retain_finished.has_value(), "restored entry missing without retention: " + id);
+      continue;
+    }
+    BackgroundTaskStateSnapshot one;
+    one.tasks.emplace(id, m);
+    const auto want = fuzz::restored_into_empty(one, thread).tasks.at(id);
+    FUZZ_CHECK(it->second == want, "restored " + show(it->second) + ", want " + show(want));
+  }
+  FUZZ_CHECK(*r == added, "restore returned " + str(*r) + ", added " + str(added));
+  FUZZ_CHECK(manager().next_task_number() == fuzz::counter_after(snap, counter_before),
+             "counter after restore " + str(manager().next_task_number()));
+}
+
+void Model::op_restore_saved(Reader& r) {
+  if (saved_.empty()) return;
+  const std::string& text = saved_[r.u8() % saved_.size()];
+  const std::string thread = kThreads[r.u8() % std::size(kThreads)];
+  auto snap = parse_snapshot(text);
+  FUZZ_CHECK(snap.ok(), "saved snapshot no longer parses");
+  const auto before = manager().persisted_snapshot();
+  const std::uint64_t counter = manager().next_task_number();
+  auto got = manager().restore_json(thread, text);
+  check_restore_result(thread, *snap, before, counter, got);
+}
+
+void Model::op_restore_crafted(Reader& r) {
+  // An outside snapshot: ids bg_<n> anywhere in u64 (also near the top), other ids, any status.
+  const std::string thread = kThreads[r.u8() % std::size(kThreads)];
+  const int n = 1 + r.u8() % 4;
+  json tasks = json::object();
+  for (int i = 0; i < n; ++i) {
+    std::string id;
+    const std::uint8_t k = r.u8();
+    switch (k % 6) {
+      case 0: id = "bg_" + str(manager().next_task_number() + r.u8() % 4); break;
+      case 1: id = "bg_" + str(UINT64_MAX - r.u8() % 3); break;
+      case 2: id = "bg_" + str(r.u64()); break;
+      case 3: id = kForeign[r.u8() % std::size(kForeign)]; break;
+      case 4: id = "bg_" + str(r.u8()); break;
+      default: id = order_.empty() ? "bg_0" : order_[r.u8() % order_.size()]; break;
+    }
+    const char* const statuses[] = {"running", "completed", "failed", "cancelled"};
+    json e{{"task_id", id},
+           {"owner_thread_id", "elsewhere"},
+           {"task_type", "shell"},
+           {"description", "crafted"},
+           {"status", statuses[k / 8 % 4]},
+           {"created_at_ms", r.u8()},
+           {"parent_context", json::object()}};
+    if (k & 0x40) e["completed_at_ms"] = 7;
+    if (k & 0x80) e["parent_context"]["task_id"] = ref(r);
+    if (r.u8() & 1) e["name"] = kNames[1 + r.u8() % 2];
+    if (std::string(statuses[k / 8 % 4]) == "completed") e["result"] = value(r);
+    tasks[id] = std::move(e);
+  }
+  const std::string text = dump(json{{"tasks", tasks}});
+  const auto before = manager().persisted_snapshot();
+  const std::string before_text = manager().snapshot_json();
+  const std::uint64_t counter = manager().next_task_number();
+  auto got = manager().restore_json(thread, text);
+  auto snap = parse_snapshot(text);
+  if (!snap.ok()) {
+    FUZZ_CHECK(!got.ok() && got.error().code == Errc::InvalidSnapshot, "invalid snapshot accepted");
+    FUZZ_CHECK(manager().snapshot_json() == before_text && manager().next_task_number() == counter,
+               "a refused restore changed the state");
+    return;
+  }
+  check_restore_result(thread, *snap, before, counter, got);
+}
+
+void Model::op_forget(Reader& r) {
+  const std::string id = ref(r);
+  const auto* m = entry(id);
+  const bool want = m && is_terminal(m->status);
+  const bool got = manager().forget(id);
+  FUZZ_CHECK(got == want, "forget " + id + " answered " + (got ? "true" : "false"));
+  FUZZ_CHECK(!got || !manager().get(id), "forgotten task still readable");
+}
+
+void Model::op_retain(Reader& r) {
+  const std::uint8_t b = r.u8();
+  opts_.retain_finished = (b % 5 == 4) ? std::nullopt : std::optional<std::size_t>(b % 5);
+  manager().set_retain_finished(opts_.retain_finished);
+}
+
+void Model::check_events(const std::vector<Event>& events, const std::string* thread) {
+  for (const Event& ev : events) {
+    FUZZ_CHECK(ev.kind != EventKind::Raw, "raw event in the owner inbox: " + show(ev.to_json()));
+    auto it = tasks_.find(ev.task_id);
+    FUZZ_CHECK(it != tasks_.end(), "event for a task not spawned in this run: " + show(ev.to_json()));
+    TaskRec& rec = it->second;
+    FUZZ_CHECK(ev.thread == rec.thread, "event routed to thread '" + ev.thread + "', owner '" + rec.thread + "'");
+    if (thread) FUZZ_CHECK(ev.thread == *thread, "drain(thread) returned another thread's event");
+    FUZZ_CHECK(rec.terminal_events == 0, "event after the terminal event: " + show(ev.to_json()));
+    if (ev.kind == EventKind::Custom) {
+      FUZZ_CHECK(ev.event_type == "fz" && ev.data.is_object() && ev.data.contains("seq"), "custom event " + show(ev.to_json()));
+      const std::int64_t seq = ev.data["seq"].get<std::int64_t>();
+      FUZZ_CHECK(seq > rec.last_seq, "custom events of " + ev.task_id + " out of order");
+      rec.last_seq = seq;
+      rec.custom_seen++;
+      continue;
+    }
+    check_terminal_event(rec, ev.kind, ev.data, ev.error, ev.to_json());
+  }
+}
+
+void Model::check_terminal_event(TaskRec& rec, EventKind kind, const json& data, const std::string& error,
+                                 const json& shown) {
+  rec.terminal_events++;
+  FUZZ_CHECK(rec.ended && rec.end_summary, "terminal event before the end: " + show(shown));
+  const TaskSummary& end = *rec.end_summary;
+  const EventKind want = end.status == TaskStatus::Completed ? EventKind::Completed
+                         : end.status == TaskStatus::Failed  ? EventKind::Failed
+                                                             : EventKind::Cancelled;
+  FUZZ_CHECK(end.status != TaskStatus::Running, "ended running");
+  FUZZ_CHECK(kind == want, "terminal event " + show(shown) + " differs from the end " + show(to_json(end)));
+  if (want == EventKind::Completed) FUZZ_CHECK(data == end.result.value_or(json()), "completed event result");
+  if (want == EventKind::Failed) FUZZ_CHECK(error == end.error.value_or(""), "failed event error");
+}
+
+// Events the fallback saw (sent after the owner inbox's receiver was dropped): well-formed, of
+// tasks spawned here; terminal ones count as delivered (exactly one per ended task).
+void Model::check_fallback() {
+  for (const json& m : fallback_) {
+    FUZZ_CHECK(inbox_closed_, "fallback fired while the receiver is alive");
+    FUZZ_CHECK(m.is_object() && m.contains("kind") && m.contains("task_id") && m["task_id"].is_string(),
+               "fallback message " + show(m));
+    auto it = tasks_.find(m["task_id"].get<std::string>());
+    FUZZ_CHECK(it != tasks_.end(), "fallback event for a task not spawned here: " + show(m));
+    const std::string kind = m["kind"].get<std::string>();
+    if (kind == "custom") continue;  // emit answered false for it
+    const EventKind k = kind == "completed" ? EventKind::Completed : kind == "failed" ? EventKind::Failed : EventKind::Cancelled;
+    FUZZ_CHECK(kind == "completed" || kind == "failed" || kind == "cancelled", "fallback kind " + show(m));
+    check_terminal_event(it->second, k, m.value("result", json()), m.value("error", std::string()), m);
+  }
+  fallback_.clear();
+}
+
+void Model::op_close_inbox() {
+  // The host reads what is queued, then drops the receiver: later events go to the fallback.
+  if (inbox_closed_) return;
+  check_events(h_.inbox->drain_events(), nullptr);
+  h_.inbox->close();
+  inbox_closed_ = true;
+}
+
+void Model::op_drain(Reader& r) {
+  const std::uint8_t b = r.u8();
+  if (b % 4 == 3) {
+    check_events(h_.inbox->drain_events(), nullptr);
+  } else {
+    const std::string thread = kThreads[b % 3];
+    check_events(h_.inbox->drain_events(thread, (b & 4) ? 2 : SIZE_MAX), &thread);
+  }
+}
+
+void Model::op_queries(Reader& r) {
+  const std::string thread = kThreads[r.u8() % std::size(kThreads)];
+  auto list = manager().list(thread);
+  std::size_t n = 0;
+  bool any_running = false;
+  for (const auto& [id, m] : state_.tasks)
+    if (m.owner_thread_id == thread) {
+      ++n;
+      any_running |= m.status == TaskStatus::Running;
+    }
+  FUZZ_CHECK(list.size() == n, "list size");
+  for (const auto& s : list) FUZZ_CHECK(entry(s.task_id) && entry(s.task_id)->to_summary() == s, "list entry differs");
+  FUZZ_CHECK(manager().has_running(thread) == any_running, "has_running");
+  // task_tree: every node a stored task, each at most once.
+  std::set<std::string> seen;
+  std::vector<const json*> stack;
+  const json forest = manager().task_tree();
+  for (const auto& n0 : forest) stack.push_back(&n0);
+  while (!stack.empty()) {
+    const json* node = stack.back();
+    stack.pop_back();
+    const std::string id = (*node)["task_id"].get<std::string>();
+    FUZZ_CHECK(entry(id), "task_tree node is not a stored task: " + id);
+    FUZZ_CHECK(seen.insert(id).second, "task_tree lists a task twice: " + id);
+    for (const auto& c : (*node)["children"]) stack.push_back(&c);
+  }
+  const std::string id = ref(r);
+  auto s = manager().get(id);
+  FUZZ_CHECK(s.has_value() == (entry(id) != nullptr), "get " + id);
+}
+
+// ---- after every step -----------------------------------------------------------------------------
+void Model::check_step(bool full) {
+  check_fired_timers();
+  check_fallback();
+  const std::uint64_t version = h_.store->version();
+  if (version == state_version_ && !full) return;  // nothing committed since the last check
+  state_version_ = version;
+  BackgroundTaskStateSnapshot now = manager().persisted_snapshot();
+
+  // snapshot → restore (fresh manager) → snapshot stable. Restore treats entries one by one (the
+  // counter and retention aside), so after a step it is enough to check the entries that changed;
+  // `full` checks the whole snapshot_json text (after restores, at the end).
+  if (full) {
+    fuzz::check_restore_stable(manager().snapshot_json());
+  } else {
+    BackgroundTaskStateSnapshot changed;
+    for (const auto& [id, m] : now.tasks)
+      if (auto it = state_.tasks.find(id); it == state_.tasks.end() || !(it->second == m)) changed.tasks.emplace(id, m);
+    if (!changed.tasks.empty()) fuzz::check_restore_stable(dump(to_json(changed)));
+  }
+
+  for (const auto& [id, m] : state_.tasks) {
+    if (now.tasks.count(id)) continue;
+    auto it = tasks_.find(id);
+    // A task may end and be dropped by retention within one step: on_task_end saw it end.
+    FUZZ_CHECK(is_terminal(m.status) || (it != tasks_.end() && it->second.ended), "a running entry disappeared: " + id);
+    terminal_.erase(id);
+    if (it != tasks_.end()) it->second.gone = true;
+  }
+  for (const auto& [id, rec] : tasks_)
+    FUZZ_CHECK(rec.cancel_hooked == rec.cancel_true, "on_cancel_requested disagrees with cancel's answers for " + id);
+  for (const auto& [id, m] : now.tasks) {
+    FUZZ_CHECK(!id.empty() && id == m.task_id, "entry key/id mismatch");
+    ever_.insert(id);
+    if (auto t = terminal_.find(id); t != terminal_.end()) {
+      FUZZ_CHECK(m == t->second, "terminal entry changed: " + show(t->second) + " -> " + show(m));
+      continue;
+    }
+    if (!is_terminal(m.status)) continue;
+    terminal_.emplace(id, m);
+    auto it = tasks_.find(id);
+    if (it == tasks_.end() || it->second.gone) continue;  // restored entries
+    const TaskRec& rec = it->second;
+    FUZZ_CHECK(m.owner_thread_id == rec.thread, "owner changed: " + show(m));
+    FUZZ_CHECK(rec.ended && rec.end_summary, "terminal in the store without on_task_end: " + show(m));
+    FUZZ_CHECK(m.to_summary() == *rec.end_summary, "stored end " + show(m) + " differs from on_task_end's " +
+                                                     show(to_json(*rec.end_summary)));
+    if (rec.cancel_true) FUZZ_CHECK(m.status == TaskStatus::Cancelled, "cancel said true but the task ended " + show(m));
+  }
+  state_ = std::move(now);
+
+  // stats agree with the state and the model.
+  const ManagerStats st = manager().stats();
+  std::size_t counts[4] = {0, 0, 0, 0};
+  for (const auto& [id, m] : state_.tasks) counts[static_cast<int>(m.status)]++;
+  std::size_t live_n = 0, cancel_live = 0;
+  for (const auto& [id, rec] : tasks_)
+    if (live(id)) {
+      ++live_n;
+      cancel_live += rec.cancel_true;
+    }
+  FUZZ_CHECK(st.running == counts[0] && st.completed == counts[1] && st.failed == counts[2] && st.cancelled == counts[3],
+             "stats counts: " + show(st.to_json()));
+  FUZZ_CHECK(st.live_bodies == live_n && st.cancel_requested_running == cancel_live, "stats bodies: " + show(st.to_json()));
+  FUZZ_CHECK(st.owner_inbox_depth == h_.inbox->len() && st.owner_inbox_dropped == 0, "stats inbox: " + show(st.to_json()));
+
+  // Retention holds per thread.
+  if (opts_.retain_finished) {
+    std::map<std::string, std::size_t> finished;
+    for (const auto& [id, m] : state_.tasks)
+      if (is_terminal(m.status)) finished[m.owner_thread_id]++;
+    for (const auto& [owner, n] : finished)
+      FUZZ_CHECK(n <= *opts_.retain_finished, "retain_finished exceeded on thread '" + owner + "'");
+  }
+
+}
+
+void Model::finish() {
+  // Let everything that can run, run; then every event must be accounted for.
+  h_.exec.run_until_idle();
+  check_step(/*full=*/true);
+  check_events(h_.inbox->drain_events(), nullptr);
+  for (const auto& [id, rec] : tasks_) {
+    FUZZ_CHECK(rec.terminal_events == (rec.ended ? 1 : 0),
+               id + ": " + str(rec.terminal_events) + " terminal events, ended=" + (rec.ended ? "yes" : "no"));
+    FUZZ_CHECK(rec.ended || live(id), id + " neither ended nor live");
+    FUZZ_CHECK(rec.custom_seen == rec.custom_sent,
+               id + ": " + str(rec.custom_sent) + " custom events sent, " + str(rec.custom_seen) + " drained");
+  }
+  // A cancel wakes sleeping host timers; due timers have fired.
+  for (const auto& [number, t] : timers_) {
+    const bool due = h_.clock.now_ms() - t.armed_at >= t.ms;
+    if (tasks_.at(t.task).cancel_true || due) FUZZ_CHECK(t.fired, "timer " + str(number) + " never fired");
+  }
+}
+
+void Model::run(Reader& r) {
+  g_model = this;
+  check_step();
+  static const char* const names[24] = {
+      "spawn",  "spawn",   "spawn_agent(host)", "spawn(body)",   "spawn(body)", "complete", "complete", "fail",
+      "emit",   "cancel",  "cancel",            "cancel_tree",   "cancel_all",  "cancel_descendants_for_run",
+      "send",   "take_agent_messages",          "arm_host_timer", "advance",    "snapshot(save)", "restore(saved)",
+      "restore(crafted)", "forget/retain/close_inbox", "drain", "queries"};
+  for (std::size_t i = 0; i < kMaxOps && !r.empty(); ++i) {
+    const std::uint8_t op = r.u8() % 24;
+    TRACE("op %zu: %s (next id bg_%llu, now %llu)", i, names[op],
+          static_cast<unsigned long long>(manager().next_task_number()), static_cast<unsigned long long>(h_.clock.now_ms()));
+    switch (op) {
+      case 0: case 1: op_spawn(r, Kind::Host); break;
+      case 2: op_spawn(r, Kind::HostAgent); break;
+      case 3: case 4: op_spawn_body(r); break;
+      case 5: case 6: op_complete(r, false); break;
+      case 7: op_complete(r, true); break;
+      case 8: op_emit(r); break;
+      case 9: case 10: op_cancel(r); break;
+      case 11: op_cancel_tree(r); break;
+      case 12: op_cancel_all(r); break;
+      case 13: op_cancel_run(r); break;
+      case 14: op_send(r); break;
+      case 15: op_take_messages(r); break;
+      case 16: op_arm_timer(r); break;
+      case 17: op_advance(r); break;
+      case 18: op_snapshot_save(r); break;
+      case 19: op_restore_saved(r), check_step(true); break;
+      case 20: op_restore_crafted(r), check_step(true); break;
+      case 21: {
+        const std::uint8_t b = r.u8();
+        if (b % 4 < 2) op_forget(r);
+        else if (b % 4 == 2) op_retain(r);
+        else op_close_inbox();
+        break;
+      }
+      case 22: op_drain(r); break;
+      default: op_queries(r); break;
+    }
+    check_step();
+  }
+  finish();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  Reader r(data, size);
+  const std::uint8_t o = r.u8();
+  ManagerOptions opts;
+  if (o & 0x07) opts.retain_finished = (o & 0x07) - 1;  // 0..6
+  opts.agent_inbox.capacity = (o >> 3) & 0x03;          // 0 = unbounded
+  opts.agent_inbox.overflow = (o & 0x20) ? OverflowPolicy::DropOldest : OverflowPolicy::Reject;
+  Model model(opts);
+  model.run(r);
+  return 0;
+}
