@@ -540,10 +540,12 @@ std::size_t BackgroundTaskManager::restore_for_thread(std::string_view owner, co
     const TaskId& id = entry->task_id;
     if (meta(id)) continue;  // existing ids (live tasks among them) are kept as they are
     if (auto n = parse_bg_number(id)) {
-      if (*n == UINT64_MAX)
+      if (*n == UINT64_MAX) {
+        counter_ = UINT64_MAX;  // no bg_N is left to hand out
         ids_exhausted_ = true;
-      else
+      } else {
         counter_ = std::max(counter_, *n + 1);
+      }
     }
     PersistedTaskMeta m = *entry;
     m.owner_thread_id = std::string(owner);
