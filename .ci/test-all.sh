@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-echo "== apt: toolchain, libraries, Emscripten 3.1.6, Chromium"
+echo "== apt: toolchain, libraries, Emscripten 3.1.6, Chromium, clang (libFuzzer), asio + valgrind (benchmarks)"
 $SUDO apt-get update -q
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-  g++ cmake ninja-build libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev emscripten chromium
+  g++ cmake ninja-build libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev emscripten chromium \
+  clang libclang-rt-14-dev libasio-dev valgrind
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then echo "Node.js >= 20 is required (found: $(node --version 2>&1))" >&2; exit 1; fi
 
@@ -23,6 +24,9 @@ echo "== native build + GoogleTest under AddressSanitizer, LeakSanitizer and UBS
 cmake --preset native-asan
 cmake --build --preset native-asan
 ctest --preset native-asan -j2
+
+echo "== fuzzing: every libFuzzer target for 20 s under ASan+UBSan, from the seed corpus (fuzz/README.md)"
+bash fuzz/run.sh 20
 
 echo "== WebAssembly build (em++ 3.1.6) → js/build/"
 cmake --preset wasm
@@ -42,5 +46,8 @@ node examples/readme/check.mjs
 
 echo "== TypeScript declarations, Node suite (incl. parity scenarios, node-agent example), browser (Chromium, demo), npm pack"
 (cd web_tests && npm test)
+
+echo "== benchmarks, smoke mode: everything builds and runs at tiny sizes (figures are not pass/fail)"
+bash bench/run.sh --smoke
 
 echo "== all tests passed"

@@ -11,7 +11,15 @@
 # recompiled when it or a header it includes changed. CXX_FUZZ overrides the compiler.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-OUT="$ROOT/build/fuzz"
+# FUZZ_FLAVOR=fast: coverage only, -O2, no ASan/UBSan (several times the executions per second, for
+# long local runs; every invariant is still checked) -> build/fuzz-fast/. Default: the sanitized
+# build CI runs -> build/fuzz/.
+FLAVOR=${FUZZ_FLAVOR:-asan}
+case "$FLAVOR" in
+  asan) OUT="$ROOT/build/fuzz" ;;
+  fast) OUT="$ROOT/build/fuzz-fast" ;;
+  *) echo "fuzz/build.sh: FUZZ_FLAVOR must be asan or fast" >&2; exit 2 ;;
+esac
 CXX_FUZZ=${CXX_FUZZ:-clang++}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
@@ -27,8 +35,12 @@ fi
 # -fno-sanitize=function: clang 14 cannot emit UBSan's function-type prologue for coroutine
 # frames split under sanitizer coverage ("error: Cannot represent a difference across sections",
 # seen here on every file with a coroutine); every other UBSan check stays on.
-FLAGS=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize=function -fno-sanitize-recover=all
-       -fno-omit-frame-pointer -I"$ROOT/core/include" -Wall -Wextra -Werror)
+if [ "$FLAVOR" = fast ]; then
+  FLAGS=(-std=c++20 -g -O2 -fsanitize=fuzzer -I"$ROOT/core/include" -Wall -Wextra -Werror)
+else
+  FLAGS=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize=function -fno-sanitize-recover=all
+         -fno-omit-frame-pointer -I"$ROOT/core/include" -Wall -Wextra -Werror)
+fi
 
 mkdir -p "$OUT/obj" "$OUT/bin"
 # A change of compiler or flags rebuilds everything.
@@ -84,7 +96,7 @@ for t in "${targets[@]}"; do
   [ -f "$bin" ] || relink=1
   for o in "$OUT/obj/$t.o" "${core_objs[@]}"; do [ "$o" -nt "$bin" ] && relink=1; done
   if [ "$relink" -eq 1 ]; then
-    echo "  LINK build/fuzz/bin/$t"
+    echo "  LINK $(realpath --relative-to="$ROOT" "$bin")"
     "$CXX_FUZZ" "${FLAGS[@]}" "$OUT/obj/$t.o" "${core_objs[@]}" -o "$bin" ||
       { echo "fuzz/build.sh: link failed (libFuzzer's runtime is in libclang-rt-14-dev)" >&2; exit 1; }
   fi

@@ -553,6 +553,10 @@ void Model::op_spawn_body(Reader& r) {
     FUZZ_CHECK(!id.ok() && id.error().code == Errc::DuplicateName, "duplicate running name accepted");
     return;
   }
+  if (ever_.count("bg_" + str(UINT64_MAX))) {  // the last id is taken: spawning ends
+    FUZZ_CHECK(!id.ok() && id.error().code == Errc::InvalidArgument, "spawn with ids exhausted");
+    return;
+  }
   FUZZ_CHECK(id.ok(), "body spawn refused: " + id.error().message);
   record_spawn(id, thread, kind, body, expected, result, error);
 }

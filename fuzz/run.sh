@@ -8,11 +8,11 @@
 # a sanitizer report, an invariant violation, a timeout or a leak (reproducer and log under
 # build/fuzz/artifacts/<target>/ and build/fuzz/logs/).
 #
-# Environment: FUZZ_TARGETS="fuzz_api ..." to run a subset; FUZZ_JOBS=2 to run two targets at a
+# Environment: FUZZ_FLAVOR=fast for the unsanitized build (long runs; see build.sh); FUZZ_TARGETS="fuzz_api ..." to run a subset; FUZZ_JOBS=2 to run two targets at a
 # time (each still gets `seconds`); FUZZ_ARGS for extra libFuzzer flags.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-OUT="$ROOT/build/fuzz"
+case "${FUZZ_FLAVOR:-asan}" in fast) OUT="$ROOT/build/fuzz-fast" ;; *) OUT="$ROOT/build/fuzz" ;; esac
 SECS=${1:-20}
 case "$SECS" in '' | *[!0-9]*) echo "usage: fuzz/run.sh [seconds]" >&2; exit 2 ;; esac
 
@@ -30,7 +30,10 @@ run_one() {
   cp -r "$ROOT/fuzz/corpus/$t/." "$OUT/corpus/$t/"
   case "$t" in
     fuzz_snapshot | fuzz_event_json) extra+=(-dict="$ROOT/fuzz/dict/json.dict" -max_len=8192) ;;
-    fuzz_api) extra+=(-max_len=1024) ;;
+    # Each fuzz_api input yields tens of thousands of features; libFuzzer 14's entropic schedule
+    # then spends more time updating feature frequencies than running inputs (perf: 56 %).
+    # Measured on 300 corpus inputs: 100 -> 301 exec/s (fast build), 23 -> 60 exec/s (ASan).
+    fuzz_api) extra+=(-max_len=1024 -entropic=0) ;;
   esac
   # -timeout: one input running 30 s is a hang (run_until_idle that never ends, for one).
   "$OUT/bin/$t" "$OUT/corpus/$t" -max_total_time="$SECS" -timeout=30 -rss_limit_mb=2048 \
