@@ -252,3 +252,15 @@ console.log(line(head));
 console.log(widths.map((w) => '-'.repeat(w)).join('  '));
 for (const r of rows) console.log(line(r));
 console.log(`results: ${path.relative(process.cwd(), path.join(RESULTS, 'summary.json'))}`);
+
+// The same table as Markdown (summary.md), for bench/README.md and the closing note.
+const md = [
+  `Run: ${summary.date}, ${MODE} mode, commit ${commit}${dirty ? ' (dirty)' : ''}, ${summary.machine.cpu} x${summary.machine.cores}, load average at start ${fmt(summary.machine.load_avg_at_gbench_start?.map((x) => x.toFixed(2)).join(' '))}.`,
+  '',
+  '| figure | bgtasks | peer | peer value | ratio | target | |',
+  '|---|---|---|---|---|---|---|',
+  ...figures.map((f) =>
+    `| ${f.figure} | ${fmt(f.value)} ${f.unit} | ${f.peer ?? '-'} | ${fmt(f.peer_value)} | ${f.ratio == null ? '-' : `${f.ratio}x`} | ${f.target == null ? '' : `≤ ${f.target}x`} | ${f.meets_target == null ? '' : f.meets_target ? 'met' : 'missed'} |`),
+  '',
+];
+writeFileSync(path.join(RESULTS, 'summary.md'), md.join('\n'));

@@ -322,23 +322,30 @@ TEST(Executor, SetTimeMovesForwardOnlyAndMakesDueTimersReady) {
   EXPECT_EQ(clock.now_ms(), 600u);
 }
 
-// Deadlines saturate at the end of time: a huge sleep never fires early and the manual clock
-// never wraps backwards (found by fuzz_api).
-TEST(Executor, HugeSleepsAndAdvancesSaturateInsteadOfWrapping) {
+// A sleep that would end past the clock's range never fires (kNever): a huge sleep does not fire
+// early, the manual clock stops at its end instead of wrapping backwards, and even there a short
+// sleep does not return at once (found by fuzz_api).
+TEST(Executor, SleepsPastTheEndOfTimeNeverFireAndTheClockSaturates) {
   ManualClock clock{1'000};
   Executor exec{clock};
   Log log;
   exec.spawn(sleeper(&exec, &log, "huge", UINT64_MAX));
+  exec.spawn(sleeper(&exec, &log, "short", 10));
   exec.run_until_idle();
-  EXPECT_EQ(exec.next_deadline(), std::optional<std::uint64_t>(UINT64_MAX));
+  EXPECT_EQ(exec.next_deadline(), std::optional<std::uint64_t>(1'010));
   exec.advance(UINT64_MAX - 2'000);
   exec.run_until_idle();
-  EXPECT_TRUE(log.empty());
+  EXPECT_EQ(log, (Log{"short"}));
   EXPECT_EQ(clock.now_ms(), UINT64_MAX - 1'000);
+  EXPECT_FALSE(exec.next_deadline().has_value());  // only the never-firing sleep is armed
+  EXPECT_TRUE(exec.idle());
+  EXPECT_EQ(exec.timer_count(), 1u);
   exec.advance(5'000);  // would wrap to 3'999
   EXPECT_EQ(clock.now_ms(), UINT64_MAX);
+  exec.spawn(sleeper(&exec, &log, "at the end", 114));
   exec.run_until_idle();
-  EXPECT_EQ(log, (Log{"huge"}));
+  EXPECT_EQ(log, (Log{"short"}));
+  EXPECT_EQ(exec.timer_count(), 2u);
 }
 
 TEST(Cancel, HugeTaskSleepAndHostTimerDoNotFireEarly) {

@@ -192,11 +192,12 @@ std::size_t Executor::run_until_idle() {
 
 bool Executor::has_ready() const {
   if (!ready_.empty() || has_posted_.load(std::memory_order_acquire)) return true;
-  return !timers_.empty() && timers_.front()->deadline <= clock_->now_ms();
+  return !timers_.empty() && timers_.front()->deadline != kNever && timers_.front()->deadline <= clock_->now_ms();
 }
 
+// Timers armed for kNever sort last and are never due: they are not a deadline.
 std::optional<std::uint64_t> Executor::next_deadline() const noexcept {
-  if (timers_.empty()) return std::nullopt;
+  if (timers_.empty() || timers_.front()->deadline == kNever) return std::nullopt;
   return timers_.front()->deadline;
 }
 
@@ -216,7 +217,7 @@ bool Executor::set_time(std::uint64_t ms) {
 
 void Executor::collect_due_timers() {
   const std::uint64_t now = clock_->now_ms();
-  while (!timers_.empty() && timers_.front()->deadline <= now) {
+  while (!timers_.empty() && timers_.front()->deadline != kNever && timers_.front()->deadline <= now) {
     TimerNode* t = timers_.front();
     heap_remove(0);
     fire(*t->waiter, WakeReason::Timer);

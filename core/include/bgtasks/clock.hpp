@@ -5,10 +5,13 @@
 
 namespace bgtasks {
 
-// now + ms without wrapping around: a deadline past the end of time is the end of time, so a huge
-// sleep never fires early and a manual clock never goes backwards.
+// The deadline of a sleep that would end past the clock's range: it never fires (only a cancel
+// ends it), so a sleep never returns true before its duration has passed, even at the end of time.
+inline constexpr std::uint64_t kNever = UINT64_MAX;
+
+// now + ms without wrapping around: kNever when the sum does not fit (a manual clock stops there).
 constexpr std::uint64_t saturating_add(std::uint64_t now, std::uint64_t ms) noexcept {
-  return ms > UINT64_MAX - now ? UINT64_MAX : now + ms;
+  return ms >= kNever - now ? kNever : now + ms;
 }
 
 class Clock {

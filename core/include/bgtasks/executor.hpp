@@ -133,12 +133,12 @@ class Executor {
   std::size_t poll();
   // Polls until nothing is ready. Never moves time. Returns the total steps run.
   std::size_t run_until_idle();
-  // Earliest armed timer deadline, if any.
+  // Earliest armed timer deadline, if any (sleeps past the end of time, kNever, have none).
   std::optional<std::uint64_t> next_deadline() const noexcept;
   // Something would run on the next poll (ready fibers, posted work, or due timers).
   bool has_ready() const;
-  // Nothing runnable and no timer armed: only an outside event can make progress.
-  bool idle() const { return !has_ready() && timers_.empty(); }
+  // Nothing runnable and no timer that can fire: only an outside event can make progress.
+  bool idle() const { return !has_ready() && !next_deadline(); }
   std::size_t ready_count() const noexcept { return ready_.size(); }
   std::size_t timer_count() const noexcept { return timers_.size(); }
 
