@@ -123,3 +123,100 @@ function hasLoneSurrogateEscape(text) {
   }
   return false;
 }
+
+// ---- payloads kept on the JS side (ctx.emit) ----------------------------------------------------
+// The core's limits for a value crossing as JSON (codec.hpp: kMaxJsonDepth, kMaxSnapshotBytes).
+const MAX_DEPTH = 128;
+const MAX_BYTES = 64 * 1024 * 1024;
+
+const wellFormed =
+  typeof String.prototype.isWellFormed === 'function' ? (s) => s.isWellFormed() : (s) => !LONE_SURROGATE.test(s);
+
+// An upper bound of the value's JSON text in bytes if it is plain JSON data (null, booleans,
+// finite numbers, well-formed strings, arrays and plain objects of those, containers at most
+// MAX_DEPTH levels below the root); -1 when only its JSON form can tell (anything else: class
+// instances, toJSON, undefined members, cycles, deeper nesting); -2 for a lone surrogate.
+function plainBound(v, depth) {
+  switch (typeof v) {
+    case 'string':
+      return wellFormed(v) ? v.length * 6 + 2 : -2; // \u00XX: at most 6 bytes per UTF-16 unit
+    case 'number':
+      return Number.isFinite(v) ? 24 : -1;
+    case 'boolean':
+      return 5;
+    case 'object': {
+      if (v === null) return 4;
+      if (depth > MAX_DEPTH) return -1;
+      let n = 2;
+      if (Array.isArray(v)) {
+        if (Object.getPrototypeOf(v) !== Array.prototype) return -1;
+        for (let i = 0; i < v.length; i++) {
+          const b = plainBound(v[i], depth + 1);
+          if (b < 0) return b;
+          n += b + 1;
+        }
+        return n;
+      }
+      const proto = Object.getPrototypeOf(v);
+      if ((proto !== Object.prototype && proto !== null) || 'toJSON' in v) return -1;
+      for (const k in v) {
+        if (!Object.hasOwn(v, k)) continue; // JSON.stringify skips inherited keys too
+        if (!wellFormed(k)) return -2;
+        const b = plainBound(v[k], depth + 1);
+        if (b < 0) return b;
+        n += b + k.length * 6 + 4;
+      }
+      return n;
+    }
+    default:
+      return -1; // undefined, function, symbol, bigint
+  }
+}
+
+function utf8Length(text) {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) bytes += c >= 0x800 && (c < 0xd800 || c > 0xdfff) ? 2 : 1; // a pair: 4 bytes for 2 units
+  }
+  return bytes;
+}
+
+// The nesting of JSON text counted as the core counts it (root container at level 0).
+function jsonDepthExceeds(text, max) {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max + 1) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+/**
+ * The value an emitted payload is kept as (it stays on the JS side; the core holds its handle),
+ * under the core's limits for JSON values. Plain JSON data is kept as it is — the very object
+ * (`undefined` is null). Anything else is replaced by its JSON form, as JSON.stringify +
+ * JSON.parse make it (a Date becomes its string, undefined members vanish). TypeError: not
+ * JSON-serializable (BigInt, cycles), a lone surrogate, nesting deeper than 128 levels, or JSON
+ * text over 64 MiB.
+ */
+export function payloadValue(value, name) {
+  if (value === undefined) return null;
+  const bound = plainBound(value, 0);
+  if (bound === -2) throw new TypeError(`${name} contains a lone UTF-16 surrogate`);
+  if (bound >= 0 && bound <= MAX_BYTES) return value;
+  const text = toJson(value, name);
+  if (text.length * 3 > MAX_BYTES) {
+    const bytes = utf8Length(text);
+    if (bytes > MAX_BYTES) throw new TypeError(`${name}: ${bytes} bytes exceeds the limit of ${MAX_BYTES}`);
+  }
+  if (jsonDepthExceeds(text, MAX_DEPTH)) throw new TypeError(`${name}: nesting deeper than ${MAX_DEPTH} levels`);
+  return bound >= 0 ? value : JSON.parse(text);
+}
