@@ -39,6 +39,9 @@ export function coreError(core, code) {
 // Embind 3.1.6 silently rewrites lone surrogates (DECISIONS.md §9): refuse them here.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+const wellFormed =
+  typeof String.prototype.isWellFormed === 'function' ? (s) => s.isWellFormed() : (s) => !LONE_SURROGATE.test(s);
+
 function describe(value) {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -49,7 +52,7 @@ function describe(value) {
 export function checkString(value, name, { nonEmpty = false } = {}) {
   if (typeof value !== 'string') throw new TypeError(`${name} must be a string, got ${describe(value)}`);
   if (nonEmpty && value.length === 0) throw new TypeError(`${name} must be a non-empty string`);
-  if (LONE_SURROGATE.test(value)) throw new TypeError(`${name} contains a lone UTF-16 surrogate`);
+  if (!wellFormed(value)) throw new TypeError(`${name} contains a lone UTF-16 surrogate`);
   return value;
 }
 
@@ -129,8 +132,6 @@ function hasLoneSurrogateEscape(text) {
 const MAX_DEPTH = 128;
 const MAX_BYTES = 64 * 1024 * 1024;
 
-const wellFormed =
-  typeof String.prototype.isWellFormed === 'function' ? (s) => s.isWellFormed() : (s) => !LONE_SURROGATE.test(s);
 
 // An upper bound of the value's JSON text in bytes if it is plain JSON data (null, booleans,
 // finite numbers, well-formed strings, arrays and plain objects of those, containers at most
