@@ -355,7 +355,7 @@ export class TaskManager {
       id = this.#readText();
       this.#otherIds.set(h, id);
     }
-    const rec = { id, h, cancel: new CancelState(), ctx: null, body, recvWaiters: [] };
+    const rec = { id, h, cancel: new CancelState(), ctx: null, body, recvWaiters: agent ? [] : null };
     rec.ctx = new TaskContext(this, rec, agent ? new AgentInbox(this, rec) : undefined);
     this.#live.set(id, rec);
     this.#pendingStarts.push(rec);
@@ -418,7 +418,7 @@ export class TaskManager {
     if (!ok) code = core.failTask(rec.h, this.#encodeText(errorMessage(value)), want);
     void code; // TaskTerminated only if the core already settled it (cannot happen for a live body)
     this.#live.delete(id);
-    for (const wake of rec.recvWaiters.splice(0)) wake(null);
+    if (rec.recvWaiters !== null) for (const wake of rec.recvWaiters.splice(0)) wake(null);
     if (waiters) {
       this.#endWaiters.delete(id);
       core.lastEnded();
@@ -584,7 +584,7 @@ export class TaskManager {
       const rec = this.#live.get(id);
       if (!rec) continue;
       rec.cancel.abort(abortError());
-      for (const wake of rec.recvWaiters.splice(0)) wake(null);
+      if (rec.recvWaiters !== null) for (const wake of rec.recvWaiters.splice(0)) wake(null);
     }
     this.#touch();
   }
@@ -596,7 +596,7 @@ export class TaskManager {
     const code = this.#core.sendMessage(this.#id(taskId, 'taskId'), this.#thread(thread), checkString(from, 'from'), checkString(content, 'content'));
     if (code !== 0) throw coreError(this.#core, code);
     const rec = this.#live.get(taskId);
-    if (rec) {
+    if (rec && rec.recvWaiters !== null) {
       while (rec.recvWaiters.length > 0) {
         const msg = this._tryRecv(rec);
         if (msg === null) break;
@@ -631,20 +631,24 @@ export class TaskManager {
     const extras = heap[this.#header + HDR_TEXT_LEN] > 0 ? this.#readJson() : null;
     let at = heap[this.#header + HDR_RECORDS] / 8;
     const out = new Array(count);
+    let lastH = NaN;
+    let id = '';
     for (let i = 0; i < count; i++, at += 4) {
       const kind = heap[at];
       const h = heap[at + 1];
-      if (h < 0) {
-        this.#idOf(h); // may call into the core (and grow its memory): read the heap again
-        heap = this.#module.HEAPF64;
+      if (h !== lastH) {
+        // A task's events often come in a row: one id string for them.
+        lastH = h;
+        id = this.#idOf(h); // h < 0 may call into the core (and grow its memory): read the heap again
+        if (h < 0) heap = this.#module.HEAPF64;
       }
       // Keys in sorted order, as the core writes them (DECISIONS.md §3).
       if (kind === KIND_CUSTOM) {
         const t = heap[at + 2];
-        out[i] = { event_type: t >= 0 ? this.#strings[t] : extras[-1 - t], kind: 'custom', payload: this.#payTake(heap[at + 3]), task_id: this.#idOf(h) };
-      } else if (kind === KIND_COMPLETED) out[i] = { kind: 'completed', result: extras[heap[at + 3]], task_id: this.#idOf(h) };
-      else if (kind === KIND_FAILED) out[i] = { error: extras[heap[at + 3]], kind: 'failed', task_id: this.#idOf(h) };
-      else if (kind === KIND_CANCELLED) out[i] = { kind: 'cancelled', task_id: this.#idOf(h) };
+        out[i] = { event_type: t >= 0 ? this.#strings[t] : extras[-1 - t], kind: 'custom', payload: this.#payTake(heap[at + 3]), task_id: id };
+      } else if (kind === KIND_COMPLETED) out[i] = { kind: 'completed', result: extras[heap[at + 3]], task_id: id };
+      else if (kind === KIND_FAILED) out[i] = { error: extras[heap[at + 3]], kind: 'failed', task_id: id };
+      else if (kind === KIND_CANCELLED) out[i] = { kind: 'cancelled', task_id: id };
       else out[i] = extras[heap[at + 3]];
     }
     this.#payCompact();
@@ -847,7 +851,7 @@ export class TaskManager {
     this.#clearWakeup();
     for (const rec of this.#live.values()) {
       rec.cancel.abort(abortError('The task manager was disposed'));
-      for (const wake of rec.recvWaiters.splice(0)) wake(null);
+      if (rec.recvWaiters !== null) for (const wake of rec.recvWaiters.splice(0)) wake(null);
     }
     this.#live.clear();
     for (const t of this.#timers.values()) t.reject(abortError('The task manager was disposed'));
