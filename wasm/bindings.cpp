@@ -238,15 +238,32 @@ class Core {
       return static_cast<double>(n_extras - 1);
     };
     double* r = records_.data();
+    // A task's events, and events of one type, often come in a row: look each up once per run.
+    const TaskId* last_id = nullptr;
+    double last_handle = 0;
+    const std::string* last_type = nullptr;
+    double last_type_id = -1;
     for (const Event& e : events) {
       r[0] = static_cast<double>(static_cast<int>(e.kind));
-      r[1] = e.kind == EventKind::Raw ? 0 : handle_of(e.task_id);
+      if (e.kind == EventKind::Raw) {
+        r[1] = 0;
+      } else {
+        if (last_id == nullptr || *last_id != e.task_id) {
+          last_id = &e.task_id;
+          last_handle = handle_of(e.task_id);
+        }
+        r[1] = last_handle;
+      }
       r[2] = -1;
       r[3] = -1;
       switch (e.kind) {
         case EventKind::Custom: {
-          auto it = intern_ids_.find(e.event_type);
-          r[2] = it != intern_ids_.end() ? it->second : -1 - extra(json(e.event_type));
+          if (last_type == nullptr || *last_type != e.event_type) {
+            auto it = intern_ids_.find(e.event_type);
+            last_type = it != intern_ids_.end() ? &e.event_type : nullptr;
+            last_type_id = it != intern_ids_.end() ? it->second : -1;
+          }
+          r[2] = last_type != nullptr ? last_type_id : -1 - extra(json(e.event_type));
           // Every custom event of this binding carries a payload handle; anything else is data.
           if (e.data.is_number_unsigned())
             r[3] = static_cast<double>(e.data.get<std::uint64_t>());
@@ -332,7 +349,12 @@ class Core {
     return -1.0 - static_cast<double>(it->second);
   }
   TaskId id_of(double h) const {
-    if (h >= 0) return "bg_" + std::to_string(static_cast<std::uint64_t>(h));
+    if (h >= 0) {
+      char text[24] = {'b', 'g', '_'};
+      auto [end, ec] = std::to_chars(text + 3, text + sizeof text, static_cast<std::uint64_t>(h));
+      (void)ec;
+      return TaskId(text, static_cast<std::size_t>(end - text));
+    }
     const auto k = static_cast<std::size_t>(-1.0 - h);
     return k < other_texts_.size() ? other_texts_[k] : TaskId();
   }
