@@ -321,8 +321,7 @@ class Core {
     return d ? static_cast<double>(*d) : -1.0;
   }
 
-  // ---- the text buffer and the last error ----
-  std::uintptr_t bufferPtr() const { return reinterpret_cast<std::uintptr_t>(buffer_.data()); }
+  // ---- the last error ----
   std::string lastErrorMessage() const { return last_error_message_; }
   int lastErrorStatus() const { return last_error_status_; }
   int lastErrorCode() const { return last_error_code_; }
@@ -441,7 +440,6 @@ EMSCRIPTEN_BINDINGS(bgtasks) {
       .function("setTime", &Core::setTime)
       .function("now", &Core::now)
       .function("nextDeadline", &Core::nextDeadline)
-      .function("bufferPtr", &Core::bufferPtr)
       .function("lastErrorCode", &Core::lastErrorCode)
       .function("lastErrorMessage", &Core::lastErrorMessage)
       .function("lastErrorStatus", &Core::lastErrorStatus);

@@ -162,7 +162,9 @@ export class TaskManager {
     return decoder.decode(this.#module.HEAPU8.subarray(ptr, ptr + hdr[this.#header + HDR_TEXT_LEN]));
   }
 
-  #readJson() {
+  // The JSON text the last core call left in the text buffer (callers pass that call's result
+  // for readability; the length comes from the header).
+  #readJson(_filledBy) {
     return JSON.parse(this.#readText());
   }
 
@@ -421,8 +423,7 @@ export class TaskManager {
     if (rec.recvWaiters !== null) for (const wake of rec.recvWaiters.splice(0)) wake(null);
     if (waiters) {
       this.#endWaiters.delete(id);
-      core.lastEnded();
-      const summary = this.#readJson(); // retention may already have dropped the task
+      const summary = this.#readJson(core.lastEnded()); // retention may already have dropped the task
       for (const resolve of waiters) resolve(summary);
     }
     this.#wakeEventWaiters();
@@ -494,8 +495,7 @@ export class TaskManager {
   /** @internal */
   _tryRecv(rec) {
     if (this.#disposed) return null;
-    this.#core.takeAgentMessages(rec.h, 1);
-    const messages = this.#readJson();
+    const messages = this.#readJson(this.#core.takeAgentMessages(rec.h, 1));
     return messages.length > 0 ? messages[0] : null;
   }
 
