@@ -116,11 +116,10 @@ export interface CustomTaskEvent {
   /** The event type given to `ctx.emit`. */
   event_type: string;
   /**
-   * The payload given to `ctx.emit` (`null` for `undefined`). Payloads stay on the JS side (the
-   * core orders, counts and evicts the event by a handle): plain JSON data is handed back as the
-   * *very object* emitted — not a copy, keys in its own order (not sorted), and a change made to
-   * it after `emit` shows here. Anything else (a `Date`, a class instance, `toJSON`, `undefined`
-   * members, `NaN`) arrives as its JSON form (a copy), as `JSON.parse(JSON.stringify(p))` makes it.
+   * The payload given to `ctx.emit` (`null` for `undefined`), as a round trip through JSON makes
+   * it: a copy taken at `emit` with object keys sorted (DECISIONS.md §3, as the native core writes
+   * them); a `Date` arrives as its string, `undefined` members vanish, `NaN` is `null`. The copy
+   * stays on the JS side (the core orders, counts and evicts the event by a handle).
    */
   payload: JsonValue;
 }
@@ -370,9 +369,8 @@ export declare class TaskContext {
    * Sends `{kind:'custom', task_id, event_type, payload}` to the owner inbox. True if delivered;
    * false once the task has ended or a bounded owner inbox refused it. A payload JSON cannot
    * carry is a `TypeError`, as is one past the core's limits (nesting deeper than 128 levels,
-   * JSON text over 64 MiB, a lone surrogate). The payload is not copied: `drain()` hands back
-   * this very object when it is plain JSON data (see {@link CustomTaskEvent.payload}); do not
-   * mutate it after emitting.
+   * JSON text over 64 MiB, a lone surrogate). The payload is copied at `emit` (see
+   * {@link CustomTaskEvent.payload}): changing it afterwards changes nothing queued.
    */
   emit(eventType: string, payload?: unknown): boolean;
   /**

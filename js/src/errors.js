@@ -132,45 +132,82 @@ function hasLoneSurrogateEscape(text) {
 const MAX_DEPTH = 128;
 const MAX_BYTES = 64 * 1024 * 1024;
 
+// Object keys in the order nlohmann writes them (DECISIONS.md §3): by code point, i.e. by UTF-8
+// bytes. UTF-16 code unit order differs from it only between a surrogate (an astral character)
+// and U+E000..U+FFFF.
+function compareKeys(a, b) {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && x <= 0xdfff && y >= 0xe000) return 1;
+    if (y >= 0xd800 && y <= 0xdfff && x >= 0xe000) return -1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
 
-// An upper bound of the value's JSON text in bytes if it is plain JSON data (null, booleans,
-// finite numbers, well-formed strings, arrays and plain objects of those, containers at most
-// MAX_DEPTH levels below the root); -1 when only its JSON form can tell (anything else: class
-// instances, toJSON, undefined members, cycles, deeper nesting); -2 for a lone surrogate.
-function plainBound(v, depth) {
+const NOT_PLAIN = Symbol('not plain JSON data');
+const HAS_LONE_SURROGATE = Symbol('lone surrogate');
+
+// A copy of plain JSON data (null, booleans, finite numbers, well-formed strings, arrays and plain
+// objects of those, containers at most MAX_DEPTH levels below the root) with object keys sorted
+// as the core writes them; `size.bytes` grows by an upper bound of its JSON text. NOT_PLAIN when
+// only its JSON form can tell (class instances, toJSON, undefined members, cycles, deeper
+// nesting); HAS_LONE_SURROGATE for a lone surrogate in a string or key.
+function plainCopy(v, depth, size) {
   switch (typeof v) {
     case 'string':
-      return wellFormed(v) ? v.length * 6 + 2 : -2; // \u00XX: at most 6 bytes per UTF-16 unit
+      if (!wellFormed(v)) return HAS_LONE_SURROGATE;
+      size.bytes += v.length * 6 + 2; // \u00XX: at most 6 bytes per UTF-16 unit
+      return v;
     case 'number':
-      return Number.isFinite(v) ? 24 : -1;
+      if (!Number.isFinite(v)) return NOT_PLAIN;
+      size.bytes += 24;
+      return v;
     case 'boolean':
-      return 5;
+      size.bytes += 5;
+      return v;
     case 'object': {
-      if (v === null) return 4;
-      if (depth > MAX_DEPTH) return -1;
-      let n = 2;
+      if (v === null) {
+        size.bytes += 4;
+        return v;
+      }
+      if (depth > MAX_DEPTH) return NOT_PLAIN;
+      size.bytes += 2;
       if (Array.isArray(v)) {
-        if (Object.getPrototypeOf(v) !== Array.prototype) return -1;
+        if (Object.getPrototypeOf(v) !== Array.prototype) return NOT_PLAIN;
+        const out = new Array(v.length);
         for (let i = 0; i < v.length; i++) {
-          const b = plainBound(v[i], depth + 1);
-          if (b < 0) return b;
-          n += b + 1;
+          const c = plainCopy(v[i], depth + 1, size);
+          if (typeof c === 'symbol') return c;
+          out[i] = c;
+          size.bytes += 1;
         }
-        return n;
+        return out;
       }
       const proto = Object.getPrototypeOf(v);
-      if ((proto !== Object.prototype && proto !== null) || 'toJSON' in v) return -1;
-      for (const k in v) {
-        if (!Object.hasOwn(v, k)) continue; // JSON.stringify skips inherited keys too
-        if (!wellFormed(k)) return -2;
-        const b = plainBound(v[k], depth + 1);
-        if (b < 0) return b;
-        n += b + k.length * 6 + 4;
+      if ((proto !== Object.prototype && proto !== null) || 'toJSON' in v) return NOT_PLAIN;
+      const keys = Object.keys(v); // own enumerable keys, as JSON.stringify takes them
+      for (let i = 1; i < keys.length; i++) {
+        if (compareKeys(keys[i - 1], keys[i]) > 0) {
+          keys.sort(compareKeys);
+          break;
+        }
       }
-      return n;
+      const out = {};
+      for (const k of keys) {
+        if (!wellFormed(k)) return HAS_LONE_SURROGATE;
+        const c = plainCopy(v[k], depth + 1, size);
+        if (typeof c === 'symbol') return c;
+        out[k] = c;
+        size.bytes += k.length * 6 + 4;
+      }
+      return out;
     }
     default:
-      return -1; // undefined, function, symbol, bigint
+      return NOT_PLAIN; // undefined, function, symbol, bigint
   }
 }
 
@@ -202,22 +239,27 @@ function jsonDepthExceeds(text, max) {
 
 /**
  * The value an emitted payload is kept as (it stays on the JS side; the core holds its handle),
- * under the core's limits for JSON values. Plain JSON data is kept as it is — the very object
- * (`undefined` is null). Anything else is replaced by its JSON form, as JSON.stringify +
- * JSON.parse make it (a Date becomes its string, undefined members vanish). TypeError: not
+ * under the core's limits for JSON values: a copy with object keys sorted as the core sorts them
+ * (DECISIONS.md §3), so a drained payload is what a round trip through the core would give —
+ * `JSON.parse(JSON.stringify(p))` with sorted keys (a Date becomes its string, undefined members
+ * vanish, `undefined` is null) — and a change to `p` after emit does not show. TypeError: not
  * JSON-serializable (BigInt, cycles), a lone surrogate, nesting deeper than 128 levels, or JSON
  * text over 64 MiB.
  */
 export function payloadValue(value, name) {
   if (value === undefined) return null;
-  const bound = plainBound(value, 0);
-  if (bound === -2) throw new TypeError(`${name} contains a lone UTF-16 surrogate`);
-  if (bound >= 0 && bound <= MAX_BYTES) return value;
+  const size = { bytes: 0 };
+  const copy = plainCopy(value, 0, size);
+  if (copy === HAS_LONE_SURROGATE) throw new TypeError(`${name} contains a lone UTF-16 surrogate`);
+  if (copy !== NOT_PLAIN && size.bytes <= MAX_BYTES) return copy;
   const text = toJson(value, name);
   if (text.length * 3 > MAX_BYTES) {
     const bytes = utf8Length(text);
     if (bytes > MAX_BYTES) throw new TypeError(`${name}: ${bytes} bytes exceeds the limit of ${MAX_BYTES}`);
   }
   if (jsonDepthExceeds(text, MAX_DEPTH)) throw new TypeError(`${name}: nesting deeper than ${MAX_DEPTH} levels`);
-  return bound >= 0 ? value : JSON.parse(text);
+  if (copy !== NOT_PLAIN) return copy; // plain data whose size bound overshot: within the limit after all
+  const parsed = JSON.parse(text);
+  const sorted = plainCopy(parsed, 0, { bytes: 0 });
+  return sorted === null || typeof sorted !== 'symbol' ? sorted : parsed;
 }

@@ -63,47 +63,44 @@ test('past the interning limit, threads and event types cross as text (drain(thr
   assert.deepEqual(custom.map((e) => e.payload), Array.from({ length: N - 1 }, (_, i) => i));
 });
 
-test('dropOldest: payloads of evicted events are released on the JS side', async (t) => {
+// Payloads are held as copies, so what is held is measured by the heap: every payload carries an
+// array of 131,072 numbers (0.5-1 MiB of heap once copied) that only the held copy keeps alive.
+const MiB = 1 << 20;
+const bigArray = (i) => new Array(131072).fill(i);
+async function heapAfterGc() {
   setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc');
+  await new Promise((resolve) => setImmediate(resolve));
+  runInNewContext('gc')();
+  return process.memoryUsage().heapUsed;
+}
+
+test('dropOldest: payloads of evicted events are released on the JS side', async (t) => {
   const mgr = await manual(t, { ownerInboxCapacity: 2, ownerInboxOverflow: 'dropOldest' });
   let ctx;
   mgr.spawn({ thread: 't', type: 'x' }, (c) => ((ctx = c), new Promise(() => {})));
   await mgr.runUntilIdle();
-  const refs = [];
-  (() => {
-    for (let i = 0; i < 50; i++) {
-      const p = { i, big: 'x'.repeat(1000) };
-      refs.push(new WeakRef(p));
-      assert.equal(ctx.emit('e', p), true);
-    }
-  })();
-  await new Promise((resolve) => setImmediate(resolve));
-  gc();
-  assert.equal(refs.filter((r) => r.deref() !== undefined).length, 2, 'only the 2 queued payloads are held');
-  assert.deepEqual(mgr.drain().map((e) => e.payload.i), [48, 49]);
-  assert.equal(mgr.stats().owner_inbox_dropped, 48);
+  const before = await heapAfterGc();
+  for (let i = 0; i < 40; i++) assert.equal(ctx.emit('e', { i, big: bigArray(i) }), true);
+  const held = (await heapAfterGc()) - before;
+  assert.ok(held > 0.8 * MiB && held < 6 * MiB, `the 2 queued payloads are held, not 40: ${(held / MiB).toFixed(1)} MiB`);
+  assert.deepEqual(mgr.drain().map((e) => e.payload.i), [38, 39]);
+  assert.equal(mgr.stats().owner_inbox_dropped, 38);
 });
 
 test('drained payloads are released: nothing is held once the inbox is empty', async (t) => {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc');
   const mgr = await manual(t);
-  const refs = [];
+  const before = await heapAfterGc();
   mgr.spawn({ thread: 'a', type: 'x' }, async (ctx) => {
-    for (let i = 0; i < 10; i++) {
-      const p = { i };
-      refs.push(new WeakRef(p));
-      ctx.emit('e', p);
-    }
+    for (let i = 0; i < 20; i++) ctx.emit('e', { i, big: bigArray(i) });
   });
   mgr.spawn({ thread: 'b', type: 'x' }, async (ctx) => ctx.emit('e', { b: true }));
   await mgr.runUntilIdle();
-  assert.equal(mgr.drain('a').length, 11);
+  const queued = (await heapAfterGc()) - before;
+  assert.ok(queued > 8 * MiB, `20 queued payloads are held: ${(queued / MiB).toFixed(1)} MiB`);
+  assert.equal(mgr.drain('a').length, 21);
   assert.deepEqual(mgr.drain('b')[0].payload, { b: true });
-  await new Promise((resolve) => setImmediate(resolve));
-  gc();
-  assert.equal(refs.filter((r) => r.deref() !== undefined).length, 0);
+  const left = (await heapAfterGc()) - before;
+  assert.ok(left < 3 * MiB, `nothing is held once drained: ${(left / MiB).toFixed(1)} MiB`);
 });
 
 test('large non-ASCII text goes in whole: results, error messages, restore', async (t) => {

@@ -145,7 +145,7 @@ test('wait(id) resolves with the terminal summary; at once when finished; null w
   assert.equal(await mgr.wait('bg_999'), null);
 });
 
-test('summary keys and event keys come out sorted (DECISIONS §3); a payload is the object emitted', async (t) => {
+test('summary, event and payload keys come out sorted (DECISIONS §3); a payload is copied at emit', async (t) => {
   const mgr = await manual(t);
   const payload = { z: 1, a: 2 };
   const id = mgr.spawn({ thread: 't', type: 'x', parent: { run_id: 'r', agent_id: 'a' } }, async (ctx) => {
@@ -160,9 +160,11 @@ test('summary keys and event keys come out sorted (DECISIONS §3); a payload is 
   sorted(s.result);
   const events = mgr.drain();
   for (const e of events) sorted(e);
-  // Payloads stay on the JS side: drain hands back the very object (keys in its own order).
-  assert.equal(events[0].payload, payload);
-  assert.deepEqual(Object.keys(events[0].payload), ['z', 'a']);
+  // Payloads stay on the JS side as a copy with sorted keys: a change after emit does not show.
+  payload.z = 99;
+  assert.notEqual(events[0].payload, payload);
+  assert.deepEqual(Object.keys(events[0].payload), ['a', 'z']);
+  assert.deepEqual(events[0].payload, { a: 2, z: 1 });
   sorted(mgr.snapshot().tasks[id]);
 });
 
@@ -198,6 +200,22 @@ test('payloads: plain data is kept as emitted, anything else as its JSON form; t
   assert.equal(results.key, 'TypeError: payload contains a lone UTF-16 surrogate');
   assert.match(results.bigint, /^TypeError: payload is not JSON-serializable/);
   assert.equal(mgr.stats().owner_inbox_depth, 0, 'refused payloads never reached the core');
+});
+
+test('payload keys are sorted as the native core sorts them, at every level and on every path', async (t) => {
+  const mgr = await manual(t);
+  mgr.spawn({ thread: 't', type: 'x' }, async (ctx) => {
+    // By code point (UTF-8 bytes): U+FF5E sorts before U+1F600, though its UTF-16 unit is larger.
+    ctx.emit('nested', { b: { y: [{ d: 1, c: 2 }], x: null }, a: 1, '\u{1F600}': 1, '\uFF5E': 2 });
+    ctx.emit('fallback', { z: new Date(0), m: { k: 1, j: undefined, i: 2 } }); // through JSON text
+  });
+  await mgr.runUntilIdle();
+  const [nested, fallback] = mgr.drain();
+  assert.deepEqual(Object.keys(nested.payload), ['a', 'b', '\uFF5E', '\u{1F600}']);
+  assert.deepEqual(Object.keys(nested.payload.b), ['x', 'y']);
+  assert.deepEqual(Object.keys(nested.payload.b.y[0]), ['c', 'd']);
+  assert.deepEqual(Object.keys(fallback.payload), ['m', 'z']);
+  assert.deepEqual(Object.keys(fallback.payload.m), ['i', 'k']);
 });
 
 test('integers up to 2^53 and other numbers round-trip exactly (payloads, results, timestamps)', async (t) => {
