@@ -115,7 +115,12 @@ export interface CustomTaskEvent {
   task_id: string;
   /** The event type given to `ctx.emit`. */
   event_type: string;
-  /** The payload given to `ctx.emit` (`null` for `undefined`). */
+  /**
+   * The payload given to `ctx.emit` (`null` for `undefined`), as a round trip through JSON makes
+   * it: a copy taken at `emit` with object keys sorted (DECISIONS.md §3, as the native core writes
+   * them); a `Date` arrives as its string, `undefined` members vanish, `NaN` is `null`. The copy
+   * stays on the JS side (the core orders, counts and evicts the event by a handle).
+   */
   payload: JsonValue;
 }
 
@@ -363,7 +368,9 @@ export declare class TaskContext {
   /**
    * Sends `{kind:'custom', task_id, event_type, payload}` to the owner inbox. True if delivered;
    * false once the task has ended or a bounded owner inbox refused it. A payload JSON cannot
-   * carry is a `TypeError`.
+   * carry is a `TypeError`, as is one past the core's limits (nesting deeper than 128 levels,
+   * JSON text over 64 MiB, a lone surrogate). The payload is copied at `emit` (see
+   * {@link CustomTaskEvent.payload}): changing it afterwards changes nothing queued.
    */
   emit(eventType: string, payload?: unknown): boolean;
   /**

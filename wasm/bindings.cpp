@@ -1,13 +1,28 @@
 // The Embind binding: one class, `Core`, over one executor + manager + owner inbox.
-// Hot calls take and return scalars and ids; bulk results (drain, list, snapshot, stats) are one
-// JSON text left in a buffer that JS decodes straight from wasm memory (TextDecoder), which
-// avoids Embind's slow std::string return path. Errors never throw: a call reports a code
-// (0 = ok) and the message waits in lastErrorMessage().
+//
+// The crossing (issue 6). Hot calls take and return numbers only:
+// - a live task is named by a *handle*: N for bg_N when N <= 2^53 (the JS side writes the id as
+//   `bg_${N}`), else a negative number standing for a bigger id kept in a table here;
+// - thread, task type and event type strings are *interned* once (a small int each, at most
+//   kMaxInterned strings; past that they cross as text);
+// - text going in (names, results, restore input) is written by JS with TextEncoder.encodeInto
+//   straight into the input buffer (inputPtr) and passed as byte lengths;
+// - an emitted payload stays on the JS side: the core's event carries the payload's *handle*
+//   (a number), so the core still sees, orders, counts, refuses or evicts every event;
+// - drain writes records of 4 doubles [kind, task handle, type id, payload handle or extra index]
+//   into the record buffer, and what only the core holds (results, errors) as one JSON array text.
+// Where the outputs are lies in a fixed header of doubles (headerPtr) JS reads from wasm memory.
+// Bulk results (list, snapshot, stats, …) stay one JSON text in the text buffer (TextDecoder).
+// Errors never throw: a call reports a code and the message waits in lastErrorMessage().
 #include <emscripten/bind.h>
 
+#include <charconv>
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "bgtasks/bgtasks.hpp"
@@ -17,6 +32,11 @@ using namespace bgtasks;
 
 // Error codes shared with js/src/errors.js (index = code).
 int code_of(Errc e) { return static_cast<int>(e) + 1; }
+
+constexpr std::uint64_t kMaxExactHandle = 9007199254740992ull;  // 2^53
+constexpr std::size_t kMaxInterned = 4096;
+// header_ slots (doubles), read by js/src/manager.js.
+enum Header { kRecordsPtr = 0, kTextPtr = 1, kTextLen = 2, kHeaderSize = 4 };
 
 class Core {
  public:
@@ -42,62 +62,119 @@ class Core {
     manager_->set_store(store_);
     (void)store_->install_plugin(BackgroundTaskPlugin(manager_));
     manager_->set_hooks({[this](const TaskId& id) { cancel_requests_.push_back(id); },
-                         [this](const TaskSummary& s) { last_ended_ = s; }});
+                         [this](const TaskSummary& s) {
+                           if (want_ended_) last_ended_ = s;
+                         }});
+  }
+
+  // ---- the fixed header, the input buffer, interning ----
+  std::uintptr_t headerPtr() const { return reinterpret_cast<std::uintptr_t>(header_); }
+  // Room for `bytes` of input text; returns where to write it (valid until the next inputPtr).
+  std::uintptr_t inputPtr(double bytes) {
+    const auto n = static_cast<std::size_t>(bytes);
+    if (input_.size() < n) input_.resize(n);
+    return reinterpret_cast<std::uintptr_t>(input_.data());
+  }
+  // The string's number, or -1 once kMaxInterned strings are held (then it crosses as text).
+  int intern(const std::string& s) {
+    auto it = intern_ids_.find(s);
+    if (it != intern_ids_.end()) return it->second;
+    if (strings_.size() >= kMaxInterned) return -1;
+    const int n = static_cast<int>(strings_.size());
+    intern_ids_.emplace(s, n);
+    strings_.push_back(s);
+    return n;
   }
 
   // ---- spawning (host-driven bodies) ----
-  // parent_json: "" for none, else {"task_id":…,"run_id":…,…}. Returns the id, or "" on error.
-  std::string spawn(const std::string& thread, const std::string& type, const std::string& name, bool has_name,
-                    const std::string& description, const std::string& parent_json, bool sub_agent) {
+  // Input text, in order: the thread (if thread_id < 0), the type (if type_id < 0), the name
+  // (name_len < 0: none), the description, the parent JSON (parent_len 0: none). Returns the new
+  // task's handle, or NaN on error (the id text of a handle < 0 is in the text buffer).
+  double spawn(bool sub_agent, int thread_id, int type_id, int thread_len, int type_len, int name_len, int desc_len,
+               int parent_len) {
+    std::size_t at = 0;
+    auto take = [&](int len) {
+      std::string_view v(input_.data() + at, static_cast<std::size_t>(len));
+      at += static_cast<std::size_t>(len);
+      return v;
+    };
+    const std::string_view thread = thread_id >= 0 ? std::string_view(strings_[thread_id]) : take(thread_len);
+    const std::string_view type = type_id >= 0 ? std::string_view(strings_[type_id]) : take(type_len);
+    std::optional<std::string_view> name;
+    if (name_len >= 0) name = take(name_len);
+    const std::string_view description = take(desc_len);
     TaskParentContext parent;
-    if (!parent_json.empty()) {
-      auto j = parse_json(parent_json, "parent", Errc::InvalidArgument);
-      if (!j) return fail_str(j.error());
+    if (parent_len > 0) {
+      auto j = parse_json(take(parent_len), "parent", Errc::InvalidArgument);
+      if (!j) return fail_nan(j.error());
       auto p = parent_context_from_json(*j, "parent");
-      if (!p) return fail_str(p.error());
+      if (!p) return fail_nan(p.error());
       parent = std::move(*p);
     }
-    auto r = manager_->spawn_host(thread, type, has_name ? std::optional<std::string_view>(name) : std::nullopt,
-                                  description, std::move(parent), sub_agent);
-    if (!r) return fail_str(r.error());
-    return std::move(*r);
+    auto r = manager_->spawn_host(thread, sub_agent ? std::string_view("sub_agent") : type, name, description,
+                                  std::move(parent), sub_agent);
+    if (!r) return fail_nan(r.error());
+    const double h = handle_of(*r);
+    if (h < 0) put(*r);
+    return h;
   }
+  // The id text of a handle (text buffer); its length.
+  std::size_t idText(double h) { return put(id_of(h)); }
 
-  int complete(const std::string& id, const std::string& result_json) {
-    auto j = parse_json(result_json, "result", Errc::InvalidArgument);
+  // result JSON text (result_len bytes) in the input buffer. want_summary: keep the terminal
+  // summary for lastEnded(). Returns 0 or an error code.
+  int complete(double h, int result_len, bool want_summary) {
+    auto j = parse_json(std::string_view(input_.data(), static_cast<std::size_t>(result_len)), "result",
+                        Errc::InvalidArgument);
     if (!j) return fail(j.error());
-    return code(manager_->complete(id, std::move(*j)));
+    want_ended_ = want_summary;
+    const int c = code(manager_->complete(id_of(h), std::move(*j)));
+    want_ended_ = false;
+    return c;
   }
-  int failTask(const std::string& id, const std::string& message) { return code(manager_->fail(id, message)); }
-  int settleCancelled(const std::string& id) { return code(manager_->settle(id, TaskResult::cancelled())); }
-  // The terminal summary of the task that ended last (valid even if retention already dropped it).
+  // The error message (message_len bytes) in the input buffer.
+  int failTask(double h, int message_len, bool want_summary) {
+    want_ended_ = want_summary;
+    const int c = code(manager_->fail(id_of(h), std::string(input_.data(), static_cast<std::size_t>(message_len))));
+    want_ended_ = false;
+    return c;
+  }
+  // The terminal summary of the task that ended last with want_summary (valid even if retention
+  // already dropped the task).
   std::size_t lastEnded() { return put(dump(to_json(last_ended_))); }
 
-  // 1 delivered, 0 not (unknown/finished task, closed inbox), negative: error code (bad JSON).
-  int emit(const std::string& id, const std::string& event_type, const std::string& payload_json) {
-    auto j = parse_json(payload_json, "payload", Errc::InvalidArgument);
-    if (!j) return -fail(j.error());
-    return manager_->emit(id, event_type, std::move(*j)) ? 1 : 0;
+  // A custom event whose payload stays on the JS side: the core's event holds `payload` (the
+  // payload's handle). type_id < 0: the type is input text of type_len bytes. 1 delivered, 0 not
+  // (finished task, bounded inbox refused it).
+  int emit(double h, int type_id, int type_len, double payload) {
+    const std::string_view type =
+        type_id >= 0 ? std::string_view(strings_[type_id]) : std::string_view(input_.data(), static_cast<std::size_t>(type_len));
+    return manager_->emit(id_of(h), type, json(static_cast<std::uint64_t>(payload))) ? 1 : 0;
   }
 
-  void enterTask(const std::string& id) {
-    scopes_.push_back(std::make_unique<BackgroundTaskScope>(BackgroundTaskContext{manager_.get(), id}));
+  void enterTask(double h) {
+    scopes_.push_back(std::make_unique<BackgroundTaskScope>(BackgroundTaskContext{manager_.get(), id_of(h)}));
   }
   void leaveTask() {
     if (!scopes_.empty()) scopes_.pop_back();
   }
 
   // ctx.sleep: a timer number, or a negative error code.
-  double armTimer(const std::string& id, double ms) {
-    auto r = manager_->arm_host_timer(id, static_cast<std::uint64_t>(ms));
+  double armTimer(double h, double ms) {
+    auto r = manager_->arm_host_timer(id_of(h), static_cast<std::uint64_t>(ms));
     if (!r) return -fail(r.error());
     return static_cast<double>(*r);
   }
-  // [[timer, slept], …] for the timers that fired (slept=false: cancelled first).
-  std::size_t takeFiredTimers() {
-    json arr = json::array();
-    for (auto [n, ok] : manager_->take_fired_host_timers()) arr.push_back(json::array({n, ok}));
-    return put(dump(arr));
+  // Records [timer, slept] (slept 0: cancelled first) of the timers that fired; their count.
+  int takeFiredTimers() {
+    auto fired = manager_->take_fired_host_timers();
+    records_.resize(2 * fired.size());
+    for (std::size_t i = 0; i < fired.size(); ++i) {
+      records_[2 * i] = static_cast<double>(fired[i].first);
+      records_[2 * i + 1] = fired[i].second ? 1 : 0;
+    }
+    header_[kRecordsPtr] = static_cast<double>(reinterpret_cast<std::uintptr_t>(records_.data()));
+    return static_cast<int>(fired.size());
   }
 
   // ---- queries ----
@@ -111,36 +188,107 @@ class Core {
     return put(dump(arr));
   }
   bool hasRunning(const std::string& thread) { return manager_->has_running(thread); }
-  bool isCancelRequested(const std::string& id) { return manager_->is_cancel_requested(id); }
 
   // ---- cancellation ----
   bool cancel(const std::string& id) { return manager_->cancel(id); }
   int cancelTree(const std::string& id) { return static_cast<int>(manager_->cancel_tree(id)); }
   int cancelAll(const std::string& thread) { return static_cast<int>(manager_->cancel_all(thread)); }
-  // Ids whose cancel was requested since the last call, as a JSON array (the host aborts their signals).
-  std::size_t takeCancelRequests() {
-    json arr = json::array();
-    for (auto& id : cancel_requests_) arr.push_back(std::move(id));
+  // Handles of the tasks whose cancel was requested since the last call (records); their count.
+  int takeCancelRequests() {
+    records_.resize(cancel_requests_.size());
+    for (std::size_t i = 0; i < cancel_requests_.size(); ++i) records_[i] = handle_of(cancel_requests_[i]);
     cancel_requests_.clear();
-    return put(dump(arr));
+    header_[kRecordsPtr] = static_cast<double>(reinterpret_cast<std::uintptr_t>(records_.data()));
+    return static_cast<int>(records_.size());
   }
 
   // ---- messages ----
   int sendMessage(const std::string& id, const std::string& thread, const std::string& from, const std::string& content) {
     return code(manager_->send_task_inbox_message(id, thread, from, content));
   }
-  std::size_t takeAgentMessages(const std::string& id, int max) {
+  std::size_t takeAgentMessages(double h, int max) {
     json arr = json::array();
-    for (auto& m : manager_->take_agent_messages(id, max < 0 ? SIZE_MAX : static_cast<std::size_t>(max))) arr.push_back(std::move(m));
+    for (auto& m : manager_->take_agent_messages(id_of(h), max < 0 ? SIZE_MAX : static_cast<std::size_t>(max)))
+      arr.push_back(std::move(m));
     return put(dump(arr));
   }
-  int agentInboxLen(const std::string& id) { return static_cast<int>(manager_->agent_inbox_len(id)); }
 
   // ---- events ----
-  // max < 0: every pending event.
-  std::size_t drain(const std::string& thread, bool has_thread, int max) {
-    return put(inbox_->drain_json(has_thread ? std::optional<std::string_view>(thread) : std::nullopt,
-                                  max < 0 ? SIZE_MAX : static_cast<std::size_t>(max)));
+  // Takes pending events (thread_id >= 0: only that interned thread's; -2: only the thread given
+  // as input text of thread_len bytes; -1: all), at most max (< 0: all). Writes one record of 4
+  // doubles per event: [kind, task handle, type id, payload handle or extra index]; kind as
+  // EventKind (0 custom, 1 completed, 2 failed, 3 cancelled, 4 raw). What the core alone holds —
+  // a result (completed), an error (failed), a raw event, an event type past the interning
+  // limit (then type id is -1 - its extra index) — is an element of one JSON array text (header).
+  int drain(int thread_id, int thread_len, int max) {
+    const std::size_t limit = max < 0 ? SIZE_MAX : static_cast<std::size_t>(max);
+    std::vector<Event> events;
+    if (thread_id == -1) {
+      events = limit == SIZE_MAX ? inbox_->drain_events() : take_events(limit);
+    } else {
+      const std::string thread = thread_id >= 0 ? strings_[thread_id] : std::string(input_.data(), static_cast<std::size_t>(thread_len));
+      events = inbox_->drain_events(thread, limit);
+    }
+    records_.resize(4 * events.size());
+    std::string extras;
+    std::size_t n_extras = 0;
+    auto extra = [&](const json& j) {
+      extras += n_extras++ == 0 ? '[' : ',';
+      extras += dump(j);
+      return static_cast<double>(n_extras - 1);
+    };
+    double* r = records_.data();
+    // A task's events, and events of one type, often come in a row: look each up once per run.
+    const TaskId* last_id = nullptr;
+    double last_handle = 0;
+    const std::string* last_type = nullptr;
+    double last_type_id = -1;
+    for (const Event& e : events) {
+      r[0] = static_cast<double>(static_cast<int>(e.kind));
+      if (e.kind == EventKind::Raw) {
+        r[1] = 0;
+      } else {
+        if (last_id == nullptr || *last_id != e.task_id) {
+          last_id = &e.task_id;
+          last_handle = handle_of(e.task_id);
+        }
+        r[1] = last_handle;
+      }
+      r[2] = -1;
+      r[3] = -1;
+      switch (e.kind) {
+        case EventKind::Custom: {
+          if (last_type == nullptr || *last_type != e.event_type) {
+            auto it = intern_ids_.find(e.event_type);
+            last_type = it != intern_ids_.end() ? &e.event_type : nullptr;
+            last_type_id = it != intern_ids_.end() ? it->second : -1;
+          }
+          r[2] = last_type != nullptr ? last_type_id : -1 - extra(json(e.event_type));
+          // Every custom event of this binding carries a payload handle; anything else is data.
+          if (e.data.is_number_unsigned())
+            r[3] = static_cast<double>(e.data.get<std::uint64_t>());
+          else
+            r[0] = static_cast<double>(static_cast<int>(EventKind::Raw)), r[3] = extra(e.to_json());
+          break;
+        }
+        case EventKind::Completed:
+          r[3] = extra(e.data);
+          break;
+        case EventKind::Failed:
+          r[3] = extra(json(e.error));
+          break;
+        case EventKind::Cancelled:
+          break;
+        case EventKind::Raw:
+          r[3] = extra(e.data);
+          break;
+      }
+      r += 4;
+    }
+    if (n_extras > 0) extras += ']';
+    put(std::move(extras));
+    header_[kRecordsPtr] = static_cast<double>(reinterpret_cast<std::uintptr_t>(records_.data()));
+    return static_cast<int>(events.size());
   }
   int pendingEvents() { return static_cast<int>(inbox_->len()); }
 
@@ -148,9 +296,10 @@ class Core {
   std::size_t snapshot(const std::string& thread, bool has_thread) {
     return put(manager_->snapshot_json(has_thread ? std::optional<std::string_view>(thread) : std::nullopt));
   }
-  // Restored entry count, or a negative error code.
-  int restore(const std::string& thread, const std::string& snapshot_json) {
-    auto r = manager_->restore_json(thread, snapshot_json);
+  // The snapshot JSON text (text_len bytes) in the input buffer. Restored entry count, or a
+  // negative error code.
+  int restore(const std::string& thread, double text_len) {
+    auto r = manager_->restore_json(thread, std::string_view(input_.data(), static_cast<std::size_t>(text_len)));
     if (!r) return -fail(r.error());
     return static_cast<int>(*r);
   }
@@ -161,12 +310,8 @@ class Core {
     return put(dump(manager_->task_tree(has_thread ? std::optional<std::string_view>(thread) : std::nullopt)));
   }
   bool forget(const std::string& id) { return manager_->forget(id); }
-  void setRetainFinished(int n) {
-    manager_->set_retain_finished(n < 0 ? std::nullopt : std::optional<std::size_t>(static_cast<std::size_t>(n)));
-  }
 
   // ---- the poll loop ----
-  int poll() { return static_cast<int>(exec_.poll()); }
   int runUntilIdle() { return static_cast<int>(exec_.run_until_idle()); }
   bool advance(double ms) { return exec_.advance(static_cast<std::uint64_t>(ms)); }
   bool setTime(double ms) { return exec_.set_time(static_cast<std::uint64_t>(ms)); }
@@ -175,17 +320,47 @@ class Core {
     auto d = exec_.next_deadline();
     return d ? static_cast<double>(*d) : -1.0;
   }
-  bool isManual() const { return clock_->is_manual(); }
 
-  // ---- the result buffer and the last error ----
-  std::uintptr_t bufferPtr() const { return reinterpret_cast<std::uintptr_t>(buffer_.data()); }
-  std::size_t bufferLen() const { return buffer_.size(); }
+  // ---- the last error ----
   std::string lastErrorMessage() const { return last_error_message_; }
   int lastErrorStatus() const { return last_error_status_; }
+  int lastErrorCode() const { return last_error_code_; }
 
  private:
+  std::vector<Event> take_events(std::size_t max) {
+    std::vector<Event> out;
+    while (out.size() < max) {
+      auto e = inbox_->try_recv_event();
+      if (!e) break;
+      out.push_back(std::move(*e));
+    }
+    return out;
+  }
+  // bg_N with N <= 2^53 (no leading zeros) -> N; any other id -> a negative table handle.
+  double handle_of(const TaskId& id) {
+    if (id.size() > 3 && id.compare(0, 3, "bg_") == 0 && (id[3] != '0' || id.size() == 4)) {
+      std::uint64_t n = 0;
+      auto [end, ec] = std::from_chars(id.data() + 3, id.data() + id.size(), n);
+      if (ec == std::errc() && end == id.data() + id.size() && n <= kMaxExactHandle) return static_cast<double>(n);
+    }
+    auto [it, inserted] = other_ids_.try_emplace(id, other_texts_.size());
+    if (inserted) other_texts_.push_back(id);
+    return -1.0 - static_cast<double>(it->second);
+  }
+  TaskId id_of(double h) const {
+    if (h >= 0) {
+      char text[24] = {'b', 'g', '_'};
+      auto [end, ec] = std::to_chars(text + 3, text + sizeof text, static_cast<std::uint64_t>(h));
+      (void)ec;
+      return TaskId(text, static_cast<std::size_t>(end - text));
+    }
+    const auto k = static_cast<std::size_t>(-1.0 - h);
+    return k < other_texts_.size() ? other_texts_[k] : TaskId();
+  }
   std::size_t put(std::string s) {
     buffer_ = std::move(s);
+    header_[kTextPtr] = static_cast<double>(reinterpret_cast<std::uintptr_t>(buffer_.data()));
+    header_[kTextLen] = static_cast<double>(buffer_.size());
     return buffer_.size();
   }
   int fail(const Error& e) {
@@ -194,16 +369,12 @@ class Core {
     last_error_code_ = code_of(e.code);
     return last_error_code_;
   }
-  std::string fail_str(const Error& e) {
+  double fail_nan(const Error& e) {
     fail(e);
-    return {};
+    return std::nan("");
   }
   int code(const Result<void>& r) { return r ? 0 : fail(r.error()); }
 
- public:
-  int lastErrorCode() const { return last_error_code_; }
-
- private:
   std::unique_ptr<Clock> clock_;
   Executor exec_;
   std::shared_ptr<StateStore> store_;
@@ -211,7 +382,16 @@ class Core {
   std::shared_ptr<BackgroundTaskManager> manager_;
   std::vector<std::unique_ptr<BackgroundTaskScope>> scopes_;
   std::vector<TaskId> cancel_requests_;
+  bool want_ended_ = false;
   TaskSummary last_ended_;
+  double header_[kHeaderSize] = {};
+  std::vector<char> input_;
+  std::vector<double> records_;
+  std::unordered_map<std::string, int> intern_ids_;
+  std::vector<std::string> strings_;
+  // Ids that are not bg_N with N <= 2^53 (restored ids near the end of the range): handle -1-k.
+  std::unordered_map<TaskId, std::size_t> other_ids_;
+  std::vector<TaskId> other_texts_;
   std::string buffer_;
   std::string last_error_message_;
   int last_error_status_ = -1;
@@ -226,27 +406,28 @@ EMSCRIPTEN_BINDINGS(bgtasks) {
   emscripten::constant("kMaxSnapshotBytes", static_cast<double>(bgtasks::kMaxSnapshotBytes));
   emscripten::class_<Core>("Core")
       .constructor<bool, double, int, int, bool, int, bool>()
+      .function("headerPtr", &Core::headerPtr)
+      .function("inputPtr", &Core::inputPtr)
+      .function("intern", &Core::intern)
       .function("spawn", &Core::spawn)
+      .function("idText", &Core::idText)
       .function("complete", &Core::complete)
       .function("failTask", &Core::failTask)
-      .function("settleCancelled", &Core::settleCancelled)
       .function("lastEnded", &Core::lastEnded)
       .function("emit", &Core::emit)
       .function("enterTask", &Core::enterTask)
+      .function("leaveTask", &Core::leaveTask)
       .function("armTimer", &Core::armTimer)
       .function("takeFiredTimers", &Core::takeFiredTimers)
-      .function("leaveTask", &Core::leaveTask)
       .function("get", &Core::get)
       .function("list", &Core::list)
       .function("hasRunning", &Core::hasRunning)
-      .function("isCancelRequested", &Core::isCancelRequested)
       .function("cancel", &Core::cancel)
       .function("cancelTree", &Core::cancelTree)
       .function("cancelAll", &Core::cancelAll)
       .function("takeCancelRequests", &Core::takeCancelRequests)
       .function("sendMessage", &Core::sendMessage)
       .function("takeAgentMessages", &Core::takeAgentMessages)
-      .function("agentInboxLen", &Core::agentInboxLen)
       .function("drain", &Core::drain)
       .function("pendingEvents", &Core::pendingEvents)
       .function("snapshot", &Core::snapshot)
@@ -254,16 +435,11 @@ EMSCRIPTEN_BINDINGS(bgtasks) {
       .function("stats", &Core::stats)
       .function("taskTree", &Core::taskTree)
       .function("forget", &Core::forget)
-      .function("setRetainFinished", &Core::setRetainFinished)
-      .function("poll", &Core::poll)
       .function("runUntilIdle", &Core::runUntilIdle)
       .function("advance", &Core::advance)
       .function("setTime", &Core::setTime)
       .function("now", &Core::now)
       .function("nextDeadline", &Core::nextDeadline)
-      .function("isManual", &Core::isManual)
-      .function("bufferPtr", &Core::bufferPtr)
-      .function("bufferLen", &Core::bufferLen)
       .function("lastErrorCode", &Core::lastErrorCode)
       .function("lastErrorMessage", &Core::lastErrorMessage)
       .function("lastErrorStatus", &Core::lastErrorStatus);

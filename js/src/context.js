@@ -31,11 +31,15 @@ export class TaskContext {
   #manager;
   #cancel;
 
-  constructor(manager, taskId, cancel, inbox) {
+  #rec;
+
+  /** @internal rec: the manager's record of the task ({ id, h, cancel, … }) */
+  constructor(manager, rec, inbox) {
     this.#manager = manager;
-    this.#cancel = cancel;
+    this.#rec = rec;
+    this.#cancel = rec.cancel;
     /** This task's id ('bg_N'). */
-    this.taskId = taskId;
+    this.taskId = rec.id;
     /** Sub-agents only: their inbox of agent_message events. */
     if (inbox) this.inbox = inbox;
     Object.freeze(this);
@@ -52,43 +56,44 @@ export class TaskContext {
 
   /** A custom event to the owner inbox: `{kind:'custom', task_id, event_type, payload}`. */
   emit(eventType, payload) {
-    return this.#manager._emit(this.taskId, eventType, payload);
+    return this.#manager._emit(this.#rec, eventType, payload);
   }
 
   /** Resolves after `ms` on the manager's clock; rejects with an AbortError on cancel. */
   sleep(ms) {
-    return this.#manager._sleep(this.taskId, ms);
+    return this.#manager._sleep(this.#rec, ms);
   }
 
   /** Spawns a child of this task (its parent task_id is this task unless given). */
   spawn(options, body) {
-    return this.#manager._spawnChild(this.taskId, options, body, false);
+    return this.#manager._spawnChild(this.#rec, options, body, false);
   }
 
   /** Spawns a sub-agent child of this task. */
   spawnAgent(options, body) {
-    return this.#manager._spawnChild(this.taskId, options, body, true);
+    return this.#manager._spawnChild(this.#rec, options, body, true);
   }
 }
 
 /** A sub-agent's inbox: recv(), tryRecv(), and async iteration (ends on cancel or task end). */
 export class AgentInbox {
   #manager;
-  #taskId;
+  #rec;
 
-  constructor(manager, taskId) {
+  /** @internal */
+  constructor(manager, rec) {
     this.#manager = manager;
-    this.#taskId = taskId;
+    this.#rec = rec;
   }
 
   /** The next message, or null once the task is cancelled or has ended. */
   recv() {
-    return this.#manager._recv(this.#taskId);
+    return this.#manager._recv(this.#rec);
   }
 
   /** The next message if one is waiting, else null. */
   tryRecv() {
-    return this.#manager._tryRecv(this.#taskId);
+    return this.#manager._tryRecv(this.#rec);
   }
 
   async *[Symbol.asyncIterator]() {

@@ -39,6 +39,9 @@ export function coreError(core, code) {
 // Embind 3.1.6 silently rewrites lone surrogates (DECISIONS.md §9): refuse them here.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+const wellFormed =
+  typeof String.prototype.isWellFormed === 'function' ? (s) => s.isWellFormed() : (s) => !LONE_SURROGATE.test(s);
+
 function describe(value) {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -49,7 +52,7 @@ function describe(value) {
 export function checkString(value, name, { nonEmpty = false } = {}) {
   if (typeof value !== 'string') throw new TypeError(`${name} must be a string, got ${describe(value)}`);
   if (nonEmpty && value.length === 0) throw new TypeError(`${name} must be a non-empty string`);
-  if (LONE_SURROGATE.test(value)) throw new TypeError(`${name} contains a lone UTF-16 surrogate`);
+  if (!wellFormed(value)) throw new TypeError(`${name} contains a lone UTF-16 surrogate`);
   return value;
 }
 
@@ -122,4 +125,141 @@ function hasLoneSurrogateEscape(text) {
     i += 5;
   }
   return false;
+}
+
+// ---- payloads kept on the JS side (ctx.emit) ----------------------------------------------------
+// The core's limits for a value crossing as JSON (codec.hpp: kMaxJsonDepth, kMaxSnapshotBytes).
+const MAX_DEPTH = 128;
+const MAX_BYTES = 64 * 1024 * 1024;
+
+// Object keys in the order nlohmann writes them (DECISIONS.md §3): by code point, i.e. by UTF-8
+// bytes. UTF-16 code unit order differs from it only between a surrogate (an astral character)
+// and U+E000..U+FFFF.
+function compareKeys(a, b) {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && x <= 0xdfff && y >= 0xe000) return 1;
+    if (y >= 0xd800 && y <= 0xdfff && x >= 0xe000) return -1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+const NOT_PLAIN = Symbol('not plain JSON data');
+const HAS_LONE_SURROGATE = Symbol('lone surrogate');
+
+// A copy of plain JSON data (null, booleans, finite numbers, well-formed strings, arrays and plain
+// objects of those, containers at most MAX_DEPTH levels below the root) with object keys sorted
+// as the core writes them; `size.bytes` grows by an upper bound of its JSON text. NOT_PLAIN when
+// only its JSON form can tell (class instances, toJSON, undefined members, cycles, deeper
+// nesting); HAS_LONE_SURROGATE for a lone surrogate in a string or key.
+function plainCopy(v, depth, size) {
+  switch (typeof v) {
+    case 'string':
+      if (!wellFormed(v)) return HAS_LONE_SURROGATE;
+      size.bytes += v.length * 6 + 2; // \u00XX: at most 6 bytes per UTF-16 unit
+      return v;
+    case 'number':
+      if (!Number.isFinite(v)) return NOT_PLAIN;
+      size.bytes += 24;
+      return v;
+    case 'boolean':
+      size.bytes += 5;
+      return v;
+    case 'object': {
+      if (v === null) {
+        size.bytes += 4;
+        return v;
+      }
+      if (depth > MAX_DEPTH) return NOT_PLAIN;
+      size.bytes += 2;
+      if (Array.isArray(v)) {
+        if (Object.getPrototypeOf(v) !== Array.prototype) return NOT_PLAIN;
+        const out = new Array(v.length);
+        for (let i = 0; i < v.length; i++) {
+          const c = plainCopy(v[i], depth + 1, size);
+          if (typeof c === 'symbol') return c;
+          out[i] = c;
+          size.bytes += 1;
+        }
+        return out;
+      }
+      const proto = Object.getPrototypeOf(v);
+      if ((proto !== Object.prototype && proto !== null) || 'toJSON' in v) return NOT_PLAIN;
+      const keys = Object.keys(v); // own enumerable keys, as JSON.stringify takes them
+      for (let i = 1; i < keys.length; i++) {
+        if (compareKeys(keys[i - 1], keys[i]) > 0) {
+          keys.sort(compareKeys);
+          break;
+        }
+      }
+      const out = {};
+      for (const k of keys) {
+        if (!wellFormed(k)) return HAS_LONE_SURROGATE;
+        const c = plainCopy(v[k], depth + 1, size);
+        if (typeof c === 'symbol') return c;
+        out[k] = c;
+        size.bytes += k.length * 6 + 4;
+      }
+      return out;
+    }
+    default:
+      return NOT_PLAIN; // undefined, function, symbol, bigint
+  }
+}
+
+function utf8Length(text) {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) bytes += c >= 0x800 && (c < 0xd800 || c > 0xdfff) ? 2 : 1; // a pair: 4 bytes for 2 units
+  }
+  return bytes;
+}
+
+// The nesting of JSON text counted as the core counts it (root container at level 0).
+function jsonDepthExceeds(text, max) {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max + 1) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+/**
+ * The value an emitted payload is kept as (it stays on the JS side; the core holds its handle),
+ * under the core's limits for JSON values: a copy with object keys sorted as the core sorts them
+ * (DECISIONS.md §3), so a drained payload is what a round trip through the core would give —
+ * `JSON.parse(JSON.stringify(p))` with sorted keys (a Date becomes its string, undefined members
+ * vanish, `undefined` is null) — and a change to `p` after emit does not show. TypeError: not
+ * JSON-serializable (BigInt, cycles), a lone surrogate, nesting deeper than 128 levels, or JSON
+ * text over 64 MiB.
+ */
+export function payloadValue(value, name) {
+  if (value === undefined) return null;
+  const size = { bytes: 0 };
+  const copy = plainCopy(value, 0, size);
+  if (copy === HAS_LONE_SURROGATE) throw new TypeError(`${name} contains a lone UTF-16 surrogate`);
+  if (copy !== NOT_PLAIN && size.bytes <= MAX_BYTES) return copy;
+  const text = toJson(value, name);
+  if (text.length * 3 > MAX_BYTES) {
+    const bytes = utf8Length(text);
+    if (bytes > MAX_BYTES) throw new TypeError(`${name}: ${bytes} bytes exceeds the limit of ${MAX_BYTES}`);
+  }
+  if (jsonDepthExceeds(text, MAX_DEPTH)) throw new TypeError(`${name}: nesting deeper than ${MAX_DEPTH} levels`);
+  if (copy !== NOT_PLAIN) return copy; // plain data whose size bound overshot: within the limit after all
+  const parsed = JSON.parse(text);
+  const sorted = plainCopy(parsed, 0, { bytes: 0 });
+  return sorted === null || typeof sorted !== 'symbol' ? sorted : parsed;
 }

@@ -1,6 +1,12 @@
 // The JS face of one core manager. The core (C++, in wasm) owns ids, records, lineage, order,
 // cancellation and events; this class adapts: it runs async bodies, settles them into the core,
 // aborts signals when the core says a cancel was requested, and pumps the core's poll loop.
+//
+// The crossing (wasm/bindings.cpp explains the binding's side): a live task is a number (its
+// handle), thread/type/event-type strings are interned ints, text going in is written into wasm
+// memory with TextEncoder.encodeInto, and an emitted payload stays here — the core's event holds
+// the payload's handle, so the core still sees, orders, counts, refuses or evicts every event,
+// and drain() puts the payload back into the event the core hands out.
 import { loadModule } from '#load-module';
 import { AgentInbox, CancelState, TaskContext } from './context.js';
 import {
@@ -11,6 +17,7 @@ import {
   checkOptions,
   checkString,
   coreError,
+  payloadValue,
   toJson,
 } from './errors.js';
 
@@ -36,6 +43,15 @@ const finalizer =
     : null;
 
 const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+// wasm/bindings.cpp: the header's slots (doubles) and the event kinds of drain records.
+const HDR_RECORDS = 0;
+const HDR_TEXT_PTR = 1;
+const HDR_TEXT_LEN = 2;
+const KIND_CUSTOM = 0;
+const KIND_COMPLETED = 1;
+const KIND_FAILED = 2;
+const KIND_CANCELLED = 3;
 
 function abortError(message = 'The task was cancelled') {
   return new DOMException(message, 'AbortError');
@@ -98,7 +114,7 @@ export class TaskManager {
   #core;
   #manual;
   #disposed = false;
-  #live = new Map(); // id → { cancel, ctx, body, recvWaiters } for bodies that have not settled
+  #live = new Map(); // id → { id, h, cancel, ctx, body, recvWaiters } for bodies that have not settled
   #pendingStarts = []; // ids whose bodies start at the next pump (spawn never runs a body)
   #endWaiters = new Map(); // id → [resolve]
   #timers = new Map(); // timer number → { resolve, reject }
@@ -107,6 +123,19 @@ export class TaskManager {
   #pumpQueued = false;
   #wakeTimer = null;
   #wakeDeadline = -1;
+  #header; // index of the binding's header in HEAPF64
+  #inputPtr = 0;
+  #inputCap = 0;
+  #interned = new Map(); // string → the core's number for it
+  #strings = []; // number → string
+  #internFull = false;
+  #otherIds = new Map(); // negative handle → id text (ids that are not bg_N with N <= 2^53)
+  // Emitted payloads waiting in the owner inbox: slot i holds handle #payBase + i (undefined: taken).
+  #pay = [];
+  #payHead = 0;
+  #payBase = 0;
+  #payLive = 0;
+  #dropOldestCap = 0; // the owner inbox's capacity when it evicts (dropOldest), else 0
 
   /** @internal use createTaskManager */
   constructor(module, config) {
@@ -122,12 +151,135 @@ export class TaskManager {
       config.ownerDropOldest,
     );
     finalizer?.register(this, this.#core, this);
+    this.#header = this.#core.headerPtr() / 8;
+    if (config.ownerDropOldest) this.#dropOldestCap = config.ownerInboxCapacity;
   }
 
   // ---- marshalling: bulk results are JSON text in wasm memory ----
-  #readJson(length) {
-    const ptr = this.#core.bufferPtr();
-    return JSON.parse(decoder.decode(this.#module.HEAPU8.subarray(ptr, ptr + length)));
+  #readText() {
+    const hdr = this.#module.HEAPF64;
+    const ptr = hdr[this.#header + HDR_TEXT_PTR];
+    return decoder.decode(this.#module.HEAPU8.subarray(ptr, ptr + hdr[this.#header + HDR_TEXT_LEN]));
+  }
+
+  // The JSON text the last core call left in the text buffer (callers pass that call's result
+  // for readability; the length comes from the header).
+  #readJson(_filledBy) {
+    return JSON.parse(this.#readText());
+  }
+
+  // Room for `bytes` of input text in wasm memory (never shrinks).
+  #reserve(bytes) {
+    if (bytes <= this.#inputCap) return;
+    const cap = Math.max(bytes, 4096, this.#inputCap * 2);
+    this.#inputPtr = this.#core.inputPtr(cap);
+    this.#inputCap = cap;
+  }
+
+  // Writes `s` at `offset` of the input buffer (room reserved: 3 bytes per UTF-16 unit); its bytes.
+  #encodeAt(s, offset) {
+    if (s.length === 0) return 0;
+    const start = this.#inputPtr + offset;
+    return encoder.encodeInto(s, this.#module.HEAPU8.subarray(start, this.#inputPtr + this.#inputCap)).written;
+  }
+
+  // Writes a text of any size at the start of the input buffer, growing it as needed; its bytes.
+  #encodeText(text) {
+    this.#reserve(text.length + 16);
+    let read = 0;
+    let written = 0;
+    for (;;) {
+      const rest = read === 0 ? text : text.slice(read);
+      const r = encoder.encodeInto(rest, this.#module.HEAPU8.subarray(this.#inputPtr + written, this.#inputPtr + this.#inputCap));
+      read += r.read;
+      written += r.written;
+      if (read >= text.length) return written;
+      this.#reserve(written + (text.length - read) * 3);
+    }
+  }
+
+  // The core's number for a (checked) string, or -1 (then it crosses as text).
+  #intern(s) {
+    const n = this.#interned.get(s);
+    if (n !== undefined) return n;
+    if (this.#internFull) return -1;
+    const m = this.#core.intern(s);
+    if (m < 0) {
+      this.#internFull = true;
+      return -1;
+    }
+    this.#interned.set(s, m);
+    this.#strings[m] = s;
+    return m;
+  }
+
+  // The id the core gave the task behind a handle.
+  #idOf(h) {
+    if (h >= 0) return `bg_${h}`;
+    let id = this.#otherIds.get(h);
+    if (id === undefined) {
+      this.#core.idText(h);
+      id = this.#readText();
+      this.#otherIds.set(h, id);
+    }
+    return id;
+  }
+
+  // ---- payloads kept on the JS side ----
+  #payPut(value) {
+    this.#payLive++;
+    return this.#payBase + this.#pay.push(value) - 1;
+  }
+
+  // The core did not take the event: forget the payload just put.
+  #payUnput() {
+    this.#pay.pop();
+    this.#payLive--;
+  }
+
+  // Takes back the payload of an event the core hands out.
+  #payTake(handle) {
+    const i = handle - this.#payBase;
+    const value = this.#pay[i];
+    if (value === undefined) return null; // cannot happen: every custom event's handle is held
+    this.#pay[i] = undefined;
+    this.#payLive--;
+    return value;
+  }
+
+  // The core evicted events (dropOldest): the evicted payloads are the oldest held (the core
+  // evicts the oldest event; handles grow in emission order), so with at most `capacity` events
+  // queued, every payload past the newest `capacity` held is gone.
+  #payTrim() {
+    while (this.#payLive > this.#dropOldestCap) {
+      while (this.#pay[this.#payHead] === undefined) this.#payHead++;
+      this.#pay[this.#payHead++] = undefined;
+      this.#payLive--;
+    }
+    this.#paySlide();
+  }
+
+  // After a drain.
+  #payCompact() {
+    if (this.#pay.length === 0) return;
+    if (this.#core.pendingEvents() === 0) {
+      // Nothing queued: no payload is referenced (also those of events the core evicted).
+      this.#payBase += this.#pay.length;
+      this.#pay = [];
+      this.#payHead = 0;
+      this.#payLive = 0;
+      return;
+    }
+    this.#paySlide();
+  }
+
+  #paySlide() {
+    while (this.#payHead < this.#pay.length && this.#pay[this.#payHead] === undefined) this.#payHead++;
+    if (this.#payHead > 1024 && this.#payHead * 2 > this.#pay.length) {
+      this.#pay = this.#pay.slice(this.#payHead);
+      this.#payBase += this.#payHead;
+      this.#payHead = 0;
+    }
   }
 
   #alive() {
@@ -153,12 +305,12 @@ export class TaskManager {
     return this.#spawn(options, body, true, null);
   }
 
-  /** @internal ctx.spawn / ctx.spawnAgent */
-  _spawnChild(parentTaskId, options, body, agent) {
-    return this.#spawn(options, body, agent, parentTaskId);
+  /** @internal ctx.spawn / ctx.spawnAgent (rec: the parent's record) */
+  _spawnChild(rec, options, body, agent) {
+    return this.#spawn(options, body, agent, rec.h);
   }
 
-  #spawn(options, body, agent, parentTaskId) {
+  #spawn(options, body, agent, parentHandle) {
     this.#alive();
     const method = agent ? 'spawnAgent' : 'spawn';
     checkOptions(options, `${method} options`, agent ? AGENT_OPTIONS : SPAWN_OPTIONS);
@@ -171,18 +323,44 @@ export class TaskManager {
     checkFunction(body, 'body');
 
     const core = this.#core;
-    if (parentTaskId !== null) core.enterTask(parentTaskId);
-    let id;
+    // Interned strings cross as ints; the rest as text in the input buffer, in this order.
+    const th = this.#intern(thread);
+    const ty = this.#intern(type);
+    let bytes = description.length + name.length + parent.length;
+    if (th < 0) bytes += thread.length;
+    if (ty < 0) bytes += type.length;
+    let thLen = 0;
+    let tyLen = 0;
+    let nameLen = -1;
+    let descLen = 0;
+    let parentLen = 0;
+    if (bytes > 0) {
+      this.#reserve(bytes * 3);
+      let at = 0;
+      if (th < 0) at += thLen = this.#encodeAt(thread, at);
+      if (ty < 0) at += tyLen = this.#encodeAt(type, at);
+      if (hasName) at += nameLen = this.#encodeAt(name, at);
+      at += descLen = this.#encodeAt(description, at);
+      parentLen = this.#encodeAt(parent, at);
+    } else if (hasName) nameLen = 0;
+    if (parentHandle !== null) core.enterTask(parentHandle);
+    let h;
     try {
-      id = core.spawn(thread, type, name, hasName, description, parent, agent);
+      h = core.spawn(agent, th, ty, thLen, tyLen, nameLen, descLen, parentLen);
     } finally {
-      if (parentTaskId !== null) core.leaveTask();
+      if (parentHandle !== null) core.leaveTask();
     }
-    if (id === '') throw coreError(core, core.lastErrorCode());
-    const cancel = new CancelState();
-    const ctx = new TaskContext(this, id, cancel, agent ? new AgentInbox(this, id) : undefined);
-    this.#live.set(id, { cancel, ctx, body, recvWaiters: [] });
-    this.#pendingStarts.push(id);
+    if (h !== h) throw coreError(core, core.lastErrorCode()); // NaN: refused
+    let id;
+    if (h >= 0) id = `bg_${h}`;
+    else {
+      id = this.#readText();
+      this.#otherIds.set(h, id);
+    }
+    const rec = { id, h, cancel: new CancelState(), ctx: null, body, recvWaiters: agent ? [] : null };
+    rec.ctx = new TaskContext(this, rec, agent ? new AgentInbox(this, rec) : undefined);
+    this.#live.set(id, rec);
+    this.#pendingStarts.push(rec);
     this.#touch();
     return id;
   }
@@ -193,17 +371,16 @@ export class TaskManager {
     while (this.#pendingStarts.length > 0) {
       const batch = this.#pendingStarts;
       this.#pendingStarts = [];
-      for (const id of batch) this.#start(id);
+      for (const rec of batch) this.#start(rec);
     }
   }
 
-  #start(id) {
-    const rec = this.#live.get(id);
-    if (!rec || rec.body === null) return;
+  #start(rec) {
+    if (rec.body === null || this.#live.get(rec.id) !== rec) return;
     const body = rec.body;
     rec.body = null;
     let promise;
-    this.#core.enterTask(id);
+    this.#core.enterTask(rec.h);
     try {
       promise = Promise.resolve(body(rec.ctx));
     } catch (e) {
@@ -212,14 +389,17 @@ export class TaskManager {
       this.#core.leaveTask();
     }
     promise.then(
-      (value) => this.#settle(id, true, value),
-      (error) => this.#settle(id, false, error),
+      (value) => this.#settle(rec, true, value),
+      (error) => this.#settle(rec, false, error),
     );
   }
 
-  #settle(id, ok, value) {
+  #settle(rec, ok, value) {
     if (this.#disposed) return;
     const core = this.#core;
+    const id = rec.id;
+    const waiters = this.#endWaiters.get(id);
+    const want = waiters !== undefined;
     let code = 0;
     if (ok) {
       let text;
@@ -230,16 +410,17 @@ export class TaskManager {
         value = e;
       }
       if (ok) {
-        code = core.complete(id, text);
-        if (code === CODE_INVALID_ARGUMENT) code = core.failTask(id, `result refused: ${core.lastErrorMessage()}`);
+        code = core.complete(rec.h, this.#encodeText(text), want);
+        if (code === CODE_INVALID_ARGUMENT) {
+          ok = false;
+          value = `result refused: ${core.lastErrorMessage()}`;
+        }
       }
     }
-    if (!ok) code = core.failTask(id, errorMessage(value));
+    if (!ok) code = core.failTask(rec.h, this.#encodeText(errorMessage(value)), want);
     void code; // TaskTerminated only if the core already settled it (cannot happen for a live body)
-    const rec = this.#live.get(id);
     this.#live.delete(id);
-    if (rec) for (const wake of rec.recvWaiters.splice(0)) wake(null);
-    const waiters = this.#endWaiters.get(id);
+    if (rec.recvWaiters !== null) for (const wake of rec.recvWaiters.splice(0)) wake(null);
     if (waiters) {
       this.#endWaiters.delete(id);
       const summary = this.#readJson(core.lastEnded()); // retention may already have dropped the task
@@ -250,20 +431,34 @@ export class TaskManager {
   }
 
   // ---- bodies' calls (through TaskContext) ----
-  /** @internal */
-  _emit(id, eventType, payload) {
+  /** @internal ctx.emit: the payload stays here, the core gets its handle (and decides). */
+  _emit(rec, eventType, payload) {
     this.#alive();
-    checkString(eventType, 'eventType');
-    const text = toJson(payload, 'payload');
-    const r = this.#core.emit(id, eventType, text);
-    if (r < 0) throw new TypeError(this.#core.lastErrorMessage());
-    if (r === 1) this.#wakeEventWaiters();
+    let ty = this.#interned.get(eventType);
+    let tyLen = 0;
+    if (ty === undefined) {
+      checkString(eventType, 'eventType');
+      ty = this.#intern(eventType);
+    }
+    const value = payloadValue(payload, 'payload');
+    if (ty < 0) {
+      this.#reserve(eventType.length * 3);
+      tyLen = this.#encodeAt(eventType, 0);
+    }
+    const handle = this.#payPut(value);
+    const delivered = this.#core.emit(rec.h, ty, tyLen, handle) === 1;
     this.#activity++;
-    return r === 1;
+    if (!delivered) {
+      this.#payUnput();
+      return false;
+    }
+    if (this.#dropOldestCap > 0 && this.#payLive > this.#dropOldestCap) this.#payTrim();
+    if (this.#eventWaiters.length > 0) this.#wakeEventWaiters();
+    return true;
   }
 
   /** @internal */
-  _sleep(id, ms) {
+  _sleep(rec, ms) {
     if (this.#disposed) return Promise.reject(abortError('The task manager was disposed'));
     let delay;
     try {
@@ -271,7 +466,7 @@ export class TaskManager {
     } catch (e) {
       return Promise.reject(e);
     }
-    const n = this.#core.armTimer(id, delay);
+    const n = this.#core.armTimer(rec.h, delay);
     if (n < 0) return Promise.reject(coreError(this.#core, -n));
     const promise = new Promise((resolve, reject) => this.#timers.set(n, { resolve, reject }));
     this.#touch();
@@ -280,31 +475,35 @@ export class TaskManager {
 
   #deliverTimers() {
     if (this.#timers.size === 0) return 0;
-    const fired = this.#readJson(this.#core.takeFiredTimers());
-    for (const [n, slept] of fired) {
-      const t = this.#timers.get(n);
+    const count = this.#core.takeFiredTimers();
+    if (count === 0) return 0;
+    const heap = this.#module.HEAPF64;
+    let at = heap[this.#header + HDR_RECORDS] / 8;
+    const fired = [];
+    for (let i = 0; i < count; i++, at += 2) fired.push(heap[at], heap[at + 1]);
+    for (let i = 0; i < fired.length; i += 2) {
+      const t = this.#timers.get(fired[i]);
       if (!t) continue;
-      this.#timers.delete(n);
-      if (slept) t.resolve();
+      this.#timers.delete(fired[i]);
+      if (fired[i + 1] === 1) t.resolve();
       else t.reject(abortError());
     }
-    this.#activity += fired.length;
-    return fired.length;
+    this.#activity += count;
+    return count;
   }
 
   /** @internal */
-  _tryRecv(id) {
+  _tryRecv(rec) {
     if (this.#disposed) return null;
-    const messages = this.#readJson(this.#core.takeAgentMessages(id, 1));
+    const messages = this.#readJson(this.#core.takeAgentMessages(rec.h, 1));
     return messages.length > 0 ? messages[0] : null;
   }
 
   /** @internal */
-  _recv(id) {
-    const msg = this._tryRecv(id);
+  _recv(rec) {
+    const msg = this._tryRecv(rec);
     if (msg !== null) return Promise.resolve(msg);
-    const rec = this.#live.get(id);
-    if (!rec || rec.cancel.cancelled) return Promise.resolve(null);
+    if (this.#live.get(rec.id) !== rec || rec.cancel.cancelled) return Promise.resolve(null);
     return new Promise((resolve) => rec.recvWaiters.push(resolve));
   }
 
@@ -374,14 +573,20 @@ export class TaskManager {
 
   // The core lists whose cancel was just requested; their signals abort and inbox waits end.
   #afterCancel() {
-    const ids = this.#readJson(this.#core.takeCancelRequests());
+    const count = this.#core.takeCancelRequests();
+    if (count === 0) return;
+    const heap = this.#module.HEAPF64;
+    const at = heap[this.#header + HDR_RECORDS] / 8;
+    const handles = [];
+    for (let i = 0; i < count; i++) handles.push(heap[at + i]);
+    const ids = handles.map((h) => this.#idOf(h));
     for (const id of ids) {
       const rec = this.#live.get(id);
       if (!rec) continue;
       rec.cancel.abort(abortError());
-      for (const wake of rec.recvWaiters.splice(0)) wake(null);
+      if (rec.recvWaiters !== null) for (const wake of rec.recvWaiters.splice(0)) wake(null);
     }
-    if (ids.length > 0) this.#touch();
+    this.#touch();
   }
 
   // ---- messages ----
@@ -391,9 +596,9 @@ export class TaskManager {
     const code = this.#core.sendMessage(this.#id(taskId, 'taskId'), this.#thread(thread), checkString(from, 'from'), checkString(content, 'content'));
     if (code !== 0) throw coreError(this.#core, code);
     const rec = this.#live.get(taskId);
-    if (rec) {
+    if (rec && rec.recvWaiters !== null) {
       while (rec.recvWaiters.length > 0) {
-        const msg = this._tryRecv(taskId);
+        const msg = this._tryRecv(rec);
         if (msg === null) break;
         rec.recvWaiters.shift()(msg);
       }
@@ -405,8 +610,49 @@ export class TaskManager {
   /** Takes the pending owner-inbox events, in order: all, or only `thread`'s. */
   drain(thread) {
     this.#alive();
-    const has = thread !== undefined;
-    return this.#readJson(this.#core.drain(has ? this.#thread(thread) : '', has, -1));
+    return this.#drain(thread === undefined ? undefined : this.#thread(thread), -1);
+  }
+
+  // Events come out as records (wasm/bindings.cpp, Core::drain); payloads are the ones held here.
+  #drain(thread, max) {
+    let th = -1;
+    let thLen = 0;
+    if (thread !== undefined) {
+      th = this.#intern(thread);
+      if (th < 0) {
+        this.#reserve(thread.length * 3);
+        thLen = this.#encodeAt(thread, 0);
+        th = -2;
+      }
+    }
+    const count = this.#core.drain(th, thLen, max);
+    if (count === 0) return [];
+    let heap = this.#module.HEAPF64;
+    const extras = heap[this.#header + HDR_TEXT_LEN] > 0 ? this.#readJson() : null;
+    let at = heap[this.#header + HDR_RECORDS] / 8;
+    const out = new Array(count);
+    let lastH = NaN;
+    let id = '';
+    for (let i = 0; i < count; i++, at += 4) {
+      const kind = heap[at];
+      const h = heap[at + 1];
+      if (h !== lastH) {
+        // A task's events often come in a row: one id string for them.
+        lastH = h;
+        id = this.#idOf(h); // h < 0 may call into the core (and grow its memory): read the heap again
+        if (h < 0) heap = this.#module.HEAPF64;
+      }
+      // Keys in sorted order, as the core writes them (DECISIONS.md §3).
+      if (kind === KIND_CUSTOM) {
+        const t = heap[at + 2];
+        out[i] = { event_type: t >= 0 ? this.#strings[t] : extras[-1 - t], kind: 'custom', payload: this.#payTake(heap[at + 3]), task_id: id };
+      } else if (kind === KIND_COMPLETED) out[i] = { kind: 'completed', result: extras[heap[at + 3]], task_id: id };
+      else if (kind === KIND_FAILED) out[i] = { error: extras[heap[at + 3]], kind: 'failed', task_id: id };
+      else if (kind === KIND_CANCELLED) out[i] = { kind: 'cancelled', task_id: id };
+      else out[i] = extras[heap[at + 3]];
+    }
+    this.#payCompact();
+    return out;
   }
 
   /** The same queue as an async iterator (it consumes, like drain); ends on dispose. */
@@ -418,7 +664,7 @@ export class TaskManager {
     return (async function* events() {
       for (;;) {
         if (self.#disposed) return;
-        const batch = self.#readJson(self.#core.drain(has ? thread : '', has, 1));
+        const batch = self.#drain(has ? thread : undefined, 1);
         if (batch.length > 0) {
           yield batch[0];
           continue;
@@ -455,7 +701,7 @@ export class TaskManager {
       if (!(e.cause instanceof RangeError)) throw e;
       throw new BgTasksError('InvalidSnapshot', `invalid snapshot: snapshot: nesting deeper than ${this.#module.kMaxSnapshotDepth} levels`);
     }
-    const n = this.#core.restore(thread, text);
+    const n = this.#core.restore(thread, this.#encodeText(text));
     if (n < 0) throw coreError(this.#core, -n);
     return n;
   }
@@ -605,7 +851,7 @@ export class TaskManager {
     this.#clearWakeup();
     for (const rec of this.#live.values()) {
       rec.cancel.abort(abortError('The task manager was disposed'));
-      for (const wake of rec.recvWaiters.splice(0)) wake(null);
+      if (rec.recvWaiters !== null) for (const wake of rec.recvWaiters.splice(0)) wake(null);
     }
     this.#live.clear();
     for (const t of this.#timers.values()) t.reject(abortError('The task manager was disposed'));

@@ -145,10 +145,11 @@ test('wait(id) resolves with the terminal summary; at once when finished; null w
   assert.equal(await mgr.wait('bg_999'), null);
 });
 
-test('summary keys and event keys come out sorted (DECISIONS §3)', async (t) => {
+test('summary, event and payload keys come out sorted (DECISIONS §3); a payload is copied at emit', async (t) => {
   const mgr = await manual(t);
+  const payload = { z: 1, a: 2 };
   const id = mgr.spawn({ thread: 't', type: 'x', parent: { run_id: 'r', agent_id: 'a' } }, async (ctx) => {
-    ctx.emit('e', { z: 1, a: 2 });
+    ctx.emit('e', payload);
     return { b: 1, a: 2 };
   });
   await mgr.runUntilIdle();
@@ -157,11 +158,64 @@ test('summary keys and event keys come out sorted (DECISIONS §3)', async (t) =>
   sorted(s);
   sorted(s.parent_context);
   sorted(s.result);
-  for (const e of mgr.drain()) {
-    sorted(e);
-    if (e.payload) sorted(e.payload);
-  }
+  const events = mgr.drain();
+  for (const e of events) sorted(e);
+  // Payloads stay on the JS side as a copy with sorted keys: a change after emit does not show.
+  payload.z = 99;
+  assert.notEqual(events[0].payload, payload);
+  assert.deepEqual(Object.keys(events[0].payload), ['a', 'z']);
+  assert.deepEqual(events[0].payload, { a: 2, z: 1 });
   sorted(mgr.snapshot().tasks[id]);
+});
+
+test('payloads: plain data is kept as emitted, anything else as its JSON form; the core limits hold', async (t) => {
+  const mgr = await manual(t);
+  const date = new Date(0);
+  const results = {};
+  mgr.spawn({ thread: 't', type: 'x' }, async (ctx) => {
+    ctx.emit('plain', [1, 'two', { three: [null, true] }]);
+    ctx.emit('date', { at: date, gone: undefined });
+    ctx.emit('nan', [NaN, Infinity]);
+    ctx.emit('undef');
+    const deep = (n) => (n === 0 ? 1 : [deep(n - 1)]);
+    ctx.emit('deep128', deep(129));
+    for (const [name, value] of [['deep129', deep(130)], ['cycle', (() => { const o = {}; o.o = o; return o; })()], ['key', { ['\ud800']: 1 }], ['bigint', { n: 1n }]]) {
+      try {
+        ctx.emit(name, value);
+        results[name] = 'accepted';
+      } catch (e) {
+        results[name] = `${e.name}: ${e.message}`;
+      }
+    }
+  });
+  await mgr.runUntilIdle();
+  const events = mgr.drain();
+  assert.deepEqual(events.map((e) => e.event_type ?? e.kind), ['plain', 'date', 'nan', 'undef', 'deep128', 'completed']);
+  assert.deepEqual(events[0].payload, [1, 'two', { three: [null, true] }]);
+  assert.deepEqual(events[1].payload, { at: '1970-01-01T00:00:00.000Z' }, 'a Date: its JSON form, a copy');
+  assert.deepEqual(events[2].payload, [null, null]);
+  assert.equal(events[3].payload, null);
+  assert.equal(results.deep129, 'TypeError: payload: nesting deeper than 128 levels');
+  assert.match(results.cycle, /^TypeError: payload is not JSON-serializable/);
+  assert.equal(results.key, 'TypeError: payload contains a lone UTF-16 surrogate');
+  assert.match(results.bigint, /^TypeError: payload is not JSON-serializable/);
+  assert.equal(mgr.stats().owner_inbox_depth, 0, 'refused payloads never reached the core');
+});
+
+test('payload keys are sorted as the native core sorts them, at every level and on every path', async (t) => {
+  const mgr = await manual(t);
+  mgr.spawn({ thread: 't', type: 'x' }, async (ctx) => {
+    // By code point (UTF-8 bytes): U+FF5E sorts before U+1F600, though its UTF-16 unit is larger.
+    ctx.emit('nested', { b: { y: [{ d: 1, c: 2 }], x: null }, a: 1, '\u{1F600}': 1, '\uFF5E': 2 });
+    ctx.emit('fallback', { z: new Date(0), m: { k: 1, j: undefined, i: 2 } }); // through JSON text
+  });
+  await mgr.runUntilIdle();
+  const [nested, fallback] = mgr.drain();
+  assert.deepEqual(Object.keys(nested.payload), ['a', 'b', '\uFF5E', '\u{1F600}']);
+  assert.deepEqual(Object.keys(nested.payload.b), ['x', 'y']);
+  assert.deepEqual(Object.keys(nested.payload.b.y[0]), ['c', 'd']);
+  assert.deepEqual(Object.keys(fallback.payload), ['m', 'z']);
+  assert.deepEqual(Object.keys(fallback.payload.m), ['i', 'k']);
 });
 
 test('integers up to 2^53 and other numbers round-trip exactly (payloads, results, timestamps)', async (t) => {
