@@ -38,7 +38,7 @@ struct BackgroundTaskManager::TaskCore final : Fiber {
     result = frame.promise().take();
 #endif
     destroy_frame();
-    ambient.manager->finish(*this, std::move(result));  // may delete this (retention)
+    ambient.manager->finish(*this, result);  // may delete this (retention)
   }
 
   void dying_for_teardown() noexcept { mark_dying(); }
@@ -171,9 +171,9 @@ const BackgroundTaskManager::TaskCore* BackgroundTaskManager::find_core(std::str
 // ---- spawning -------------------------------------------------------------------------------------
 Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::string_view task_type,
                                                  std::optional<std::string_view> name, std::string_view description,
-                                                 TaskParentContext parent, BodyKind kind, const BodyFactory& make_body) {
+                                                 TaskParentContext& parent, BodyKind kind, const BodyFactory& make_body) {
   // awaken's order: merge lineage, validate the name, take the id, commit, start the body.
-  parent = merge_ambient_parent(std::move(parent));
+  merge_ambient_parent_into(parent);
   if (name) {
     for (const char* reserved : kReservedNames)
       if (*name == reserved) return errors::reserved_name(*name);
@@ -246,12 +246,12 @@ AgentTaskContext BackgroundTaskManager::make_agent_context(TaskCore& t) {
 Result<TaskId> BackgroundTaskManager::spawn_host(std::string_view owner, std::string_view task_type,
                                                  std::optional<std::string_view> name, std::string_view description,
                                                  TaskParentContext parent, bool sub_agent) {
-  return spawn_impl(owner, sub_agent ? std::string_view("sub_agent") : task_type, name, description, std::move(parent),
+  return spawn_impl(owner, sub_agent ? std::string_view("sub_agent") : task_type, name, description, parent,
                     BodyKind::Host, {});
 }
 
 // ---- completion -------------------------------------------------------------------------------------
-void BackgroundTaskManager::finish(TaskCore& t, TaskResult result) {
+void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
   t.live = false;
   t.finish_seq = ++finish_counter_;
   // DECISIONS.md §1: once cancel was requested, the task ends cancelled; a late value is discarded.
@@ -405,7 +405,7 @@ Result<void> BackgroundTaskManager::settle(std::string_view id, TaskResult resul
     const auto* m = meta(id);
     return errors::task_terminated(m ? m->status : result.status());
   }
-  finish(*t, std::move(result));
+  finish(*t, result);
   return {};
 }
 

@@ -236,10 +236,10 @@ class BackgroundTaskManager {
   };
   Result<TaskId> spawn_impl(std::string_view owner, std::string_view task_type,
                             std::optional<std::string_view> name, std::string_view description,
-                            TaskParentContext parent, BodyKind kind, const BodyFactory& make_body);
+                            TaskParentContext& parent, BodyKind kind, const BodyFactory& make_body);
   TaskContext make_task_context(TaskCore& t);
   AgentTaskContext make_agent_context(TaskCore& t);
-  void finish(TaskCore& t, TaskResult result);
+  void finish(TaskCore& t, TaskResult& result);  // consumes result's value and error
   bool cancel_core(TaskCore& t);
   TaskCore* find_core(std::string_view id);
   const TaskCore* find_core(std::string_view id) const;
@@ -305,7 +305,7 @@ Result<TaskId> BackgroundTaskManager::spawn(std::string_view owner, std::string_
                                             std::optional<std::string_view> name, std::string_view description,
                                             TaskParentContext parent, F&& body) {
   auto make = [&](TaskCore& t) { return start_body(std::forward<F>(body), make_task_context(t)); };
-  return spawn_impl(owner, task_type, name, description, std::move(parent), BodyKind::Plain, BodyFactory::of(make));
+  return spawn_impl(owner, task_type, name, description, parent, BodyKind::Plain, BodyFactory::of(make));
 }
 
 template <class F>
@@ -314,7 +314,7 @@ Result<TaskId> BackgroundTaskManager::spawn_agent_with_context(std::string_view 
                                                                std::string_view description,
                                                                TaskParentContext parent, F&& body) {
   auto make = [&](TaskCore& t) { return start_body(std::forward<F>(body), make_agent_context(t)); };
-  return spawn_impl(owner, "sub_agent", name, description, std::move(parent), BodyKind::Agent, BodyFactory::of(make));
+  return spawn_impl(owner, "sub_agent", name, description, parent, BodyKind::Agent, BodyFactory::of(make));
 }
 
 template <class F>
