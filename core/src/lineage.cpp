@@ -36,13 +36,17 @@ detail::AmbientTaskStep::~AmbientTaskStep() {
   t_lineage = previous_lineage_;
 }
 
-TaskParentContext merge_ambient_parent(TaskParentContext p) {
+void merge_ambient_parent_into(TaskParentContext& p) {
   if (!p.task_id && t_task) p.task_id = t_task->task_id;
   if (t_lineage) {
     if (!p.run_id) p.run_id = t_lineage->run_id;
     if (!p.call_id && !t_lineage->call_id.empty()) p.call_id = t_lineage->call_id;
     if (!p.agent_id && !t_lineage->agent_id.empty()) p.agent_id = t_lineage->agent_id;
   }
+}
+
+TaskParentContext merge_ambient_parent(TaskParentContext p) {
+  merge_ambient_parent_into(p);
   return p;
 }
 

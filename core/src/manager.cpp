@@ -38,7 +38,7 @@ struct BackgroundTaskManager::TaskCore final : Fiber {
     result = frame.promise().take();
 #endif
     destroy_frame();
-    ambient.manager->finish(*this, std::move(result));  // may delete this (retention)
+    ambient.manager->finish(*this, result);  // may delete this (retention)
   }
 
   void dying_for_teardown() noexcept { mark_dying(); }
@@ -135,9 +135,12 @@ void BackgroundTaskManager::set_store(std::shared_ptr<StateStore> store) {
 
 void BackgroundTaskManager::set_retain_finished(std::optional<std::size_t> n) {
   options_.retain_finished = n;
-  std::unordered_set<std::string> owners;
-  if (const auto* s = state())
-    for (const auto& [id, m] : s->tasks) owners.insert(m.owner_thread_id);
+  index_version_ = 0;  // the finished index is kept only under retention: rebuild it
+  finished_.clear();
+  if (!n || !store_) return;
+  ensure_indexes();
+  std::vector<std::string> owners;
+  for (const auto& [owner, set] : finished_) owners.push_back(owner);
   for (const auto& owner : owners) apply_retention(owner);
 }
 
@@ -153,52 +156,67 @@ const PersistedTaskMeta* BackgroundTaskManager::meta(std::string_view id) const 
 }
 
 BackgroundTaskManager::TaskCore* BackgroundTaskManager::find_core(std::string_view id) {
-  auto it = handles_.find(TaskId(id));
-  return it == handles_.end() ? nullptr : it->second.get();
+  return const_cast<TaskCore*>(std::as_const(*this).find_core(id));
 }
 
 const BackgroundTaskManager::TaskCore* BackgroundTaskManager::find_core(std::string_view id) const {
-  auto it = handles_.find(TaskId(id));
-  return it == handles_.end() ? nullptr : it->second.get();
+  const auto n = parse_bg_number(id);
+  if (!n) return nullptr;
+  auto it = handles_.find(*n);
+  // "bg_07" and "bg_+7" parse as 7 too, but only the canonical spelling was handed out.
+  if (it == handles_.end() || it->second->id() != id) return nullptr;
+  return it->second.get();
 }
 
 // ---- spawning -------------------------------------------------------------------------------------
 Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::string_view task_type,
                                                  std::optional<std::string_view> name, std::string_view description,
-                                                 TaskParentContext parent, BodyKind kind, const BodyFactory& make_body) {
+                                                 TaskParentContext& parent, BodyKind kind, const BodyFactory& make_body) {
   // awaken's order: merge lineage, validate the name, take the id, commit, start the body.
-  parent = merge_ambient_parent(std::move(parent));
+  merge_ambient_parent_into(parent);
   if (name) {
     for (const char* reserved : kReservedNames)
       if (*name == reserved) return errors::reserved_name(*name);
-    if (const auto* s = state()) {
-      for (const auto& [id, m] : s->tasks)
-        if (m.owner_thread_id == owner && !is_terminal(m.status) && m.name && *m.name == *name)
-          return errors::duplicate_name(*name);
+    if (store_) {
+      ensure_indexes();
+      if (running_names_.count(name_key(owner, *name))) return errors::duplicate_name(*name);
     }
   }
   // bg_18446744073709551615 is the last id; after it, spawning is refused instead of wrapping
   // around onto ids that may still be stored.
   if (ids_exhausted_) return errors::invalid_argument("task ids exhausted: bg_18446744073709551615 was handed out");
-  TaskId id = format_id(counter_);
+  const std::uint64_t number = counter_;
+  TaskId id = format_id(number);
   if (counter_ == UINT64_MAX)
     ids_exhausted_ = true;
   else
     ++counter_;
   if (!store_) return errors::store_not_configured();
 
-  PersistedTaskMeta meta;
-  meta.task_id = id;
-  meta.owner_thread_id = std::string(owner);
-  meta.task_type = std::string(task_type);
-  if (name) meta.name = std::string(*name);
-  meta.description = std::string(description);
-  meta.status = TaskStatus::Running;
-  meta.created_at_ms = executor_->now_ms();
-  meta.parent_context = std::move(parent);
-  if (auto r = store_->apply<BackgroundTaskStateKey>(BackgroundTaskStateAction::upsert(std::move(meta))); !r) return r.error();
+  // awaken's upsert, written in place (no action, no meta copies).
+  const bool fresh = indexes_fresh();
+  const std::uint64_t now = executor_->now_ms();
+  auto r = store_->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
+    auto [it, inserted] = state.tasks.try_emplace(id);
+    PersistedTaskMeta& m = it->second;
+    if (!inserted) {
+      if (fresh) index_remove(m);
+      m = PersistedTaskMeta{};
+    }
+    m.task_id = id;
+    m.owner_thread_id = owner;
+    m.task_type = task_type;
+    if (name) m.name.emplace(*name);
+    m.description = description;
+    m.status = TaskStatus::Running;
+    m.created_at_ms = now;
+    m.parent_context = std::move(parent);
+    if (fresh) index_add(m);
+  });
+  if (!r) return r.error();
+  if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
 
-  auto core = std::make_shared<TaskCore>(*this, id, std::string(owner), std::string(task_type), kind);
+  auto core = std::make_shared<TaskCore>(*this, std::move(id), std::string(owner), std::string(task_type), kind);
   core->self = core;
   TaskCore& t = *core;
   if (owner_inbox_) t.owner_inbox = owner_inbox_->for_thread(t.owner);
@@ -209,9 +227,9 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
       t.host_agent_rx.emplace(std::move(rx));
     }
   } else {
-    t.start_body(make_body(t));
+    t.start_body(make_body.make(make_body.fn, t));
   }
-  handles_.emplace(std::move(id), std::move(core));
+  handles_.emplace(number, std::move(core));
   return t.id();
 }
 
@@ -228,12 +246,12 @@ AgentTaskContext BackgroundTaskManager::make_agent_context(TaskCore& t) {
 Result<TaskId> BackgroundTaskManager::spawn_host(std::string_view owner, std::string_view task_type,
                                                  std::optional<std::string_view> name, std::string_view description,
                                                  TaskParentContext parent, bool sub_agent) {
-  return spawn_impl(owner, sub_agent ? std::string_view("sub_agent") : task_type, name, description, std::move(parent),
+  return spawn_impl(owner, sub_agent ? std::string_view("sub_agent") : task_type, name, description, parent,
                     BodyKind::Host, {});
 }
 
 // ---- completion -------------------------------------------------------------------------------------
-void BackgroundTaskManager::finish(TaskCore& t, TaskResult result) {
+void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
   t.live = false;
   t.finish_seq = ++finish_counter_;
   // DECISIONS.md §1: once cancel was requested, the task ends cancelled; a late value is discarded.
@@ -245,6 +263,9 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult result) {
   // The completion commit rewrites the task's stored meta with its terminal fields, in place.
   // (awaken rebuilds the whole meta from spawn-time values; a meta removed meanwhile by a
   // ReplaceAll comes back here with the fields the task still knows.)
+  const bool fresh = indexes_fresh();
+  // The terminal event needs the value and the error afterwards; otherwise they are moved.
+  const bool keep_result = static_cast<bool>(t.owner_inbox);
   Result<void> committed = store_ ? store_->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
     auto [it, inserted] = state.tasks.try_emplace(t.id());
     PersistedTaskMeta& m = it->second;
@@ -252,16 +273,30 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult result) {
       m.task_id = t.id();
       m.owner_thread_id = t.owner;
       m.task_type = t.task_type;
+    } else if (fresh) {
+      index_remove(m);
     }
     m.status = result.status();
     m.error.reset();
     m.result.reset();
-    if (result.kind == TaskResult::Kind::Success) m.result = result.value;
-    if (result.kind == TaskResult::Kind::Failed) m.error = result.error;
+    if (result.kind == TaskResult::Kind::Success) {
+      if (keep_result)
+        m.result = result.value;
+      else
+        m.result = std::move(result.value);
+    }
+    if (result.kind == TaskResult::Kind::Failed) {
+      if (keep_result)
+        m.error = result.error;
+      else
+        m.error = std::move(result.error);
+    }
     m.completed_at_ms = now;
+    if (fresh) index_add(m);
     if (wants_summary) summary = m.to_summary();
   })
                                    : Result<void>(errors::store_not_configured());
+  if (committed && fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
   if (!committed) {
     // awaken: counted and logged; the stored meta stays `running` (a zombie entry).
     metrics::increment_counter(metrics::kCommitFailuresTotal,
@@ -277,7 +312,9 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult result) {
   }
   if (t.owner_inbox) t.owner_inbox->send_event(Event::terminal(t.id(), t.owner, result));
 
-  const std::string owner = t.owner;
+  // Retention may free `t`: keep the owner (only then; a copy per completion otherwise).
+  std::optional<std::string> owner;
+  if (options_.retain_finished) owner = t.owner;
   if (!t.end_waiters.empty()) {
     t.end_waiters.for_each([&](WaitNode& n) { *static_cast<std::optional<TaskSummary>*>(n.context) = summary; });
     t.end_waiters.wake_all(WakeReason::Signal);
@@ -285,33 +322,79 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult result) {
   t.host_agent_rx.reset();  // a finished host sub-agent's inbox is closed, like a dropped receiver
   if (t.agent_inbox) ended_agent_inbox_dropped_ += t.agent_inbox->dropped();
   if (hooks_.on_task_end) hooks_.on_task_end(*summary);
-  apply_retention(owner);
+  if (owner) apply_retention(*owner);
 }
 
 void BackgroundTaskManager::apply_retention(const std::string& owner) {
   if (!options_.retain_finished || !store_) return;
-  // The thread's finished tasks, oldest first: completion time, then the order they ended in this
-  // manager (restored ones first), then id order. The newest n stay.
-  struct Finished {
-    std::uint64_t completed_at;
-    std::uint64_t seq;
-    TaskId id;
-  };
-  std::vector<Finished> finished;
+  // The thread's finished tasks, oldest first (RetentionLess); the newest n stay.
+  ensure_indexes();
+  auto it = finished_.find(owner);
+  if (it == finished_.end() || it->second.size() <= *options_.retain_finished) return;
+  const std::size_t excess = it->second.size() - *options_.retain_finished;
+  // forget() edits the set: take the ids first.
+  std::vector<TaskId> victims;
+  victims.reserve(excess);
+  for (auto k = it->second.begin(); victims.size() < excess; ++k) victims.push_back(k->id);
+  for (const auto& id : victims) forget(id);
+}
+
+// ---- indexes ----------------------------------------------------------------------------------------
+// Completion time, then the order the tasks ended in this manager (restored ones, 0, first), then id order.
+bool BackgroundTaskManager::RetentionLess::operator()(const RetentionKey& a, const RetentionKey& b) const {
+  if (a.completed_at != b.completed_at) return a.completed_at < b.completed_at;
+  if (a.seq != b.seq) return a.seq < b.seq;
+  return id_less(a.id, b.id);
+}
+
+std::string BackgroundTaskManager::name_key(std::string_view owner, std::string_view name) {
+  // Length-prefixed so that no (owner, name) pair spells another's key.
+  std::string k = std::to_string(owner.size());
+  k += ':';
+  k += owner;
+  k += name;
+  return k;
+}
+
+BackgroundTaskManager::RetentionKey BackgroundTaskManager::retention_key(const PersistedTaskMeta& m) const {
+  const TaskCore* t = find_core(m.task_id);
+  return {m.completed_at_ms.value_or(0), t ? t->finish_seq : 0, m.task_id};
+}
+
+bool BackgroundTaskManager::indexes_fresh() const noexcept {
+  return store_ && index_version_ != 0 && index_version_ == store_->key_version<BackgroundTaskStateKey>();
+}
+
+void BackgroundTaskManager::ensure_indexes() {
+  if (indexes_fresh()) return;
+  running_names_.clear();
+  finished_.clear();
   if (const auto* s = state())
-    for (const auto& [id, m] : s->tasks)
-      if (m.owner_thread_id == owner && is_terminal(m.status)) {
-        const TaskCore* t = find_core(id);
-        finished.push_back({m.completed_at_ms.value_or(0), t ? t->finish_seq : 0, id});
-      }
-  if (finished.size() <= *options_.retain_finished) return;
-  std::sort(finished.begin(), finished.end(), [](const Finished& a, const Finished& b) {
-    if (a.completed_at != b.completed_at) return a.completed_at < b.completed_at;
-    if (a.seq != b.seq) return a.seq < b.seq;
-    return id_less(a.id, b.id);
-  });
-  const std::size_t excess = finished.size() - *options_.retain_finished;
-  for (std::size_t i = 0; i < excess; ++i) forget(finished[i].id);
+    for (const auto& [id, m] : s->tasks) index_add(m);
+  // Before the key's first write (version 0) the indexes stay empty and are rebuilt at next use.
+  index_version_ = store_ ? store_->key_version<BackgroundTaskStateKey>() : 0;
+}
+
+void BackgroundTaskManager::index_add(const PersistedTaskMeta& m) {
+  if (!is_terminal(m.status)) {
+    if (m.name) ++running_names_[name_key(m.owner_thread_id, *m.name)];
+  } else if (options_.retain_finished) {
+    auto& set = finished_[m.owner_thread_id];
+    set.emplace_hint(set.end(), retention_key(m));  // usually the newest
+  }
+}
+
+void BackgroundTaskManager::index_remove(const PersistedTaskMeta& m) {
+  if (!is_terminal(m.status)) {
+    if (!m.name) return;
+    auto it = running_names_.find(name_key(m.owner_thread_id, *m.name));
+    if (it != running_names_.end() && --it->second == 0) running_names_.erase(it);
+  } else if (options_.retain_finished) {
+    auto it = finished_.find(m.owner_thread_id);
+    if (it == finished_.end()) return;
+    it->second.erase(retention_key(m));
+    if (it->second.empty()) finished_.erase(it);
+  }
 }
 
 Result<void> BackgroundTaskManager::settle(std::string_view id, TaskResult result) {
@@ -322,7 +405,7 @@ Result<void> BackgroundTaskManager::settle(std::string_view id, TaskResult resul
     const auto* m = meta(id);
     return errors::task_terminated(m ? m->status : result.status());
   }
-  finish(*t, std::move(result));
+  finish(*t, result);
   return {};
 }
 
@@ -554,10 +637,18 @@ std::size_t BackgroundTaskManager::restore_for_thread(std::string_view owner, co
       m.status = TaskStatus::Failed;
       m.error = kOrphanedError;
     }
-    if (store_->apply<BackgroundTaskStateKey>(BackgroundTaskStateAction::upsert(std::move(m))).ok())
+    const bool fresh = indexes_fresh();
+    auto r = store_->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
+      PersistedTaskMeta& slot = state.tasks[id];  // absent (checked above): awaken's upsert
+      slot = std::move(m);
+      if (fresh) index_add(slot);
+    });
+    if (r.ok()) {
+      if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
       ++added;
-    else
+    } else {
       metrics::increment_counter(metrics::kCommitFailuresTotal, {{"operation", "restore_task_metadata"}});
+    }
   }
   apply_retention(std::string(owner));
   return added;
@@ -667,12 +758,20 @@ bool BackgroundTaskManager::forget(std::string_view id) {
   const auto* m = meta(id);
   if (m && !is_terminal(m->status)) return false;
   if (!m && !t) return false;
-  if (m && !store_->apply<BackgroundTaskStateKey>(BackgroundTaskStateAction::remove(TaskId(id))).ok()) return false;
-  remove_task(TaskId(id));
+  if (m) {
+    const bool fresh = indexes_fresh();
+    auto r = store_->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
+      auto it = state.tasks.find(TaskId(id));
+      if (it == state.tasks.end()) return;
+      if (fresh) index_remove(it->second);
+      state.tasks.erase(it);
+    });
+    if (!r) return false;
+    if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
+  }
+  if (t) handles_.erase(*parse_bg_number(id));
   return true;
 }
-
-void BackgroundTaskManager::remove_task(const TaskId& id) { handles_.erase(id); }
 
 // ---- waiting ----------------------------------------------------------------------------------------------------
 bool BackgroundTaskManager::WaitAwaiter::await_ready() const {

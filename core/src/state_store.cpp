@@ -28,19 +28,25 @@ Result<void> StateStore::uninstall_plugin(std::string_view plugin_name) {
       ++it;
     }
   }
+  drop_slot_cache();
   if (!found) return errors::invalid_argument("plugin not installed: " + std::string(plugin_name));
   ++version_;
   return {};
 }
 
-Result<std::any*> StateStore::writable_slot(std::string_view key) {
+Result<void> StateStore::run_hook(std::string_view key) {
+  std::vector<std::string_view> keys{key};
+  return hook_(keys);
+}
+
+Result<StateStore::Slot*> StateStore::writable_slot_slow(std::string_view key) {
   if (!is_registered(key)) return errors::unknown_key(key);
-  if (hook_) {
-    std::vector<std::string_view> keys{key};
-    if (auto r = hook_(keys); !r) return r.error();
-  }
+  if (hook_)
+    if (auto r = run_hook(key); !r) return r.error();
   auto it = values_.find(key);
-  if (it == values_.end()) it = values_.emplace(std::string(key), std::any()).first;
+  if (it == values_.end()) it = values_.emplace(std::string(key), Slot{}).first;
+  cached_key_ = key;
+  cached_slot_ = &it->second;
   return &it->second;
 }
 
@@ -55,8 +61,9 @@ Result<void> StateStore::commit(MutationBatch batch) {
   }
   for (auto& op : batch.ops_) {
     auto it = values_.find(op.key);
-    if (it == values_.end()) it = values_.emplace(op.key, std::any()).first;
-    op.apply(it->second);
+    if (it == values_.end()) it = values_.emplace(op.key, Slot{}).first;
+    op.apply(it->second.value);
+    it->second.version = version_ + 1;
   }
   if (!batch.ops_.empty()) ++version_;
   return {};
@@ -65,11 +72,12 @@ Result<void> StateStore::commit(MutationBatch batch) {
 StoreSnapshot StateStore::snapshot() const {
   StoreSnapshot s;
   for (const auto& [k, v] : values_)
-    if (v.has_value()) s.values_.emplace(k, v);
+    if (v.value.has_value()) s.values_.emplace(k, v.value);
   return s;
 }
 
 void StateStore::clear_run_scoped() {
+  drop_slot_cache();
   for (const auto& [name, reg] : registry_.keys_by_name)
     if (reg.options.scope == KeyScope::Run) values_.erase(name);
   ++version_;

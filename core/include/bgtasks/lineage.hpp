@@ -73,5 +73,7 @@ class AmbientTaskStep {
 // Explicit fields win; each missing one is filled independently: task_id from the ambient task,
 // run_id from the lineage (even ""), call_id/agent_id from the lineage when non-empty.
 TaskParentContext merge_ambient_parent(TaskParentContext explicit_parent);
+// The same, in place (spawn's path: no moves of the four fields).
+void merge_ambient_parent_into(TaskParentContext& parent);
 
 }  // namespace bgtasks

@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -222,22 +224,48 @@ class BackgroundTaskManager {
   friend class WaitAwaiter;
   enum class BodyKind : std::uint8_t { Plain, Agent, Host };
 
-  // Builds the body's frame once the task's handle exists.
-  using BodyFactory = std::function<Co<TaskResult>(TaskCore&)>;
+  // Builds the body's frame once the task's handle exists. A plain function pointer over the
+  // caller's lambda: spawn is synchronous, so nothing is stored and nothing is allocated.
+  struct BodyFactory {
+    Co<TaskResult> (*make)(void* fn, TaskCore& t) = nullptr;
+    void* fn = nullptr;
+    template <class L>
+    static BodyFactory of(L& l) {
+      return {[](void* f, TaskCore& t) { return (*static_cast<L*>(f))(t); }, &l};
+    }
+  };
   Result<TaskId> spawn_impl(std::string_view owner, std::string_view task_type,
                             std::optional<std::string_view> name, std::string_view description,
-                            TaskParentContext parent, BodyKind kind, const BodyFactory& make_body);
+                            TaskParentContext& parent, BodyKind kind, const BodyFactory& make_body);
   TaskContext make_task_context(TaskCore& t);
   AgentTaskContext make_agent_context(TaskCore& t);
-  void finish(TaskCore& t, TaskResult result);
+  void finish(TaskCore& t, TaskResult& result);  // consumes result's value and error
   bool cancel_core(TaskCore& t);
   TaskCore* find_core(std::string_view id);
   const TaskCore* find_core(std::string_view id) const;
   const BackgroundTaskStateSnapshot* state() const;
   const PersistedTaskMeta* meta(std::string_view id) const;
   void apply_retention(const std::string& owner);
-  void remove_task(const TaskId& id);
 
+  // ---- indexes derived from the stored metas (duplicate names, retention order) ----
+  // They are kept in step by the manager's own writes; any other write to the key (a commit, a
+  // ReplaceAll, another manager on the same store) changes the key's version, and the next use
+  // rebuilds them from the store.
+  struct RetentionKey {
+    std::uint64_t completed_at;
+    std::uint64_t seq;
+    TaskId id;
+  };
+  struct RetentionLess {
+    bool operator()(const RetentionKey& a, const RetentionKey& b) const;
+  };
+  using FinishedSet = std::set<RetentionKey, RetentionLess>;
+  bool indexes_fresh() const noexcept;
+  void ensure_indexes();
+  void index_add(const PersistedTaskMeta& m);
+  void index_remove(const PersistedTaskMeta& m);
+  static std::string name_key(std::string_view owner, std::string_view name);
+  RetentionKey retention_key(const PersistedTaskMeta& m) const;
   template <class F, class Ctx>
   static Co<TaskResult> hold_and_run(std::decay_t<F> f, Ctx ctx) {
     co_return co_await f(std::move(ctx));
@@ -257,7 +285,11 @@ class BackgroundTaskManager {
   ManagerHooks hooks_;
   std::optional<InboxSender> owner_inbox_;
   std::shared_ptr<StateStore> store_;
-  std::unordered_map<TaskId, std::shared_ptr<TaskCore>> handles_;
+  // Spawned tasks always have bg_N ids: keyed by N (find_core checks the spelling).
+  std::unordered_map<std::uint64_t, std::shared_ptr<TaskCore>> handles_;
+  std::uint64_t index_version_ = 0;  // key version the indexes reflect; 0: never built
+  std::unordered_map<std::string, std::size_t> running_names_;  // name_key(owner, name) -> running count
+  std::unordered_map<std::string, FinishedSet> finished_;       // owner -> terminal tasks (retention only)
   std::uint64_t counter_ = 0;
   bool ids_exhausted_ = false;  // bg_<UINT64_MAX> was handed out or restored
   std::uint64_t host_timer_counter_ = 0;
@@ -272,8 +304,8 @@ template <class F>
 Result<TaskId> BackgroundTaskManager::spawn(std::string_view owner, std::string_view task_type,
                                             std::optional<std::string_view> name, std::string_view description,
                                             TaskParentContext parent, F&& body) {
-  return spawn_impl(owner, task_type, name, description, std::move(parent), BodyKind::Plain,
-                    [&](TaskCore& t) { return start_body(std::forward<F>(body), make_task_context(t)); });
+  auto make = [&](TaskCore& t) { return start_body(std::forward<F>(body), make_task_context(t)); };
+  return spawn_impl(owner, task_type, name, description, parent, BodyKind::Plain, BodyFactory::of(make));
 }
 
 template <class F>
@@ -281,8 +313,8 @@ Result<TaskId> BackgroundTaskManager::spawn_agent_with_context(std::string_view 
                                                                std::optional<std::string_view> name,
                                                                std::string_view description,
                                                                TaskParentContext parent, F&& body) {
-  return spawn_impl(owner, "sub_agent", name, description, std::move(parent), BodyKind::Agent,
-                    [&](TaskCore& t) { return start_body(std::forward<F>(body), make_agent_context(t)); });
+  auto make = [&](TaskCore& t) { return start_body(std::forward<F>(body), make_agent_context(t)); };
+  return spawn_impl(owner, "sub_agent", name, description, parent, BodyKind::Agent, BodyFactory::of(make));
 }
 
 template <class F>

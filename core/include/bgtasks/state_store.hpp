@@ -136,23 +136,24 @@ class StateStore {
   Result<void> apply(typename K::Action action) {
     auto slot = writable_slot(K::name);
     if (!slot) return slot.error();
-    std::any& v = *slot.value();
+    std::any& v = slot.value()->value;
     if (!v.has_value()) v = typename K::Value{};
     K::apply(*std::any_cast<typename K::Value>(&v), std::move(action));
-    ++version_;
+    slot.value()->version = ++version_;
     return {};
   }
 
   // Changes the value in place (same rules as commit: registered key, commit hook), without
-  // building an action. The manager's completion path uses it.
+  // building an action. The manager's spawn and completion paths use it. `change` runs only once
+  // the commit is certain to happen.
   template <class K, class F>
   Result<void> modify(F&& change) {
     auto slot = writable_slot(K::name);
     if (!slot) return slot.error();
-    std::any& v = *slot.value();
+    std::any& v = slot.value()->value;
     if (!v.has_value()) v = typename K::Value{};
     change(*std::any_cast<typename K::Value>(&v));
-    ++version_;
+    slot.value()->version = ++version_;
     return {};
   }
 
@@ -160,14 +161,21 @@ class StateStore {
   // The pointer is valid until the next mutation.
   template <class K>
   const typename K::Value* peek() const {
-    auto it = values_.find(K::name);
-    if (it == values_.end() || !it->second.has_value()) return nullptr;
-    return std::any_cast<typename K::Value>(&it->second);
+    const Slot* slot = find_slot(K::name);
+    if (!slot || !slot->value.has_value()) return nullptr;
+    return std::any_cast<typename K::Value>(&slot->value);
   }
   template <class K>
   std::optional<typename K::Value> read() const {
     const auto* v = peek<K>();
     return v ? std::optional<typename K::Value>(*v) : std::nullopt;
+  }
+  // When the key's value last changed: a store-wide, never repeating stamp (0: never written, or
+  // its value was dropped since). Lets a reader keep derived indexes and notice outside writes.
+  template <class K>
+  std::uint64_t key_version() const {
+    const Slot* slot = find_slot(K::name);
+    return slot && slot->value.has_value() ? slot->version : 0;
   }
   StoreSnapshot snapshot() const;
   // Clears the values of Run-scoped keys (a run begins).
@@ -180,9 +188,36 @@ class StateStore {
   void set_commit_hook(CommitHook hook) { hook_ = std::move(hook); }
 
  private:
-  Result<std::any*> writable_slot(std::string_view key);
+  struct Slot {
+    std::any value;
+    std::uint64_t version = 0;  // version_ at its last write
+  };
+  // The manager touches one key per spawn and per completion: a one-entry cache keyed by the
+  // name's address (callers pass K::name, a static constant) skips the map lookups. Map nodes are
+  // stable; the cache is dropped whenever a slot or a registration is erased.
+  Result<Slot*> writable_slot(std::string_view key) {
+    if (key.data() == cached_key_.data() && key.size() == cached_key_.size()) {
+      if (hook_)
+        if (auto r = run_hook(key); !r) return r.error();
+      return cached_slot_;
+    }
+    return writable_slot_slow(key);
+  }
+  const Slot* find_slot(std::string_view key) const {
+    if (key.data() == cached_key_.data() && key.size() == cached_key_.size()) return cached_slot_;
+    auto it = values_.find(key);
+    return it == values_.end() ? nullptr : &it->second;
+  }
+  Result<Slot*> writable_slot_slow(std::string_view key);
+  Result<void> run_hook(std::string_view key);
+  void drop_slot_cache() noexcept {
+    cached_key_ = {};
+    cached_slot_ = nullptr;
+  }
   KeyRegistry registry_;
-  std::map<std::string, std::any, std::less<>> values_;
+  std::map<std::string, Slot, std::less<>> values_;
+  std::string_view cached_key_;
+  Slot* cached_slot_ = nullptr;
   CommitHook hook_;
   std::uint64_t version_ = 0;
 };
