@@ -366,6 +366,12 @@ TEST(CodecDifferential, WriterMatchesNlohmannDump) {
       snap.tasks.emplace(m.task_id, std::move(m));
     }
     ASSERT_EQ(dump(snap), nl_dump(to_json(snap)));
+    // The owner filter writes what persisted_snapshot(owner) would hold.
+    const std::string owner = snap.tasks.empty() ? std::string("t") : snap.tasks.begin()->second.owner_thread_id;
+    BackgroundTaskStateSnapshot mine;
+    for (const auto& [id, m] : snap.tasks)
+      if (m.owner_thread_id == owner) mine.tasks.emplace(id, m);
+    ASSERT_EQ(dump(snap, owner), nl_dump(to_json(mine)));
   }
   EXPECT_EQ(dump(BackgroundTaskStateSnapshot{}), "{\"tasks\":{}}");
 }

@@ -351,11 +351,12 @@ void write_json(std::string& out, const PersistedTaskMeta& m) {
   out += '}';
 }
 
-void write_json(std::string& out, const BackgroundTaskStateSnapshot& s) {
+void write_json(std::string& out, const BackgroundTaskStateSnapshot& s, std::optional<std::string_view> owner_thread_id) {
   // The map is unordered; the DOM's std::map wrote ids in std::string order.
   std::vector<const std::pair<const TaskId, PersistedTaskMeta>*> entries;
   entries.reserve(s.tasks.size());
-  for (const auto& e : s.tasks) entries.push_back(&e);
+  for (const auto& e : s.tasks)
+    if (!owner_thread_id || e.second.owner_thread_id == *owner_thread_id) entries.push_back(&e);
   std::sort(entries.begin(), entries.end(), [](auto* a, auto* b) { return a->first < b->first; });
   out += "{\"tasks\":";
   char sep = '{';
@@ -381,10 +382,10 @@ std::string dump(const PersistedTaskMeta& m) {
   return out;
 }
 
-std::string dump(const BackgroundTaskStateSnapshot& s) {
+std::string dump(const BackgroundTaskStateSnapshot& s, std::optional<std::string_view> owner_thread_id) {
   std::string out;
-  out.reserve(64 + s.tasks.size() * 256);
-  write_json(out, s);
+  if (!owner_thread_id) out.reserve(64 + s.tasks.size() * 224);  // ~220 bytes per finished task
+  write_json(out, s, owner_thread_id);
   return out;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -51,9 +52,12 @@ void write_json_string(std::string& out, std::string_view s);  // == dump(json(s
 void write_json(std::string& out, const TaskParentContext& p);
 void write_json(std::string& out, const TaskSummary& s);
 void write_json(std::string& out, const PersistedTaskMeta& m);
-void write_json(std::string& out, const BackgroundTaskStateSnapshot& s);
+// With owner_thread_id: only that thread's entries, i.e. the text of snapshot(thread) without
+// copying them out first.
+void write_json(std::string& out, const BackgroundTaskStateSnapshot& s,
+                std::optional<std::string_view> owner_thread_id = std::nullopt);
 std::string dump(const TaskSummary& s);
 std::string dump(const PersistedTaskMeta& m);
-std::string dump(const BackgroundTaskStateSnapshot& s);
+std::string dump(const BackgroundTaskStateSnapshot& s, std::optional<std::string_view> owner_thread_id = std::nullopt);
 
 }  // namespace bgtasks
