@@ -1,13 +1,19 @@
 // The one JSON codec: awaken's serde shapes (spec §1), with validating decoders.
 #include "bgtasks/codec.hpp"
 
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <map>
 #include <string>
+#include <vector>
 
 namespace bgtasks {
 namespace {
 
-const char* type_name(const json& j) {
-  switch (j.type()) {
+const char* type_name(json::value_t t) {
+  switch (t) {
     case json::value_t::null: return "null";
     case json::value_t::boolean: return "boolean";
     case json::value_t::string: return "string";
@@ -21,6 +27,7 @@ const char* type_name(const json& j) {
   }
   return "unknown";
 }
+const char* type_name(const json& j) { return type_name(j.type()); }
 
 std::string field(std::string_view where, std::string_view name) {
   std::string s(where);
@@ -36,8 +43,11 @@ Error bad(std::string_view where, std::string_view what) {
   return errors::invalid_snapshot(std::move(m));
 }
 
+Error wrong_type(std::string_view where, std::string_view expected, const char* got) {
+  return bad(where, "expected " + std::string(expected) + ", got " + got);
+}
 Error wrong_type(std::string_view where, std::string_view expected, const json& got) {
-  return bad(where, "expected " + std::string(expected) + ", got " + type_name(got));
+  return wrong_type(where, expected, type_name(got));
 }
 
 // Required string field.
@@ -87,7 +97,298 @@ std::optional<json> opt_value(const json& obj, const char* name) {
 
 }  // namespace
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+// ---- writer ---------------------------------------------------------------------------------------
+// The same bytes as nlohmann's dump(-1, ' ', ensure_ascii=false, replace), written straight into
+// one string. Strings take a fast path when they are well-formed UTF-8 (then only control
+// characters, '"' and '\\' change); anything else goes to nlohmann, so replacement of invalid
+// UTF-8 and the rare types (binary, discarded) stay nlohmann's by construction.
+namespace {
+
+// 0: copied as is; 1: escaped; 2: lead byte of a multi-byte sequence (validated).
+constexpr std::array<std::uint8_t, 256> kCharClass = [] {
+  std::array<std::uint8_t, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[c] = 1;
+  t['"'] = 1;
+  t['\\'] = 1;
+  for (int c = 0x80; c < 0x100; ++c) t[c] = 2;
+  return t;
+}();
+
+// Length of the well-formed UTF-8 sequence at p (RFC 3629: what nlohmann's decoder accepts: no
+// overlongs, no surrogates, nothing above U+10FFFF), 0 if it is ill-formed.
+std::size_t utf8_sequence_length(const unsigned char* p, std::size_t n) {
+  const unsigned c = p[0];
+  auto cont = [&](std::size_t i) { return (p[i] & 0xC0u) == 0x80u; };
+  if (c < 0xC2) return 0;
+  if (c < 0xE0) return n >= 2 && cont(1) ? 2 : 0;
+  if (c < 0xF0) {
+    if (n < 3 || !cont(2)) return 0;
+    const unsigned c1 = p[1];
+    if (c == 0xE0) return c1 >= 0xA0 && c1 <= 0xBF ? 3 : 0;
+    if (c == 0xED) return c1 >= 0x80 && c1 <= 0x9F ? 3 : 0;
+    return cont(1) ? 3 : 0;
+  }
+  if (c < 0xF5) {
+    if (n < 4 || !cont(2) || !cont(3)) return 0;
+    const unsigned c1 = p[1];
+    if (c == 0xF0) return c1 >= 0x90 && c1 <= 0xBF ? 4 : 0;
+    if (c == 0xF4) return c1 >= 0x80 && c1 <= 0x8F ? 4 : 0;
+    return cont(1) ? 4 : 0;
+  }
+  return 0;
+}
+
+void write_escape(std::string& out, unsigned char c) {
+  switch (c) {
+    case '\b': out += "\\b"; return;
+    case '\t': out += "\\t"; return;
+    case '\n': out += "\\n"; return;
+    case '\f': out += "\\f"; return;
+    case '\r': out += "\\r"; return;
+    case '"': out += "\\\""; return;
+    case '\\': out += "\\\\"; return;
+    default: {
+      static constexpr char kHex[] = "0123456789abcdef";  // nlohmann: "\\u%04x", lower case
+      const char u[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+      out.append(u, 6);
+    }
+  }
+}
+
+template <class Int>
+void write_integer(std::string& out, Int v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+void write_float(std::string& out, double v) {
+  if (!std::isfinite(v)) {
+    out += "null";  // nlohmann's dump of NaN and infinities
+    return;
+  }
+  char buf[64];
+  char* end = nlohmann::detail::to_chars(buf, buf + sizeof buf, v);  // what dump uses (Grisu2)
+  out.append(buf, end);
+}
+
+// `"key":` for the fixed keys of the envelopes (plain ASCII, nothing to escape).
+void write_key(std::string& out, std::string_view key) {
+  out += '"';
+  out += key;
+  out += "\":";
+}
+
+void write_status(std::string& out, TaskStatus s) {
+  out += '"';
+  out += as_str(s);
+  out += '"';
+}
+
+}  // namespace
+
+void write_json_string(std::string& out, std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  const std::size_t start = out.size();
+  out += '"';
+  std::size_t run = 0;  // start of the bytes not yet copied
+  for (std::size_t i = 0; i < n;) {
+    const std::uint8_t cls = kCharClass[p[i]];
+    if (cls == 0) {
+      ++i;
+    } else if (cls == 2) {
+      const std::size_t len = utf8_sequence_length(p + i, n - i);
+      if (len == 0) {  // invalid UTF-8: nlohmann's replacement, exactly
+        out.resize(start);
+        out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+        return;
+      }
+      i += len;
+    } else {
+      out.append(s.data() + run, i - run);
+      write_escape(out, p[i]);
+      run = ++i;
+    }
+  }
+  out.append(s.data() + run, n - run);
+  out += '"';
+}
+
+void write_json(std::string& out, const json& v) {
+  switch (v.type()) {
+    case json::value_t::null: out += "null"; return;
+    case json::value_t::boolean: out += v.get<bool>() ? "true" : "false"; return;
+    case json::value_t::string: write_json_string(out, *v.get_ptr<const json::string_t*>()); return;
+    case json::value_t::number_unsigned: write_integer(out, v.get<std::uint64_t>()); return;
+    case json::value_t::number_integer: write_integer(out, v.get<std::int64_t>()); return;
+    case json::value_t::number_float: write_float(out, v.get<double>()); return;
+    case json::value_t::object: {
+      const auto& o = *v.get_ptr<const json::object_t*>();
+      if (o.empty()) {
+        out += "{}";
+        return;
+      }
+      char sep = '{';
+      for (const auto& [k, e] : o) {
+        out += sep;
+        sep = ',';
+        write_json_string(out, k);
+        out += ':';
+        write_json(out, e);
+      }
+      out += '}';
+      return;
+    }
+    case json::value_t::array: {
+      const auto& a = *v.get_ptr<const json::array_t*>();
+      if (a.empty()) {
+        out += "[]";
+        return;
+      }
+      char sep = '[';
+      for (const auto& e : a) {
+        out += sep;
+        sep = ',';
+        write_json(out, e);
+      }
+      out += ']';
+      return;
+    }
+    case json::value_t::binary:
+    case json::value_t::discarded:
+      out += v.dump(-1, ' ', false, json::error_handler_t::replace);
+      return;
+  }
+}
+
+std::string dump(const json& j) {
+  std::string out;
+  write_json(out, j);
+  return out;
+}
+
+void write_json(std::string& out, const TaskParentContext& p) {
+  char sep = '{';
+  for (auto [name, slot] : {std::pair{"agent_id", &p.agent_id}, std::pair{"call_id", &p.call_id},
+                            std::pair{"run_id", &p.run_id}, std::pair{"task_id", &p.task_id}}) {
+    if (!*slot) continue;
+    out += sep;
+    sep = ',';
+    write_key(out, name);
+    write_json_string(out, **slot);
+  }
+  out += sep == '{' ? "{}" : "}";
+}
+
+// Keys in sorted order, as the DOM (a std::map) writes them; created_at_ms is always present, so
+// only completed_at_ms can come before it.
+void write_json(std::string& out, const TaskSummary& s) {
+  out += '{';
+  if (s.completed_at_ms) {
+    write_key(out, "completed_at_ms");
+    write_integer(out, *s.completed_at_ms);
+    out += ',';
+  }
+  write_key(out, "created_at_ms");
+  write_integer(out, s.created_at_ms);
+  out += ",\"description\":";
+  write_json_string(out, s.description);
+  if (s.error) {
+    out += ",\"error\":";
+    write_json_string(out, *s.error);
+  }
+  if (!s.parent_context.is_empty()) {
+    out += ",\"parent_context\":";
+    write_json(out, s.parent_context);
+  }
+  if (s.result) {
+    out += ",\"result\":";
+    write_json(out, *s.result);
+  }
+  out += ",\"status\":";
+  write_status(out, s.status);
+  out += ",\"task_id\":";
+  write_json_string(out, s.task_id);
+  out += ",\"task_type\":";
+  write_json_string(out, s.task_type);
+  out += '}';
+}
+
+void write_json(std::string& out, const PersistedTaskMeta& m) {
+  out += '{';
+  if (m.completed_at_ms) {
+    write_key(out, "completed_at_ms");
+    write_integer(out, *m.completed_at_ms);
+    out += ',';
+  }
+  write_key(out, "created_at_ms");
+  write_integer(out, m.created_at_ms);
+  out += ",\"description\":";
+  write_json_string(out, m.description);
+  if (m.error) {
+    out += ",\"error\":";
+    write_json_string(out, *m.error);
+  }
+  if (m.name) {
+    out += ",\"name\":";
+    write_json_string(out, *m.name);
+  }
+  out += ",\"owner_thread_id\":";
+  write_json_string(out, m.owner_thread_id);
+  out += ",\"parent_context\":";
+  write_json(out, m.parent_context);
+  if (m.result) {
+    out += ",\"result\":";
+    write_json(out, *m.result);
+  }
+  out += ",\"status\":";
+  write_status(out, m.status);
+  out += ",\"task_id\":";
+  write_json_string(out, m.task_id);
+  out += ",\"task_type\":";
+  write_json_string(out, m.task_type);
+  out += '}';
+}
+
+void write_json(std::string& out, const BackgroundTaskStateSnapshot& s, std::optional<std::string_view> owner_thread_id) {
+  // The map is unordered; the DOM's std::map wrote ids in std::string order.
+  std::vector<const std::pair<const TaskId, PersistedTaskMeta>*> entries;
+  entries.reserve(s.tasks.size());
+  for (const auto& e : s.tasks)
+    if (!owner_thread_id || e.second.owner_thread_id == *owner_thread_id) entries.push_back(&e);
+  std::sort(entries.begin(), entries.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  out += "{\"tasks\":";
+  char sep = '{';
+  for (const auto* e : entries) {
+    out += sep;
+    sep = ',';
+    write_json_string(out, e->first);
+    out += ':';
+    write_json(out, e->second);
+  }
+  out += sep == '{' ? "{}}" : "}}";
+}
+
+std::string dump(const TaskSummary& s) {
+  std::string out;
+  write_json(out, s);
+  return out;
+}
+
+std::string dump(const PersistedTaskMeta& m) {
+  std::string out;
+  write_json(out, m);
+  return out;
+}
+
+std::string dump(const BackgroundTaskStateSnapshot& s, std::optional<std::string_view> owner_thread_id) {
+  std::string out;
+  if (!owner_thread_id) out.reserve(64 + s.tasks.size() * 224);  // ~220 bytes per finished task
+  write_json(out, s, owner_thread_id);
+  return out;
+}
+
 
 json to_json(const TaskParentContext& p) {
   json j = json::object();
@@ -227,45 +528,430 @@ Result<BackgroundTaskStateSnapshot> snapshot_from_json(const json& j) {
   return snap;
 }
 
-Result<json> parse_json(std::string_view text, std::string_view what, Errc code, std::size_t max_depth) {
-  auto fail = [&](const std::string& detail) {
-    std::string message = std::string(what) + ": " + detail;
-    return code == Errc::InvalidSnapshot ? errors::invalid_snapshot(std::move(message)) : Error{code, std::move(message), std::nullopt};
-  };
+namespace {
+
+Error limit_error(std::string_view what, Errc code, const std::string& detail) {
+  std::string message = std::string(what) + ": " + detail;
+  return code == Errc::InvalidSnapshot ? errors::invalid_snapshot(std::move(message)) : Error{code, std::move(message), std::nullopt};
+}
+
+const char* const kNotJson = "not valid JSON (syntax error, truncated text or invalid UTF-8)";
+
+// Size and nesting limits, checked before parsing. Depth is checked by one linear scan: nlohmann's
+// callback parser would rescan a parent object at each child's end (quadratic on a
+// {"tasks": {…}} of 1e5 entries).
+std::optional<Error> check_limits(std::string_view text, std::string_view what, Errc code, std::size_t max_depth) {
   if (text.size() > kMaxSnapshotBytes)
-    return fail(std::to_string(text.size()) + " bytes exceeds the limit of " + std::to_string(kMaxSnapshotBytes));
-  // Depth is checked by one linear scan first: nlohmann's callback parser would rescan a parent
-  // object at each child's end (quadratic on a {"tasks": {…}} of 1e5 entries).
-  bool too_deep = false;
-  {
-    std::size_t depth = 0;
-    bool in_string = false;
-    for (std::size_t i = 0; i < text.size() && !too_deep; ++i) {
-      const char c = text[i];
-      if (in_string) {
-        if (c == '\\')
-          ++i;
-        else if (c == '"')
-          in_string = false;
-      } else if (c == '"') {
-        in_string = true;
-      } else if (c == '[' || c == '{') {
-        too_deep = ++depth > max_depth + 1;  // levels count from 0 at the root container
-      } else if ((c == ']' || c == '}') && depth > 0) {
-        --depth;
-      }
+    return limit_error(what, code, std::to_string(text.size()) + " bytes exceeds the limit of " + std::to_string(kMaxSnapshotBytes));
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth + 1)  // levels count from 0 at the root container
+        return limit_error(what, code, "nesting deeper than " + std::to_string(max_depth) + " levels");
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
     }
   }
-  json j = too_deep ? json(json::value_t::discarded) : json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (too_deep) return fail("nesting deeper than " + std::to_string(max_depth) + " levels");
-  if (j.is_discarded()) return fail("not valid JSON (syntax error, truncated text or invalid UTF-8)");
+  return std::nullopt;
+}
+
+// The snapshot reader: nlohmann's SAX events (its lexer stays the judge of what is JSON) go
+// straight into PersistedTaskMeta; only `result` values become json. It gives what
+// snapshot_from_json gives on the DOM, errors included:
+//  - a syntax error anywhere wins (the DOM is only decoded once the whole text parsed);
+//  - a duplicate key keeps its last value (the DOM's operator[]), also for "tasks" and for ids;
+//  - among bad entries, the one with the smallest id is reported (the DOM walks a std::map), with
+//    the fields checked in meta_from_json's order.
+class SnapshotReader {
+ public:
+  // ---- json::sax_parse interface ----
+  bool null() { return scalar(json::value_t::null, [] { return json(nullptr); }); }
+  bool boolean(bool b) { return scalar(json::value_t::boolean, [b] { return json(b); }); }
+  bool number_integer(json::number_integer_t v) {
+    num_.i = v;
+    return scalar(json::value_t::number_integer, [v] { return json(v); });
+  }
+  bool number_unsigned(json::number_unsigned_t v) {
+    num_.u = v;
+    return scalar(json::value_t::number_unsigned, [v] { return json(v); });
+  }
+  bool number_float(json::number_float_t v, const json::string_t&) {
+    num_.d = v;
+    return scalar(json::value_t::number_float, [v] { return json(v); });
+  }
+  bool string(json::string_t& s) {
+    str_ = &s;
+    return scalar(json::value_t::string, [&s] { return json(std::move(s)); });
+  }
+  bool binary(json::binary_t&) { return true; }  // never produced from text
+  bool start_object(std::size_t) { return start(json::value_t::object); }
+  bool start_array(std::size_t) { return start(json::value_t::array); }
+  bool end_object() { return end(); }
+  bool end_array() { return end(); }
+  bool key(json::string_t& k);
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) {
+    syntax_error_ = true;
+    return false;
+  }
+
+  Result<BackgroundTaskStateSnapshot> finish();
+
+ private:
+  using T = json::value_t;
+  static constexpr T kAbsent = T::discarded;  // "no such key" in the slots below
+
+  enum class Target : std::uint8_t { Root, Tasks, Ignored, Entry, Field, ParentField };
+  enum class Ctx : std::uint8_t { RootObj, TasksObj, MetaObj, ParentObj };
+  enum Field : std::uint8_t {
+    kTaskId, kOwnerThreadId, kTaskType, kName, kDescription, kStatus, kError,  // strings
+    kCreatedAt, kCompletedAt,                                                   // numbers
+    kResult, kParentContext, kStringFields = kCreatedAt, kUnknown = 0xFF
+  };
+  struct StrSlot {
+    T type = kAbsent;
+    std::string value;
+  };
+  struct NumSlot {
+    T type = kAbsent;
+    std::uint64_t u = 0;
+    std::int64_t i = 0;
+    double d = 0;
+  };
+
+  template <class MakeJson>
+  bool scalar(T type, MakeJson&& make);
+  bool start(T type);
+  bool end();
+  void build(json v, bool container);
+
+  void begin_meta();
+  void finish_meta();
+  std::string where() const { return "tasks." + entry_key_; }
+  void commit(PersistedTaskMeta&& m);
+  void commit(Error&& e);
+  void reset_tasks(T type);
+
+  static Field meta_field(std::string_view k);
+  static int parent_field(std::string_view k);
+
+  // Structure of the envelope.
+  std::vector<Ctx> ctx_;
+  Target target_ = Target::Root;
+  Field field_ = kUnknown;
+  int parent_field_ = -1;
+  std::size_t skip_ = 0;  // > 0: inside a value nobody reads; its nesting depth
+  // Building a result value (nlohmann's DOM builder's rules).
+  std::vector<json*> build_stack_;
+  json* build_slot_ = nullptr;
+  // Scalar payload of the current event.
+  NumSlot num_;
+  json::string_t* str_ = nullptr;
+
+  // What was read.
+  bool syntax_error_ = false;
+  T root_type_ = kAbsent;
+  T tasks_type_ = kAbsent;
+  BackgroundTaskStateSnapshot snap_;
+  std::map<std::string, Error> errors_;  // bad entries by id; the smallest id is reported
+  // The entry being read.
+  std::string entry_key_;
+  std::array<StrSlot, kStringFields> str_slots_;
+  std::array<NumSlot, 2> num_slots_;
+  std::optional<json> result_;
+  T parent_type_ = kAbsent;
+  std::array<StrSlot, 4> parent_slots_;  // task_id, run_id, call_id, agent_id
+};
+
+SnapshotReader::Field SnapshotReader::meta_field(std::string_view k) {
+  switch (k.size()) {
+    case 4: return k == "name" ? kName : kUnknown;
+    case 5: return k == "error" ? kError : kUnknown;
+    case 6: return k == "status" ? kStatus : (k == "result" ? kResult : kUnknown);
+    case 7: return k == "task_id" ? kTaskId : kUnknown;
+    case 9: return k == "task_type" ? kTaskType : kUnknown;
+    case 11: return k == "description" ? kDescription : kUnknown;
+    case 13: return k == "created_at_ms" ? kCreatedAt : kUnknown;
+    case 14: return k == "parent_context" ? kParentContext : kUnknown;
+    case 15: return k == "owner_thread_id" ? kOwnerThreadId : (k == "completed_at_ms" ? kCompletedAt : kUnknown);
+    default: return kUnknown;
+  }
+}
+
+int SnapshotReader::parent_field(std::string_view k) {
+  if (k == "task_id") return 0;
+  if (k == "run_id") return 1;
+  if (k == "call_id") return 2;
+  if (k == "agent_id") return 3;
+  return -1;
+}
+
+void SnapshotReader::build(json v, bool container) {
+  json* slot;
+  if (build_stack_.back()->is_array()) {
+    build_stack_.back()->push_back(std::move(v));
+    slot = &build_stack_.back()->back();
+  } else {
+    *build_slot_ = std::move(v);
+    slot = build_slot_;
+  }
+  if (container) build_stack_.push_back(slot);
+}
+
+void SnapshotReader::reset_tasks(T type) {
+  tasks_type_ = type;
+  snap_.tasks.clear();
+  errors_.clear();
+}
+
+template <class MakeJson>
+bool SnapshotReader::scalar(T type, MakeJson&& make) {
+  if (skip_) return true;
+  if (!build_stack_.empty()) {
+    build(make(), false);
+    return true;
+  }
+  switch (target_) {
+    case Target::Root: root_type_ = type; break;
+    case Target::Tasks: reset_tasks(type); break;
+    case Target::Ignored: break;
+    case Target::Entry:
+      if (entry_key_.empty()) commit(bad("tasks.\"\".task_id", "must not be empty"));
+      else commit(wrong_type(where(), "an object", type_name(type)));
+      break;
+    case Target::Field:
+      if (field_ < kStringFields) {
+        StrSlot& s = str_slots_[field_];
+        s.type = type;
+        if (type == T::string) s.value = std::move(*str_);
+      } else if (field_ == kCreatedAt || field_ == kCompletedAt) {
+        NumSlot& n = num_slots_[field_ - kCreatedAt];
+        n = num_;
+        n.type = type;
+      } else if (field_ == kResult) {
+        if (type == T::null) result_.reset();  // serde: null → None
+        else result_ = make();
+      } else {  // parent_context that is not an object
+        parent_type_ = type;
+      }
+      break;
+    case Target::ParentField: {
+      StrSlot& s = parent_slots_[static_cast<std::size_t>(parent_field_)];
+      s.type = type;
+      if (type == T::string) s.value = std::move(*str_);
+      break;
+    }
+  }
+  return true;
+}
+
+bool SnapshotReader::start(T type) {
+  if (skip_) {
+    ++skip_;
+    return true;
+  }
+  if (!build_stack_.empty()) {
+    build(json(type), true);
+    return true;
+  }
+  const bool obj = type == T::object;
+  switch (target_) {
+    case Target::Root:
+      root_type_ = type;
+      if (obj) return ctx_.push_back(Ctx::RootObj), true;
+      break;
+    case Target::Tasks:
+      reset_tasks(type);
+      if (obj) return ctx_.push_back(Ctx::TasksObj), true;
+      break;
+    case Target::Ignored: break;
+    case Target::Entry:
+      if (obj) return begin_meta(), ctx_.push_back(Ctx::MetaObj), true;
+      scalar(type, [] { return json(); });  // the entry's "not an object" error
+      break;
+    case Target::Field:
+      if (field_ == kResult) {
+        result_ = json(type);
+        build_stack_.push_back(&*result_);
+        return true;
+      }
+      if (field_ == kParentContext && obj) {
+        parent_type_ = type;
+        for (auto& s : parent_slots_) s.type = kAbsent;
+        return ctx_.push_back(Ctx::ParentObj), true;
+      }
+      scalar(type, [] { return json(); });  // records the wrong type
+      break;
+    case Target::ParentField: scalar(type, [] { return json(); }); break;
+  }
+  skip_ = 1;  // a container nobody reads further
+  return true;
+}
+
+bool SnapshotReader::end() {
+  if (skip_) {
+    --skip_;
+    return true;
+  }
+  if (!build_stack_.empty()) {
+    build_stack_.pop_back();
+    return true;
+  }
+  const Ctx c = ctx_.back();
+  ctx_.pop_back();
+  if (c == Ctx::MetaObj) finish_meta();
+  return true;
+}
+
+bool SnapshotReader::key(json::string_t& k) {
+  if (skip_) return true;
+  if (!build_stack_.empty()) {
+    build_slot_ = &(*build_stack_.back())[k];
+    return true;
+  }
+  switch (ctx_.back()) {
+    case Ctx::RootObj: target_ = k == "tasks" ? Target::Tasks : Target::Ignored; break;
+    case Ctx::TasksObj:
+      entry_key_ = std::move(k);
+      target_ = Target::Entry;
+      break;
+    case Ctx::MetaObj:
+      field_ = meta_field(k);
+      target_ = field_ == kUnknown ? Target::Ignored : Target::Field;
+      break;
+    case Ctx::ParentObj:
+      parent_field_ = parent_field(k);
+      target_ = parent_field_ < 0 ? Target::Ignored : Target::ParentField;
+      break;
+  }
+  return true;
+}
+
+void SnapshotReader::begin_meta() {
+  for (auto& s : str_slots_) s.type = kAbsent;
+  for (auto& n : num_slots_) n.type = kAbsent;
+  result_.reset();
+  parent_type_ = kAbsent;
+}
+
+void SnapshotReader::commit(PersistedTaskMeta&& m) {
+  if (!errors_.empty()) errors_.erase(entry_key_);
+  snap_.tasks.insert_or_assign(std::move(entry_key_), std::move(m));
+}
+
+void SnapshotReader::commit(Error&& e) {
+  snap_.tasks.erase(entry_key_);
+  errors_.insert_or_assign(std::move(entry_key_), std::move(e));
+}
+
+// meta_from_json (through summary_from_json) and snapshot_from_json's checks, in their order.
+void SnapshotReader::finish_meta() {
+  if (entry_key_.empty()) return commit(bad("tasks.\"\".task_id", "must not be empty"));
+  PersistedTaskMeta m;
+  auto req_string = [&](Field f, const char* name, std::string& dst) -> bool {
+    StrSlot& s = str_slots_[f];
+    if (s.type == kAbsent) {
+      commit(bad(where(), std::string("missing field \"") + name + "\""));
+      return false;
+    }
+    if (s.type != T::string) {
+      commit(wrong_type(field(where(), name), "a string", type_name(s.type)));
+      return false;
+    }
+    dst = std::move(s.value);
+    return true;
+  };
+  // Messages are built only on error: a where() per entry would cost an allocation each.
+  auto opt_string = [&](StrSlot& s, bool in_parent, const char* name, std::optional<std::string>& dst) -> bool {
+    if (s.type == kAbsent || s.type == T::null) return true;
+    if (s.type != T::string) {
+      const std::string at = in_parent ? field(where(), "parent_context") : where();
+      commit(wrong_type(field(at, name), "a string or null", type_name(s.type)));
+      return false;
+    }
+    dst = std::move(s.value);
+    return true;
+  };
+  auto as_u64 = [&](const NumSlot& n, const char* name, std::uint64_t& dst) -> bool {
+    switch (n.type) {
+      case T::number_unsigned: dst = n.u; return true;
+      case T::number_integer: commit(bad(field(where(), name), "expected a non-negative integer, got " + dump(json(n.i)))); return false;
+      case T::number_float:
+        commit(bad(field(where(), name), "expected a non-negative integer below 2^64, got " + dump(json(n.d))));
+        return false;
+      default: commit(wrong_type(field(where(), name), "a non-negative integer", type_name(n.type))); return false;
+    }
+  };
+  if (!req_string(kTaskId, "task_id", m.task_id) || !req_string(kTaskType, "task_type", m.task_type) ||
+      !req_string(kDescription, "description", m.description))
+    return;
+  std::string status;
+  if (!req_string(kStatus, "status", status)) return;
+  auto st = parse_task_status(status);
+  if (!st) return commit(bad(field(where(), "status"), "unknown status " + dump(json(status))));
+  m.status = *st;
+  if (!opt_string(str_slots_[kError], false, "error", m.error)) return;
+  m.result = std::move(result_);
+  const NumSlot& created = num_slots_[0];
+  if (created.type == kAbsent) return commit(bad(where(), "missing field \"created_at_ms\""));
+  if (!as_u64(created, "created_at_ms", m.created_at_ms)) return;
+  const NumSlot& completed = num_slots_[1];
+  if (completed.type != kAbsent && completed.type != T::null) {
+    std::uint64_t v = 0;
+    if (!as_u64(completed, "completed_at_ms", v)) return;
+    m.completed_at_ms = v;
+  }
+  if (parent_type_ != kAbsent) {
+    // serde's `default` covers a missing field only: null is refused like any non-object.
+    if (parent_type_ != T::object)
+      return commit(wrong_type(field(where(), "parent_context"), "an object", type_name(parent_type_)));
+    auto& p = m.parent_context;
+    if (!opt_string(parent_slots_[0], true, "task_id", p.task_id) || !opt_string(parent_slots_[1], true, "run_id", p.run_id) ||
+        !opt_string(parent_slots_[2], true, "call_id", p.call_id) || !opt_string(parent_slots_[3], true, "agent_id", p.agent_id))
+      return;
+  }
+  // serde default "" when missing; null is not a string.
+  if (StrSlot& owner = str_slots_[kOwnerThreadId]; owner.type != kAbsent) {
+    if (owner.type != T::string) return commit(wrong_type(field(where(), "owner_thread_id"), "a string", type_name(owner.type)));
+    m.owner_thread_id = std::move(owner.value);
+  }
+  if (!opt_string(str_slots_[kName], false, "name", m.name)) return;
+  if (m.task_id.empty()) return commit(bad(field(where(), "task_id"), "must not be empty"));
+  if (m.task_id != entry_key_) return commit(bad(field(where(), "task_id"), dump(json(m.task_id)) + " does not match its key"));
+  commit(std::move(m));
+}
+
+Result<BackgroundTaskStateSnapshot> SnapshotReader::finish() {
+  if (syntax_error_) return limit_error("snapshot", Errc::InvalidSnapshot, kNotJson);
+  if (root_type_ != T::object) return wrong_type("snapshot", "an object {\"tasks\": {...}}", type_name(root_type_));
+  if (tasks_type_ == kAbsent) return bad("snapshot", "missing field \"tasks\"");
+  if (tasks_type_ != T::object) return wrong_type("tasks", "an object", type_name(tasks_type_));
+  if (!errors_.empty()) return std::move(errors_.begin()->second);
+  return std::move(snap_);
+}
+
+}  // namespace
+
+Result<json> parse_json(std::string_view text, std::string_view what, Errc code, std::size_t max_depth) {
+  if (auto e = check_limits(text, what, code, max_depth)) return std::move(*e);
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return limit_error(what, code, kNotJson);
   return j;
 }
 
 Result<BackgroundTaskStateSnapshot> parse_snapshot(std::string_view text) {
-  auto j = parse_json(text, "snapshot", Errc::InvalidSnapshot, kMaxSnapshotDepth);
-  if (!j) return j.error();
-  return snapshot_from_json(*j);
+  if (auto e = check_limits(text, "snapshot", Errc::InvalidSnapshot, kMaxSnapshotDepth)) return std::move(*e);
+  SnapshotReader reader;
+  (void)json::sax_parse(text.begin(), text.end(), &reader);  // a syntax error is kept by the reader
+  return reader.finish();
 }
 
 }  // namespace bgtasks

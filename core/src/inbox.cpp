@@ -2,6 +2,8 @@
 
 #include "bgtasks/codec.hpp"
 
+#include <algorithm>
+
 namespace bgtasks {
 
 // ---- Event --------------------------------------------------------------------------------------
@@ -182,21 +184,52 @@ std::vector<json> InboxReceiver::drain() {
   return out;
 }
 
-std::string InboxReceiver::drain_json(std::optional<std::string_view> thread, std::size_t max) {
-  std::vector<Event> events;
-  if (thread) {
-    events = drain_events(*thread, max);
-  } else {
-    while (events.size() < max) {
-      auto e = try_recv_event();
-      if (!e) break;
-      events.push_back(std::move(*e));
-    }
+namespace {
+
+// Event::to_json's shapes written straight into `out` (keys sorted, as the DOM writes them).
+void write_event(std::string& out, const Event& e) {
+  switch (e.kind) {
+    case EventKind::Custom:
+      out += "{\"event_type\":";
+      write_json_string(out, e.event_type);
+      out += ",\"kind\":\"custom\",\"payload\":";
+      write_json(out, e.data);
+      break;
+    case EventKind::Completed:
+      out += "{\"kind\":\"completed\",\"result\":";
+      write_json(out, e.data);
+      break;
+    case EventKind::Failed:
+      out += "{\"error\":";
+      write_json_string(out, e.error);
+      out += ",\"kind\":\"failed\"";
+      break;
+    case EventKind::Cancelled: out += "{\"kind\":\"cancelled\""; break;
+    case EventKind::Raw: write_json(out, e.data); return;
   }
+  out += ",\"task_id\":";
+  write_json_string(out, e.task_id);
+  out += '}';
+}
+
+}  // namespace
+
+std::string InboxReceiver::drain_json(std::optional<std::string_view> thread, std::size_t max) {
   std::string out = "[";
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    if (i) out += ',';
-    out += dump(events[i].to_json());
+  char sep = 0;
+  auto write = [&](const Event& e) {
+    if (sep) out += sep;
+    sep = ',';
+    write_event(out, e);
+  };
+  if (thread) {
+    for (const Event& e : drain_events(*thread, max)) write(e);
+  } else if (s_) {
+    // Straight from the queue: no intermediate vector of events.
+    auto& q = s_->queue;
+    const std::size_t n = std::min(max, q.size());
+    for (std::size_t i = 0; i < n; ++i) write(q[i]);
+    q.erase(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(n));
   }
   out += ']';
   return out;

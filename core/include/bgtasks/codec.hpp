@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -33,7 +34,9 @@ Result<PersistedTaskMeta> meta_from_json(const json& j, std::string_view where =
 // awaken's background_task_state value {"tasks": {id: meta}}; each key must equal its entry's
 // non-empty task_id.
 Result<BackgroundTaskStateSnapshot> snapshot_from_json(const json& j);
-// Text in: size and nesting limits, then snapshot_from_json. Errors are InvalidSnapshot.
+// Text in: size and nesting limits, then the same result and errors as snapshot_from_json on the
+// parsed value, read without a DOM for the envelope (only results become json). Errors are
+// InvalidSnapshot.
 Result<BackgroundTaskStateSnapshot> parse_snapshot(std::string_view text);
 // Any JSON text within the limits (emit payloads, task results from hosts); errors carry `code`.
 Result<json> parse_json(std::string_view text, std::string_view what, Errc code = Errc::InvalidSnapshot,
@@ -41,5 +44,20 @@ Result<json> parse_json(std::string_view text, std::string_view what, Errc code 
 
 // nlohmann's dump with invalid UTF-8 replaced, so dumping never throws.
 std::string dump(const json& j);
+
+// Writers: append to `out` exactly the text of dump(v) / dump(to_json(v)), without building a DOM
+// (snapshot, summaries and drained events are the hot outputs). Keys sorted, as the DOM writes them.
+void write_json(std::string& out, const json& v);
+void write_json_string(std::string& out, std::string_view s);  // == dump(json(s))
+void write_json(std::string& out, const TaskParentContext& p);
+void write_json(std::string& out, const TaskSummary& s);
+void write_json(std::string& out, const PersistedTaskMeta& m);
+// With owner_thread_id: only that thread's entries, i.e. the text of snapshot(thread) without
+// copying them out first.
+void write_json(std::string& out, const BackgroundTaskStateSnapshot& s,
+                std::optional<std::string_view> owner_thread_id = std::nullopt);
+std::string dump(const TaskSummary& s);
+std::string dump(const PersistedTaskMeta& m);
+std::string dump(const BackgroundTaskStateSnapshot& s, std::optional<std::string_view> owner_thread_id = std::nullopt);
 
 }  // namespace bgtasks
