@@ -663,8 +663,9 @@ Result<std::size_t> BackgroundTaskManager::restore_json(std::string_view owner, 
 }
 
 std::string BackgroundTaskManager::snapshot_json(std::optional<std::string_view> owner) const {
-  if (!owner) return dump(to_json(persisted_snapshot()));
-  return dump(to_json(persisted_snapshot(*owner)));
+  // Written straight from the stored entries: no DOM and no copy of the metas.
+  if (const auto* s = state()) return dump(*s, owner);
+  return dump(BackgroundTaskStateSnapshot{}, owner);
 }
 
 // ---- introspection and retention ------------------------------------------------------------------------------
