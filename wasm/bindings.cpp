@@ -141,7 +141,7 @@ class Core {
   }
   // The terminal summary of the task that ended last with want_summary (valid even if retention
   // already dropped the task).
-  std::size_t lastEnded() { return put(dump(to_json(last_ended_))); }
+  std::size_t lastEnded() { return put(dump(last_ended_)); }
 
   // A custom event whose payload stays on the JS side: the core's event holds `payload` (the
   // payload's handle). type_id < 0: the type is input text of type_len bytes. 1 delivered, 0 not
@@ -180,12 +180,16 @@ class Core {
   // ---- queries ----
   std::size_t get(const std::string& id) {
     auto s = manager_->get(id);
-    return put(s ? dump(to_json(*s)) : std::string());
+    return put(s ? dump(*s) : std::string());
   }
   std::size_t list(const std::string& thread) {
-    json arr = json::array();
-    for (const auto& s : manager_->list(thread)) arr.push_back(to_json(s));
-    return put(dump(arr));
+    std::string text = "[";
+    for (const auto& s : manager_->list(thread)) {
+      if (text.size() > 1) text += ',';
+      write_json(text, s);
+    }
+    text += ']';
+    return put(std::move(text));
   }
   bool hasRunning(const std::string& thread) { return manager_->has_running(thread); }
 
