@@ -128,9 +128,8 @@ function hasLoneSurrogateEscape(text) {
 }
 
 // ---- payloads kept on the JS side (ctx.emit) ----------------------------------------------------
-// The core's limits for a value crossing as JSON (codec.hpp: kMaxJsonDepth, kMaxSnapshotBytes).
-const MAX_DEPTH = 128;
-const MAX_BYTES = 64 * 1024 * 1024;
+// The limits are the core's (codec.hpp: kMaxJsonDepth, kMaxSnapshotBytes), read from the module
+// by the manager and passed in as `limits` = {depth, bytes}.
 
 // Object keys in the order nlohmann writes them (DECISIONS.md §3): by code point, i.e. by UTF-8
 // bytes. UTF-16 code unit order differs from it only between a surrogate (an astral character)
@@ -152,11 +151,11 @@ const NOT_PLAIN = Symbol('not plain JSON data');
 const HAS_LONE_SURROGATE = Symbol('lone surrogate');
 
 // A copy of plain JSON data (null, booleans, finite numbers, well-formed strings, arrays and plain
-// objects of those, containers at most MAX_DEPTH levels below the root) with object keys sorted
+// objects of those, containers at most maxDepth levels below the root) with object keys sorted
 // as the core writes them; `size.bytes` grows by an upper bound of its JSON text. NOT_PLAIN when
 // only its JSON form can tell (class instances, toJSON, undefined members, cycles, deeper
 // nesting); HAS_LONE_SURROGATE for a lone surrogate in a string or key.
-function plainCopy(v, depth, size) {
+function plainCopy(v, depth, maxDepth, size) {
   switch (typeof v) {
     case 'string':
       if (!wellFormed(v)) return HAS_LONE_SURROGATE;
@@ -174,13 +173,13 @@ function plainCopy(v, depth, size) {
         size.bytes += 4;
         return v;
       }
-      if (depth > MAX_DEPTH) return NOT_PLAIN;
+      if (depth > maxDepth) return NOT_PLAIN;
       size.bytes += 2;
       if (Array.isArray(v)) {
         if (Object.getPrototypeOf(v) !== Array.prototype) return NOT_PLAIN;
         const out = new Array(v.length);
         for (let i = 0; i < v.length; i++) {
-          const c = plainCopy(v[i], depth + 1, size);
+          const c = plainCopy(v[i], depth + 1, maxDepth, size);
           if (typeof c === 'symbol') return c;
           out[i] = c;
           size.bytes += 1;
@@ -199,7 +198,7 @@ function plainCopy(v, depth, size) {
       const out = {};
       for (const k of keys) {
         if (!wellFormed(k)) return HAS_LONE_SURROGATE;
-        const c = plainCopy(v[k], depth + 1, size);
+        const c = plainCopy(v[k], depth + 1, maxDepth, size);
         if (typeof c === 'symbol') return c;
         out[k] = c;
         size.bytes += k.length * 6 + 4;
@@ -246,20 +245,21 @@ function jsonDepthExceeds(text, max) {
  * JSON-serializable (BigInt, cycles), a lone surrogate, nesting deeper than 128 levels, or JSON
  * text over 64 MiB.
  */
-export function payloadValue(value, name) {
+export function payloadValue(value, name, limits) {
   if (value === undefined) return null;
   const size = { bytes: 0 };
-  const copy = plainCopy(value, 0, size);
+  const copy = plainCopy(value, 0, limits.depth, size);
   if (copy === HAS_LONE_SURROGATE) throw new TypeError(`${name} contains a lone UTF-16 surrogate`);
-  if (copy !== NOT_PLAIN && size.bytes <= MAX_BYTES) return copy;
+  if (copy !== NOT_PLAIN && size.bytes <= limits.bytes) return copy;
   const text = toJson(value, name);
-  if (text.length * 3 > MAX_BYTES) {
+  if (text.length * 3 > limits.bytes) {
     const bytes = utf8Length(text);
-    if (bytes > MAX_BYTES) throw new TypeError(`${name}: ${bytes} bytes exceeds the limit of ${MAX_BYTES}`);
+    if (bytes > limits.bytes) throw new TypeError(`${name}: ${bytes} bytes exceeds the limit of ${limits.bytes}`);
   }
-  if (jsonDepthExceeds(text, MAX_DEPTH)) throw new TypeError(`${name}: nesting deeper than ${MAX_DEPTH} levels`);
+  if (jsonDepthExceeds(text, limits.depth)) throw new TypeError(`${name}: nesting deeper than ${limits.depth} levels`);
   if (copy !== NOT_PLAIN) return copy; // plain data whose size bound overshot: within the limit after all
+  // Anything else becomes its JSON form, then a sorted copy of that (plain data now).
   const parsed = JSON.parse(text);
-  const sorted = plainCopy(parsed, 0, { bytes: 0 });
-  return sorted === null || typeof sorted !== 'symbol' ? sorted : parsed;
+  const sorted = plainCopy(parsed, 0, limits.depth, { bytes: 0 });
+  return typeof sorted === 'symbol' ? parsed : sorted;
 }

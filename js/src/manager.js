@@ -111,6 +111,7 @@ export async function createTaskManager(options = {}) {
 
 export class TaskManager {
   #module;
+  #payloadLimits; // the core's limits on a JSON value, enforced here for payloads kept on the JS side
   #core;
   #manual;
   #disposed = false;
@@ -140,6 +141,7 @@ export class TaskManager {
   /** @internal use createTaskManager */
   constructor(module, config) {
     this.#module = module;
+    this.#payloadLimits = { depth: module.kMaxJsonDepth, bytes: module.kMaxSnapshotBytes };
     this.#manual = config.manual;
     this.#core = new module.Core(
       config.manual,
@@ -440,7 +442,7 @@ export class TaskManager {
       checkString(eventType, 'eventType');
       ty = this.#intern(eventType);
     }
-    const value = payloadValue(payload, 'payload');
+    const value = payloadValue(payload, 'payload', this.#payloadLimits);
     if (ty < 0) {
       this.#reserve(eventType.length * 3);
       tyLen = this.#encodeAt(eventType, 0);
