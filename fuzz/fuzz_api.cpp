@@ -1071,9 +1071,10 @@ void Model::finish() {
     FUZZ_CHECK(rec.custom_seen == rec.custom_sent,
                id + ": " + str(rec.custom_sent) + " custom events sent, " + str(rec.custom_seen) + " drained");
   }
-  // A cancel wakes sleeping host timers; due timers have fired.
+  // A cancel wakes sleeping host timers; due timers have fired. A timer that would end at or past
+  // the clock's last millisecond (kNever) is never due.
   for (const auto& [number, t] : timers_) {
-    const bool due = h_.clock.now_ms() - t.armed_at >= t.ms;
+    const bool due = t.ms < kNever - t.armed_at && h_.clock.now_ms() - t.armed_at >= t.ms;
     if (tasks_.at(t.task).cancel_true || due) FUZZ_CHECK(t.fired, "timer " + str(number) + " never fired");
   }
 }

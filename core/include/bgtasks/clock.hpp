@@ -5,8 +5,9 @@
 
 namespace bgtasks {
 
-// The deadline of a sleep that would end past the clock's range: it never fires (only a cancel
-// ends it), so a sleep never returns true before its duration has passed, even at the end of time.
+// The deadline of a sleep that would end at or past the clock's last millisecond (UINT64_MAX): it
+// never fires (only a cancel ends it), so a sleep never returns true before its duration has
+// passed, even once a manual clock has stopped at the end of time.
 inline constexpr std::uint64_t kNever = UINT64_MAX;
 
 // now + ms without wrapping around: kNever when the sum does not fit (a manual clock stops there).
