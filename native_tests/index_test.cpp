@@ -79,6 +79,28 @@ TEST(RetentionIndex, SeesWritesMadeOutsideTheManager) {
   EXPECT_EQ(finished_ids(m, "t"), (std::set<TaskId>{more[1], more[2]}));
 }
 
+// A live task whose stored meta is already terminal (written from outside) leaves the index under
+// the key it was added with when it finishes; a stale entry would make retention forget a newer
+// task (found in review).
+TEST(RetentionIndex, LiveTaskWithAnOutsideTerminalMetaLeavesNoStaleEntry) {
+  auto h = manager_with_store();
+  auto& m = *h->manager;
+  m.set_retain_finished(3);
+  std::vector<TaskId> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(*m.spawn_host("t", "job", std::nullopt, "d", {}));
+  auto outside = make_meta(ids[0], "t", TaskStatus::Failed);
+  ASSERT_TRUE(h->store->apply<BackgroundTaskStateKey>(BackgroundTaskStateAction::upsert(outside)).ok());
+  ASSERT_TRUE(m.complete(ids[1], json()).ok());
+  ASSERT_TRUE(m.complete(ids[0], json()).ok());
+  ASSERT_TRUE(m.complete(ids[2], json()).ok());
+  EXPECT_EQ(finished_ids(m, "t"), (std::set<TaskId>{ids[0], ids[1], ids[2]}));
+  auto more = *m.spawn_host("t", "job", std::nullopt, "d", {});
+  h->clock.advance(1);
+  ASSERT_TRUE(m.complete(more, json()).ok());
+  EXPECT_EQ(finished_ids(m, "t").size(), 3u);
+  EXPECT_TRUE(finished_ids(m, "t").count(more));
+}
+
 TEST(RetentionIndex, RestoredFinishedTasksAreTheOldestAndForgetKeepsTheIndex) {
   auto h = manager_with_store();
   auto& m = *h->manager;

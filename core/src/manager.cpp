@@ -253,7 +253,9 @@ Result<TaskId> BackgroundTaskManager::spawn_host(std::string_view owner, std::st
 // ---- completion -------------------------------------------------------------------------------------
 void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
   t.live = false;
-  t.finish_seq = ++finish_counter_;
+  // Set once the stored meta has left the retention index: the index key reads finish_seq, and a
+  // meta already terminal (written by someone else, or restored as orphaned) is indexed under 0.
+  const std::uint64_t finish_seq = ++finish_counter_;
   // DECISIONS.md §1: once cancel was requested, the task ends cancelled; a late value is discarded.
   if (t.cancel.cancelled) result = TaskResult::cancelled();
   const std::uint64_t now = executor_->now_ms();
@@ -276,6 +278,7 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
     } else if (fresh) {
       index_remove(m);
     }
+    t.finish_seq = finish_seq;
     m.status = result.status();
     m.error.reset();
     m.result.reset();
@@ -296,6 +299,7 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
     if (wants_summary) summary = m.to_summary();
   })
                                    : Result<void>(errors::store_not_configured());
+  t.finish_seq = finish_seq;  // also when the commit failed
   if (committed && fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
   if (!committed) {
     // awaken: counted and logged; the stored meta stays `running` (a zombie entry).

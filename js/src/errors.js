@@ -210,7 +210,9 @@ function plainCopy(v, depth, maxDepth) {
         if (!wellFormed(k)) return HAS_LONE_SURROGATE;
         const c = plainCopy(v[k], depth + 1, maxDepth);
         if (typeof c === 'symbol') return c;
-        out[k] = c;
+        // An own "__proto__" key (JSON.parse makes one) must stay a key, not set the prototype.
+        if (k === '__proto__') Object.defineProperty(out, k, { value: c, enumerable: true, writable: true, configurable: true });
+        else out[k] = c;
         copyBytes += k.length * 6 + 4;
       }
       return out;
@@ -259,10 +261,18 @@ export function payloadValue(value, name, limits) {
   if (value === undefined) return null;
   const outer = copyBytes; // a getter inside a payload may itself emit: keep the outer count
   copyBytes = 0;
-  const copy = plainCopy(value, 0, limits.depth);
+  let copy;
+  try {
+    copy = plainCopy(value, 0, limits.depth);
+  } catch {
+    copy = NOT_PLAIN; // a throwing getter or proxy: JSON.stringify below reports it as before
+  }
   const bound = copyBytes;
   copyBytes = outer;
-  if (copy === HAS_LONE_SURROGATE) throw new TypeError(`${name} contains a lone UTF-16 surrogate`);
+  if (copy === HAS_LONE_SURROGATE) {
+    toJson(value, name); // its error (not JSON-serializable) comes first, as JSON.stringify finds it
+    throw new TypeError(`${name} contains a lone UTF-16 surrogate`);
+  }
   if (copy !== NOT_PLAIN && bound <= limits.bytes) return copy;
   const text = toJson(value, name);
   if (text.length * 3 > limits.bytes) {

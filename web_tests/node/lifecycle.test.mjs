@@ -254,3 +254,28 @@ test('non-ASCII strings (emoji, NUL, U+2028) survive every string argument', asy
   assert.equal(mgr.snapshot(s).tasks[id].owner_thread_id, s);
   assert.deepEqual(mgr.drain(s)[0], { kind: 'custom', task_id: id, event_type: s, payload: s });
 });
+
+test('payload copies keep an own "__proto__" key, and bad payloads fail as JSON.stringify finds them (review)', async (t) => {
+  const mgr = await manual(t);
+  const results = {};
+  mgr.spawn({ thread: 't', type: 'x' }, async (ctx) => {
+    ctx.emit('proto', JSON.parse('{"__proto__":{"x":1},"a":2}'));
+    for (const [name, value] of [
+      ['getter', { get a() { throw new Error('boom'); } }],
+      ['bigint-after-surrogate', { a: '\ud800', b: 1n }],
+    ]) {
+      try {
+        ctx.emit(name, value);
+        results[name] = 'accepted';
+      } catch (e) {
+        results[name] = `${e.name}: ${e.message}`;
+      }
+    }
+  });
+  await mgr.runUntilIdle();
+  const [proto] = mgr.drain();
+  assert.equal(JSON.stringify(proto.payload), '{"__proto__":{"x":1},"a":2}');
+  assert.equal(Object.getPrototypeOf(proto.payload), Object.prototype);
+  assert.equal(results.getter, 'TypeError: payload is not JSON-serializable: boom');
+  assert.match(results['bigint-after-surrogate'], /^TypeError: payload is not JSON-serializable: .*BigInt/);
+});
