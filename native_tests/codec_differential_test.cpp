@@ -26,11 +26,20 @@ using namespace bgtasks;
 // nlohmann's own text, the reference of every writer (dump() itself now goes through the writer).
 std::string nl_dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-// The DOM decode the reader replaces: parse (same limits) then snapshot_from_json.
+// The DOM decode the reader replaces: nlohmann's parser (the reference of what JSON is, and of
+// its values), the codec's limits, then snapshot_from_json. parse_json (the codec's own reader,
+// json_sax.hpp) must agree with nlohmann on the way; a disagreement comes out as an error here.
 Result<BackgroundTaskStateSnapshot> dom_decode(std::string_view text) {
-  auto j = parse_json(text, "snapshot", Errc::InvalidSnapshot, kMaxSnapshotDepth);
-  if (!j) return j.error();
-  return snapshot_from_json(*j);
+  auto ours = parse_json(text, "snapshot", Errc::InvalidSnapshot, kMaxSnapshotDepth);
+  const json ref = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (!ours) {
+    const bool syntax = ours.error().message.find("not valid JSON") != std::string::npos;
+    if (syntax && !ref.is_discarded()) return errors::invalid_snapshot("parse_json refused valid JSON");
+    return ours.error();
+  }
+  if (ref.is_discarded()) return errors::invalid_snapshot("parse_json accepted invalid JSON");
+  if (*ours != ref) return errors::invalid_snapshot("parse_json's value differs from nlohmann's");
+  return snapshot_from_json(ref);
 }
 
 // Returns "" when both agree, else a description.
@@ -338,6 +347,53 @@ PersistedTaskMeta odd_meta(std::mt19937& rng) {
   if (rng() % 2) m.completed_at_ms = rng();
   m.parent_context = {odd_opt(rng), odd_opt(rng), odd_opt(rng), odd_opt(rng)};
   return m;
+}
+
+// The codec's reader (json_sax.hpp) against nlohmann's parser on the lexical corners: each text
+// must be accepted or refused alike, with the same value (and type: 1 vs 1.0 vs -1).
+TEST(CodecDifferential, ReaderMatchesNlohmannOnLexicalCorners) {
+  const std::vector<std::string> texts = {
+      // whitespace, literals, BOM
+      " \t\r\n1 ", "\v1", "\f1", "1\v", "true", "tru", "truex", "nul", "null ", "false,", "TRUE",
+      "\xEF\xBB\xBF{}", "\xEF\xBB{}", "\xEF{}", " \xEF\xBB\xBF{}", "\xEF\xBB\xBF", "\xEF\xBB\xBF\xEF\xBB\xBF" "1",
+      // numbers
+      "0", "-0", "-0.0", "00", "01", "-01", "1.", ".5", "-", "+1", "1e", "1e+", "1E-2", "1e05", "0e0", "-0e-0",
+      "1.5e308", "1e309", "-1e309", "1e-400", "2.2250738585072014e-308", "0.1", "123456789012345678901234567890",
+      "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+      "18446744073709551615", "18446744073709551616", "-18446744073709551616", "1.0", "[1,2.0,-3,4e1]",
+      "0x10", "1_000", "Infinity", "NaN", "-Infinity", "1 2", "[1 2]",
+      // strings and escapes
+      "\"\"", "\"a\\\"b\"", "\"\\/\\b\\f\\n\\r\\t\\\\\"", "\"\\x\"", "\"\\u00e9\"", "\"\\u00E9\"", "\"\\u0000\"",
+      "\"\\u12\"", "\"\\u12g4\"", "\"\\ud83d\\ude00\"", "\"\\ud83d\"", "\"\\ud83dx\"", "\"\\ud83d\\u0041\"",
+      "\"\\ude00\"", "\"\\udbff\\udfff\"", "\"\\ud800\\udc00\"", "\"a\tb\"", "\"a\nb\"", std::string("\"a\0b\"", 5),
+      "\"\x7f\"", "\"unterminated", "\"\\", "\"\\u", "'single'",
+      // UTF-8
+      "\"\xC3\xA9\"", "\"\xC0\xAF\"", "\"\xC1\xBF\"", "\"\xC2\x80\"", "\"\xDF\xBF\"", "\"\xE0\x9F\xBF\"", "\"\xE0\xA0\x80\"",
+      "\"\xED\x9F\xBF\"", "\"\xED\xA0\x80\"", "\"\xEF\xBF\xBF\"", "\"\xF0\x8F\xBF\xBF\"", "\"\xF0\x90\x80\x80\"",
+      "\"\xF4\x8F\xBF\xBF\"", "\"\xF4\x90\x80\x80\"", "\"\xF5\x80\x80\x80\"", "\"\xFF\"", "\"\x80\"", "\"\xE2\x82\"",
+      "\"\xE2\x82\xAC\"", "\"\xE2\x28\xA1\"", "\"\xF0\x9F\x98\"",
+      // structure
+      "{}", "[]", "{ }", "[ ]", "{\"a\":1}", "{\"a\" : 1 , \"b\":[true,false,null]}", "{\"a\":1,}", "[1,]", "[,1]",
+      "{,}", "{\"a\"}", "{\"a\":}", "{a:1}", "{\"a\":1 \"b\":2}", "{\"a\":1}}", "[[[]]]", "[[[]]", "[]]", "{\"a\":{\"b\":[{}]}}",
+      "{\"a\":1,\"a\":2}", "{\"\":0}", "[\"a\",{\"b\":\"c\"},[1,[2,[3]]]]", "", " ", "{", "}", "[", "]", ":", ",",
+      "[1]x", "{}{}", "[]\n\n", "/* c */1", "1//c"};
+  std::size_t accepted = 0;
+  for (const auto& t : texts) {
+    auto ours = parse_json(t, "t");
+    const json ref = json::parse(t.begin(), t.end(), nullptr, /*allow_exceptions=*/false);
+    EXPECT_EQ(ours.ok(), !ref.is_discarded()) << "text: " << t;
+    if (!ours.ok()) {
+      EXPECT_NE(ours.error().message.find("not valid JSON"), std::string::npos) << t;
+      continue;
+    }
+    ++accepted;
+    if (ref.is_discarded()) continue;
+    EXPECT_EQ(*ours, ref) << "text: " << t;
+    EXPECT_EQ(ours->type(), ref.type()) << "text: " << t;
+    EXPECT_EQ(nl_dump(*ours), nl_dump(ref)) << "text: " << t;
+  }
+  EXPECT_GT(accepted, 40u);  // the list reaches the success path
+  EXPECT_LT(accepted, texts.size() - 50);  // and the refusals
 }
 
 TEST(CodecDifferential, WriterMatchesNlohmannDump) {

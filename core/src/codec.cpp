@@ -1,6 +1,8 @@
 // The one JSON codec: awaken's serde shapes (spec §1), with validating decoders.
 #include "bgtasks/codec.hpp"
 
+#include "json_sax.hpp"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -537,12 +539,16 @@ Error limit_error(std::string_view what, Errc code, const std::string& detail) {
 
 const char* const kNotJson = "not valid JSON (syntax error, truncated text or invalid UTF-8)";
 
-// Size and nesting limits, checked before parsing. Depth is checked by one linear scan: nlohmann's
-// callback parser would rescan a parent object at each child's end (quadratic on a
-// {"tasks": {…}} of 1e5 entries).
-std::optional<Error> check_limits(std::string_view text, std::string_view what, Errc code, std::size_t max_depth) {
+// Size and nesting limits. The readers enforce them while parsing; only when a parse fails is the
+// text scanned here, so that an oversized or too deep text gets the limit's message whatever else
+// is wrong with it (the scan counts brackets outside strings, valid JSON or not).
+std::optional<Error> check_size(std::string_view text, std::string_view what, Errc code) {
   if (text.size() > kMaxSnapshotBytes)
     return limit_error(what, code, std::to_string(text.size()) + " bytes exceeds the limit of " + std::to_string(kMaxSnapshotBytes));
+  return std::nullopt;
+}
+
+std::optional<Error> check_depth(std::string_view text, std::string_view what, Errc code, std::size_t max_depth) {
   std::size_t depth = 0;
   bool in_string = false;
   for (std::size_t i = 0; i < text.size(); ++i) {
@@ -564,7 +570,7 @@ std::optional<Error> check_limits(std::string_view text, std::string_view what, 
   return std::nullopt;
 }
 
-// The snapshot reader: nlohmann's SAX events (its lexer stays the judge of what is JSON) go
+// The snapshot reader: SAX events (json_sax.hpp, which accepts what nlohmann's parser accepts) go
 // straight into PersistedTaskMeta; only `result` values become json. It gives what
 // snapshot_from_json gives on the DOM, errors included:
 //  - a syntax error anywhere wins (the DOM is only decoded once the whole text parsed);
@@ -573,7 +579,7 @@ std::optional<Error> check_limits(std::string_view text, std::string_view what, 
 //    the fields checked in meta_from_json's order.
 class SnapshotReader {
  public:
-  // ---- json::sax_parse interface ----
+  // ---- the SAX interface (json_sax.hpp) ----
   bool null() { return scalar(json::value_t::null, [] { return json(nullptr); }); }
   bool boolean(bool b) { return scalar(json::value_t::boolean, [b] { return json(b); }); }
   bool number_integer(json::number_integer_t v) {
@@ -598,10 +604,7 @@ class SnapshotReader {
   bool end_object() { return end(); }
   bool end_array() { return end(); }
   bool key(json::string_t& k);
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) {
-    syntax_error_ = true;
-    return false;
-  }
+  void syntax_error() { syntax_error_ = true; }
 
   Result<BackgroundTaskStateSnapshot> finish();
 
@@ -941,16 +944,23 @@ Result<BackgroundTaskStateSnapshot> SnapshotReader::finish() {
 }  // namespace
 
 Result<json> parse_json(std::string_view text, std::string_view what, Errc code, std::size_t max_depth) {
-  if (auto e = check_limits(text, what, code, max_depth)) return std::move(*e);
-  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return limit_error(what, code, kNotJson);
+  if (auto e = check_size(text, what, code)) return std::move(*e);
+  json j;
+  nlohmann::detail::json_sax_dom_parser<json> dom(j, /*allow_exceptions=*/false);
+  if (!detail::json_sax_parse(text, dom, max_depth)) {
+    if (auto e = check_depth(text, what, code, max_depth)) return std::move(*e);
+    return limit_error(what, code, kNotJson);
+  }
   return j;
 }
 
 Result<BackgroundTaskStateSnapshot> parse_snapshot(std::string_view text) {
-  if (auto e = check_limits(text, "snapshot", Errc::InvalidSnapshot, kMaxSnapshotDepth)) return std::move(*e);
+  if (auto e = check_size(text, "snapshot", Errc::InvalidSnapshot)) return std::move(*e);
   SnapshotReader reader;
-  (void)json::sax_parse(text.begin(), text.end(), &reader);  // a syntax error is kept by the reader
+  if (!detail::json_sax_parse(text, reader, kMaxSnapshotDepth)) {
+    if (auto e = check_depth(text, "snapshot", Errc::InvalidSnapshot, kMaxSnapshotDepth)) return std::move(*e);
+    reader.syntax_error();
+  }
   return reader.finish();
 }
 

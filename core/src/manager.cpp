@@ -80,6 +80,28 @@ bool id_less(const TaskId& a, const TaskId& b) {
   return a < b;
 }
 
+// Sorts metas in id order, parsing each id once (id_less parses both ids at every comparison:
+// most of a 1e5-entry restore went there).
+void sort_by_id(std::vector<const PersistedTaskMeta*>& metas) {
+  struct Keyed {
+    bool numbered;
+    std::uint64_t n;
+    const PersistedTaskMeta* meta;
+  };
+  std::vector<Keyed> keyed;
+  keyed.reserve(metas.size());
+  for (const auto* m : metas) {
+    const auto n = parse_bg_number(m->task_id);
+    keyed.push_back({n.has_value(), n.value_or(0), m});
+  }
+  std::sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) {
+    if (a.numbered != b.numbered) return a.numbered;  // as id_less
+    if (a.numbered && a.n != b.n) return a.n < b.n;
+    return a.meta->task_id < b.meta->task_id;
+  });
+  for (std::size_t i = 0; i < keyed.size(); ++i) metas[i] = keyed[i].meta;
+}
+
 TaskId format_id(std::uint64_t n) {
   char buf[24] = {'b', 'g', '_'};
   auto [end, ec] = std::to_chars(buf + 3, buf + sizeof buf, n);
@@ -478,7 +500,7 @@ std::vector<TaskSummary> BackgroundTaskManager::list(std::string_view owner) con
   if (const auto* s = state())
     for (const auto& [id, m] : s->tasks)
       if (m.owner_thread_id == owner) metas.push_back(&m);
-  std::sort(metas.begin(), metas.end(), [](auto* a, auto* b) { return id_less(a->task_id, b->task_id); });
+  sort_by_id(metas);
   std::vector<TaskSummary> out;
   out.reserve(metas.size());
   for (const auto* m : metas) out.push_back(m->to_summary());
@@ -617,35 +639,50 @@ BackgroundTaskStateSnapshot BackgroundTaskManager::persisted_snapshot(std::strin
 }
 
 std::size_t BackgroundTaskManager::restore_for_thread(std::string_view owner, const BackgroundTaskStateSnapshot& snapshot) {
+  std::vector<const PersistedTaskMeta*> entries;
+  entries.reserve(snapshot.tasks.size());
+  for (const auto& [id, m] : snapshot.tasks) entries.push_back(&m);
+  return restore_entries(owner, entries, false);
+}
+
+std::size_t BackgroundTaskManager::restore_for_thread(std::string_view owner, BackgroundTaskStateSnapshot&& snapshot) {
+  std::vector<const PersistedTaskMeta*> entries;
+  entries.reserve(snapshot.tasks.size());
+  for (const auto& [id, m] : snapshot.tasks) entries.push_back(&m);
+  return restore_entries(owner, entries, true);
+}
+
+// take: the entries belong to a snapshot the caller gave up (moved from, not copied).
+std::size_t BackgroundTaskManager::restore_entries(std::string_view owner, std::vector<const PersistedTaskMeta*>& entries,
+                                                   bool take) {
   if (!store_) return 0;
   // Ids are visited in id order so that the outcome does not depend on hash order.
-  std::vector<const PersistedTaskMeta*> entries;
-  for (const auto& [id, m] : snapshot.tasks) entries.push_back(&m);
-  std::sort(entries.begin(), entries.end(), [](auto* a, auto* b) { return id_less(a->task_id, b->task_id); });
+  sort_by_id(entries);
   std::size_t added = 0;
   for (const PersistedTaskMeta* entry : entries) {
     const TaskId& id = entry->task_id;
     if (meta(id)) continue;  // existing ids (live tasks among them) are kept as they are
-    if (auto n = parse_bg_number(id)) {
-      if (*n == UINT64_MAX) {
+    const auto number = parse_bg_number(id);
+    if (number) {
+      if (*number == UINT64_MAX) {
         counter_ = UINT64_MAX;  // no bg_N is left to hand out
         ids_exhausted_ = true;
       } else {
-        counter_ = std::max(counter_, *n + 1);
+        counter_ = std::max(counter_, *number + 1);
       }
     }
-    PersistedTaskMeta m = *entry;
+    PersistedTaskMeta m = take ? std::move(*const_cast<PersistedTaskMeta*>(entry)) : *entry;
     m.owner_thread_id = std::string(owner);
-    const TaskCore* t = find_core(id);
+    const TaskCore* t = number ? find_core(m.task_id) : nullptr;  // spawned tasks all have bg_N ids
     if (m.status == TaskStatus::Running && !(t && t->live)) {
       m.status = TaskStatus::Failed;
       m.error = kOrphanedError;
     }
     const bool fresh = indexes_fresh();
     auto r = store_->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
-      PersistedTaskMeta& slot = state.tasks[id];  // absent (checked above): awaken's upsert
-      slot = std::move(m);
-      if (fresh) index_add(slot);
+      auto [it, inserted] = state.tasks.try_emplace(m.task_id);  // absent (checked above): awaken's upsert
+      it->second = std::move(m);
+      if (fresh) index_add(it->second);
     });
     if (r.ok()) {
       if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
@@ -663,7 +700,7 @@ Result<std::size_t> BackgroundTaskManager::restore_json(std::string_view owner, 
   auto snap = parse_snapshot(text);
   if (!snap) return snap.error();
   if (!store_->is_registered(BackgroundTaskStateKey::name)) return errors::unknown_key(BackgroundTaskStateKey::name);
-  return restore_for_thread(owner, *snap);
+  return restore_for_thread(owner, std::move(*snap));
 }
 
 std::string BackgroundTaskManager::snapshot_json(std::optional<std::string_view> owner) const {
@@ -704,7 +741,7 @@ json BackgroundTaskManager::task_tree(std::optional<std::string_view> owner) con
   if (const auto* s = state())
     for (const auto& [id, m] : s->tasks)
       if (!owner || m.owner_thread_id == *owner) metas.push_back(&m);
-  std::sort(metas.begin(), metas.end(), [](auto* a, auto* b) { return id_less(a->task_id, b->task_id); });
+  sort_by_id(metas);
   std::unordered_map<std::string_view, std::vector<const PersistedTaskMeta*>> children;
   std::unordered_set<std::string_view> present;
   for (const auto* m : metas) present.insert(m->task_id);

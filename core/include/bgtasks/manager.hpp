@@ -181,6 +181,8 @@ class BackgroundTaskManager {
   // running entries without a live body become failed "orphaned". Returns how many were added;
   // retain_finished applies afterwards (restored tasks count as the oldest finished ones).
   std::size_t restore_for_thread(std::string_view owner_thread_id, const BackgroundTaskStateSnapshot& snapshot);
+  // The same, moving the entries out of a snapshot the caller no longer needs.
+  std::size_t restore_for_thread(std::string_view owner_thread_id, BackgroundTaskStateSnapshot&& snapshot);
   // Decodes and validates the whole JSON value first: an invalid one is InvalidSnapshot and
   // changes nothing. StoreNotConfigured without a store.
   Result<std::size_t> restore_json(std::string_view owner_thread_id, std::string_view snapshot_json);
@@ -246,6 +248,7 @@ class BackgroundTaskManager {
   const BackgroundTaskStateSnapshot* state() const;
   const PersistedTaskMeta* meta(std::string_view id) const;
   void apply_retention(const std::string& owner);
+  std::size_t restore_entries(std::string_view owner, std::vector<const PersistedTaskMeta*>& entries, bool take);
 
   // ---- indexes derived from the stored metas (duplicate names, retention order) ----
   // They are kept in step by the manager's own writes; any other write to the key (a commit, a
