@@ -94,8 +94,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     // bg_N is never reused: the next spawn gets an id no entry has.
     // Once bg_18446744073709551615 exists, spawning is refused rather than wrapping around.
+    const bool exhausted = m.ids_exhausted();
     auto fresh = m.spawn_host(thread, "shell", std::nullopt, "after restore", {});
-    FUZZ_CHECK(fresh.ok() != m.ids_exhausted(), "spawn after restore: ids_exhausted() and the answer disagree");
+    FUZZ_CHECK(fresh.ok() != exhausted, "spawn after restore: ids_exhausted() and the answer disagree");
+    // Handing out the last id exhausts them (a restored bg_18446744073709551614 leaves exactly one).
+    if (fresh.ok())
+      FUZZ_CHECK(m.ids_exhausted() == (*fresh == "bg_18446744073709551615"), "ids_exhausted() after taking " + *fresh);
     if (!fresh.ok()) {
       FUZZ_CHECK(fresh.error().code == Errc::InvalidArgument && now.count("bg_18446744073709551615"),
                  "spawn after restore refused: " + fresh.error().message);

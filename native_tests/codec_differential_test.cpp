@@ -376,7 +376,10 @@ TEST(CodecDifferential, ReaderMatchesNlohmannOnLexicalCorners) {
       "{}", "[]", "{ }", "[ ]", "{\"a\":1}", "{\"a\" : 1 , \"b\":[true,false,null]}", "{\"a\":1,}", "[1,]", "[,1]",
       "{,}", "{\"a\"}", "{\"a\":}", "{a:1}", "{\"a\":1 \"b\":2}", "{\"a\":1}}", "[[[]]]", "[[[]]", "[]]", "{\"a\":{\"b\":[{}]}}",
       "{\"a\":1,\"a\":2}", "{\"\":0}", "[\"a\",{\"b\":\"c\"},[1,[2,[3]]]]", "", " ", "{", "}", "[", "]", ":", ",",
-      "[1]x", "{}{}", "[]\n\n", "/* c */1", "1//c"};
+      "[1]x", "{}{}", "[]\n\n", "/* c */1", "1//c",
+      // NUL: nlohmann's lexer ends the input at a NUL where a token starts
+      std::string("{}\0x", 4), std::string("1\0", 2), std::string("1 \0 2", 5), std::string("[1\0]", 4),
+      std::string("\0", 1), std::string("[\0]", 3), std::string("tr\0ue", 6), std::string("\0{}", 3)};
   std::size_t accepted = 0;
   for (const auto& t : texts) {
     auto ours = parse_json(t, "t");

@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -128,14 +129,15 @@ class Core {
                         Errc::InvalidArgument);
     if (!j) return fail(j.error());
     want_ended_ = want_summary;
-    const int c = code(manager_->complete(id_of(h), std::move(*j)));
+    const int c = code(on_task(h, [&](auto task) { return manager_->settle(task, TaskResult::success(std::move(*j))); }));
     want_ended_ = false;
     return c;
   }
   // The error message (message_len bytes) in the input buffer.
   int failTask(double h, int message_len, bool want_summary) {
     want_ended_ = want_summary;
-    const int c = code(manager_->fail(id_of(h), std::string(input_.data(), static_cast<std::size_t>(message_len))));
+    std::string message(input_.data(), static_cast<std::size_t>(message_len));
+    const int c = code(on_task(h, [&](auto task) { return manager_->settle(task, TaskResult::failed(std::move(message))); }));
     want_ended_ = false;
     return c;
   }
@@ -149,7 +151,7 @@ class Core {
   int emit(double h, int type_id, int type_len, double payload) {
     const std::string_view type =
         type_id >= 0 ? std::string_view(strings_[type_id]) : std::string_view(input_.data(), static_cast<std::size_t>(type_len));
-    return manager_->emit(id_of(h), type, json(static_cast<std::uint64_t>(payload))) ? 1 : 0;
+    return on_task(h, [&](auto task) { return manager_->emit(task, type, json(static_cast<std::uint64_t>(payload))); }) ? 1 : 0;
   }
 
   void enterTask(double h) {
@@ -350,6 +352,13 @@ class Core {
     auto [it, inserted] = other_ids_.try_emplace(id, other_texts_.size());
     if (inserted) other_texts_.push_back(id);
     return -1.0 - static_cast<double>(it->second);
+  }
+  // Calls f with the task a handle names: its number (no id text is formatted or parsed) or its id.
+  template <class F>
+  std::invoke_result_t<F&, TaskNumber> on_task(double h, F&& f) {
+    if (h >= 0) return f(TaskNumber{static_cast<std::uint64_t>(h)});
+    const TaskId id = id_of(h);
+    return f(std::string_view(id));
   }
   TaskId id_of(double h) const {
     if (h >= 0) {

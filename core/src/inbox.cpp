@@ -18,17 +18,21 @@ Event Event::custom(TaskId id, std::string thread, std::string event_type, json 
 }
 
 Event Event::terminal(TaskId id, std::string thread, const TaskResult& result) {
+  return terminal(std::move(id), std::move(thread), TaskResult(result));
+}
+
+Event Event::terminal(TaskId id, std::string thread, TaskResult&& result) {
   Event e;
   e.task_id = std::move(id);
   e.thread = std::move(thread);
   switch (result.kind) {
     case TaskResult::Kind::Success:
       e.kind = EventKind::Completed;
-      e.data = result.value;
+      e.data = std::move(result.value);
       break;
     case TaskResult::Kind::Failed:
       e.kind = EventKind::Failed;
-      e.error = result.error;
+      e.error = std::move(result.error);
       break;
     case TaskResult::Kind::Cancelled:
       e.kind = EventKind::Cancelled;

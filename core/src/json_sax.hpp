@@ -3,7 +3,8 @@
 // key, end_object, start_array, end_array). It accepts exactly what nlohmann 3.11's strict parser
 // accepts, with the same values (checked against it by native_tests/codec_differential_test.cpp
 // and fuzz/fuzz_event_json.cpp):
-//  - RFC 8259 JSON, whitespace " \t\n\r", an optional UTF-8 BOM at the very start;
+//  - RFC 8259 JSON, whitespace " \t\n\r", an optional UTF-8 BOM at the very start, and
+//    anything after a NUL byte that follows the value (nlohmann's lexer ends input there);
 //  - strings: strict UTF-8, no raw control characters, \u escapes with surrogate pairs checked;
 //  - integers that fit int64 (negative) or uint64 are integers, others doubles (strtod); a double
 //    that overflows to infinity is an error (nlohmann's "number overflow").
@@ -40,7 +41,9 @@ class JsonSaxReader {
     }
     if (!value()) return false;
     skip_ws();
-    return p_ == end_;
+    // nlohmann's lexer reads a NUL byte where a token starts as the end of input: text after the
+    // value's NUL is ignored (anywhere else a NUL is an error, as for nlohmann).
+    return p_ == end_ || *p_ == '\0';
   }
 
  private:

@@ -181,6 +181,11 @@ BackgroundTaskManager::TaskCore* BackgroundTaskManager::find_core(std::string_vi
   return const_cast<TaskCore*>(std::as_const(*this).find_core(id));
 }
 
+BackgroundTaskManager::TaskCore* BackgroundTaskManager::find_core(TaskNumber task) {
+  auto it = handles_.find(static_cast<std::uint64_t>(task));
+  return it == handles_.end() ? nullptr : it->second.get();
+}
+
 const BackgroundTaskManager::TaskCore* BackgroundTaskManager::find_core(std::string_view id) const {
   const auto n = parse_bg_number(id);
   if (!n) return nullptr;
@@ -336,7 +341,7 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
       summary->completed_at_ms = now;
     }
   }
-  if (t.owner_inbox) t.owner_inbox->send_event(Event::terminal(t.id(), t.owner, result));
+  if (t.owner_inbox) t.owner_inbox->send_event(Event::terminal(t.id(), t.owner, std::move(result)));
 
   // Retention may free `t`: keep the owner (only then; a copy per completion otherwise).
   std::optional<std::string> owner;
@@ -424,11 +429,18 @@ void BackgroundTaskManager::index_remove(const PersistedTaskMeta& m) {
 }
 
 Result<void> BackgroundTaskManager::settle(std::string_view id, TaskResult result) {
-  TaskCore* t = find_core(id);
+  return settle_core(find_core(id), result);
+}
+
+Result<void> BackgroundTaskManager::settle(TaskNumber task, TaskResult result) {
+  return settle_core(find_core(task), result);
+}
+
+Result<void> BackgroundTaskManager::settle_core(TaskCore* t, TaskResult& result) {
   if (!t) return errors::task_not_found();
-  if (t->kind != BodyKind::Host) return errors::not_host_task(id);
+  if (t->kind != BodyKind::Host) return errors::not_host_task(t->id());
   if (!t->live) {
-    const auto* m = meta(id);
+    const auto* m = meta(t->id());
     return errors::task_terminated(m ? m->status : result.status());
   }
   finish(*t, result);
@@ -436,7 +448,14 @@ Result<void> BackgroundTaskManager::settle(std::string_view id, TaskResult resul
 }
 
 bool BackgroundTaskManager::emit(std::string_view id, std::string_view event_type, json payload) {
-  TaskCore* t = find_core(id);
+  return emit_core(find_core(id), event_type, payload);
+}
+
+bool BackgroundTaskManager::emit(TaskNumber task, std::string_view event_type, json payload) {
+  return emit_core(find_core(task), event_type, payload);
+}
+
+bool BackgroundTaskManager::emit_core(TaskCore* t, std::string_view event_type, json& payload) {
   if (!t || !t->live || !t->owner_inbox) return false;
   return t->owner_inbox->send_event(Event::custom(t->id(), t->owner, std::string(event_type),
                                                   std::move(payload))) == SendOutcome::Delivered;

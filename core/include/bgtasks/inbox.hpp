@@ -34,6 +34,7 @@ struct Event {
 
   static Event custom(TaskId id, std::string thread, std::string event_type, json payload);
   static Event terminal(TaskId id, std::string thread, const TaskResult& result);
+  static Event terminal(TaskId id, std::string thread, TaskResult&& result);  // moves the value and error
   static Event raw(std::string thread, json message);
   // awaken's JSON: {"kind":"custom","task_id":…,"event_type":…,"payload":…} etc., keys sorted.
   json to_json() const;

@@ -65,6 +65,10 @@ struct AgentTaskContext {
   }
 };
 
+// A spawned task named by N of its id bg_N. Hosts that keep numbers (the JS binding) use it on
+// their hot calls, to skip formatting and parsing ids.
+enum class TaskNumber : std::uint64_t {};
+
 struct ManagerOptions {
   // Keep at most this many finished tasks per thread (newest kept); unlimited by default.
   std::optional<std::size_t> retain_finished;
@@ -137,11 +141,13 @@ class BackgroundTaskManager {
   // Settles a live host task. Once cancel was requested the task ends cancelled whatever is
   // reported (DECISIONS.md §1). TaskNotFound, NotHostTask, TaskTerminated (already settled).
   Result<void> settle(std::string_view id, TaskResult result);
+  Result<void> settle(TaskNumber task, TaskResult result);
   Result<void> complete(std::string_view id, json result) { return settle(id, TaskResult::success(std::move(result))); }
   Result<void> fail(std::string_view id, std::string message) { return settle(id, TaskResult::failed(std::move(message))); }
   // A custom event from a live task (host bodies use this; coroutine bodies use ctx.emit).
   // False for an unknown or finished task, or without a (living) owner inbox.
   bool emit(std::string_view id, std::string_view event_type, json payload);
+  bool emit(TaskNumber task, std::string_view event_type, json payload);
   // The pending agent_message events of a host-driven sub-agent, oldest first.
   std::vector<json> take_agent_messages(std::string_view id, std::size_t max = SIZE_MAX);
   std::size_t agent_inbox_len(std::string_view id) const;
@@ -245,6 +251,9 @@ class BackgroundTaskManager {
   bool cancel_core(TaskCore& t);
   TaskCore* find_core(std::string_view id);
   const TaskCore* find_core(std::string_view id) const;
+  TaskCore* find_core(TaskNumber task);
+  Result<void> settle_core(TaskCore* t, TaskResult& result);
+  bool emit_core(TaskCore* t, std::string_view event_type, json& payload);
   const BackgroundTaskStateSnapshot* state() const;
   const PersistedTaskMeta* meta(std::string_view id) const;
   void apply_retention(const std::string& owner);
