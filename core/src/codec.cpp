@@ -355,19 +355,33 @@ void write_json(std::string& out, const PersistedTaskMeta& m) {
 
 void write_json(std::string& out, const BackgroundTaskStateSnapshot& s, std::optional<std::string_view> owner_thread_id) {
   // The map is unordered; the DOM's std::map wrote ids in std::string order.
-  std::vector<const std::pair<const TaskId, PersistedTaskMeta>*> entries;
+  // Sorted on the ids' first 8 bytes as one big-endian integer (zero-padded), the whole id only on
+  // a tie: the same order as std::string's (bytes compared unsigned), mostly integer compares.
+  struct Keyed {
+    std::uint64_t prefix;
+    const std::pair<const TaskId, PersistedTaskMeta>* entry;
+  };
+  std::vector<Keyed> entries;
   entries.reserve(s.tasks.size());
-  for (const auto& e : s.tasks)
-    if (!owner_thread_id || e.second.owner_thread_id == *owner_thread_id) entries.push_back(&e);
-  std::sort(entries.begin(), entries.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  for (const auto& e : s.tasks) {
+    if (owner_thread_id && e.second.owner_thread_id != *owner_thread_id) continue;
+    std::uint64_t prefix = 0;
+    const std::size_t n = std::min<std::size_t>(8, e.first.size());
+    for (std::size_t i = 0; i < 8; ++i)
+      prefix = (prefix << 8) | (i < n ? static_cast<unsigned char>(e.first[i]) : 0u);
+    entries.push_back({prefix, &e});
+  }
+  std::sort(entries.begin(), entries.end(), [](const Keyed& a, const Keyed& b) {
+    return a.prefix != b.prefix ? a.prefix < b.prefix : a.entry->first < b.entry->first;
+  });
   out += "{\"tasks\":";
   char sep = '{';
-  for (const auto* e : entries) {
+  for (const auto& k : entries) {
     out += sep;
     sep = ',';
-    write_json_string(out, e->first);
+    write_json_string(out, k.entry->first);
     out += ':';
-    write_json(out, e->second);
+    write_json(out, k.entry->second);
   }
   out += sep == '{' ? "{}}" : "}}";
 }

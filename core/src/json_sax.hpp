@@ -14,6 +14,7 @@
 // Internal to core/src: included by codec.cpp only.
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -145,6 +146,14 @@ class JsonSaxReader {
     return true;
   }
 
+  // Bytes a string copies as they are: not '"', '\\', a control character or a UTF-8 lead/continuation byte.
+  static constexpr bool kPlainAt(unsigned c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
+  static constexpr auto kPlain = [] {
+    std::array<bool, 256> t{};
+    for (unsigned c = 0; c < 256; ++c) t[c] = kPlainAt(c);
+    return t;
+  }();
+
   static int hex(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -186,12 +195,10 @@ class JsonSaxReader {
     out.clear();
     for (;;) {
       const char* run = p_;
-      while (p_ != end_) {
-        const auto c = static_cast<unsigned char>(*p_);
-        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) break;
-        ++p_;
-      }
-      out.append(run, static_cast<std::size_t>(p_ - run));
+      const char* q = p_;  // a local: the loop keeps it in a register
+      while (q != end_ && kPlain[static_cast<unsigned char>(*q)]) ++q;
+      p_ = q;
+      out.append(run, static_cast<std::size_t>(q - run));
       if (p_ == end_) return false;
       const auto c = static_cast<unsigned char>(*p_);
       if (c == '"') {
