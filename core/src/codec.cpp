@@ -12,6 +12,7 @@
 #include <vector>
 
 namespace bgtasks {
+using namespace std::string_view_literals;
 namespace {
 
 const char* type_name(json::value_t t) {
@@ -142,13 +143,13 @@ std::size_t utf8_sequence_length(const unsigned char* p, std::size_t n) {
 
 void write_escape(std::string& out, unsigned char c) {
   switch (c) {
-    case '\b': out += "\\b"; return;
-    case '\t': out += "\\t"; return;
-    case '\n': out += "\\n"; return;
-    case '\f': out += "\\f"; return;
-    case '\r': out += "\\r"; return;
-    case '"': out += "\\\""; return;
-    case '\\': out += "\\\\"; return;
+    case '\b': out += "\\b"sv; return;
+    case '\t': out += "\\t"sv; return;
+    case '\n': out += "\\n"sv; return;
+    case '\f': out += "\\f"sv; return;
+    case '\r': out += "\\r"sv; return;
+    case '"': out += "\\\""sv; return;
+    case '\\': out += "\\\\"sv; return;
     default: {
       static constexpr char kHex[] = "0123456789abcdef";  // nlohmann: "\\u%04x", lower case
       const char u[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
@@ -166,7 +167,7 @@ void write_integer(std::string& out, Int v) {
 
 void write_float(std::string& out, double v) {
   if (!std::isfinite(v)) {
-    out += "null";  // nlohmann's dump of NaN and infinities
+    out += "null"sv;  // nlohmann's dump of NaN and infinities
     return;
   }
   char buf[64];
@@ -178,13 +179,16 @@ void write_float(std::string& out, double v) {
 void write_key(std::string& out, std::string_view key) {
   out += '"';
   out += key;
-  out += "\":";
+  out += "\":"sv;
 }
 
 void write_status(std::string& out, TaskStatus s) {
-  out += '"';
-  out += as_str(s);
-  out += '"';
+  switch (s) {
+    case TaskStatus::Running: out += "\"running\""sv; return;
+    case TaskStatus::Completed: out += "\"completed\""sv; return;
+    case TaskStatus::Failed: out += "\"failed\""sv; return;
+    case TaskStatus::Cancelled: out += "\"cancelled\""sv; return;
+  }
 }
 
 }  // namespace
@@ -219,8 +223,8 @@ void write_json_string(std::string& out, std::string_view s) {
 
 void write_json(std::string& out, const json& v) {
   switch (v.type()) {
-    case json::value_t::null: out += "null"; return;
-    case json::value_t::boolean: out += v.get<bool>() ? "true" : "false"; return;
+    case json::value_t::null: out += "null"sv; return;
+    case json::value_t::boolean: out += v.get<bool>() ? "true"sv : "false"sv; return;
     case json::value_t::string: write_json_string(out, *v.get_ptr<const json::string_t*>()); return;
     case json::value_t::number_unsigned: write_integer(out, v.get<std::uint64_t>()); return;
     case json::value_t::number_integer: write_integer(out, v.get<std::int64_t>()); return;
@@ -228,7 +232,7 @@ void write_json(std::string& out, const json& v) {
     case json::value_t::object: {
       const auto& o = *v.get_ptr<const json::object_t*>();
       if (o.empty()) {
-        out += "{}";
+        out += "{}"sv;
         return;
       }
       char sep = '{';
@@ -245,7 +249,7 @@ void write_json(std::string& out, const json& v) {
     case json::value_t::array: {
       const auto& a = *v.get_ptr<const json::array_t*>();
       if (a.empty()) {
-        out += "[]";
+        out += "[]"sv;
         return;
       }
       char sep = '[';
@@ -280,7 +284,7 @@ void write_json(std::string& out, const TaskParentContext& p) {
     write_key(out, name);
     write_json_string(out, **slot);
   }
-  out += sep == '{' ? "{}" : "}";
+  out += sep == '{' ? "{}"sv : "}"sv;
 }
 
 // Keys in sorted order, as the DOM (a std::map) writes them; created_at_ms is always present, so
@@ -294,25 +298,25 @@ void write_json(std::string& out, const TaskSummary& s) {
   }
   write_key(out, "created_at_ms");
   write_integer(out, s.created_at_ms);
-  out += ",\"description\":";
+  out += ",\"description\":"sv;
   write_json_string(out, s.description);
   if (s.error) {
-    out += ",\"error\":";
+    out += ",\"error\":"sv;
     write_json_string(out, *s.error);
   }
   if (!s.parent_context.is_empty()) {
-    out += ",\"parent_context\":";
+    out += ",\"parent_context\":"sv;
     write_json(out, s.parent_context);
   }
   if (s.result) {
-    out += ",\"result\":";
+    out += ",\"result\":"sv;
     write_json(out, *s.result);
   }
-  out += ",\"status\":";
+  out += ",\"status\":"sv;
   write_status(out, s.status);
-  out += ",\"task_id\":";
+  out += ",\"task_id\":"sv;
   write_json_string(out, s.task_id);
-  out += ",\"task_type\":";
+  out += ",\"task_type\":"sv;
   write_json_string(out, s.task_type);
   out += '}';
 }
@@ -326,29 +330,29 @@ void write_json(std::string& out, const PersistedTaskMeta& m) {
   }
   write_key(out, "created_at_ms");
   write_integer(out, m.created_at_ms);
-  out += ",\"description\":";
+  out += ",\"description\":"sv;
   write_json_string(out, m.description);
   if (m.error) {
-    out += ",\"error\":";
+    out += ",\"error\":"sv;
     write_json_string(out, *m.error);
   }
   if (m.name) {
-    out += ",\"name\":";
+    out += ",\"name\":"sv;
     write_json_string(out, *m.name);
   }
-  out += ",\"owner_thread_id\":";
+  out += ",\"owner_thread_id\":"sv;
   write_json_string(out, m.owner_thread_id);
-  out += ",\"parent_context\":";
+  out += ",\"parent_context\":"sv;
   write_json(out, m.parent_context);
   if (m.result) {
-    out += ",\"result\":";
+    out += ",\"result\":"sv;
     write_json(out, *m.result);
   }
-  out += ",\"status\":";
+  out += ",\"status\":"sv;
   write_status(out, m.status);
-  out += ",\"task_id\":";
+  out += ",\"task_id\":"sv;
   write_json_string(out, m.task_id);
-  out += ",\"task_type\":";
+  out += ",\"task_type\":"sv;
   write_json_string(out, m.task_type);
   out += '}';
 }
@@ -374,7 +378,7 @@ void write_json(std::string& out, const BackgroundTaskStateSnapshot& s, std::opt
   std::sort(entries.begin(), entries.end(), [](const Keyed& a, const Keyed& b) {
     return a.prefix != b.prefix ? a.prefix < b.prefix : a.entry->first < b.entry->first;
   });
-  out += "{\"tasks\":";
+  out += "{\"tasks\":"sv;
   char sep = '{';
   for (const auto& k : entries) {
     out += sep;
@@ -383,7 +387,7 @@ void write_json(std::string& out, const BackgroundTaskStateSnapshot& s, std::opt
     out += ':';
     write_json(out, k.entry->second);
   }
-  out += sep == '{' ? "{}}" : "}}";
+  out += sep == '{' ? "{}}"sv : "}}"sv;
 }
 
 std::string dump(const TaskSummary& s) {
