@@ -454,6 +454,45 @@ TEST(Snapshot, SnapshotJsonIsSortedAndExact) {
   EXPECT_EQ(h->manager->snapshot_json("nobody"), R"({"tasks":{}})");
 }
 
+// A key given twice: the last entry counts, in parse_snapshot's map and in restore_json (which reads
+// the entries as a list), also when an entry between them was bad.
+TEST(Snapshot, RepeatedIdKeepsItsLastEntryInParseAndRestore) {
+  auto entry = [](const char* id, const char* description) {
+    return std::string("\"") + id + R"(":{"task_id":")" + id + R"(","task_type":"shell","description":")" + description +
+           R"(","status":"completed","created_at_ms":1})";
+  };
+  const std::string text = "{\"tasks\":{" + entry("bg_2", "first") + "," + entry("bg_1", "one") + "," + entry("bg_2", "second") +
+                           ",\"bg_3\":5," + entry("bg_3", "fixed") + "," + entry("x", "a") + "," + entry("x", "b") + "}}";
+  auto parsed = parse_snapshot(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  ASSERT_EQ(parsed->tasks.size(), 4u);
+  EXPECT_EQ(parsed->tasks.at("bg_2").description, "second");
+  EXPECT_EQ(parsed->tasks.at("bg_3").description, "fixed");
+  EXPECT_EQ(parsed->tasks.at("x").description, "b");
+  auto list = parse_snapshot_entries(text);
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 6u);  // in text order, repeats included
+
+  auto h = manager_with_store();
+  auto r = h->manager->restore_json("t", text);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(*r, 4u);
+  EXPECT_EQ(h->manager->get("bg_2")->description, "second");
+  EXPECT_EQ(h->manager->get("bg_3")->description, "fixed");
+  EXPECT_EQ(h->manager->get("x")->description, "b");
+  EXPECT_EQ(h->manager->list("t").size(), 4u);
+  EXPECT_EQ(h->manager->next_task_number(), 4u);
+
+  // A bad last entry fails the whole snapshot, and nothing changes.
+  const std::string bad = "{\"tasks\":{" + entry("bg_7", "good") + ",\"bg_7\":5}}";
+  EXPECT_FALSE(parse_snapshot_entries(bad).ok());
+  auto refused = h->manager->restore_json("t", bad);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::InvalidSnapshot);
+  EXPECT_FALSE(h->manager->get("bg_7"));
+  EXPECT_EQ(h->manager->next_task_number(), 4u);
+}
+
 // ============================================================================ Restore
 
 TEST(Restore, FixtureOrphansRunningKeepsTerminalAndClaimsOwner) {

@@ -624,7 +624,8 @@ class SnapshotReader {
   bool key(json::string_t& k);
   void syntax_error() { syntax_error_ = true; }
 
-  Result<BackgroundTaskStateSnapshot> finish();
+  // The good entries in text order; duplicates of an id are the caller's to resolve (last wins).
+  Result<std::vector<PersistedTaskMeta>> finish();
 
  private:
   using T = json::value_t;
@@ -681,8 +682,11 @@ class SnapshotReader {
   bool syntax_error_ = false;
   T root_type_ = kAbsent;
   T tasks_type_ = kAbsent;
-  BackgroundTaskStateSnapshot snap_;
-  std::map<std::string, Error> errors_;  // bad entries by id; the smallest id is reported
+  // Good entries in text order (an id given twice appears twice: the last one counts, see
+  // finish()); bad entries by id (the smallest id is reported). An id's later entry, good or bad,
+  // replaces its earlier verdict.
+  std::vector<PersistedTaskMeta> entries_;
+  std::map<std::string, Error> errors_;
   // The entry being read.
   std::string entry_key_;
   std::array<StrSlot, kStringFields> str_slots_;
@@ -729,7 +733,7 @@ void SnapshotReader::build(json v, bool container) {
 
 void SnapshotReader::reset_tasks(T type) {
   tasks_type_ = type;
-  snap_.tasks.clear();
+  entries_.clear();
   errors_.clear();
 }
 
@@ -865,11 +869,12 @@ void SnapshotReader::begin_meta() {
 
 void SnapshotReader::commit(PersistedTaskMeta&& m) {
   if (!errors_.empty()) errors_.erase(entry_key_);
-  snap_.tasks.insert_or_assign(std::move(entry_key_), std::move(m));
+  entries_.push_back(std::move(m));  // m.task_id == entry_key_ (checked)
 }
 
 void SnapshotReader::commit(Error&& e) {
-  snap_.tasks.erase(entry_key_);
+  // An earlier good entry of this id stays in entries_, but any error fails the whole snapshot;
+  // a later good entry of the id lifts the error again (commit above).
   errors_.insert_or_assign(std::move(entry_key_), std::move(e));
 }
 
@@ -950,13 +955,13 @@ void SnapshotReader::finish_meta() {
   commit(std::move(m));
 }
 
-Result<BackgroundTaskStateSnapshot> SnapshotReader::finish() {
+Result<std::vector<PersistedTaskMeta>> SnapshotReader::finish() {
   if (syntax_error_) return limit_error("snapshot", Errc::InvalidSnapshot, kNotJson);
   if (root_type_ != T::object) return wrong_type("snapshot", "an object {\"tasks\": {...}}", type_name(root_type_));
   if (tasks_type_ == kAbsent) return bad("snapshot", "missing field \"tasks\"");
   if (tasks_type_ != T::object) return wrong_type("tasks", "an object", type_name(tasks_type_));
   if (!errors_.empty()) return std::move(errors_.begin()->second);
-  return std::move(snap_);
+  return std::move(entries_);
 }
 
 }  // namespace
@@ -972,7 +977,7 @@ Result<json> parse_json(std::string_view text, std::string_view what, Errc code,
   return j;
 }
 
-Result<BackgroundTaskStateSnapshot> parse_snapshot(std::string_view text) {
+Result<std::vector<PersistedTaskMeta>> parse_snapshot_entries(std::string_view text) {
   if (auto e = check_size(text, "snapshot", Errc::InvalidSnapshot)) return std::move(*e);
   SnapshotReader reader;
   if (!detail::json_sax_parse(text, reader, kMaxSnapshotDepth)) {
@@ -980,6 +985,18 @@ Result<BackgroundTaskStateSnapshot> parse_snapshot(std::string_view text) {
     reader.syntax_error();
   }
   return reader.finish();
+}
+
+Result<BackgroundTaskStateSnapshot> parse_snapshot(std::string_view text) {
+  auto entries = parse_snapshot_entries(text);
+  if (!entries) return entries.error();
+  BackgroundTaskStateSnapshot snap;
+  snap.tasks.reserve(entries->size());
+  for (auto& m : *entries) {
+    TaskId id = m.task_id;
+    snap.tasks.insert_or_assign(std::move(id), std::move(m));  // a repeated id: the last entry wins
+  }
+  return snap;
 }
 
 }  // namespace bgtasks

@@ -97,7 +97,8 @@ void sort_by_id(std::vector<const PersistedTaskMeta*>& metas) {
   std::sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) {
     if (a.numbered != b.numbered) return a.numbered;  // as id_less
     if (a.numbered && a.n != b.n) return a.n < b.n;
-    return a.meta->task_id < b.meta->task_id;
+    if (const int c = a.meta->task_id.compare(b.meta->task_id)) return c < 0;
+    return a.meta < b.meta;  // one id twice (entries of a list): in list order
   });
   for (std::size_t i = 0; i < keyed.size(); ++i) metas[i] = keyed[i].meta;
 }
@@ -678,8 +679,11 @@ std::size_t BackgroundTaskManager::restore_entries(std::string_view owner, std::
   // Ids are visited in id order so that the outcome does not depend on hash order.
   sort_by_id(entries);
   std::size_t added = 0;
-  for (const PersistedTaskMeta* entry : entries) {
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const PersistedTaskMeta* entry = entries[i];
     const TaskId& id = entry->task_id;
+    // An id listed twice (restore_json's entry list): its last entry counts, as in parse_snapshot.
+    if (i + 1 < entries.size() && entries[i + 1]->task_id == id) continue;
     if (meta(id)) continue;  // existing ids (live tasks among them) are kept as they are
     const auto number = parse_bg_number(id);
     if (number) {
@@ -716,10 +720,13 @@ std::size_t BackgroundTaskManager::restore_entries(std::string_view owner, std::
 
 Result<std::size_t> BackgroundTaskManager::restore_json(std::string_view owner, std::string_view text) {
   if (!store_) return errors::store_not_configured();
-  auto snap = parse_snapshot(text);
-  if (!snap) return snap.error();
+  auto parsed = parse_snapshot_entries(text);
+  if (!parsed) return parsed.error();
   if (!store_->is_registered(BackgroundTaskStateKey::name)) return errors::unknown_key(BackgroundTaskStateKey::name);
-  return restore_for_thread(owner, std::move(*snap));
+  std::vector<const PersistedTaskMeta*> entries;
+  entries.reserve(parsed->size());
+  for (const auto& m : *parsed) entries.push_back(&m);
+  return restore_entries(owner, entries, true);
 }
 
 std::string BackgroundTaskManager::snapshot_json(std::optional<std::string_view> owner) const {

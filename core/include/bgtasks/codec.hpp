@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "bgtasks/result.hpp"
 #include "bgtasks/types.hpp"
@@ -38,6 +39,9 @@ Result<BackgroundTaskStateSnapshot> snapshot_from_json(const json& j);
 // parsed value, read without a DOM for the envelope (only results become json). Errors are
 // InvalidSnapshot.
 Result<BackgroundTaskStateSnapshot> parse_snapshot(std::string_view text);
+// The same check, the entries as a list in text order: an id given twice appears twice, and its
+// last entry is the one parse_snapshot keeps. Restoring reads this (no map to build and drop).
+Result<std::vector<PersistedTaskMeta>> parse_snapshot_entries(std::string_view text);
 // Any JSON text within the limits (emit payloads, task results from hosts); errors carry `code`.
 Result<json> parse_json(std::string_view text, std::string_view what, Errc code = Errc::InvalidSnapshot,
                         std::size_t max_depth = kMaxJsonDepth);
