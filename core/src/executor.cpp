@@ -190,9 +190,14 @@ std::size_t Executor::run_until_idle() {
   return total;
 }
 
+bool Executor::front_timer_due(std::uint64_t now) const noexcept {
+  // A deadline of kNever (a sleep past the end of time) is never due, even once the clock got there.
+  return !timers_.empty() && timers_.front()->deadline != kNever && timers_.front()->deadline <= now;
+}
+
 bool Executor::has_ready() const {
   if (!ready_.empty() || has_posted_.load(std::memory_order_acquire)) return true;
-  return !timers_.empty() && timers_.front()->deadline != kNever && timers_.front()->deadline <= clock_->now_ms();
+  return front_timer_due(clock_->now_ms());
 }
 
 // Timers armed for kNever sort last and are never due: they are not a deadline.
@@ -217,7 +222,7 @@ bool Executor::set_time(std::uint64_t ms) {
 
 void Executor::collect_due_timers() {
   const std::uint64_t now = clock_->now_ms();
-  while (!timers_.empty() && timers_.front()->deadline != kNever && timers_.front()->deadline <= now) {
+  while (front_timer_due(now)) {
     TimerNode* t = timers_.front();
     heap_remove(0);
     fire(*t->waiter, WakeReason::Timer);

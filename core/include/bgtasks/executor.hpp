@@ -169,6 +169,7 @@ class Executor {
   void unqueue(Fiber* f) noexcept;
   void release_detached(Fiber* f) noexcept;
   void collect_due_timers();
+  bool front_timer_due(std::uint64_t now) const noexcept;
   std::size_t run_posted();
   void heap_up(std::size_t i) noexcept;
   void heap_down(std::size_t i) noexcept;
