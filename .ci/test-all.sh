@@ -11,19 +11,25 @@ echo "== apt: toolchain, libraries, Emscripten 3.1.6, Chromium, clang (libFuzzer
 $SUDO apt-get update -q
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
   g++ cmake ninja-build libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev emscripten chromium \
-  clang libclang-rt-14-dev libasio-dev valgrind
+  clang libclang-rt-14-dev libasio-dev valgrind locales
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then echo "Node.js >= 20 is required (found: $(node --version 2>&1))" >&2; exit 1; fi
+
+# A C locale whose decimal point is ',' for the codec's locale test (NumbersDoNotDependOnTheCLocale
+# in native_tests/codec_differential_test.cpp): generated under build/, used only by the native tests.
+mkdir -p build/locale
+localedef -i de_DE -f UTF-8 build/locale/de_DE.UTF-8
+LOCALE_ENV=(env LOCPATH="$PWD/build/locale" BGTASKS_REQUIRE_COMMA_LOCALE=1)
 
 echo "== native build + GoogleTest (RelWithDebInfo)"
 cmake --preset native
 cmake --build --preset native
-ctest --preset native -j2
+"${LOCALE_ENV[@]}" ctest --preset native -j2
 
 echo "== native build + GoogleTest under AddressSanitizer, LeakSanitizer and UBSan"
 cmake --preset native-asan
 cmake --build --preset native-asan
-ctest --preset native-asan -j2
+"${LOCALE_ENV[@]}" ctest --preset native-asan -j2
 
 echo "== fuzzing: every libFuzzer target for 20 s under ASan+UBSan, from the seed corpus (fuzz/README.md)"
 bash fuzz/run.sh 20

@@ -4,8 +4,10 @@
 //    scenarios and the bad-input catalogue, and seeded generated texts with wrong types,
 //    duplicate keys, unknown keys, missing fields and broken syntax);
 //  - write_json / dump(x) / drain_json write the bytes of nlohmann's dump of the DOM form.
+#include <clocale>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -397,6 +399,32 @@ TEST(CodecDifferential, ReaderMatchesNlohmannOnLexicalCorners) {
   }
   EXPECT_GT(accepted, 40u);  // the list reaches the success path
   EXPECT_LT(accepted, texts.size() - 50);  // and the refusals
+}
+
+// Numbers read and written the same whatever the process's C locale: a native host may run under
+// one whose decimal point is ',' (strtod reads LC_NUMERIC). .ci/test-all.sh generates de_DE.UTF-8
+// into build/locale and runs the tests with LOCPATH there and BGTASKS_REQUIRE_COMMA_LOCALE=1.
+TEST(CodecDifferential, NumbersDoNotDependOnTheCLocale) {
+  struct RestoreLocale {
+    std::string saved = std::setlocale(LC_NUMERIC, nullptr);
+    ~RestoreLocale() { std::setlocale(LC_NUMERIC, saved.c_str()); }
+  } restore;
+  if (!std::setlocale(LC_NUMERIC, "de_DE.UTF-8")) {
+    if (std::getenv("BGTASKS_REQUIRE_COMMA_LOCALE")) FAIL() << "locale de_DE.UTF-8 not found (LOCPATH?)";
+    GTEST_SKIP() << "no de_DE.UTF-8 locale on this machine";
+  }
+  ASSERT_EQ(std::localeconv()->decimal_point[0], ',');
+  const std::string text = "[1.5,2.25e1,0.5,-0.125,1e2,1.7976931348623157e308]";
+  auto ours = parse_json(text, "t");
+  ASSERT_TRUE(ours.ok()) << ours.error().message;
+  EXPECT_EQ(*ours, json::array({1.5, 22.5, 0.5, -0.125, 100.0, 1.7976931348623157e308}));
+  EXPECT_EQ(*ours, json::parse(text));
+  EXPECT_EQ(dump(*ours), "[1.5,22.5,0.5,-0.125,100.0,1.7976931348623157e+308]");
+  const std::string snap = R"({"tasks":{"bg_1":{"task_id":"bg_1","task_type":"t","description":"d","status":"completed",)"
+                           R"("created_at_ms":1,"result":{"pct":12.5}}}})";
+  auto parsed = parse_snapshot(snap);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_EQ(parsed->tasks.at("bg_1").result, json({{"pct", 12.5}}));
 }
 
 TEST(CodecDifferential, WriterMatchesNlohmannDump) {

@@ -6,8 +6,9 @@
 //  - RFC 8259 JSON, whitespace " \t\n\r", an optional UTF-8 BOM at the very start, and
 //    anything after a NUL byte that follows the value (nlohmann's lexer ends input there);
 //  - strings: strict UTF-8, no raw control characters, \u escapes with surrogate pairs checked;
-//  - integers that fit int64 (negative) or uint64 are integers, others doubles (strtod); a double
-//    that overflows to infinity is an error (nlohmann's "number overflow").
+//  - integers that fit int64 (negative) or uint64 are integers, others doubles (strtod, whatever
+//    the C locale's decimal point); a double that overflows to infinity is an error (nlohmann's
+//    "number overflow").
 // Why not nlohmann's lexer: it copies every character into a token buffer and an error-message
 // buffer; restoring a 1e5-task snapshot spent most of its time there (bench/README.md).
 // Nesting is bounded by max_depth (the container stack is a vector, no recursion either way).
@@ -15,6 +16,7 @@
 #pragma once
 
 #include <array>
+#include <clocale>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -318,8 +320,14 @@ class JsonSaxReader {
                                                                                   : -static_cast<std::int64_t>(v));
       }
     }
-    // strtod needs a terminated copy (the text is a view).
+    // strtod needs a terminated copy (the text is a view), and reads the decimal point of the
+    // process's C locale (LC_NUMERIC): write that one for '.', as nlohmann's lexer does, so that a
+    // host running under, say, de_DE reads 1.5 as 1.5 and not as 1.
     num_.assign(start, static_cast<std::size_t>(p_ - start));
+    if (const std::size_t dot = num_.find('.'); dot != std::string::npos) {
+      const char* point = std::localeconv()->decimal_point;
+      if (point && point[0] != '\0' && point[0] != '.') num_[dot] = point[0];
+    }
     const double d = std::strtod(num_.c_str(), nullptr);
     if (!std::isfinite(d)) return false;
     return sax_.number_float(d, num_);
