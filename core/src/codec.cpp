@@ -117,30 +117,6 @@ constexpr std::array<std::uint8_t, 256> kCharClass = [] {
   return t;
 }();
 
-// Length of the well-formed UTF-8 sequence at p (RFC 3629: what nlohmann's decoder accepts: no
-// overlongs, no surrogates, nothing above U+10FFFF), 0 if it is ill-formed.
-std::size_t utf8_sequence_length(const unsigned char* p, std::size_t n) {
-  const unsigned c = p[0];
-  auto cont = [&](std::size_t i) { return (p[i] & 0xC0u) == 0x80u; };
-  if (c < 0xC2) return 0;
-  if (c < 0xE0) return n >= 2 && cont(1) ? 2 : 0;
-  if (c < 0xF0) {
-    if (n < 3 || !cont(2)) return 0;
-    const unsigned c1 = p[1];
-    if (c == 0xE0) return c1 >= 0xA0 && c1 <= 0xBF ? 3 : 0;
-    if (c == 0xED) return c1 >= 0x80 && c1 <= 0x9F ? 3 : 0;
-    return cont(1) ? 3 : 0;
-  }
-  if (c < 0xF5) {
-    if (n < 4 || !cont(2) || !cont(3)) return 0;
-    const unsigned c1 = p[1];
-    if (c == 0xF0) return c1 >= 0x90 && c1 <= 0xBF ? 4 : 0;
-    if (c == 0xF4) return c1 >= 0x80 && c1 <= 0x8F ? 4 : 0;
-    return cont(1) ? 4 : 0;
-  }
-  return 0;
-}
-
 void write_escape(std::string& out, unsigned char c) {
   switch (c) {
     case '\b': out += "\\b"sv; return;
@@ -204,7 +180,7 @@ void write_json_string(std::string& out, std::string_view s) {
     if (cls == 0) {
       ++i;
     } else if (cls == 2) {
-      const std::size_t len = utf8_sequence_length(p + i, n - i);
+      const std::size_t len = detail::utf8_sequence_length(p + i, n - i);
       if (len == 0) {  // invalid UTF-8: nlohmann's replacement, exactly
         out.resize(start);
         out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);

@@ -27,6 +27,31 @@
 
 namespace bgtasks::detail {
 
+// Length of the well-formed UTF-8 sequence at p (n bytes available), 0 if it is ill-formed:
+// RFC 3629, as nlohmann's decoder accepts it (no overlongs, no surrogates, nothing above
+// U+10FFFF). The reader validates strings with it, and the writers decide with it what to copy.
+inline std::size_t utf8_sequence_length(const unsigned char* p, std::size_t n) {
+  const unsigned c = p[0];
+  auto cont = [&](std::size_t i) { return (p[i] & 0xC0u) == 0x80u; };
+  if (c < 0xC2) return 0;
+  if (c < 0xE0) return n >= 2 && cont(1) ? 2 : 0;
+  if (c < 0xF0) {
+    if (n < 3 || !cont(2)) return 0;
+    const unsigned c1 = p[1];
+    if (c == 0xE0) return c1 >= 0xA0 && c1 <= 0xBF ? 3 : 0;
+    if (c == 0xED) return c1 >= 0x80 && c1 <= 0x9F ? 3 : 0;
+    return cont(1) ? 3 : 0;
+  }
+  if (c < 0xF5) {
+    if (n < 4 || !cont(2) || !cont(3)) return 0;
+    const unsigned c1 = p[1];
+    if (c == 0xF0) return c1 >= 0x90 && c1 <= 0xBF ? 4 : 0;
+    if (c == 0xF4) return c1 >= 0x80 && c1 <= 0x8F ? 4 : 0;
+    return cont(1) ? 4 : 0;
+  }
+  return 0;
+}
+
 template <class Sax>
 class JsonSaxReader {
  public:
@@ -248,32 +273,25 @@ class JsonSaxReader {
     }
   }
 
-  // One multi-byte UTF-8 sequence, validated as nlohmann does (no overlongs, no surrogates, <= U+10FFFF).
+  // One multi-byte UTF-8 sequence, validated as nlohmann does.
   bool utf8_sequence(std::string& out) {
-    const auto b0 = static_cast<unsigned char>(*p_);
-    std::size_t n;
-    unsigned char lo = 0x80, hi = 0xBF;  // range of the second byte
-    if (b0 >= 0xC2 && b0 <= 0xDF) n = 2;
-    else if (b0 == 0xE0) n = 3, lo = 0xA0;
-    else if ((b0 >= 0xE1 && b0 <= 0xEC) || b0 == 0xEE || b0 == 0xEF) n = 3;
-    else if (b0 == 0xED) n = 3, hi = 0x9F;
-    else if (b0 == 0xF0) n = 4, lo = 0x90;
-    else if (b0 >= 0xF1 && b0 <= 0xF3) n = 4;
-    else if (b0 == 0xF4) n = 4, hi = 0x8F;
-    else return false;
-    if (static_cast<std::size_t>(end_ - p_) < n) return false;
-    const auto b1 = static_cast<unsigned char>(p_[1]);
-    if (b1 < lo || b1 > hi) return false;
-    for (std::size_t i = 2; i < n; ++i) {
-      const auto b = static_cast<unsigned char>(p_[i]);
-      if (b < 0x80 || b > 0xBF) return false;
-    }
+    const std::size_t n = utf8_sequence_length(reinterpret_cast<const unsigned char*>(p_), static_cast<std::size_t>(end_ - p_));
+    if (n == 0) return false;
     out.append(p_, n);
     p_ += n;
     return true;
   }
 
   static bool digit(char c) { return c >= '0' && c <= '9'; }
+
+  // The C locale's decimal point, looked up once per parse (at its first fraction).
+  char decimal_point() {
+    if (decimal_point_ == '\0') {
+      const char* point = std::localeconv()->decimal_point;
+      decimal_point_ = point && point[0] != '\0' ? point[0] : '.';
+    }
+    return decimal_point_;
+  }
 
   bool number() {
     const char* start = p_;
@@ -324,10 +342,7 @@ class JsonSaxReader {
     // process's C locale (LC_NUMERIC): write that one for '.', as nlohmann's lexer does, so that a
     // host running under, say, de_DE reads 1.5 as 1.5 and not as 1.
     num_.assign(start, static_cast<std::size_t>(p_ - start));
-    if (const std::size_t dot = num_.find('.'); dot != std::string::npos) {
-      const char* point = std::localeconv()->decimal_point;
-      if (point && point[0] != '\0' && point[0] != '.') num_[dot] = point[0];
-    }
+    if (const std::size_t dot = num_.find('.'); dot != std::string::npos) num_[dot] = decimal_point();
     const double d = std::strtod(num_.c_str(), nullptr);
     if (!std::isfinite(d)) return false;
     return sax_.number_float(d, num_);
@@ -340,6 +355,7 @@ class JsonSaxReader {
   std::vector<Frame> stack_;
   std::string buf_;  // the current string or key (handlers may move from it)
   std::string num_;
+  char decimal_point_ = '\0';  // not looked up yet
 };
 
 // Parses `text` into `sax`; false on a syntax error, nesting past max_depth, or when the handler stopped.
