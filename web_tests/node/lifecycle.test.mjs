@@ -3,6 +3,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { manual } from './_helpers.mjs';
 
+// ctx.emit of each [event type, payload]: results[type] is 'accepted' or the error it threw.
+function tryEmits(ctx, results, cases) {
+  for (const [name, value] of cases) {
+    try {
+      ctx.emit(name, value);
+      results[name] = 'accepted';
+    } catch (e) {
+      results[name] = `${e.name}: ${e.message}`;
+    }
+  }
+}
+
 test('spawn returns bg_<n> at once and never runs the body inside spawn', async (t) => {
   const mgr = await manual(t);
   let ran = false;
@@ -179,14 +191,7 @@ test('payloads: plain data is kept as emitted, anything else as its JSON form; t
     ctx.emit('undef');
     const deep = (n) => (n === 0 ? 1 : [deep(n - 1)]);
     ctx.emit('deep128', deep(129));
-    for (const [name, value] of [['deep129', deep(130)], ['cycle', (() => { const o = {}; o.o = o; return o; })()], ['key', { ['\ud800']: 1 }], ['bigint', { n: 1n }]]) {
-      try {
-        ctx.emit(name, value);
-        results[name] = 'accepted';
-      } catch (e) {
-        results[name] = `${e.name}: ${e.message}`;
-      }
-    }
+    tryEmits(ctx, results, [['deep129', deep(130)], ['cycle', (() => { const o = {}; o.o = o; return o; })()], ['key', { ['\ud800']: 1 }], ['bigint', { n: 1n }]]);
   });
   await mgr.runUntilIdle();
   const events = mgr.drain();
@@ -260,17 +265,10 @@ test('payload copies keep an own "__proto__" key, and bad payloads fail as JSON.
   const results = {};
   mgr.spawn({ thread: 't', type: 'x' }, async (ctx) => {
     ctx.emit('proto', JSON.parse('{"__proto__":{"x":1},"a":2}'));
-    for (const [name, value] of [
+    tryEmits(ctx, results, [
       ['getter', { get a() { throw new Error('boom'); } }],
       ['bigint-after-surrogate', { a: '\ud800', b: 1n }],
-    ]) {
-      try {
-        ctx.emit(name, value);
-        results[name] = 'accepted';
-      } catch (e) {
-        results[name] = `${e.name}: ${e.message}`;
-      }
-    }
+    ]);
   });
   await mgr.runUntilIdle();
   const [proto] = mgr.drain();
