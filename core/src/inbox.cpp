@@ -7,7 +7,7 @@
 namespace bgtasks {
 
 // ---- Event --------------------------------------------------------------------------------------
-Event Event::custom(TaskId id, std::string thread, std::string event_type, json payload) {
+Event Event::custom(TaskId id, SharedString thread, std::string event_type, json payload) {
   Event e;
   e.kind = EventKind::Custom;
   e.task_id = std::move(id);
@@ -17,11 +17,11 @@ Event Event::custom(TaskId id, std::string thread, std::string event_type, json 
   return e;
 }
 
-Event Event::terminal(TaskId id, std::string thread, const TaskResult& result) {
+Event Event::terminal(TaskId id, SharedString thread, const TaskResult& result) {
   return terminal(std::move(id), std::move(thread), TaskResult(result));
 }
 
-Event Event::terminal(TaskId id, std::string thread, TaskResult&& result) {
+Event Event::terminal(TaskId id, SharedString thread, TaskResult&& result) {
   Event e;
   e.task_id = std::move(id);
   e.thread = std::move(thread);
@@ -41,7 +41,7 @@ Event Event::terminal(TaskId id, std::string thread, TaskResult&& result) {
   return e;
 }
 
-Event Event::raw(std::string thread, json message) {
+Event Event::raw(SharedString thread, json message) {
   Event e;
   e.kind = EventKind::Raw;
   e.thread = std::move(thread);
@@ -83,7 +83,7 @@ InboxSender::~InboxSender() {
   if (--s_->senders == 0) s_->waiters.wake_all(WakeReason::Signal);
 }
 
-InboxSender InboxSender::for_thread(std::string thread) const {
+InboxSender InboxSender::for_thread(SharedString thread) const {
   InboxSender copy(*this);
   copy.thread_ = std::move(thread);
   return copy;

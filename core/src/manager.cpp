@@ -12,7 +12,7 @@ namespace bgtasks {
 // One spawned task: its fiber (the body's frames), its cancellation state, and what awaken
 // captures at spawn (the owner inbox). Metadata lives in the store, not here.
 struct BackgroundTaskManager::TaskCore final : Fiber {
-  TaskCore(BackgroundTaskManager& m, TaskId task_id, std::string owner_thread, std::string type, BodyKind k)
+  TaskCore(BackgroundTaskManager& m, TaskId task_id, SharedString owner_thread, std::string type, BodyKind k)
       : Fiber(m.executor()), ambient{&m, std::move(task_id)}, owner(std::move(owner_thread)), task_type(std::move(type)), kind(k) {}
   ~TaskCore() override { destroy_frame(); }
 
@@ -56,7 +56,7 @@ struct BackgroundTaskManager::TaskCore final : Fiber {
   CancellationToken token() { return CancellationToken::share(self.lock(), &cancel); }
 
   BackgroundTaskContext ambient;  // {manager, task id}: set around every step
-  std::string owner;
+  SharedString owner;
   std::string task_type;
   BodyKind kind;
   bool live = true;              // the body has not ended
@@ -143,10 +143,10 @@ BackgroundTaskManager::BackgroundTaskManager(Executor& executor, ManagerOptions 
 
 BackgroundTaskManager::~BackgroundTaskManager() {
   // Drop every queued fiber in one pass, then free the frames (nothing runs, nothing is committed).
-  for (auto& [id, core] : handles_) core->dying_for_teardown();
+  handles_.for_each([](std::uint64_t, TaskCore& core) { core.dying_for_teardown(); });
   executor_->purge_dying();
   // Frames hold tokens that share their core: free the frames first, then the cores.
-  for (auto& [id, core] : handles_) core->destroy_frame();
+  handles_.for_each([](std::uint64_t, TaskCore& core) { core.destroy_frame(); });
   handles_.clear();
 }
 
@@ -183,17 +183,15 @@ BackgroundTaskManager::TaskCore* BackgroundTaskManager::find_core(std::string_vi
 }
 
 BackgroundTaskManager::TaskCore* BackgroundTaskManager::find_core(TaskNumber task) {
-  auto it = handles_.find(static_cast<std::uint64_t>(task));
-  return it == handles_.end() ? nullptr : it->second.get();
+  return handles_.find(static_cast<std::uint64_t>(task));
 }
 
 const BackgroundTaskManager::TaskCore* BackgroundTaskManager::find_core(std::string_view id) const {
   const auto n = parse_bg_number(id);
   if (!n) return nullptr;
-  auto it = handles_.find(*n);
+  const TaskCore* t = handles_.find(*n);
   // "bg_07" and "bg_+7" parse as 7 too, but only the canonical spelling was handed out.
-  if (it == handles_.end() || it->second->id() != id) return nullptr;
-  return it->second.get();
+  return t && t->id() == id ? t : nullptr;
 }
 
 // ---- spawning -------------------------------------------------------------------------------------
@@ -244,7 +242,8 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   if (!r) return r.error();
   if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
 
-  auto core = std::make_shared<TaskCore>(*this, std::move(id), std::string(owner), std::string(task_type), kind);
+  if (last_owner_ != owner) last_owner_ = SharedString(owner);
+  auto core = std::make_shared<TaskCore>(*this, std::move(id), last_owner_, std::string(task_type), kind);
   core->self = core;
   TaskCore& t = *core;
   if (owner_inbox_) t.owner_inbox = owner_inbox_->for_thread(t.owner);
@@ -257,7 +256,7 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   } else {
     t.start_body(make_body.make(make_body.fn, t));
   }
-  handles_.emplace(number, std::move(core));
+  handles_.insert(number, std::move(core));
   return t.id();
 }
 
@@ -301,7 +300,7 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
     PersistedTaskMeta& m = it->second;
     if (inserted) {
       m.task_id = t.id();
-      m.owner_thread_id = t.owner;
+      m.owner_thread_id = t.owner.view();
       m.task_type = t.task_type;
     } else if (fresh) {
       index_remove(m);
@@ -346,7 +345,7 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
 
   // Retention may free `t`: keep the owner (only then; a copy per completion otherwise).
   std::optional<std::string> owner;
-  if (options_.retain_finished) owner = t.owner;
+  if (options_.retain_finished) owner = t.owner.str();
   if (!t.end_waiters.empty()) {
     t.end_waiters.for_each([&](WaitNode& n) { *static_cast<std::optional<TaskSummary>*>(n.context) = summary; });
     t.end_waiters.wake_all(WakeReason::Signal);
@@ -534,9 +533,9 @@ bool BackgroundTaskManager::has_running(std::string_view owner) const {
     return false;
   }
   // awaken's fallback without a store value: any handle of the thread, status ignored.
-  for (const auto& [id, t] : handles_)
-    if (t->owner == owner) return true;
-  return false;
+  bool any = false;
+  handles_.for_each([&](std::uint64_t, const TaskCore& t) { any = any || t.owner == owner; });
+  return any;
 }
 
 bool BackgroundTaskManager::is_cancel_requested(std::string_view id) const {
@@ -587,12 +586,14 @@ std::size_t BackgroundTaskManager::cancel_tree(std::string_view root) {
 }
 
 std::size_t BackgroundTaskManager::cancel_all(std::string_view owner) {
-  std::vector<TaskCore*> targets;
-  for (auto& [id, t] : handles_)
-    if (t->owner == owner) targets.push_back(t.get());
-  std::sort(targets.begin(), targets.end(), [](auto* a, auto* b) { return id_less(a->id(), b->id()); });
+  // Handles are keyed by N of bg_N: number order is id order.
+  std::vector<std::pair<std::uint64_t, TaskCore*>> targets;
+  handles_.for_each([&](std::uint64_t n, TaskCore& t) {
+    if (t.owner == owner) targets.emplace_back(n, &t);
+  });
+  std::sort(targets.begin(), targets.end());
   std::size_t count = 0;
-  for (TaskCore* t : targets)
+  for (auto [n, t] : targets)
     if (cancel_core(*t)) ++count;
   return count;
 }
@@ -749,12 +750,12 @@ ManagerStats BackgroundTaskManager::stats() const {
     }
   }
   st.agent_inbox_dropped = ended_agent_inbox_dropped_;
-  for (const auto& [id, t] : handles_) {
-    if (!t->live) continue;
+  handles_.for_each([&](std::uint64_t, const TaskCore& t) {
+    if (!t.live) return;
     ++st.live_bodies;
-    if (t->cancel.cancelled) ++st.cancel_requested_running;
-    if (t->agent_inbox) st.agent_inbox_dropped += t->agent_inbox->dropped();
-  }
+    if (t.cancel.cancelled) ++st.cancel_requested_running;
+    if (t.agent_inbox) st.agent_inbox_dropped += t.agent_inbox->dropped();
+  });
   if (owner_inbox_) {
     st.owner_inbox_depth = owner_inbox_->len();
     st.owner_inbox_dropped = owner_inbox_->dropped();

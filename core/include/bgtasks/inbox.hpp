@@ -16,6 +16,7 @@
 
 #include "bgtasks/cancellation.hpp"
 #include "bgtasks/executor.hpp"
+#include "bgtasks/shared_string.hpp"
 #include "bgtasks/types.hpp"
 
 namespace bgtasks {
@@ -27,15 +28,15 @@ enum class EventKind : std::uint8_t { Custom, Completed, Failed, Cancelled, Raw 
 struct Event {
   EventKind kind = EventKind::Raw;
   TaskId task_id;
-  std::string thread;      // owner thread of the task; routing only, never serialized
+  SharedString thread;     // owner thread of the task; routing only, never serialized
   std::string event_type;  // Custom
   json data;               // Custom payload, Completed result, or the Raw message itself
   std::string error;       // Failed
 
-  static Event custom(TaskId id, std::string thread, std::string event_type, json payload);
-  static Event terminal(TaskId id, std::string thread, const TaskResult& result);
-  static Event terminal(TaskId id, std::string thread, TaskResult&& result);  // moves the value and error
-  static Event raw(std::string thread, json message);
+  static Event custom(TaskId id, SharedString thread, std::string event_type, json payload);
+  static Event terminal(TaskId id, SharedString thread, const TaskResult& result);
+  static Event terminal(TaskId id, SharedString thread, TaskResult&& result);  // moves the value and error
+  static Event raw(SharedString thread, json message);
   // awaken's JSON: {"kind":"custom","task_id":…,"event_type":…,"payload":…} etc., keys sorted.
   json to_json() const;
 };
@@ -85,14 +86,14 @@ class InboxSender {
   bool is_closed() const noexcept { return !s_->receiver_alive; }
   std::uint64_t dropped() const noexcept { return s_->dropped; }
   // A copy whose raw sends are attributed to `thread` (for drain(thread)).
-  InboxSender for_thread(std::string thread) const;
+  InboxSender for_thread(SharedString thread) const;
   bool same_channel(const InboxSender& o) const noexcept { return s_ == o.s_; }
 
  private:
   friend std::pair<InboxSender, class InboxReceiver> inbox_channel_with_fallback(OnInboxClosed, InboxOptions);
   explicit InboxSender(std::shared_ptr<detail::InboxState> s) noexcept : s_(std::move(s)) { ++s_->senders; }
   std::shared_ptr<detail::InboxState> s_;
-  std::string thread_;
+  SharedString thread_;
 };
 
 class InboxReceiver {

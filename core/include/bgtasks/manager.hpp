@@ -23,7 +23,9 @@
 #include "bgtasks/inbox.hpp"
 #include "bgtasks/lineage.hpp"
 #include "bgtasks/result.hpp"
+#include "bgtasks/shared_string.hpp"
 #include "bgtasks/state_store.hpp"
+#include "bgtasks/task_handle_map.hpp"
 #include "bgtasks/types.hpp"
 
 namespace bgtasks {
@@ -298,7 +300,8 @@ class BackgroundTaskManager {
   std::optional<InboxSender> owner_inbox_;
   std::shared_ptr<StateStore> store_;
   // Spawned tasks always have bg_N ids: keyed by N (find_core checks the spelling).
-  std::unordered_map<std::uint64_t, std::shared_ptr<TaskCore>> handles_;
+  detail::TaskHandleMap<TaskCore> handles_;
+  SharedString last_owner_;  // the last spawn's owner thread, shared by its successors on that thread
   std::uint64_t index_version_ = 0;  // key version the indexes reflect; 0: never built
   std::unordered_map<std::string, std::size_t> running_names_;  // name_key(owner, name) -> running count
   std::unordered_map<std::string, FinishedSet> finished_;       // owner -> terminal tasks (retention only)

@@ -1,0 +1,98 @@
+// The manager's handles by task number: an open-addressing table (linear probing, Fibonacci
+// hashing, at most half full). std::unordered_map<uint64_t, …> cost a node allocation per task and,
+// on wasm32, a 64-bit murmur hash and a modulo per lookup; the JS binding looks a task up on
+// every emit and settle.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace bgtasks::detail {
+
+template <class T>
+class TaskHandleMap {
+ public:
+  T* find(std::uint64_t key) const noexcept {
+    if (size_ == 0) return nullptr;
+    for (std::size_t i = home(key);; i = (i + 1) & mask()) {
+      const Slot& s = slots_[i];
+      if (!s.value) return nullptr;
+      if (s.key == key) return s.value.get();
+    }
+  }
+
+  // `key` must be absent and `value` non-null (an empty slot is one with a null value).
+  void insert(std::uint64_t key, std::shared_ptr<T> value) {
+    if (2 * (size_ + 1) > slots_.size()) grow();
+    place(key, std::move(value));
+    ++size_;
+  }
+
+  bool erase(std::uint64_t key) noexcept {
+    if (size_ == 0) return false;
+    std::size_t i = home(key);
+    for (;; i = (i + 1) & mask()) {
+      if (!slots_[i].value) return false;
+      if (slots_[i].key == key) break;
+    }
+    // Backward-shift deletion: later entries of the probe run move up, so no tombstones.
+    slots_[i].value.reset();
+    for (std::size_t j = (i + 1) & mask(); slots_[j].value; j = (j + 1) & mask()) {
+      const std::size_t h = home(slots_[j].key);
+      // Move j into the hole at i unless its home lies cyclically in (i, j].
+      const bool stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);
+      if (stays) continue;
+      slots_[i] = std::move(slots_[j]);
+      i = j;
+    }
+    --size_;
+    return true;
+  }
+
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  void clear() noexcept {
+    slots_.clear();
+    size_ = 0;
+  }
+  // f(key, T&) for every entry, in table order; f must not insert or erase.
+  template <class F>
+  void for_each(F&& f) const {
+    for (const Slot& s : slots_)
+      if (s.value) f(s.key, *s.value);
+  }
+
+ private:
+  struct Slot {
+    std::uint64_t key = 0;
+    std::shared_ptr<T> value;
+  };
+  std::size_t mask() const noexcept { return slots_.size() - 1; }
+  std::size_t home(std::uint64_t key) const noexcept {
+    return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_);
+  }
+  void place(std::uint64_t key, std::shared_ptr<T> value) noexcept {
+    std::size_t i = home(key);
+    while (slots_[i].value) i = (i + 1) & mask();
+    slots_[i].key = key;
+    slots_[i].value = std::move(value);
+  }
+  void grow() {
+    std::vector<Slot> old = std::move(slots_);
+    const std::size_t capacity = old.empty() ? 16 : 2 * old.size();
+    slots_ = std::vector<Slot>(capacity);
+    shift_ = 64;
+    for (std::size_t c = capacity; c > 1; c >>= 1) --shift_;
+    for (Slot& s : old)
+      if (s.value) place(s.key, std::move(s.value));
+  }
+
+  std::vector<Slot> slots_;
+  std::size_t size_ = 0;
+  unsigned shift_ = 64;
+};
+
+}  // namespace bgtasks::detail

@@ -1,0 +1,125 @@
+// The core's two small containers: the manager's open-addressing handle table and the shared
+// (reference-counted) thread-name string that events carry.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+
+#include "bgtasks/bgtasks.hpp"
+#include "bgtasks/shared_string.hpp"
+#include "bgtasks/task_handle_map.hpp"
+
+namespace bgtasks {
+namespace {
+
+struct Item {
+  std::uint64_t n;
+};
+
+// Random inserts and erases against std::map, over keys drawn from a small range (so erases hit
+// long probe runs and backward shifts) and from spread-out values (the top of the u64 range).
+TEST(TaskHandleMap, AgreesWithAMapUnderRandomInsertsAndErases) {
+  for (const std::uint64_t spread : {std::uint64_t{64}, std::uint64_t{4096}, UINT64_MAX}) {
+    std::mt19937_64 rng(spread);
+    detail::TaskHandleMap<Item> table;
+    std::map<std::uint64_t, std::shared_ptr<Item>> model;
+    for (int step = 0; step < 20000; ++step) {
+      const std::uint64_t key = spread == UINT64_MAX ? UINT64_MAX - rng() % 512 * 977 : rng() % spread;
+      if (rng() % 3 != 0) {
+        if (model.count(key)) continue;
+        auto item = std::make_shared<Item>(Item{key});
+        model.emplace(key, item);
+        table.insert(key, item);
+      } else {
+        ASSERT_EQ(table.erase(key), model.erase(key) == 1) << "erase " << key;
+      }
+      ASSERT_EQ(table.size(), model.size());
+      if (step % 97 == 0) {
+        for (const auto& [k, v] : model) ASSERT_EQ(table.find(k), v.get()) << "find " << k << " at step " << step;
+        std::size_t seen = 0;
+        table.for_each([&](std::uint64_t k, Item& item) {
+          ++seen;
+          EXPECT_EQ(item.n, k);
+          EXPECT_TRUE(model.count(k));
+        });
+        ASSERT_EQ(seen, model.size());
+      }
+    }
+    for (const auto& [k, v] : model) ASSERT_EQ(table.find(k), v.get());
+    ASSERT_EQ(table.find(spread == UINT64_MAX ? 1 : spread + 1), nullptr);
+  }
+}
+
+TEST(TaskHandleMap, ReleasesWhatItHolds) {
+  auto item = std::make_shared<Item>(Item{7});
+  detail::TaskHandleMap<Item> table;
+  EXPECT_EQ(table.find(7), nullptr);
+  EXPECT_FALSE(table.erase(7));
+  table.insert(7, item);
+  EXPECT_EQ(item.use_count(), 2);
+  EXPECT_TRUE(table.erase(7));
+  EXPECT_EQ(item.use_count(), 1);
+  EXPECT_TRUE(table.empty());
+  table.insert(7, item);
+  table.clear();
+  EXPECT_EQ(item.use_count(), 1);
+  EXPECT_EQ(table.find(7), nullptr);
+}
+
+TEST(SharedString, CopiesShareOneTextAndCompareAsStrings) {
+  SharedString a("agent-thread-with-a-long-name");
+  SharedString b = a;
+  EXPECT_TRUE(b.shares(a));
+  EXPECT_EQ(b, "agent-thread-with-a-long-name");
+  EXPECT_EQ(b, std::string("agent-thread-with-a-long-name"));
+  EXPECT_EQ(b, std::string_view("agent-thread-with-a-long-name"));
+  SharedString c(std::string("agent-thread-with-a-long-name"));
+  EXPECT_FALSE(c.shares(a));
+  EXPECT_EQ(c, a);  // equal text, separate storage
+  EXPECT_NE(c, SharedString("other"));
+  SharedString moved = std::move(b);
+  EXPECT_TRUE(b.empty());  // NOLINT(bugprone-use-after-move): a moved-from SharedString is empty
+  EXPECT_EQ(moved.str(), "agent-thread-with-a-long-name");
+  EXPECT_EQ("thread " + moved, "thread agent-thread-with-a-long-name");
+  EXPECT_TRUE(SharedString("").empty());
+  EXPECT_EQ(SharedString(), "");
+  EXPECT_EQ(SharedString(std::string_view("a\0b", 3)).size(), 3u);
+}
+
+// One thread name per thread is shared by the manager, its tasks and every event they send.
+TEST(SharedString, EventsOfOneThreadShareTheOwnerName) {
+  ManualClock clock{0};
+  Executor exec{clock};
+  BackgroundTaskManager m(exec);
+  auto store = std::make_shared<StateStore>();
+  ASSERT_TRUE(store->register_keys({KeyRegistration::of<BackgroundTaskStateKey>()}).ok());
+  m.set_store(store);
+  auto [tx, rx] = inbox_channel();
+  m.set_owner_inbox(tx);
+  const std::string thread = "a-thread-name-longer-than-any-short-string-buffer";
+  auto a = m.spawn_host(thread, "job", std::nullopt, "", {});
+  auto b = m.spawn_host(thread, "job", std::nullopt, "", {});
+  auto c = m.spawn_host("other", "job", std::nullopt, "", {});
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_TRUE(m.emit(*a, "progress", 1));
+  EXPECT_TRUE(m.emit(*b, "progress", 2));
+  EXPECT_TRUE(m.emit(*c, "progress", 3));
+  ASSERT_TRUE(m.complete(*a, nullptr).ok());
+  auto events = rx.drain_events();
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[0].thread, thread);
+  EXPECT_TRUE(events[1].thread.shares(events[0].thread));
+  EXPECT_TRUE(events[3].thread.shares(events[0].thread));  // the terminal event of a
+  EXPECT_EQ(events[2].thread, "other");
+  EXPECT_EQ(rx.drain_events(thread).size(), 0u);
+  EXPECT_TRUE(m.emit(*b, "progress", 4));
+  EXPECT_TRUE(m.emit(*c, "progress", 5));
+  auto mine = rx.drain_events(thread);
+  ASSERT_EQ(mine.size(), 1u);
+  EXPECT_EQ(mine[0].task_id, *b);
+}
+
+}  // namespace
+}  // namespace bgtasks
