@@ -12,7 +12,7 @@ namespace bgtasks {
 // One spawned task: its fiber (the body's frames), its cancellation state, and what awaken
 // captures at spawn (the owner inbox). Metadata lives in the store, not here.
 struct BackgroundTaskManager::TaskCore final : Fiber {
-  TaskCore(BackgroundTaskManager& m, TaskId task_id, SharedString owner_thread, std::string type, BodyKind k)
+  TaskCore(BackgroundTaskManager& m, TaskId task_id, SharedString owner_thread, SharedString type, BodyKind k)
       : Fiber(m.executor()), ambient{&m, std::move(task_id)}, owner(std::move(owner_thread)), task_type(std::move(type)), kind(k) {}
   ~TaskCore() override { destroy_frame(); }
 
@@ -57,15 +57,19 @@ struct BackgroundTaskManager::TaskCore final : Fiber {
 
   BackgroundTaskContext ambient;  // {manager, task id}: set around every step
   SharedString owner;
-  std::string task_type;
+  SharedString task_type;
   BodyKind kind;
   bool live = true;              // the body has not ended
   std::uint64_t finish_seq = 0;  // order of ending in this manager (retention's tie-break)
   detail::CancelState cancel;
   std::weak_ptr<TaskCore> self;  // tokens share ownership of this core (its cancel state)
   std::optional<InboxSender> owner_inbox;      // captured at spawn, stamped with the owner thread
-  std::optional<InboxSender> agent_inbox;      // sub-agents: the parent's end
-  std::optional<InboxReceiver> host_agent_rx;  // host-driven sub-agents: the core keeps the receiving end
+  // Sub-agents only (boxed: most tasks are not sub-agents, and every byte here is per task).
+  struct AgentInbox {
+    InboxSender tx;                        // the parent's end
+    std::optional<InboxReceiver> host_rx;  // host-driven sub-agents: the core keeps the receiving end
+  };
+  std::unique_ptr<AgentInbox> agent;
   coro::coroutine_handle<detail::Promise<TaskResult>> frame;
   WaitList end_waiters;
 };
@@ -243,15 +247,15 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
 
   if (last_owner_ != owner) last_owner_ = SharedString(owner);
-  auto core = std::make_shared<TaskCore>(*this, std::move(id), last_owner_, std::string(task_type), kind);
+  if (last_type_ != task_type) last_type_ = SharedString(task_type);
+  auto core = std::make_shared<TaskCore>(*this, std::move(id), last_owner_, last_type_, kind);
   core->self = core;
   TaskCore& t = *core;
   if (owner_inbox_) t.owner_inbox = owner_inbox_->for_thread(t.owner);
   if (kind == BodyKind::Host) {
     if (task_type == "sub_agent") {
       auto [tx, rx] = inbox_channel(options_.agent_inbox);
-      t.agent_inbox = std::move(tx);
-      t.host_agent_rx.emplace(std::move(rx));
+      t.agent = std::make_unique<TaskCore::AgentInbox>(TaskCore::AgentInbox{std::move(tx), std::move(rx)});
     }
   } else {
     t.start_body(make_body.make(make_body.fn, t));
@@ -266,7 +270,7 @@ TaskContext BackgroundTaskManager::make_task_context(TaskCore& t) {
 
 AgentTaskContext BackgroundTaskManager::make_agent_context(TaskCore& t) {
   auto [tx, rx] = inbox_channel(options_.agent_inbox);
-  t.agent_inbox = tx;
+  t.agent = std::make_unique<TaskCore::AgentInbox>(TaskCore::AgentInbox{tx, std::nullopt});
   return AgentTaskContext{t.id(), t.token(), std::move(tx), std::move(rx), t.owner_inbox, executor_};
 }
 
@@ -301,7 +305,7 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
     if (inserted) {
       m.task_id = t.id();
       m.owner_thread_id = t.owner.view();
-      m.task_type = t.task_type;
+      m.task_type = t.task_type.view();
     } else if (fresh) {
       index_remove(m);
     }
@@ -336,7 +340,7 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
                                                   : "task_completion"}});
     if (wants_summary) {
       const auto* m = meta(t.id());
-      summary = m ? m->to_summary() : TaskSummary{t.id(), t.task_type, {}, result.status(), {}, {}, 0, now, {}};
+      summary = m ? m->to_summary() : TaskSummary{t.id(), t.task_type.str(), {}, result.status(), {}, {}, 0, now, {}};
       summary->status = result.status();
       summary->completed_at_ms = now;
     }
@@ -350,8 +354,10 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
     t.end_waiters.for_each([&](WaitNode& n) { *static_cast<std::optional<TaskSummary>*>(n.context) = summary; });
     t.end_waiters.wake_all(WakeReason::Signal);
   }
-  t.host_agent_rx.reset();  // a finished host sub-agent's inbox is closed, like a dropped receiver
-  if (t.agent_inbox) ended_agent_inbox_dropped_ += t.agent_inbox->dropped();
+  if (t.agent) {
+    t.agent->host_rx.reset();  // a finished host sub-agent's inbox is closed, like a dropped receiver
+    ended_agent_inbox_dropped_ += t.agent->tx.dropped();
+  }
   if (hooks_.on_task_end) hooks_.on_task_end(*summary);
   if (owner) apply_retention(*owner);
 }
@@ -464,9 +470,9 @@ bool BackgroundTaskManager::emit_core(TaskCore* t, std::string_view event_type, 
 std::vector<json> BackgroundTaskManager::take_agent_messages(std::string_view id, std::size_t max) {
   std::vector<json> out;
   TaskCore* t = find_core(id);
-  if (!t || !t->host_agent_rx) return out;
+  if (!t || !t->agent || !t->agent->host_rx) return out;
   while (out.size() < max) {
-    auto m = t->host_agent_rx->try_recv();
+    auto m = t->agent->host_rx->try_recv();
     if (!m) break;
     out.push_back(std::move(*m));
   }
@@ -475,7 +481,7 @@ std::vector<json> BackgroundTaskManager::take_agent_messages(std::string_view id
 
 std::size_t BackgroundTaskManager::agent_inbox_len(std::string_view id) const {
   const TaskCore* t = find_core(id);
-  return t && t->host_agent_rx ? t->host_agent_rx->len() : 0;
+  return t && t->agent && t->agent->host_rx ? t->agent->host_rx->len() : 0;
 }
 
 BackgroundTaskScope BackgroundTaskManager::enter_task(std::string_view id) {
@@ -616,9 +622,9 @@ Result<void> BackgroundTaskManager::send_task_inbox_message(std::string_view id,
   if (!t) return errors::task_not_found();
   if (t->owner != owner) return errors::not_owner();
   if (const auto* m = meta(id); m && is_terminal(m->status)) return errors::task_terminated(m->status);
-  if (!t->agent_inbox) return errors::no_inbox();
+  if (!t->agent) return errors::no_inbox();
   json payload{{"from", sender_agent_id}, {"content", content}};
-  switch (t->agent_inbox->send_event(Event::custom(t->id(), t->owner, "agent_message", std::move(payload)))) {
+  switch (t->agent->tx.send_event(Event::custom(t->id(), t->owner, "agent_message", std::move(payload)))) {
     case SendOutcome::Delivered: return {};
     case SendOutcome::Full: return errors::inbox_full();
     case SendOutcome::Closed: break;
@@ -754,7 +760,7 @@ ManagerStats BackgroundTaskManager::stats() const {
     if (!t.live) return;
     ++st.live_bodies;
     if (t.cancel.cancelled) ++st.cancel_requested_running;
-    if (t.agent_inbox) st.agent_inbox_dropped += t.agent_inbox->dropped();
+    if (t.agent) st.agent_inbox_dropped += t.agent->tx.dropped();
   });
   if (owner_inbox_) {
     st.owner_inbox_depth = owner_inbox_->len();

@@ -301,7 +301,9 @@ class BackgroundTaskManager {
   std::shared_ptr<StateStore> store_;
   // Spawned tasks always have bg_N ids: keyed by N (find_core checks the spelling).
   detail::TaskHandleMap<TaskCore> handles_;
-  SharedString last_owner_;  // the last spawn's owner thread, shared by its successors on that thread
+  // The last spawn's owner thread and task type, shared by the following spawns that repeat them.
+  SharedString last_owner_;
+  SharedString last_type_;
   std::uint64_t index_version_ = 0;  // key version the indexes reflect; 0: never built
   std::unordered_map<std::string, std::size_t> running_names_;  // name_key(owner, name) -> running count
   std::unordered_map<std::string, FinishedSet> finished_;       // owner -> terminal tasks (retention only)
