@@ -18,6 +18,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -155,7 +156,7 @@ class Core {
   }
 
   void enterTask(double h) {
-    scopes_.push_back(std::make_unique<BackgroundTaskScope>(BackgroundTaskContext{manager_.get(), id_of(h)}));
+    scopes_.emplace_back(BackgroundTaskContext{manager_.get(), id_of(h)});
   }
   void leaveTask() {
     if (!scopes_.empty()) scopes_.pop_back();
@@ -393,7 +394,8 @@ class Core {
   std::shared_ptr<StateStore> store_;
   std::optional<InboxReceiver> inbox_;
   std::shared_ptr<BackgroundTaskManager> manager_;
-  std::vector<std::unique_ptr<BackgroundTaskScope>> scopes_;
+  // A deque holds the (unmovable) scopes in place: no allocation per enterTask.
+  std::deque<BackgroundTaskScope> scopes_;
   std::vector<TaskId> cancel_requests_;
   bool want_ended_ = false;
   TaskSummary last_ended_;
