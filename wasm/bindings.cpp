@@ -241,7 +241,7 @@ class Core {
     std::size_t n_extras = 0;
     auto extra = [&](const json& j) {
       extras += n_extras++ == 0 ? '[' : ',';
-      extras += dump(j);
+      write_json(extras, j);  // appended in place: no text per element
       return static_cast<double>(n_extras - 1);
     };
     double* r = records_.data();
@@ -282,7 +282,9 @@ class Core {
           r[3] = extra(e.data);
           break;
         case EventKind::Failed:
-          r[3] = extra(json(e.error));
+          extras += n_extras++ == 0 ? '[' : ',';
+          write_json_string(extras, e.error);
+          r[3] = static_cast<double>(n_extras - 1);
           break;
         case EventKind::Cancelled:
           break;
