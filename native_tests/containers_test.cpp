@@ -6,6 +6,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "bgtasks/bgtasks.hpp"
 #include "bgtasks/shared_string.hpp"
@@ -64,8 +65,15 @@ TEST(TaskHandleMap, ReleasesWhatItHolds) {
   EXPECT_TRUE(table.empty());
   table.insert(7, item);
   table.clear();
+  EXPECT_TRUE(table.empty());
   EXPECT_EQ(item.use_count(), 1);
   EXPECT_EQ(table.find(7), nullptr);
+  table.reserve(1000);  // reserving rehashes what is there and loses nothing
+  for (std::uint64_t k = 0; k < 300; ++k) table.insert(k, std::make_shared<Item>(Item{k}));
+  table.reserve(5000);
+  for (std::uint64_t k = 0; k < 300; ++k) ASSERT_NE(table.find(k), nullptr) << k;
+  EXPECT_TRUE(table.any_of([](const Item& i) { return i.n == 299; }));
+  EXPECT_FALSE(table.any_of([](const Item& i) { return i.n == 300; }));
 }
 
 TEST(SharedString, CopiesShareOneTextAndCompareAsStrings) {
@@ -86,6 +94,12 @@ TEST(SharedString, CopiesShareOneTextAndCompareAsStrings) {
   EXPECT_TRUE(SharedString("").empty());
   EXPECT_EQ(SharedString(), "");
   EXPECT_EQ(SharedString(std::string_view("a\0b", 3)).size(), 3u);
+  // A C string, as std::string's c_str(): NUL-terminated, "" when empty.
+  EXPECT_STREQ(SharedString(std::string_view("abc", 2)).c_str(), "ab");
+  EXPECT_STREQ(SharedString().c_str(), "");
+  EXPECT_LT(SharedString("a"), SharedString("b"));
+  EXPECT_LT(SharedString("a"), "b");
+  EXPECT_EQ(std::hash<SharedString>{}(SharedString("xy")), std::hash<std::string_view>{}("xy"));
 }
 
 // One thread name per thread is shared by the manager, its tasks and every event they send.
@@ -102,23 +116,73 @@ TEST(SharedString, EventsOfOneThreadShareTheOwnerName) {
   auto a = m.spawn_host(thread, "job", std::nullopt, "", {});
   auto b = m.spawn_host(thread, "job", std::nullopt, "", {});
   auto c = m.spawn_host("other", "job", std::nullopt, "", {});
-  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  auto d = m.spawn_host(thread, "job", std::nullopt, "", {});  // A, B, A: a fresh copy, same text
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok() && d.ok());
   EXPECT_TRUE(m.emit(*a, "progress", 1));
   EXPECT_TRUE(m.emit(*b, "progress", 2));
   EXPECT_TRUE(m.emit(*c, "progress", 3));
+  EXPECT_TRUE(m.emit(*d, "progress", 4));
   ASSERT_TRUE(m.complete(*a, nullptr).ok());
-  auto events = rx.drain_events();
-  ASSERT_EQ(events.size(), 4u);
-  EXPECT_EQ(events[0].thread, thread);
-  EXPECT_TRUE(events[1].thread.shares(events[0].thread));
-  EXPECT_TRUE(events[3].thread.shares(events[0].thread));  // the terminal event of a
-  EXPECT_EQ(events[2].thread, "other");
-  EXPECT_EQ(rx.drain_events(thread).size(), 0u);
-  EXPECT_TRUE(m.emit(*b, "progress", 4));
-  EXPECT_TRUE(m.emit(*c, "progress", 5));
+  // drain_events(thread) compares text, not storage: d's name is a separate copy.
   auto mine = rx.drain_events(thread);
-  ASSERT_EQ(mine.size(), 1u);
-  EXPECT_EQ(mine[0].task_id, *b);
+  ASSERT_EQ(mine.size(), 4u);
+  EXPECT_EQ(mine[0].thread, thread);
+  EXPECT_TRUE(mine[1].thread.shares(mine[0].thread));
+  EXPECT_FALSE(mine[2].thread.shares(mine[0].thread));
+  EXPECT_EQ(mine[2].task_id, *d);
+  EXPECT_TRUE(mine[3].thread.shares(mine[0].thread));  // the terminal event of a
+  auto rest = rx.drain_events();
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(rest[0].thread, "other");
+}
+
+// The task type a task core keeps (shared between spawns like the owner) is what a completion
+// writes back when an outside ReplaceAll removed the task's stored meta meanwhile.
+TEST(SharedString, ACompletionRewritesARemovedMetaWithItsOwnTaskType) {
+  ManualClock clock{0};
+  Executor exec{clock};
+  BackgroundTaskManager m(exec);
+  auto store = std::make_shared<StateStore>();
+  ASSERT_TRUE(store->register_keys({KeyRegistration::of<BackgroundTaskStateKey>()}).ok());
+  m.set_store(store);
+  auto a = m.spawn_host("t", "shell", std::nullopt, "", {});
+  auto b = m.spawn_host("t", "download", std::nullopt, "", {});
+  auto c = m.spawn_host("u", "shell", std::nullopt, "", {});
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  ASSERT_TRUE(store->apply<BackgroundTaskStateKey>(BackgroundTaskStateAction::replace_all({})).ok());
+  for (const auto& id : {*a, *b, *c}) ASSERT_TRUE(m.complete(id, nullptr).ok());
+  EXPECT_EQ(m.get(*a)->task_type, "shell");
+  EXPECT_EQ(m.get(*b)->task_type, "download");
+  EXPECT_EQ(m.get(*c)->task_type, "shell");
+  EXPECT_EQ(m.list("t").size(), 2u);
+  EXPECT_EQ(m.list("u").size(), 1u);
+}
+
+// cancel_all collects its targets first; a cancel hook that forgets a later (finished) target
+// must not leave it a dangling pointer.
+TEST(TaskHandleMap, CancelAllSurvivesAHookThatForgetsALaterTarget) {
+  ManualClock clock{0};
+  Executor exec{clock};
+  BackgroundTaskManager m(exec);
+  auto store = std::make_shared<StateStore>();
+  ASSERT_TRUE(store->register_keys({KeyRegistration::of<BackgroundTaskStateKey>()}).ok());
+  m.set_store(store);
+  auto first = m.spawn_host("t", "job", std::nullopt, "", {});
+  auto done = m.spawn_host("t", "job", std::nullopt, "", {});
+  auto last = m.spawn_host("t", "job", std::nullopt, "", {});
+  ASSERT_TRUE(first.ok() && done.ok() && last.ok());
+  ASSERT_TRUE(m.complete(*done, nullptr).ok());
+  std::vector<std::string> hooked;
+  m.set_hooks({[&](const TaskId& id) {
+                 hooked.push_back(id);
+                 if (id == *first) {
+                   EXPECT_TRUE(m.forget(*done));
+                 }
+               },
+               nullptr});
+  EXPECT_EQ(m.cancel_all("t"), 2u);
+  EXPECT_EQ(hooked, (std::vector<std::string>{*first, *last}));
+  EXPECT_FALSE(m.get(*done).has_value());
 }
 
 }  // namespace

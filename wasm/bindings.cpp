@@ -68,6 +68,11 @@ class Core {
                            if (want_ended_) last_ended_ = s;
                          }});
   }
+  ~Core() {
+    // Each scope restores the ambient task it replaced: close them innermost first (a deque
+    // would destroy them front to back, leaving the ambient task pointing into freed memory).
+    while (!scopes_.empty()) scopes_.pop_back();
+  }
 
   // ---- the fixed header, the input buffer, interning ----
   std::uintptr_t headerPtr() const { return reinterpret_cast<std::uintptr_t>(header_); }

@@ -223,17 +223,24 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
     ++counter_;
   if (!store_) return errors::store_not_configured();
 
+  // What may allocate for the handle comes before the commit, so a stored meta always gets one.
+  if (last_owner_ != owner) last_owner_ = SharedString(owner);
+  if (last_type_ != task_type) last_type_ = SharedString(task_type);
+  auto core = std::make_shared<TaskCore>(*this, std::move(id), last_owner_, last_type_, kind);
+  handles_.reserve(handles_.size() + 1);
+  const TaskId& task_id = core->id();
+
   // awaken's upsert, written in place (no action, no meta copies).
   const bool fresh = indexes_fresh();
   const std::uint64_t now = executor_->now_ms();
   auto r = store_->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
-    auto [it, inserted] = state.tasks.try_emplace(id);
+    auto [it, inserted] = state.tasks.try_emplace(task_id);
     PersistedTaskMeta& m = it->second;
     if (!inserted) {
       if (fresh) index_remove(m);
       m = PersistedTaskMeta{};
     }
-    m.task_id = id;
+    m.task_id = task_id;
     m.owner_thread_id = owner;
     m.task_type = task_type;
     if (name) m.name.emplace(*name);
@@ -246,9 +253,6 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   if (!r) return r.error();
   if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
 
-  if (last_owner_ != owner) last_owner_ = SharedString(owner);
-  if (last_type_ != task_type) last_type_ = SharedString(task_type);
-  auto core = std::make_shared<TaskCore>(*this, std::move(id), last_owner_, last_type_, kind);
   core->self = core;
   TaskCore& t = *core;
   if (owner_inbox_) t.owner_inbox = owner_inbox_->for_thread(t.owner);
@@ -260,7 +264,7 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   } else {
     t.start_body(make_body.make(make_body.fn, t));
   }
-  handles_.insert(number, std::move(core));
+  handles_.insert(number, std::move(core));  // reserved above: does not allocate
   return t.id();
 }
 
@@ -539,9 +543,7 @@ bool BackgroundTaskManager::has_running(std::string_view owner) const {
     return false;
   }
   // awaken's fallback without a store value: any handle of the thread, status ignored.
-  bool any = false;
-  handles_.for_each([&](std::uint64_t, const TaskCore& t) { any = any || t.owner == owner; });
-  return any;
+  return handles_.any_of([&](const TaskCore& t) { return t.owner == owner; });
 }
 
 bool BackgroundTaskManager::is_cancel_requested(std::string_view id) const {
@@ -593,14 +595,15 @@ std::size_t BackgroundTaskManager::cancel_tree(std::string_view root) {
 
 std::size_t BackgroundTaskManager::cancel_all(std::string_view owner) {
   // Handles are keyed by N of bg_N: number order is id order.
-  std::vector<std::pair<std::uint64_t, TaskCore*>> targets;
-  handles_.for_each([&](std::uint64_t n, TaskCore& t) {
-    if (t.owner == owner) targets.emplace_back(n, &t);
+  std::vector<std::uint64_t> targets;
+  handles_.for_each([&](std::uint64_t n, const TaskCore& t) {
+    if (t.owner == owner) targets.push_back(n);
   });
   std::sort(targets.begin(), targets.end());
   std::size_t count = 0;
-  for (auto [n, t] : targets)
-    if (cancel_core(*t)) ++count;
+  // Found again by number: a cancel hook may have forgotten a later target meanwhile.
+  for (const std::uint64_t n : targets)
+    if (TaskCore* t = handles_.find(n); t && cancel_core(*t)) ++count;
   return count;
 }
 

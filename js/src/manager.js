@@ -388,7 +388,7 @@ export class TaskManager {
     } catch (e) {
       promise = Promise.reject(e);
     } finally {
-      this.#core.leaveTask();
+      if (!this.#disposed) this.#core.leaveTask(); // the body's synchronous part may have disposed
     }
     promise.then(
       (value) => this.#settle(rec, true, value),
@@ -785,6 +785,7 @@ export class TaskManager {
   #pump() {
     do {
       this.#startPending();
+      if (this.#disposed) return; // a body's synchronous part disposed the manager
       this.#core.runUntilIdle();
       this.#deliverTimers();
     } while (this.#pendingStarts.length > 0);

@@ -76,3 +76,25 @@ test('cancelTree reaches children spawned after an await; taskTree shows the for
   assert.equal(mgr.get(ids.child).status, 'cancelled');
   assert.deepEqual(mgr.taskTree().map((n) => n.status), ['cancelled']);
 });
+
+test('dispose from a body started inside another body start leaves no ambient parent behind', async (t) => {
+  const a = await manual(t);
+  let nested;
+  a.spawn({ thread: 't', type: 'outer' }, (ctx) => {
+    ctx.spawn({ thread: 't', type: 'inner' }, () => {
+      a.dispose(); // two task scopes are open in the core: the outer start's and this one's
+      return 1;
+    });
+    nested = a.runUntilIdle(); // its first pump is synchronous: starts the inner body now
+    return 1;
+  });
+  await a.runUntilIdle();
+  await nested;
+  assert.equal(a.disposed, true);
+  // The wasm module (and its ambient task) is shared: a new manager's spawn has no parent.
+  const b = await manual(t);
+  const id = b.spawn({ thread: 't', type: 'after' }, async () => 1);
+  assert.equal(b.get(id).parent_context, undefined);
+  await b.runUntilIdle();
+  assert.equal(b.get(id).status, 'completed');
+});

@@ -4,6 +4,7 @@
 // every emit and settle.
 #pragma once
 
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -24,9 +25,17 @@ class TaskHandleMap {
     }
   }
 
+  // Room for `n` entries: a later insert up to that size allocates nothing and cannot throw.
+  void reserve(std::size_t n) {
+    std::size_t capacity = slots_.empty() ? 16 : slots_.size();
+    while (2 * n > capacity) capacity *= 2;
+    if (capacity != slots_.size()) rehash(capacity);
+  }
+
   // `key` must be absent and `value` non-null (an empty slot is one with a null value).
   void insert(std::uint64_t key, std::shared_ptr<T> value) {
-    if (2 * (size_ + 1) > slots_.size()) grow();
+    assert(value && !find(key));
+    reserve(size_ + 1);
     place(key, std::move(value));
     ++size_;
   }
@@ -38,8 +47,9 @@ class TaskHandleMap {
       if (!slots_[i].value) return false;
       if (slots_[i].key == key) break;
     }
-    // Backward-shift deletion: later entries of the probe run move up, so no tombstones.
-    slots_[i].value.reset();
+    // Backward-shift deletion: later entries of the probe run move up, so no tombstones. The
+    // value is released once the table is consistent again (its destructor may look here).
+    std::shared_ptr<T> doomed = std::move(slots_[i].value);
     for (std::size_t j = (i + 1) & mask(); slots_[j].value; j = (j + 1) & mask()) {
       const std::size_t h = home(slots_[j].key);
       // Move j into the hole at i unless its home lies cyclically in (i, j].
@@ -49,20 +59,30 @@ class TaskHandleMap {
       i = j;
     }
     --size_;
+    doomed.reset();
     return true;
   }
 
   std::size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
   void clear() noexcept {
+    std::vector<Slot> old = std::move(slots_);
     slots_.clear();
     size_ = 0;
+    // `old` (and every value) is released here, with the table already empty.
   }
   // f(key, T&) for every entry, in table order; f must not insert or erase.
   template <class F>
   void for_each(F&& f) const {
     for (const Slot& s : slots_)
       if (s.value) f(s.key, *s.value);
+  }
+  // True once pred(T&) holds for an entry (table order, stops there).
+  template <class P>
+  bool any_of(P&& pred) const {
+    for (const Slot& s : slots_)
+      if (s.value && pred(*s.value)) return true;
+    return false;
   }
 
  private:
@@ -80,13 +100,14 @@ class TaskHandleMap {
     slots_[i].key = key;
     slots_[i].value = std::move(value);
   }
-  void grow() {
-    std::vector<Slot> old = std::move(slots_);
-    const std::size_t capacity = old.empty() ? 16 : 2 * old.size();
-    slots_ = std::vector<Slot>(capacity);
-    shift_ = 64;
-    for (std::size_t c = capacity; c > 1; c >>= 1) --shift_;
-    for (Slot& s : old)
+  // Allocates first: if that throws, the table is unchanged.
+  void rehash(std::size_t capacity) {
+    std::vector<Slot> fresh(capacity);
+    unsigned shift = 64;
+    for (std::size_t c = capacity; c > 1; c >>= 1) --shift;
+    slots_.swap(fresh);
+    shift_ = shift;
+    for (Slot& s : fresh)
       if (s.value) place(s.key, std::move(s.value));
   }
 
