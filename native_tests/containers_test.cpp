@@ -11,6 +11,7 @@
 #include "bgtasks/bgtasks.hpp"
 #include "bgtasks/shared_string.hpp"
 #include "bgtasks/task_handle_map.hpp"
+#include "support.hpp"
 
 namespace bgtasks {
 namespace {
@@ -104,14 +105,9 @@ TEST(SharedString, CopiesShareOneTextAndCompareAsStrings) {
 
 // One thread name per thread is shared by the manager, its tasks and every event they send.
 TEST(SharedString, EventsOfOneThreadShareTheOwnerName) {
-  ManualClock clock{0};
-  Executor exec{clock};
-  BackgroundTaskManager m(exec);
-  auto store = std::make_shared<StateStore>();
-  ASSERT_TRUE(store->register_keys({KeyRegistration::of<BackgroundTaskStateKey>()}).ok());
-  m.set_store(store);
-  auto [tx, rx] = inbox_channel();
-  m.set_owner_inbox(tx);
+  auto h = testing::manager_with_store_and_inbox();
+  BackgroundTaskManager& m = *h->manager;
+  InboxReceiver& rx = *h->inbox;
   const std::string thread = "a-thread-name-longer-than-any-short-string-buffer";
   auto a = m.spawn_host(thread, "job", std::nullopt, "", {});
   auto b = m.spawn_host(thread, "job", std::nullopt, "", {});
@@ -139,17 +135,13 @@ TEST(SharedString, EventsOfOneThreadShareTheOwnerName) {
 // The task type a task core keeps (shared between spawns like the owner) is what a completion
 // writes back when an outside ReplaceAll removed the task's stored meta meanwhile.
 TEST(SharedString, ACompletionRewritesARemovedMetaWithItsOwnTaskType) {
-  ManualClock clock{0};
-  Executor exec{clock};
-  BackgroundTaskManager m(exec);
-  auto store = std::make_shared<StateStore>();
-  ASSERT_TRUE(store->register_keys({KeyRegistration::of<BackgroundTaskStateKey>()}).ok());
-  m.set_store(store);
+  auto h = testing::manager_with_store();
+  BackgroundTaskManager& m = *h->manager;
   auto a = m.spawn_host("t", "shell", std::nullopt, "", {});
   auto b = m.spawn_host("t", "download", std::nullopt, "", {});
   auto c = m.spawn_host("u", "shell", std::nullopt, "", {});
   ASSERT_TRUE(a.ok() && b.ok() && c.ok());
-  ASSERT_TRUE(store->apply<BackgroundTaskStateKey>(BackgroundTaskStateAction::replace_all({})).ok());
+  ASSERT_TRUE(h->store->apply<BackgroundTaskStateKey>(BackgroundTaskStateAction::replace_all({})).ok());
   for (const auto& id : {*a, *b, *c}) ASSERT_TRUE(m.complete(id, nullptr).ok());
   EXPECT_EQ(m.get(*a)->task_type, "shell");
   EXPECT_EQ(m.get(*b)->task_type, "download");
@@ -161,12 +153,8 @@ TEST(SharedString, ACompletionRewritesARemovedMetaWithItsOwnTaskType) {
 // cancel_all collects its targets first; a cancel hook that forgets a later (finished) target
 // must not leave it a dangling pointer.
 TEST(TaskHandleMap, CancelAllSurvivesAHookThatForgetsALaterTarget) {
-  ManualClock clock{0};
-  Executor exec{clock};
-  BackgroundTaskManager m(exec);
-  auto store = std::make_shared<StateStore>();
-  ASSERT_TRUE(store->register_keys({KeyRegistration::of<BackgroundTaskStateKey>()}).ok());
-  m.set_store(store);
+  auto h = testing::manager_with_store();
+  BackgroundTaskManager& m = *h->manager;
   auto first = m.spawn_host("t", "job", std::nullopt, "", {});
   auto done = m.spawn_host("t", "job", std::nullopt, "", {});
   auto last = m.spawn_host("t", "job", std::nullopt, "", {});
