@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bgtasks/id_map.hpp"
+
 namespace bgtasks {
 
 // nlohmann's default object type is a std::map: keys come out sorted, like awaken's serde Value.
@@ -79,9 +81,14 @@ struct PersistedTaskMeta {
   friend bool operator==(const PersistedTaskMeta&, const PersistedTaskMeta&) = default;
 };
 
+// Task id → meta: the map of the `background_task_state` value (awaken's HashMap). The part of
+// std::unordered_map's interface one uses on it, with stable entries and no allocation per entry
+// (id_map.hpp); a std::unordered_map<TaskId, PersistedTaskMeta> converts to it.
+using TaskMetaMap = detail::IdMap<PersistedTaskMeta>;
+
 // Value of the `background_task_state` key (awaken's BackgroundTaskStateSnapshot).
 struct BackgroundTaskStateSnapshot {
-  std::unordered_map<TaskId, PersistedTaskMeta> tasks;
+  TaskMetaMap tasks;
   friend bool operator==(const BackgroundTaskStateSnapshot&, const BackgroundTaskStateSnapshot&) = default;
 };
 
@@ -110,7 +117,7 @@ struct BackgroundTaskStateAction {
   enum class Kind : std::uint8_t { Upsert, ReplaceAll, Remove };
   Kind kind = Kind::Upsert;
   PersistedTaskMeta meta;                                // Upsert
-  std::unordered_map<TaskId, PersistedTaskMeta> tasks;  // ReplaceAll
+  TaskMetaMap tasks;                                     // ReplaceAll
   TaskId id;                                             // Remove
 
   static BackgroundTaskStateAction upsert(PersistedTaskMeta m) {
@@ -118,7 +125,7 @@ struct BackgroundTaskStateAction {
     a.meta = std::move(m);
     return a;
   }
-  static BackgroundTaskStateAction replace_all(std::unordered_map<TaskId, PersistedTaskMeta> t) {
+  static BackgroundTaskStateAction replace_all(TaskMetaMap t) {
     BackgroundTaskStateAction a;
     a.kind = Kind::ReplaceAll;
     a.tasks = std::move(t);
