@@ -1,14 +1,17 @@
-// The core's two small containers: the manager's open-addressing handle table and the shared
-// (reference-counted) thread-name string that events carry.
+// The core's small containers: the manager's open-addressing handle table, the id map that holds
+// the stored metas, and the shared (reference-counted) thread-name string that events carry.
 #include <gtest/gtest.h>
 
 #include <map>
 #include <memory>
 #include <random>
+#include <stdexcept>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
 #include "bgtasks/bgtasks.hpp"
+#include "bgtasks/id_map.hpp"
 #include "bgtasks/shared_string.hpp"
 #include "bgtasks/task_handle_map.hpp"
 #include "support.hpp"
@@ -75,6 +78,164 @@ TEST(TaskHandleMap, ReleasesWhatItHolds) {
   for (std::uint64_t k = 0; k < 300; ++k) ASSERT_NE(table.find(k), nullptr) << k;
   EXPECT_TRUE(table.any_of([](const Item& i) { return i.n == 299; }));
   EXPECT_FALSE(table.any_of([](const Item& i) { return i.n == 300; }));
+}
+
+// A value that counts its live copies: the map must construct and destroy each exactly once.
+struct Counted {
+  static inline int live = 0;
+  int v = 0;
+  Counted() { ++live; }
+  explicit Counted(int x) : v(x) { ++live; }
+  Counted(const Counted& o) : v(o.v) { ++live; }
+  Counted(Counted&& o) noexcept : v(o.v) { ++live; }
+  Counted& operator=(const Counted&) = default;
+  Counted& operator=(Counted&&) noexcept = default;
+  ~Counted() { --live; }
+  friend bool operator==(const Counted& a, const Counted& b) { return a.v == b.v; }
+};
+
+// Keys of every length class the hash reads differently: under 8 bytes, exactly 8, 9..16, long.
+std::string id_key(std::uint64_t n) {
+  switch (n % 4) {
+    case 0: return "bg_" + std::to_string(n);
+    case 1: return "bg_" + std::to_string(10000000 + n).substr(0, 5);  // 8 bytes; repeats on purpose
+    case 2: return "restored-" + std::to_string(n);
+    default: return std::string(40, 'x') + std::to_string(n);
+  }
+}
+
+// Small ranges run under several key sets (salts): whether a probe run wraps around the table's
+// end, the backward shift's hard case, depends on where the keys hash to.
+TEST(IdMap, AgreesWithUnorderedMapUnderRandomOperations) {
+  struct Round {
+    std::uint64_t range, salt;
+  };
+  std::vector<Round> rounds;
+  for (std::uint64_t salt = 0; salt < 12; ++salt) rounds.push_back({16, salt});
+  rounds.push_back({700, 0});
+  rounds.push_back({50000, 0});
+  for (const auto [range, salt] : rounds) {
+    SCOPED_TRACE("range " + std::to_string(range) + ", salt " + std::to_string(salt));
+    std::mt19937_64 rng(range + salt);
+    {
+      detail::IdMap<Counted> map;
+      std::unordered_map<std::string, int> model;
+      for (int step = 0; step < (range <= 16 ? 5000 : 30000); ++step) {
+        const std::string key = id_key(rng() % range + salt * range);
+        const int value = static_cast<int>(rng() % 1000);
+        switch (rng() % 6) {
+          case 0: {
+            const bool inserted = map.try_emplace(key, value).second;
+            ASSERT_EQ(inserted, model.emplace(key, value).second) << key;
+            break;
+          }
+          case 1:
+            map.insert_or_assign(key, Counted(value));
+            model.insert_or_assign(key, value);
+            break;
+          case 2:
+            map[key].v = value;
+            model[key] = value;
+            break;
+          case 3:
+            ASSERT_EQ(map.erase(key), model.erase(key)) << key;
+            break;
+          case 4: {
+            auto it = map.find(key);
+            ASSERT_EQ(it != map.end(), model.count(key) == 1) << key;
+            if (it != map.end()) {
+              ASSERT_EQ(it->first, key);
+              ASSERT_EQ(it->second.v, model.at(key));
+              map.erase(it);
+              model.erase(key);
+            }
+            break;
+          }
+          default:
+            ASSERT_EQ(map.count(key), model.count(key)) << key;
+            ASSERT_EQ(map.contains(key), model.count(key) == 1) << key;
+        }
+        ASSERT_EQ(map.size(), model.size());
+        ASSERT_EQ(Counted::live, static_cast<int>(model.size()));
+        if (range <= 16 || step % 211 == 0) {  // small tables: everything, every step
+          std::size_t seen = 0;
+          for (const auto& [k, v] : map) {
+            ++seen;
+            ASSERT_TRUE(model.count(k)) << k;
+            ASSERT_EQ(v.v, model.at(k)) << k;
+          }
+          ASSERT_EQ(seen, model.size());
+          for (const auto& [k, v] : model) ASSERT_EQ(map.at(k).v, v) << k;
+        }
+      }
+      // A copy equals the original and owns its own values; a move leaves the source empty.
+      detail::IdMap<Counted> copy = map;
+      EXPECT_EQ(copy, map);
+      EXPECT_EQ(Counted::live, static_cast<int>(2 * model.size()));
+      detail::IdMap<Counted> moved = std::move(copy);
+      EXPECT_TRUE(copy.empty());  // NOLINT(bugprone-use-after-move): moved-from is empty by contract
+      EXPECT_EQ(moved, map);
+      moved.clear();
+      EXPECT_TRUE(moved.empty());
+      EXPECT_EQ(moved.begin(), moved.end());
+      EXPECT_EQ(Counted::live, static_cast<int>(model.size()));
+    }
+    EXPECT_EQ(Counted::live, 0) << "the map's destructor releases every value once";
+  }
+}
+
+TEST(IdMap, EntriesNeverMoveWhileTheMapGrows) {
+  detail::IdMap<Counted> map;
+  Counted& first = map["bg_0"];
+  first.v = 42;
+  const Counted* const address = &first;
+  for (int i = 1; i < 5000; ++i) map.try_emplace("bg_" + std::to_string(i), i);
+  map.reserve(20000);
+  EXPECT_EQ(&map.at("bg_0"), address);
+  EXPECT_EQ(address->v, 42);
+  // An erased entry's place is reused; the others stay put.
+  Counted* const second = &map.at("bg_1");
+  ASSERT_EQ(map.erase("bg_0"), 1u);
+  map.try_emplace("fresh", 7);
+  EXPECT_EQ(&map.at("bg_1"), second);
+  EXPECT_EQ(&map.at("fresh"), address) << "the freed entry is handed out first";
+}
+
+TEST(IdMap, EraseWhileIteratingVisitsEveryEntryOnce) {
+  detail::IdMap<Counted> map;
+  for (int i = 0; i < 3000; ++i) map.try_emplace(id_key(static_cast<std::uint64_t>(i) * 4), i);
+  std::size_t visited = 0;
+  for (auto it = map.begin(); it != map.end();) {
+    ++visited;
+    if (it->second.v % 3 == 0)
+      it = map.erase(it);
+    else
+      ++it;
+  }
+  EXPECT_EQ(visited, 3000u);
+  EXPECT_EQ(map.size(), 2000u);
+  for (const auto& [k, v] : map) EXPECT_NE(v.v % 3, 0) << k;
+}
+
+TEST(IdMap, ComparesByContentConvertsFromUnorderedMapAndReportsMissingKeys) {
+  std::unordered_map<std::string, Counted> source;
+  for (int i = 0; i < 100; ++i) source.emplace("bg_" + std::to_string(i), Counted(i));
+  const detail::IdMap<Counted> converted = source;
+  detail::IdMap<Counted> reversed;
+  for (int i = 99; i >= 0; --i) reversed.emplace("bg_" + std::to_string(i), Counted(i));
+  EXPECT_EQ(converted, reversed) << "equality ignores iteration order";
+  reversed.at("bg_5").v = -1;
+  EXPECT_FALSE(converted == reversed);
+  reversed.erase("bg_5");
+  reversed.emplace("bg_100", Counted(5));
+  EXPECT_FALSE(converted == reversed) << "same size and values, different keys";
+  EXPECT_EQ(converted.find("bg_100"), converted.end());
+  EXPECT_EQ(converted.count(""), 0u);
+  EXPECT_THROW((void)converted.at("bg_100"), std::out_of_range);
+  const detail::IdMap<Counted> empty;
+  EXPECT_EQ(empty.find("bg_0"), empty.end());
+  EXPECT_FALSE(empty.contains("bg_0"));
+  EXPECT_EQ(empty.begin(), empty.end());
 }
 
 TEST(SharedString, CopiesShareOneTextAndCompareAsStrings) {

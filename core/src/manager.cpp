@@ -178,7 +178,7 @@ const BackgroundTaskStateSnapshot* BackgroundTaskManager::state() const {
 const PersistedTaskMeta* BackgroundTaskManager::meta(std::string_view id) const {
   const auto* s = state();
   if (!s) return nullptr;
-  auto it = s->tasks.find(TaskId(id));
+  auto it = s->tasks.find(id);
   return it == s->tasks.end() ? nullptr : &it->second;
 }
 
@@ -839,7 +839,7 @@ bool BackgroundTaskManager::forget(std::string_view id) {
   if (m) {
     const bool fresh = indexes_fresh();
     auto r = store_->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
-      auto it = state.tasks.find(TaskId(id));
+      auto it = state.tasks.find(id);
       if (it == state.tasks.end()) return;
       if (fresh) index_remove(it->second);
       state.tasks.erase(it);
