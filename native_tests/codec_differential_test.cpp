@@ -454,7 +454,7 @@ TEST(CodecDifferential, WriterMatchesNlohmannDump) {
     }
     ASSERT_EQ(dump(snap), nl_dump(to_json(snap)));
     // The owner filter writes what persisted_snapshot(owner) would hold.
-    const std::string owner = snap.tasks.empty() ? std::string("t") : snap.tasks.begin()->second.owner_thread_id;
+    const std::string owner = snap.tasks.empty() ? std::string("t") : snap.tasks.begin()->second.owner_thread_id.str();
     BackgroundTaskStateSnapshot mine;
     for (const auto& [id, m] : snap.tasks)
       if (m.owner_thread_id == owner) mine.tasks.emplace(id, m);

@@ -662,6 +662,12 @@ class SnapshotReader {
   // finish()); bad entries by id (the smallest id is reported). An id's later entry, good or bad,
   // replaces its earlier verdict.
   std::vector<PersistedTaskMeta> entries_;
+  // Entries of one snapshot mostly repeat one task type and one owner: they share the text.
+  SharedString last_type_, last_owner_;
+  static const SharedString& share(SharedString& last, std::string_view text) {
+    if (last != text) last = SharedString(text);
+    return last;
+  }
   std::map<std::string, Error> errors_;
   // The entry being read.
   std::string entry_key_;
@@ -892,9 +898,11 @@ void SnapshotReader::finish_meta() {
       default: commit(wrong_type(field(where(), name), "a non-negative integer", type_name(n.type))); return false;
     }
   };
-  if (!req_string(kTaskId, "task_id", m.task_id) || !req_string(kTaskType, "task_type", m.task_type) ||
+  std::string task_type;
+  if (!req_string(kTaskId, "task_id", m.task_id) || !req_string(kTaskType, "task_type", task_type) ||
       !req_string(kDescription, "description", m.description))
     return;
+  m.task_type = share(last_type_, task_type);
   std::string status;
   if (!req_string(kStatus, "status", status)) return;
   auto st = parse_task_status(status);
@@ -923,7 +931,7 @@ void SnapshotReader::finish_meta() {
   // serde default "" when missing; null is not a string.
   if (StrSlot& owner = str_slots_[kOwnerThreadId]; owner.type != kAbsent) {
     if (owner.type != T::string) return commit(wrong_type(field(where(), "owner_thread_id"), "a string", type_name(owner.type)));
-    m.owner_thread_id = std::move(owner.value);
+    m.owner_thread_id = share(last_owner_, owner.value);
   }
   if (!opt_string(str_slots_[kName], false, "name", m.name)) return;
   if (m.task_id.empty()) return commit(bad(field(where(), "task_id"), "must not be empty"));

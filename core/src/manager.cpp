@@ -166,7 +166,7 @@ void BackgroundTaskManager::set_retain_finished(std::optional<std::size_t> n) {
   finished_.clear();
   if (!n || !store_) return;
   ensure_indexes();
-  std::vector<std::string> owners;
+  std::vector<SharedString> owners;
   for (const auto& [owner, set] : finished_) owners.push_back(owner);
   for (const auto& owner : owners) apply_retention(owner);
 }
@@ -241,8 +241,8 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
       m = PersistedTaskMeta{};
     }
     m.task_id = task_id;
-    m.owner_thread_id = owner;
-    m.task_type = task_type;
+    m.owner_thread_id = core->owner;
+    m.task_type = core->task_type;
     if (name) m.name.emplace(*name);
     m.description = description;
     m.status = TaskStatus::Running;
@@ -308,8 +308,8 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
     PersistedTaskMeta& m = it->second;
     if (inserted) {
       m.task_id = t.id();
-      m.owner_thread_id = t.owner.view();
-      m.task_type = t.task_type.view();
+      m.owner_thread_id = t.owner;
+      m.task_type = t.task_type;
     } else if (fresh) {
       index_remove(m);
     }
@@ -352,8 +352,8 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
   if (t.owner_inbox) t.owner_inbox->send_event(Event::terminal(t.id(), t.owner, std::move(result)));
 
   // Retention may free `t`: keep the owner (only then; a copy per completion otherwise).
-  std::optional<std::string> owner;
-  if (options_.retain_finished) owner = t.owner.str();
+  std::optional<SharedString> owner;
+  if (options_.retain_finished) owner = t.owner;
   if (!t.end_waiters.empty()) {
     t.end_waiters.for_each([&](WaitNode& n) { *static_cast<std::optional<TaskSummary>*>(n.context) = summary; });
     t.end_waiters.wake_all(WakeReason::Signal);
@@ -366,7 +366,7 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
   if (owner) apply_retention(*owner);
 }
 
-void BackgroundTaskManager::apply_retention(const std::string& owner) {
+void BackgroundTaskManager::apply_retention(const SharedString& owner) {
   if (!options_.retain_finished || !store_) return;
   // The thread's finished tasks, oldest first (RetentionLess); the newest n stay.
   ensure_indexes();
@@ -686,6 +686,7 @@ std::size_t BackgroundTaskManager::restore_for_thread(std::string_view owner, Ba
 std::size_t BackgroundTaskManager::restore_entries(std::string_view owner, std::vector<const PersistedTaskMeta*>& entries,
                                                    bool take) {
   if (!store_) return 0;
+  const SharedString owner_name(owner);  // one text for every restored entry
   // Ids are visited in id order so that the outcome does not depend on hash order.
   sort_by_id(entries);
   std::size_t added = 0;
@@ -705,7 +706,7 @@ std::size_t BackgroundTaskManager::restore_entries(std::string_view owner, std::
       }
     }
     PersistedTaskMeta m = take ? std::move(*const_cast<PersistedTaskMeta*>(entry)) : *entry;
-    m.owner_thread_id = std::string(owner);
+    m.owner_thread_id = owner_name;
     const TaskCore* t = number ? find_core(m.task_id) : nullptr;  // spawned tasks all have bg_N ids
     if (m.status == TaskStatus::Running && !(t && t->live)) {
       m.status = TaskStatus::Failed;
@@ -724,7 +725,7 @@ std::size_t BackgroundTaskManager::restore_entries(std::string_view owner, std::
       metrics::increment_counter(metrics::kCommitFailuresTotal, {{"operation", "restore_task_metadata"}});
     }
   }
-  apply_retention(std::string(owner));
+  apply_retention(owner_name);
   return added;
 }
 

@@ -35,7 +35,7 @@ TaskStatus TaskResult::status() const noexcept {
 PersistedTaskMeta PersistedTaskMeta::from_summary(const TaskSummary& s, std::string_view owner_thread_id) {
   PersistedTaskMeta m;
   m.task_id = s.task_id;
-  m.owner_thread_id = std::string(owner_thread_id);
+  m.owner_thread_id = owner_thread_id;
   m.task_type = s.task_type;
   m.description = s.description;
   m.status = s.status;
@@ -48,7 +48,7 @@ PersistedTaskMeta PersistedTaskMeta::from_summary(const TaskSummary& s, std::str
 }
 
 TaskSummary PersistedTaskMeta::to_summary() const {
-  return TaskSummary{task_id, task_type, description, status, error, result, created_at_ms, completed_at_ms, parent_context};
+  return TaskSummary{task_id, task_type.str(), description, status, error, result, created_at_ms, completed_at_ms, parent_context};
 }
 
 std::optional<std::uint64_t> parse_bg_number(std::string_view id) noexcept {

@@ -258,7 +258,7 @@ class BackgroundTaskManager {
   bool emit_core(TaskCore* t, std::string_view event_type, json& payload);
   const BackgroundTaskStateSnapshot* state() const;
   const PersistedTaskMeta* meta(std::string_view id) const;
-  void apply_retention(const std::string& owner);
+  void apply_retention(const SharedString& owner);
   std::size_t restore_entries(std::string_view owner, std::vector<const PersistedTaskMeta*>& entries, bool take);
 
   // ---- indexes derived from the stored metas (duplicate names, retention order) ----
@@ -306,7 +306,7 @@ class BackgroundTaskManager {
   SharedString last_type_;
   std::uint64_t index_version_ = 0;  // key version the indexes reflect; 0: never built
   std::unordered_map<std::string, std::size_t> running_names_;  // name_key(owner, name) -> running count
-  std::unordered_map<std::string, FinishedSet> finished_;       // owner -> terminal tasks (retention only)
+  std::unordered_map<SharedString, FinishedSet> finished_;       // owner -> terminal tasks (retention only)
   std::uint64_t counter_ = 0;
   bool ids_exhausted_ = false;  // bg_<UINT64_MAX> was handed out or restored
   std::uint64_t host_timer_counter_ = 0;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bgtasks/id_map.hpp"
+#include "bgtasks/shared_string.hpp"
 
 namespace bgtasks {
 
@@ -65,8 +66,9 @@ struct TaskSummary {
 // One entry of the `background_task_state` key: the single source of truth for task metadata.
 struct PersistedTaskMeta {
   TaskId task_id;
-  std::string owner_thread_id;
-  std::string task_type;
+  // Shared with the task's core and its events (one text per thread name and per task type).
+  SharedString owner_thread_id;
+  SharedString task_type;
   std::optional<std::string> name;
   std::string description;
   TaskStatus status = TaskStatus::Running;
