@@ -463,6 +463,39 @@ TEST(CodecDifferential, WriterMatchesNlohmannDump) {
   EXPECT_EQ(dump(BackgroundTaskStateSnapshot{}), "{\"tasks\":{}}");
 }
 
+// The string scanners read eight bytes at a time: every kind of byte that ends a plain run, at
+// every position of the first and second word and at the end, written and read back as nlohmann
+// writes and reads it (an invalid UTF-8 byte: its replacement when written, an error when read).
+TEST(CodecDifferential, StringsWithASpecialByteAtEveryPosition) {
+  const std::vector<std::string> specials = {"\"", "\\", std::string(1, '\0'), "\x1f", "\n", "\x7f",
+                                             "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xff", "\xc3"};
+  for (const auto& special : specials) {
+    for (std::size_t before = 0; before <= 19; ++before) {
+      for (const std::size_t after : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{8}, std::size_t{13}}) {
+        const std::string s = std::string(before, 'a') + special + std::string(after, 'z');
+        std::string written;
+        write_json_string(written, s);
+        ASSERT_EQ(written, nl_dump(json(s))) << "before " << before << ", after " << after;
+        // Read back inside a document, with more text after it (the scanner must stop at the quote).
+        const std::string doc = "[" + written + ",\"tail\"]";
+        auto ours = parse_json(doc, "value");
+        const json theirs = json::parse(doc, nullptr, false);
+        ASSERT_EQ(ours.ok(), !theirs.is_discarded()) << doc;
+        if (ours.ok()) {
+          ASSERT_EQ(*ours, theirs) << doc;
+        }
+        const std::string raw = "[\"" + s + "\"]";  // unescaped: control bytes and bad UTF-8 refused
+        auto raw_ours = parse_json(raw, "value");
+        const json raw_theirs = json::parse(raw, nullptr, false);
+        ASSERT_EQ(raw_ours.ok(), !raw_theirs.is_discarded()) << "raw, before " << before << ", after " << after;
+        if (raw_ours.ok()) {
+          ASSERT_EQ(*raw_ours, raw_theirs);
+        }
+      }
+    }
+  }
+}
+
 TEST(CodecDifferential, DrainJsonMatchesEventDom) {
   std::mt19937 rng(11);
   for (int round = 0; round < 200; ++round) {

@@ -107,16 +107,6 @@ std::optional<json> opt_value(const json& obj, const char* name) {
 // UTF-8 and the rare types (binary, discarded) stay nlohmann's by construction.
 namespace {
 
-// 0: copied as is; 1: escaped; 2: lead byte of a multi-byte sequence (validated).
-constexpr std::array<std::uint8_t, 256> kCharClass = [] {
-  std::array<std::uint8_t, 256> t{};
-  for (int c = 0; c < 0x20; ++c) t[c] = 1;
-  t['"'] = 1;
-  t['\\'] = 1;
-  for (int c = 0x80; c < 0x100; ++c) t[c] = 2;
-  return t;
-}();
-
 void write_escape(std::string& out, unsigned char c) {
   switch (c) {
     case '\b': out += "\\b"sv; return;
@@ -170,30 +160,28 @@ void write_status(std::string& out, TaskStatus s) {
 }  // namespace
 
 void write_json_string(std::string& out, std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const std::size_t n = s.size();
+  const char* p = s.data();
+  const char* const end = p + s.size();
   const std::size_t start = out.size();
   out += '"';
-  std::size_t run = 0;  // start of the bytes not yet copied
-  for (std::size_t i = 0; i < n;) {
-    const std::uint8_t cls = kCharClass[p[i]];
-    if (cls == 0) {
-      ++i;
-    } else if (cls == 2) {
-      const std::size_t len = detail::utf8_sequence_length(p + i, n - i);
+  const char* run = p;  // start of the bytes not yet copied
+  while ((p = detail::skip_plain(p, end)) != end) {
+    const auto c = static_cast<unsigned char>(*p);
+    if (c >= 0x80) {
+      const std::size_t len = detail::utf8_sequence_length(reinterpret_cast<const unsigned char*>(p), static_cast<std::size_t>(end - p));
       if (len == 0) {  // invalid UTF-8: nlohmann's replacement, exactly
         out.resize(start);
         out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
         return;
       }
-      i += len;
+      p += len;
     } else {
-      out.append(s.data() + run, i - run);
-      write_escape(out, p[i]);
-      run = ++i;
+      out.append(run, static_cast<std::size_t>(p - run));
+      write_escape(out, c);
+      run = ++p;
     }
   }
-  out.append(s.data() + run, n - run);
+  out.append(run, static_cast<std::size_t>(end - run));
   out += '"';
 }
 

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <clocale>
 #include <cmath>
 #include <cstdint>
@@ -26,6 +27,33 @@
 #include <vector>
 
 namespace bgtasks::detail {
+
+// The first byte at or after p (before end) that a JSON string cannot hold as it is: '"', '\\',
+// a control character, or a byte of a multi-byte UTF-8 sequence. The reader copies the bytes
+// before it at once, and the writers do the same. Eight bytes at a time (the strings of a
+// snapshot are short, so the word that holds the closing quote is the common case): each test
+// below flags, in bit 7 of a byte, that byte and possibly later ones (a borrow runs upwards only),
+// so the lowest flag is the first special byte.
+inline const char* skip_plain(const char* p, const char* end) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  if constexpr (std::endian::native == std::endian::little) {
+    for (; end - p >= 8; p += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p, 8);
+      const std::uint64_t quote = w ^ (kOnes * '"'), backslash = w ^ (kOnes * '\\');
+      const std::uint64_t special = ((w - kOnes * 0x20) & ~w)                  // below 0x20
+                                    | ((quote - kOnes) & ~quote)               // '"'
+                                    | ((backslash - kOnes) & ~backslash)       // '\\'
+                                    | w;                                       // 0x80 and above
+      if (const std::uint64_t flags = special & kHigh) return p + (std::countr_zero(flags) >> 3);
+    }
+  }
+  for (; p != end; ++p) {
+    const auto c = static_cast<unsigned char>(*p);
+    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return p;
+  }
+  return end;
+}
 
 // Length of the well-formed UTF-8 sequence at p (n bytes available), 0 if it is ill-formed:
 // RFC 3629, as nlohmann's decoder accepts it (no overlongs, no surrogates, nothing above
@@ -173,14 +201,6 @@ class JsonSaxReader {
     return true;
   }
 
-  // Bytes a string copies as they are: not '"', '\\', a control character or a UTF-8 lead/continuation byte.
-  static constexpr bool kPlainAt(unsigned c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
-  static constexpr auto kPlain = [] {
-    std::array<bool, 256> t{};
-    for (unsigned c = 0; c < 256; ++c) t[c] = kPlainAt(c);
-    return t;
-  }();
-
   static int hex(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -222,10 +242,8 @@ class JsonSaxReader {
     out.clear();
     for (;;) {
       const char* run = p_;
-      const char* q = p_;  // a local: the loop keeps it in a register
-      while (q != end_ && kPlain[static_cast<unsigned char>(*q)]) ++q;
-      p_ = q;
-      out.append(run, static_cast<std::size_t>(q - run));
+      p_ = skip_plain(p_, end_);
+      out.append(run, static_cast<std::size_t>(p_ - run));
       if (p_ == end_) return false;
       const auto c = static_cast<unsigned char>(*p_);
       if (c == '"') {
