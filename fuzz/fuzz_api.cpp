@@ -1052,7 +1052,7 @@ void Model::check_step(bool full) {
   if (opts_.retain_finished) {
     std::map<std::string, std::size_t> finished;
     for (const auto& [id, m] : state_.tasks)
-      if (is_terminal(m.status)) finished[m.owner_thread_id]++;
+      if (is_terminal(m.status)) finished[m.owner_thread_id.str()]++;
     for (const auto& [owner, n] : finished)
       FUZZ_CHECK(n <= *opts_.retain_finished, "retain_finished exceeded on thread '" + owner + "'");
   }
