@@ -48,11 +48,14 @@ inline const char* skip_plain(const char* p, const char* end) {
       if (const std::uint64_t flags = special & kHigh) return p + (std::countr_zero(flags) >> 3);
     }
   }
-  for (; p != end; ++p) {
-    const auto c = static_cast<unsigned char>(*p);
-    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return p;
-  }
-  return end;
+  // The tail (and big-endian machines): a table, one load per byte.
+  static constexpr auto kSpecial = [] {
+    std::array<bool, 256> t{};
+    for (unsigned c = 0; c < 256; ++c) t[c] = c < 0x20 || c >= 0x80 || c == '"' || c == '\\';
+    return t;
+  }();
+  while (p != end && !kSpecial[static_cast<unsigned char>(*p)]) ++p;
+  return p;
 }
 
 // Length of the well-formed UTF-8 sequence at p (n bytes available), 0 if it is ill-formed:
