@@ -238,6 +238,14 @@ TEST(IdMap, ComparesByContentConvertsFromUnorderedMapAndReportsMissingKeys) {
   EXPECT_EQ(empty.begin(), empty.end());
 }
 
+// More than 2^30 entries is refused before any index size is computed (on wasm32 doubling the
+// index would overflow size_t and loop forever).
+TEST(IdMapDeathTest, ReservingMoreThanTheLimitAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  detail::IdMap<Counted> map;
+  EXPECT_DEATH(map.reserve((std::size_t{1} << 30) + 1), "");
+}
+
 TEST(SharedString, CopiesShareOneTextAndCompareAsStrings) {
   SharedString a("agent-thread-with-a-long-name");
   SharedString b = a;

@@ -217,7 +217,7 @@ class ProtoCore {
 
  private:
   // A JSON string as nlohmann writes it (ensure_ascii off; invalid UTF-8 replaced, as dump()).
-  static void str(std::string& out, const std::string& s) {
+  static void str(std::string& out, std::string_view s) {
     bool plain = true;
     for (unsigned char c : s)
       if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) {
@@ -227,7 +227,7 @@ class ProtoCore {
     if (plain) {
       ((out += '"') += s) += '"';
     } else {
-      out += dump(json(s));
+      out += dump(json(std::string(s)));
     }
   }
   static std::uint64_t number_of(const TaskId& id) {

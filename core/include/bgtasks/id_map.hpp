@@ -12,7 +12,12 @@
 //   - iteration goes by entry number (for a map that only grows: insertion order).
 // The interface is the part of std::unordered_map that users of the key touch: find, at,
 // count/contains, operator[], try_emplace/emplace/insert_or_assign, erase, iteration, ==
-// (order-independent). Lookups take any string_view.
+// (order-independent). Lookups take any string_view. Unlike unordered_map's:
+//   - an iterator names an entry number of one map object: references to values survive a swap
+//     or a move of the map, iterators do not, and an end() taken before an insert may then name
+//     the new entry;
+//   - storage stays at its high-water mark (erased entries are reused, not freed) until clear(),
+//     a copy, or the map's end; iteration also walks the erased entries' places.
 #pragma once
 
 #include <bit>
@@ -164,6 +169,7 @@ class IdMap {
 
   // Room for `n` entries: inserts up to that size allocate nothing.
   void reserve(size_type n) {
+    if (n > kMaxEntries) std::abort();  // 2^30 entries at most (the index stays within a 32-bit size_t)
     grow_index(n);
     while (entry_capacity() < n) add_chunk();
   }
@@ -235,7 +241,7 @@ class IdMap {
   static constexpr std::uint32_t kDoublings = 8;  // chunks 0..7 double
   static constexpr std::uint32_t kBigChunk = kFirstChunk << (kDoublings - 1);
   static constexpr std::uint32_t kSmallEntries = kFirstChunk * ((1u << kDoublings) - 1);  // in chunks 0..7
-  static constexpr std::uint32_t kMaxEntries = 0x7fffffffu;
+  static constexpr std::uint32_t kMaxEntries = 1u << 30;  // so the index (2x, in slots) fits a 32-bit size_t
 
   struct Entry {
     union {
@@ -246,6 +252,8 @@ class IdMap {
     Entry() noexcept {}
     ~Entry() {}
   };
+  // Chunks come from the plain ::operator new.
+  static_assert(alignof(Entry) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__, "IdMap: over-aligned values are not supported");
   struct Slot {
     std::uint32_t hash = 0;
     std::uint32_t entry_plus_one = 0;  // 0: empty
@@ -263,7 +271,7 @@ class IdMap {
   std::size_t entry_capacity() const noexcept { return capacity_; }
   void add_chunk() {
     const std::size_t n = chunk_size(chunks_.size());
-    if (capacity_ + n > kMaxEntries) std::abort();
+    if (capacity_ + n > std::size_t{kMaxEntries} + kBigChunk) std::abort();  // unreachable: reserve() refuses more
     chunks_.reserve(chunks_.size() + 1);
     chunks_.push_back(static_cast<Entry*>(::operator new(n * sizeof(Entry))));  // reserved: cannot throw
     capacity_ += n;
