@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <unordered_map>
 #include <string>
@@ -270,6 +271,78 @@ TEST(SharedString, CopiesShareOneTextAndCompareAsStrings) {
   EXPECT_LT(SharedString("a"), SharedString("b"));
   EXPECT_LT(SharedString("a"), "b");
   EXPECT_EQ(std::hash<SharedString>{}(SharedString("xy")), std::hash<std::string_view>{}("xy"));
+}
+
+// The stored meta's optional texts (name, error, lineage ids): one pointer each; absent and a
+// present empty text stay apart; they read and compare like std::optional<std::string>.
+TEST(OptionalSharedString, ReadsLikeAnOptionalStringInOnePointer) {
+  static_assert(sizeof(OptionalSharedString) == sizeof(void*));
+  OptionalSharedString absent;
+  OptionalSharedString empty("");
+  EXPECT_FALSE(absent.has_value());
+  EXPECT_FALSE(absent);
+  EXPECT_TRUE(empty.has_value());
+  EXPECT_EQ(*empty, "");
+  EXPECT_NE(absent, empty);
+  EXPECT_EQ(absent, std::nullopt);
+  EXPECT_EQ(absent, std::optional<std::string>());
+  EXPECT_EQ(empty, std::optional<std::string>(""));
+  EXPECT_NE(absent, "");  // std::optional's rule: an absent value equals no string
+  EXPECT_EQ(OptionalSharedString(SharedString()), "");  // an empty SharedString is a present text
+  EXPECT_EQ(OptionalSharedString(std::optional<std::string>()), std::nullopt);
+
+  OptionalSharedString run("run-0123456789abcdef-long");
+  OptionalSharedString copy = run;
+  EXPECT_TRUE(copy->shares(*run));
+  EXPECT_EQ(copy, run);
+  EXPECT_EQ(copy, std::string("run-0123456789abcdef-long"));
+  EXPECT_EQ(copy, std::string_view("run-0123456789abcdef-long"));
+  EXPECT_NE(copy, "run-other");
+  EXPECT_EQ(copy.value_or("x"), "run-0123456789abcdef-long");
+  EXPECT_EQ(absent.value_or("x"), "x");
+  EXPECT_EQ(copy.to_optional(), std::optional<std::string>("run-0123456789abcdef-long"));
+  EXPECT_EQ(absent.to_optional(), std::nullopt);
+  copy.reset();
+  EXPECT_FALSE(copy.has_value());
+  EXPECT_EQ(run, "run-0123456789abcdef-long");  // the other holder keeps its text
+  EXPECT_EQ(copy.emplace("call-1"), "call-1");
+  EXPECT_EQ(copy, "call-1");
+  copy = std::nullopt;
+  EXPECT_EQ(copy, std::nullopt);
+  EXPECT_THROW((void)absent.value(), std::bad_optional_access);
+  EXPECT_EQ(run.value(), "run-0123456789abcdef-long");
+  std::ostringstream os;
+  os << run << ' ' << absent;
+  EXPECT_EQ(os.str(), "\"run-0123456789abcdef-long\" nullopt");
+}
+
+// A snapshot's entries of one run share its lineage ids; a present empty name stays present
+// through restore and snapshot, distinct from an absent one.
+TEST(OptionalSharedString, RestoredEntriesShareRepeatedLineageIds) {
+  auto h = testing::manager_with_store();
+  BackgroundTaskManager& m = *h->manager;
+  const std::string run = "run-with-a-name-longer-than-a-short-string";
+  auto entry = [&](int n, const char* name) {
+    json e{{"task_id", "bg_" + std::to_string(n)}, {"task_type", "job"}, {"description", ""},
+           {"status", "completed"}, {"created_at_ms", 1}, {"completed_at_ms", 2}, {"owner_thread_id", "t"},
+           {"parent_context", {{"run_id", run}, {"task_id", "bg_0"}}}};
+    if (name) e["name"] = name;
+    return e;
+  };
+  json snap{{"tasks", {{"bg_1", entry(1, "")}, {"bg_2", entry(2, nullptr)}, {"bg_3", entry(3, "x")}}}};
+  ASSERT_EQ(*m.restore_json("t", dump(snap)), 3u);
+  const auto* s = h->store->peek<BackgroundTaskStateKey>();
+  ASSERT_NE(s, nullptr);
+  const auto& a = s->tasks.at("bg_1");
+  const auto& b = s->tasks.at("bg_2");
+  const auto& c = s->tasks.at("bg_3");
+  EXPECT_EQ(a.parent_context.run_id, run);
+  EXPECT_TRUE(b.parent_context.run_id->shares(*a.parent_context.run_id));
+  EXPECT_TRUE(c.parent_context.run_id->shares(*a.parent_context.run_id));
+  EXPECT_TRUE(c.parent_context.task_id->shares(*a.parent_context.task_id));
+  EXPECT_EQ(a.name, "");
+  EXPECT_EQ(b.name, std::nullopt);
+  EXPECT_EQ(json::parse(m.snapshot_json("t")), snap);
 }
 
 // One thread name per thread is shared by the manager, its tasks and every event they send.

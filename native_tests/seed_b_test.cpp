@@ -185,7 +185,7 @@ TEST(AwakenSeed, restore_degrades_orphaned_running_tasks_to_failed) {
   ASSERT_TRUE(summary.has_value());
   EXPECT_EQ(S(summary->status), S(TaskStatus::Failed));
   ASSERT_TRUE(summary->error.has_value());
-  EXPECT_NE(summary->error->find("orphaned"), std::string::npos)
+  EXPECT_NE(summary->error->view().find("orphaned"), std::string::npos)
       << "error should mention orphaned: " << *summary->error;
 }
 

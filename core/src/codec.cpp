@@ -650,12 +650,10 @@ class SnapshotReader {
   // finish()); bad entries by id (the smallest id is reported). An id's later entry, good or bad,
   // replaces its earlier verdict.
   std::vector<PersistedTaskMeta> entries_;
-  // Entries of one snapshot mostly repeat one task type and one owner: they share the text.
+  // Entries of one snapshot mostly repeat one task type, one owner and their lineage ids: each
+  // field keeps its last text, and an entry repeating it shares it (SharedString::reuse_for).
   SharedString last_type_, last_owner_;
-  static const SharedString& share(SharedString& last, std::string_view text) {
-    if (last != text) last = SharedString(text);
-    return last;
-  }
+  std::array<SharedString, 4> last_parent_;
   std::map<std::string, Error> errors_;
   // The entry being read.
   std::string entry_key_;
@@ -866,14 +864,17 @@ void SnapshotReader::finish_meta() {
     return true;
   };
   // Messages are built only on error: a where() per entry would cost an allocation each.
-  auto opt_string = [&](StrSlot& s, bool in_parent, const char* name, std::optional<std::string>& dst) -> bool {
+  auto opt_string = [&](StrSlot& s, SharedString* last, const char* name, OptionalSharedString& dst) -> bool {
     if (s.type == kAbsent || s.type == T::null) return true;
     if (s.type != T::string) {
-      const std::string at = in_parent ? field(where(), "parent_context") : where();
+      const std::string at = last ? field(where(), "parent_context") : where();
       commit(wrong_type(field(at, name), "a string or null", type_name(s.type)));
       return false;
     }
-    dst = std::move(s.value);
+    if (last)
+      dst = last->reuse_for(s.value);
+    else
+      dst = s.value;
     return true;
   };
   auto as_u64 = [&](const NumSlot& n, const char* name, std::uint64_t& dst) -> bool {
@@ -890,13 +891,13 @@ void SnapshotReader::finish_meta() {
   if (!req_string(kTaskId, "task_id", m.task_id) || !req_string(kTaskType, "task_type", task_type) ||
       !req_string(kDescription, "description", m.description))
     return;
-  m.task_type = share(last_type_, task_type);
+  m.task_type = last_type_.reuse_for(task_type);
   std::string status;
   if (!req_string(kStatus, "status", status)) return;
   auto st = parse_task_status(status);
   if (!st) return commit(bad(field(where(), "status"), "unknown status " + dump(json(status))));
   m.status = *st;
-  if (!opt_string(str_slots_[kError], false, "error", m.error)) return;
+  if (!opt_string(str_slots_[kError], nullptr, "error", m.error)) return;
   m.result = std::move(result_);
   const NumSlot& created = num_slots_[0];
   if (created.type == kAbsent) return commit(bad(where(), "missing field \"created_at_ms\""));
@@ -912,16 +913,18 @@ void SnapshotReader::finish_meta() {
     if (parent_type_ != T::object)
       return commit(wrong_type(field(where(), "parent_context"), "an object", type_name(parent_type_)));
     auto& p = m.parent_context;
-    if (!opt_string(parent_slots_[0], true, "task_id", p.task_id) || !opt_string(parent_slots_[1], true, "run_id", p.run_id) ||
-        !opt_string(parent_slots_[2], true, "call_id", p.call_id) || !opt_string(parent_slots_[3], true, "agent_id", p.agent_id))
+    if (!opt_string(parent_slots_[0], &last_parent_[0], "task_id", p.task_id) ||
+        !opt_string(parent_slots_[1], &last_parent_[1], "run_id", p.run_id) ||
+        !opt_string(parent_slots_[2], &last_parent_[2], "call_id", p.call_id) ||
+        !opt_string(parent_slots_[3], &last_parent_[3], "agent_id", p.agent_id))
       return;
   }
   // serde default "" when missing; null is not a string.
   if (StrSlot& owner = str_slots_[kOwnerThreadId]; owner.type != kAbsent) {
     if (owner.type != T::string) return commit(wrong_type(field(where(), "owner_thread_id"), "a string", type_name(owner.type)));
-    m.owner_thread_id = share(last_owner_, owner.value);
+    m.owner_thread_id = last_owner_.reuse_for(owner.value);
   }
-  if (!opt_string(str_slots_[kName], false, "name", m.name)) return;
+  if (!opt_string(str_slots_[kName], nullptr, "name", m.name)) return;
   if (m.task_id.empty()) return commit(bad(field(where(), "task_id"), "must not be empty"));
   if (m.task_id != entry_key_) return commit(bad(field(where(), "task_id"), dump(json(m.task_id)) + " does not match its key"));
   commit(std::move(m));

@@ -224,9 +224,8 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   if (!store_) return errors::store_not_configured();
 
   // What may allocate for the handle comes before the commit, so a stored meta always gets one.
-  if (last_owner_ != owner) last_owner_ = SharedString(owner);
-  if (last_type_ != task_type) last_type_ = SharedString(task_type);
-  auto core = std::make_shared<TaskCore>(*this, std::move(id), last_owner_, last_type_, kind);
+  auto core = std::make_shared<TaskCore>(*this, std::move(id), last_owner_.reuse_for(owner),
+                                         last_type_.reuse_for(task_type), kind);
   handles_.reserve(handles_.size() + 1);
   const TaskId& task_id = core->id();
 
@@ -710,7 +709,8 @@ std::size_t BackgroundTaskManager::restore_entries(std::string_view owner, std::
     const TaskCore* t = number ? find_core(m.task_id) : nullptr;  // spawned tasks all have bg_N ids
     if (m.status == TaskStatus::Running && !(t && t->live)) {
       m.status = TaskStatus::Failed;
-      m.error = kOrphanedError;
+      static const OptionalSharedString orphaned(kOrphanedError);  // one text for every orphan
+      m.error = orphaned;
     }
     const bool fresh = indexes_fresh();
     auto r = store_->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {

@@ -8,9 +8,11 @@
 #include <atomic>
 #include <compare>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <new>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -41,7 +43,13 @@ class SharedString {
   const char* data() const noexcept { return c_str(); }
   std::size_t size() const noexcept { return p_ ? p_->size : 0; }
   std::size_t length() const noexcept { return size(); }
-  bool empty() const noexcept { return p_ == nullptr; }
+  bool empty() const noexcept { return size() == 0; }
+  // Keeps this text when it already reads s, else takes a copy of s: a run of equal texts (one
+  // thread's spawns, one snapshot's task types) then shares one block.
+  const SharedString& reuse_for(std::string_view s) {
+    if (view() != s) *this = SharedString(s);
+    return *this;
+  }
   // Same storage (so the same text): a cheap test before comparing characters.
   bool shares(const SharedString& o) const noexcept { return p_ == o.p_; }
 
@@ -69,6 +77,7 @@ class SharedString {
   friend std::ostream& operator<<(std::ostream& os, const SharedString& s) { return os << s.view(); }
 
  private:
+  friend class OptionalSharedString;
   struct Block {
     std::atomic<std::size_t> refs;
     std::size_t size;
@@ -78,7 +87,7 @@ class SharedString {
   static Block* make(std::string_view s) {
     void* raw = ::operator new(sizeof(Block) + s.size() + 1);
     auto* b = new (raw) Block{{1}, s.size()};
-    std::memcpy(b->data(), s.data(), s.size());
+    if (!s.empty()) std::memcpy(b->data(), s.data(), s.size());  // an empty view's data may be null
     b->data()[s.size()] = '\0';
     return b;
   }
@@ -90,6 +99,74 @@ class SharedString {
     p_ = nullptr;
   }
   Block* p_ = nullptr;
+};
+
+// An optional SharedString in one pointer (std::optional<std::string> takes 40 bytes, 32 on
+// wasm32). The stored task meta has six optional texts — name, error and four lineage ids — that
+// are absent in most tasks; this keeps an absent one at 8 bytes and makes a copy of a present one
+// a count increment. Absent is the null pointer; a present empty text gets its own block.
+// Reads like std::optional<std::string>: has_value, *, ->, value_or, reset, emplace, ==.
+class OptionalSharedString {
+ public:
+  OptionalSharedString() noexcept = default;
+  OptionalSharedString(std::nullopt_t) noexcept {}                            // NOLINT: as std::optional
+  OptionalSharedString(std::string_view s) { s_.p_ = SharedString::make(s); }  // NOLINT
+  OptionalSharedString(const std::string& s) : OptionalSharedString(std::string_view(s)) {}  // NOLINT
+  OptionalSharedString(const char* s) : OptionalSharedString(std::string_view(s)) {}         // NOLINT
+  OptionalSharedString(SharedString s) {  // NOLINT: shares s's text
+    if (s.p_) s_ = std::move(s);
+    else s_.p_ = SharedString::make({});
+  }
+  OptionalSharedString(const std::optional<std::string>& o) {  // NOLINT
+    if (o) s_.p_ = SharedString::make(*o);
+  }
+  OptionalSharedString& operator=(std::nullopt_t) noexcept {
+    reset();
+    return *this;
+  }
+
+  bool has_value() const noexcept { return s_.p_ != nullptr; }
+  explicit operator bool() const noexcept { return has_value(); }
+  const SharedString& operator*() const noexcept { return s_; }
+  const SharedString* operator->() const noexcept { return &s_; }
+  const SharedString& value() const {
+    if (!has_value()) {
+#if defined(__cpp_exceptions)
+      throw std::bad_optional_access();
+#else
+      std::abort();  // as std::optional::value without exceptions
+#endif
+    }
+    return s_;
+  }
+  std::string value_or(std::string_view fallback) const { return std::string(has_value() ? s_.view() : fallback); }
+  void reset() noexcept { s_.release(); }
+  const SharedString& emplace(std::string_view s) {
+    *this = OptionalSharedString(s);
+    return s_;
+  }
+  std::optional<std::string> to_optional() const {
+    return has_value() ? std::optional<std::string>(s_.str()) : std::nullopt;
+  }
+
+  friend bool operator==(const OptionalSharedString& a, const OptionalSharedString& b) noexcept {
+    return a.has_value() == b.has_value() && a.s_ == b.s_;
+  }
+  friend bool operator==(const OptionalSharedString& a, std::nullopt_t) noexcept { return !a.has_value(); }
+  // A present text equal to s (std::optional's rule for comparing with a value).
+  friend bool operator==(const OptionalSharedString& a, std::string_view s) noexcept { return a.has_value() && a.s_ == s; }
+  friend bool operator==(const OptionalSharedString& a, const std::string& s) noexcept { return a == std::string_view(s); }
+  friend bool operator==(const OptionalSharedString& a, const char* s) noexcept { return a == std::string_view(s); }
+  friend bool operator==(const OptionalSharedString& a, const SharedString& s) noexcept { return a == s.view(); }
+  friend bool operator==(const OptionalSharedString& a, const std::optional<std::string>& b) noexcept {
+    return b ? a == std::string_view(*b) : !a.has_value();
+  }
+  friend std::ostream& operator<<(std::ostream& os, const OptionalSharedString& s) {
+    return s.has_value() ? os << '"' << s.s_.view() << '"' : os << "nullopt";
+  }
+
+ private:
+  SharedString s_;
 };
 
 }  // namespace bgtasks

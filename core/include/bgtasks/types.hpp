@@ -39,11 +39,12 @@ struct TaskResult {
 };
 
 // Lineage. Every field optional; empty serializes as {} and is omitted from TaskSummary.
+// The ids are shared texts: a run's tasks share one run id, and an absent one takes 8 bytes.
 struct TaskParentContext {
-  std::optional<std::string> task_id;
-  std::optional<std::string> run_id;
-  std::optional<std::string> call_id;
-  std::optional<std::string> agent_id;
+  OptionalSharedString task_id;
+  OptionalSharedString run_id;
+  OptionalSharedString call_id;
+  OptionalSharedString agent_id;
 
   bool is_empty() const noexcept { return !task_id && !run_id && !call_id && !agent_id; }
   friend bool operator==(const TaskParentContext&, const TaskParentContext&) = default;
@@ -54,7 +55,7 @@ struct TaskSummary {
   std::string task_type;
   std::string description;
   TaskStatus status = TaskStatus::Running;
-  std::optional<std::string> error;
+  OptionalSharedString error;
   std::optional<json> result;
   std::uint64_t created_at_ms = 0;
   std::optional<std::uint64_t> completed_at_ms;
@@ -69,10 +70,10 @@ struct PersistedTaskMeta {
   // Shared with the task's core and its events (one text per thread name and per task type).
   SharedString owner_thread_id;
   SharedString task_type;
-  std::optional<std::string> name;
+  OptionalSharedString name;  // shared texts: see OptionalSharedString
   std::string description;
   TaskStatus status = TaskStatus::Running;
-  std::optional<std::string> error;
+  OptionalSharedString error;
   std::optional<json> result;
   std::uint64_t created_at_ms = 0;
   std::optional<std::uint64_t> completed_at_ms;
