@@ -172,6 +172,8 @@ TEST(IdMap, AgreesWithUnorderedMapUnderRandomOperations) {
       // A copy equals the original and owns its own values; a move leaves the source empty.
       detail::IdMap<Counted> copy = map;
       EXPECT_EQ(copy, map);
+      EXPECT_EQ(map, copy);  // == looks keys up in its right side: the copy's index is checked too
+      for (const auto& [k, v] : model) ASSERT_EQ(copy.at(k).v, v) << k;
       EXPECT_EQ(Counted::live, static_cast<int>(2 * model.size()));
       detail::IdMap<Counted> moved = std::move(copy);
       EXPECT_TRUE(copy.empty());  // NOLINT(bugprone-use-after-move): moved-from is empty by contract

@@ -9,6 +9,8 @@
 //   - the index is an open-addressing table of 8-byte slots {32-bit hash, entry number}
 //     (linear probing, Fibonacci hashing, at most half full, backward-shift deletion): a lookup
 //     touches one slot line and one entry;
+//   - a live entry keeps its key's 32-bit hash (in the free-list link's place), so a copy and an
+//     erase by iterator hash no key again;
 //   - iteration goes by entry number (for a map that only grows: insertion order).
 // The interface is the part of std::unordered_map that users of the key touch: find, at,
 // count/contains, operator[], try_emplace/emplace/insert_or_assign, erase, iteration, ==
@@ -116,7 +118,10 @@ class IdMap {
   IdMap() noexcept = default;
   IdMap(const IdMap& o) : IdMap() {
     reserve(o.size_);
-    for (const auto& [k, v] : o) place(hash_id(k), k, v);
+    for (std::uint32_t i = o.next_live(0); i < o.used_; i = o.next_live(i + 1)) {
+      const Entry& e = o.entry(i);
+      place(e.hash_or_next_free, e.value.first, e.value.second);  // the key's stored hash: no rehash
+    }
   }
   IdMap(IdMap&& o) noexcept { swap(o); }
   IdMap(std::initializer_list<value_type> init) : IdMap(init.begin(), init.end()) {}
@@ -211,7 +216,7 @@ class IdMap {
   // Returns the entry after `pos` in iteration order.
   iterator erase(const_iterator pos) noexcept {
     const std::uint32_t i = pos.i_;
-    unlink(find_slot_of(i, hash_id(entry(i).value.first)));
+    unlink(find_slot_of(i, entry(i).hash_or_next_free));
     release_entry(i);
     return {this, next_live(i + 1)};
   }
@@ -247,7 +252,7 @@ class IdMap {
     union {
       value_type value;  // constructed while `live`
     };
-    std::uint32_t next_free;
+    std::uint32_t hash_or_next_free;  // live: its key's 32-bit hash; free: the next free entry
     bool live;
     Entry() noexcept {}
     ~Entry() {}
@@ -357,11 +362,11 @@ class IdMap {
                               std::forward_as_tuple(std::forward<Args>(args)...));
     // Nothing below can fail.
     if (free_ != kNone)
-      free_ = e.next_free;
+      free_ = e.hash_or_next_free;
     else
       ++used_;
     e.live = true;
-    e.next_free = kNone;
+    e.hash_or_next_free = static_cast<std::uint32_t>(h);
     insert_slot({static_cast<std::uint32_t>(h), i + 1});
     ++size_;
     return i;
@@ -369,7 +374,7 @@ class IdMap {
   void release_entry(std::uint32_t i) noexcept {
     Entry& e = entry(i);
     e.live = false;
-    e.next_free = free_;
+    e.hash_or_next_free = free_;
     free_ = i;
     --size_;
     e.value.~value_type();
