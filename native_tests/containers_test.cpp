@@ -347,6 +347,48 @@ TEST(OptionalSharedString, RestoredEntriesShareRepeatedLineageIds) {
   EXPECT_EQ(json::parse(m.snapshot_json("t")), snap);
 }
 
+// Spawns under one tool call share its lineage ids, and the children of one body share its id
+// (one copy each, not one per spawn); explicit fields are the caller's own texts.
+TEST(OptionalSharedString, AmbientLineageIdsAreSharedBetweenSpawns) {
+  auto h = testing::manager_with_store();
+  BackgroundTaskManager& m = *h->manager;
+  std::vector<TaskId> ids;
+  {
+    ToolLineageScope scope(ToolLineageContext{"run-0123456789-abcdef", "call-0123456789-abcdef", "agent-0123456789"});
+    for (int i = 0; i < 2; ++i) ids.push_back(*m.spawn_host("t", "job", std::nullopt, "", {}));
+    TaskParentContext own;
+    own.run_id = "run-0123456789-abcdef";
+    ids.push_back(*m.spawn_host("t", "job", std::nullopt, "", std::move(own)));
+  }
+  std::vector<TaskId> children;
+  auto parent = m.spawn("t", "job", std::nullopt, "", {}, [&](TaskContext) -> Co<TaskResult> {
+    for (int i = 0; i < 2; ++i) children.push_back(*m.spawn_host("t", "child", std::nullopt, "", {}));
+    co_return TaskResult::success(nullptr);
+  });
+  ASSERT_TRUE(parent.ok());
+  h->exec.run_until_idle();
+  ASSERT_EQ(children.size(), 2u);
+  const auto* s = h->store->peek<BackgroundTaskStateKey>();
+  ASSERT_NE(s, nullptr);
+  const TaskParentContext& a = s->tasks.at(ids[0]).parent_context;
+  const TaskParentContext& b = s->tasks.at(ids[1]).parent_context;
+  EXPECT_EQ(a.run_id, "run-0123456789-abcdef");
+  EXPECT_EQ(a.call_id, "call-0123456789-abcdef");
+  EXPECT_EQ(a.agent_id, "agent-0123456789");
+  EXPECT_TRUE(b.run_id->shares(*a.run_id));
+  EXPECT_TRUE(b.call_id->shares(*a.call_id));
+  EXPECT_TRUE(b.agent_id->shares(*a.agent_id));
+  const TaskParentContext& own = s->tasks.at(ids[2]).parent_context;
+  EXPECT_EQ(own.run_id, a.run_id);
+  EXPECT_FALSE(own.run_id->shares(*a.run_id));
+  EXPECT_TRUE(own.call_id->shares(*a.call_id));  // filled from the scope
+  const TaskParentContext& c0 = s->tasks.at(children[0]).parent_context;
+  const TaskParentContext& c1 = s->tasks.at(children[1]).parent_context;
+  EXPECT_EQ(c0.task_id, *parent);
+  EXPECT_TRUE(c1.task_id->shares(*c0.task_id));
+  EXPECT_FALSE(c0.run_id.has_value());  // no tool lineage around the body
+}
+
 // One thread name per thread is shared by the manager, its tasks and every event they send.
 TEST(SharedString, EventsOfOneThreadShareTheOwnerName) {
   auto h = testing::manager_with_store_and_inbox();

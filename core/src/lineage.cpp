@@ -36,12 +36,26 @@ detail::AmbientTaskStep::~AmbientTaskStep() {
   t_lineage = previous_lineage_;
 }
 
+namespace {
+// The last text of each ambient field, per thread: the children of one body, and the tasks of one
+// tool call, then share one copy of its ids (SharedString::reuse_for). Reached only when an
+// ambient context is set, so a spawn without one pays nothing for it.
+struct LastAmbientTexts {
+  SharedString task, run, call, agent;
+};
+LastAmbientTexts& last_ambient() {
+  thread_local LastAmbientTexts last;
+  return last;
+}
+}  // namespace
+
 void merge_ambient_parent_into(TaskParentContext& p) {
-  if (!p.task_id && t_task) p.task_id = t_task->task_id;
+  if (!p.task_id && t_task) p.task_id = last_ambient().task.reuse_for(t_task->task_id);
   if (t_lineage) {
-    if (!p.run_id) p.run_id = t_lineage->run_id;
-    if (!p.call_id && !t_lineage->call_id.empty()) p.call_id = t_lineage->call_id;
-    if (!p.agent_id && !t_lineage->agent_id.empty()) p.agent_id = t_lineage->agent_id;
+    LastAmbientTexts& last = last_ambient();
+    if (!p.run_id) p.run_id = last.run.reuse_for(t_lineage->run_id);
+    if (!p.call_id && !t_lineage->call_id.empty()) p.call_id = last.call.reuse_for(t_lineage->call_id);
+    if (!p.agent_id && !t_lineage->agent_id.empty()) p.agent_id = last.agent.reuse_for(t_lineage->agent_id);
   }
 }
 

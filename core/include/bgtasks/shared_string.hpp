@@ -8,6 +8,7 @@
 #include <atomic>
 #include <compare>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -85,6 +86,14 @@ class SharedString {
     const char* data() const noexcept { return reinterpret_cast<const char*>(this + 1); }
   };
   static Block* make(std::string_view s) {
+    // No string is that long; saying so keeps GCC's allocation-size check quiet at -O2.
+    if (s.size() > static_cast<std::size_t>(PTRDIFF_MAX) - sizeof(Block) - 1) {
+#if defined(__cpp_exceptions)
+      throw std::bad_alloc();
+#else
+      std::abort();
+#endif
+    }
     void* raw = ::operator new(sizeof(Block) + s.size() + 1);
     auto* b = new (raw) Block{{1}, s.size()};
     if (!s.empty()) std::memcpy(b->data(), s.data(), s.size());  // an empty view's data may be null
