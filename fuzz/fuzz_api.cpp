@@ -619,7 +619,7 @@ std::size_t Model::tree_count(const std::string& root, std::vector<std::string>*
   if (!entry(root)) return 0;
   std::map<std::string, std::vector<std::string>> children;
   for (const auto& [id, m] : state_.tasks)
-    if (m.parent_context.task_id) children[*m.parent_context.task_id].push_back(id);
+    if (m.parent_context.task_id) children[m.parent_context.task_id->str()].push_back(id);
   std::set<std::string> seen;
   std::vector<std::string> stack{root};
   std::size_t n = 0;

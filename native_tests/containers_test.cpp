@@ -288,6 +288,9 @@ TEST(OptionalSharedString, ReadsLikeAnOptionalStringInOnePointer) {
   EXPECT_NE(absent, empty);
   EXPECT_EQ(absent, std::nullopt);
   EXPECT_EQ(absent, std::optional<std::string>());
+  EXPECT_EQ(absent, std::optional<std::string_view>());  // as optional<string> vs optional<string_view>
+  EXPECT_EQ(empty, std::optional<std::string_view>(""));
+  EXPECT_NE(empty, std::optional<std::string_view>());
   EXPECT_EQ(empty, std::optional<std::string>(""));
   EXPECT_NE(absent, "");  // std::optional's rule: an absent value equals no string
   EXPECT_EQ(OptionalSharedString(SharedString()), "");  // an empty SharedString is a present text

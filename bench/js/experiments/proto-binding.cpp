@@ -181,7 +181,7 @@ class ProtoCore {
       out += ",\"parent_context\":{";
       const auto& p = m->parent_context;
       bool pf = true;
-      auto field = [&](const char* k, const std::optional<std::string>& v) {
+      auto field = [&](const char* k, const OptionalSharedString& v) {
         if (!v) return;
         if (!pf) out += ',';
         pf = false;
