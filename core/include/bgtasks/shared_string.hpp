@@ -113,8 +113,9 @@ class SharedString {
 // An optional SharedString in one pointer (std::optional<std::string> takes 40 bytes on x86-64,
 // 16 on wasm32). The stored task meta has six optional texts — name, error and four lineage
 // ids — that are absent in most tasks; this keeps an absent one at a pointer's size and makes a
-// copy of a present one a count increment. Absent is the null pointer; a present empty text gets its own block.
-// Reads like std::optional<std::string>: has_value, *, ->, value_or, reset, emplace, ==.
+// copy of a present one a count increment. Absent is the null pointer; a present empty text
+// gets its own block. Reads like std::optional<std::string>: has_value, *, ->, value_or, reset,
+// emplace, ==; `*` gives a SharedString (a string_view-like text; .str() for a std::string).
 class OptionalSharedString {
  public:
   OptionalSharedString() noexcept = default;

@@ -39,7 +39,7 @@ struct TaskResult {
 };
 
 // Lineage. Every field optional; empty serializes as {} and is omitted from TaskSummary.
-// The ids are shared texts: a run's tasks share one run id, and an absent one takes 8 bytes.
+// The ids are OptionalSharedStrings: an absent one is a null pointer, copies share one text.
 struct TaskParentContext {
   OptionalSharedString task_id;
   OptionalSharedString run_id;
