@@ -864,6 +864,8 @@ void SnapshotReader::finish_meta() {
     return true;
   };
   // Messages are built only on error: a where() per entry would cost an allocation each.
+  // `last` is the field's last text, shared by entries that repeat it; only the lineage ids have
+  // one, so it also says the field sits inside parent_context (for the error's path).
   auto opt_string = [&](StrSlot& s, SharedString* last, const char* name, OptionalSharedString& dst) -> bool {
     if (s.type == kAbsent || s.type == T::null) return true;
     if (s.type != T::string) {
