@@ -2,6 +2,7 @@
 // the stored metas, and the shared (reference-counted) thread-name string that events carry.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <random>
@@ -95,14 +96,55 @@ struct Counted {
   friend bool operator==(const Counted& a, const Counted& b) { return a.v == b.v; }
 };
 
-// Keys of every length class the hash reads differently: under 8 bytes, exactly 8, 9..16, long.
+// Keys of every length class the hash reads differently (under 8 bytes, exactly 8, 9..16, long)
+// and of every shape the task-id hash reads differently: "bg_N"; "bg_0N", whose hash equals bg_N's;
+// 20 digits, past u64 (the number wraps); "bg_+N" and "bg_", which are not numbers.
 std::string id_key(std::uint64_t n) {
-  switch (n % 4) {
+  switch (n % 7) {
     case 0: return "bg_" + std::to_string(n);
     case 1: return "bg_" + std::to_string(10000000 + n).substr(0, 5);  // 8 bytes; repeats on purpose
     case 2: return "restored-" + std::to_string(n);
+    case 3: return "bg_0" + std::to_string(n % 50);
+    case 4: {
+      const std::string digits = std::to_string(n);
+      return "bg_" + std::string(20 - digits.size(), '9') + digits;
+    }
+    case 5: return n % 2 ? "bg_+" + std::to_string(n % 50) : std::string("bg_");
     default: return std::string(40, 'x') + std::to_string(n);
   }
+}
+
+// Consecutive task numbers are indexed in adjacent slots (a batch of spawns touches one line of the
+// id map's index per group of 4 and of the handle table per group of 16), while the groups are
+// scattered over the table.
+TEST(IdMap, ConsecutiveTaskIdsGetAdjacentIndexSlots) {
+  for (const unsigned bits : {4u, 10u, 21u}) {
+    std::vector<std::size_t> id_groups, handle_groups;
+    for (std::uint64_t n = 1600; n < 1600 + 64; ++n) {
+      const std::uint64_t h = detail::id_index_hash("bg_" + std::to_string(n));
+      const std::size_t home = detail::grouped_home<detail::kIdGroupBits>(static_cast<std::uint32_t>(h), bits);
+      ASSERT_LT(home, std::size_t{1} << bits);
+      EXPECT_EQ(home % 4, n % 4) << n;
+      if (n % 4 == 0) id_groups.push_back(home);
+      const std::size_t handle_home = detail::grouped_home<4>(n, bits);
+      ASSERT_LT(handle_home, std::size_t{1} << bits);
+      EXPECT_EQ(handle_home % 16, n % 16) << n;
+      if (n % 16 == 0) handle_groups.push_back(handle_home);
+    }
+    if (bits == 21) {  // 16 and 4 groups, each in its own place
+      for (auto* groups : {&id_groups, &handle_groups}) {
+        std::sort(groups->begin(), groups->end());
+        EXPECT_EQ(std::unique(groups->begin(), groups->end()), groups->end());
+      }
+    }
+  }
+  // "bg_07" hashes as "bg_7" (the keys still differ); ids that are not "bg_" and digits keep the
+  // general hash.
+  EXPECT_EQ(detail::id_index_hash("bg_07"), detail::id_index_hash("bg_7"));
+  EXPECT_EQ(detail::id_index_hash("restored-1"), detail::hash_id("restored-1"));
+  EXPECT_EQ(detail::id_index_hash("bg_+1"), detail::hash_id("bg_+1"));
+  EXPECT_EQ(detail::id_index_hash("bg_"), detail::hash_id("bg_"));
+  EXPECT_EQ(detail::id_index_hash("bg_123456789012345678901"), detail::hash_id("bg_123456789012345678901"));
 }
 
 // Small ranges run under several key sets (salts): whether a probe run wraps around the table's
@@ -206,7 +248,7 @@ TEST(IdMap, EntriesNeverMoveWhileTheMapGrows) {
 
 TEST(IdMap, EraseWhileIteratingVisitsEveryEntryOnce) {
   detail::IdMap<Counted> map;
-  for (int i = 0; i < 3000; ++i) map.try_emplace(id_key(static_cast<std::uint64_t>(i) * 4), i);
+  for (int i = 0; i < 3000; ++i) map.try_emplace(id_key(static_cast<std::uint64_t>(i) * 7), i);  // "bg_N": distinct
   std::size_t visited = 0;
   for (auto it = map.begin(); it != map.end();) {
     ++visited;

@@ -379,6 +379,7 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bgbench::keep_heap_mapped();
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
     if (std::strcmp(argv[i], "--smoke") == 0)

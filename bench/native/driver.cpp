@@ -167,6 +167,7 @@ Sample asio_spawn_complete(std::size_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bgbench::keep_heap_mapped();
   const std::size_t tasks = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 100000;
   const std::size_t events = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 100000;
   const std::size_t reps = argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 7;

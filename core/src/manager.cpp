@@ -224,8 +224,8 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   if (!store_) return errors::store_not_configured();
 
   // What may allocate for the handle comes before the commit, so a stored meta always gets one.
-  auto core = std::make_shared<TaskCore>(*this, std::move(id), last_owner_.reuse_for(owner),
-                                         last_type_.reuse_for(task_type), kind);
+  auto core = std::allocate_shared<TaskCore>(detail::PoolAllocator<TaskCore>{}, *this, std::move(id),
+                                            last_owner_.reuse_for(owner), last_type_.reuse_for(task_type), kind);
   handles_.reserve(handles_.size() + 1);
   const TaskId& task_id = core->id();
 

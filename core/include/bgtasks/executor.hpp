@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "bgtasks/block_pool.hpp"
 #include "bgtasks/clock.hpp"
 #include "bgtasks/coro.hpp"
 
@@ -244,6 +245,10 @@ class Notify {
 // ---- Co<T>: a lazily started coroutine that can be co_awaited from a task body ----------------
 namespace detail {
 struct PromiseBase {
+  // Frames come from the per-thread block cache (block_pool.hpp).
+  static void* operator new(std::size_t n) { return pool_allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { pool_deallocate(p, n); }
+
   coro::coroutine_handle<> continuation;
   bool starting = false;  // resumed inline by the awaiting parent
 #if defined(__cpp_exceptions)

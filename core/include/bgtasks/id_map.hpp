@@ -7,8 +7,8 @@
 //     reference stays valid until that entry is erased, as with unordered_map; erased slots are
 //     reused;
 //   - the index is an open-addressing table of 8-byte slots {32-bit hash, entry number}
-//     (linear probing, Fibonacci hashing, at most half full, backward-shift deletion): a lookup
-//     touches one slot line and one entry;
+//     (linear probing, at most half full, backward-shift deletion; task ids "bg_N" of consecutive
+//     N share a slot line, see grouped_home): a lookup touches one slot line and one entry;
 //   - a live entry keeps its key's 32-bit hash (in the free-list link's place), so a copy and an
 //     erase by iterator hash no key again;
 //   - iteration goes by entry number (for a map that only grows: insertion order).
@@ -64,6 +64,45 @@ inline std::uint64_t hash_id(std::string_view s) noexcept {
     h = mix(h ^ w) * 0x94d049bb133111ebull;
   }
   return h ^ (h >> 29);
+}
+
+// Consecutive task numbers get adjacent slots in the id map's index and in the manager's handle
+// table, in groups of 2^GroupBits, and the groups are scattered: a batch of spawns, or their
+// completions in spawn order, touches one line of the table per group instead of one per task once
+// the table outgrows the caches (spawn → complete with 1e6 live tasks: 1.8 → 0.7-0.9 µs per task).
+// The home slot of hash h in a table of 2^bits slots: the Fibonacci hash of h >> GroupBits places
+// the group, h's low GroupBits the slot in it; for a well-mixed h as uniform as a plain Fibonacci
+// hash. Larger groups make the probe runs of a half-full table longer: the id map, whose probes
+// compare strings, uses groups of 4 (groups of 16 cost it 4.3 probes per hit instead of 1.3); the
+// handle table, whose probes compare integers, groups of 16.
+template <unsigned GroupBits>
+std::size_t grouped_home(std::uint64_t h, unsigned bits) noexcept {
+  const std::uint64_t group = bits > GroupBits ? ((h >> GroupBits) * 0x9E3779B97F4A7C15ull) >> (64 + GroupBits - bits) : 0;
+  return static_cast<std::size_t>((group << GroupBits) | (h & ((std::uint64_t{1} << GroupBits) - 1)));
+}
+inline constexpr unsigned kIdGroupBits = 2;
+
+// The index hash of a task id. For "bg_" and up to 20 digits (the number wraps past 2^64), the
+// number's low kIdGroupBits stay the low bits (see grouped_home) and the rest is mixed; any other id
+// gets hash_id. ("bg_07" and "bg_7" hash alike: their keys still differ.)
+inline std::uint64_t id_index_hash(std::string_view s) noexcept {
+  if (s.size() > 3 && s.size() <= 3 + 20 && s[0] == 'b' && s[1] == 'g' && s[2] == '_') {
+    std::uint64_t n = 0;
+    bool number = true;
+    for (std::size_t i = 3; number && i < s.size(); ++i) {
+      const unsigned d = static_cast<unsigned char>(s[i]) - '0';
+      number = d <= 9;
+      n = n * 10 + d;
+    }
+    if (number) {
+      std::uint64_t g = n >> kIdGroupBits;
+      g = (g ^ (g >> 33)) * 0xff51afd7ed558ccdull;
+      g = (g ^ (g >> 33)) * 0xc4ceb9fe1a85ec53ull;
+      g ^= g >> 33;
+      return (g << kIdGroupBits) | (n & ((1u << kIdGroupBits) - 1));
+    }
+  }
+  return hash_id(s);
 }
 
 template <class V>
@@ -196,7 +235,7 @@ class IdMap {
   template <class K, class... Args>
   std::pair<iterator, bool> try_emplace(K&& k, Args&&... args) {
     const std::string_view key(k);
-    const std::uint64_t h = hash_id(key);
+    const std::uint64_t h = id_index_hash(key);
     if (const std::uint32_t i = lookup(key, h); i != used_) return {iterator(this, i), false};
     reserve(size_ + 1);
     return {iterator(this, place(h, std::forward<K>(k), std::forward<Args>(args)...)), true};
@@ -221,7 +260,7 @@ class IdMap {
     return {this, next_live(i + 1)};
   }
   size_type erase(std::string_view k) noexcept {
-    const std::uint64_t h = hash_id(k);
+    const std::uint64_t h = id_index_hash(k);
     const std::uint32_t i = lookup(k, h);
     if (i == used_) return 0;
     unlink(find_slot_of(i, h));
@@ -283,14 +322,14 @@ class IdMap {
   }
 
   std::size_t mask() const noexcept { return slots_.size() - 1; }
-  std::size_t home(std::uint32_t h) const noexcept { return (h * 0x9E3779B9u) >> shift_; }
+  std::size_t home(std::uint32_t h) const noexcept { return grouped_home<kIdGroupBits>(h, 32 - shift_); }
 
   std::uint32_t next_live(std::uint32_t i) const noexcept {
     while (i < used_ && !entry(i).live) ++i;
     return i;
   }
   // The entry number of key k, or used_ (end) when absent.
-  std::uint32_t lookup(std::string_view k) const noexcept { return lookup(k, hash_id(k)); }
+  std::uint32_t lookup(std::string_view k) const noexcept { return lookup(k, id_index_hash(k)); }
   std::uint32_t lookup(std::string_view k, std::uint64_t h64) const noexcept {
     if (size_ == 0) return used_;
     const auto h = static_cast<std::uint32_t>(h64);

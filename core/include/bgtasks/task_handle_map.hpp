@@ -1,7 +1,8 @@
-// The manager's handles by task number: an open-addressing table (linear probing, Fibonacci
-// hashing, at most half full). std::unordered_map<uint64_t, …> cost a node allocation per task and,
-// on wasm32, a 64-bit murmur hash and a modulo per lookup; the JS binding looks a task up on
-// every emit and settle.
+// The manager's handles by task number: an open-addressing table (linear probing, at most half
+// full; groups of 16 consecutive numbers share adjacent slots, the groups Fibonacci-hashed: see
+// grouped_home). std::unordered_map<uint64_t, …> cost a node allocation per task and, on wasm32, a
+// 64-bit murmur hash and a modulo per lookup; the JS binding looks a task up on every emit and
+// settle.
 #pragma once
 
 #include <cassert>
@@ -10,6 +11,8 @@
 #include <memory>
 #include <utility>
 #include <vector>
+
+#include "bgtasks/id_map.hpp"
 
 namespace bgtasks::detail {
 
@@ -92,7 +95,7 @@ class TaskHandleMap {
   };
   std::size_t mask() const noexcept { return slots_.size() - 1; }
   std::size_t home(std::uint64_t key) const noexcept {
-    return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_);
+    return grouped_home<4>(key, 64 - shift_);  // task numbers are consecutive: see grouped_home
   }
   void place(std::uint64_t key, std::shared_ptr<T> value) noexcept {
     std::size_t i = home(key);

@@ -1,0 +1,92 @@
+#include "bgtasks/block_pool.hpp"
+
+#include <cstdint>
+
+namespace bgtasks {
+namespace {
+
+constexpr std::size_t kClasses = detail::kMaxBlock / 16;
+
+struct FreeBlock {
+  FreeBlock* next;
+};
+
+// Trivially destructible, so it stays usable after its thread's destructors have run (a frame
+// freed by a later destructor then goes straight to ::operator delete).
+struct Cache {
+  FreeBlock* heads[kClasses];
+  std::size_t bytes;
+  bool registered;  // the Reaper below is constructed
+  bool dead;        // the thread is ending: cache nothing more
+};
+thread_local Cache t_cache{};
+
+void drain(Cache& c) noexcept {
+  for (std::size_t k = 0; k < kClasses; ++k) {
+    while (FreeBlock* b = c.heads[k]) {
+      c.heads[k] = b->next;
+      ::operator delete(static_cast<void*>(b));
+    }
+  }
+  c.bytes = 0;
+}
+
+struct Reaper {
+  ~Reaper() {
+    t_cache.dead = true;
+    drain(t_cache);
+  }
+};
+thread_local Reaper t_reaper;
+
+std::size_t class_of(std::size_t n) noexcept { return n == 0 ? 0 : (n - 1) / 16; }
+
+}  // namespace
+
+void* detail::pool_allocate(std::size_t n) {
+  if (detail::kBlockCacheEnabled && n <= detail::kMaxBlock) {
+    Cache& c = t_cache;
+    const std::size_t k = class_of(n);
+    if (FreeBlock* b = c.heads[k]) {
+      c.heads[k] = b->next;
+      c.bytes -= (k + 1) * 16;
+      return b;
+    }
+    // Every block of a class has the class's full size, so any request of the class can reuse it.
+    return ::operator new((k + 1) * 16);
+  }
+  return ::operator new(n);
+}
+
+void detail::pool_deallocate(void* p, std::size_t n) noexcept {
+  if (detail::kBlockCacheEnabled && n <= detail::kMaxBlock) {
+    Cache& c = t_cache;
+    const std::size_t k = class_of(n);
+    const std::size_t size = (k + 1) * 16;
+    if (!c.registered) {
+      (void)&t_reaper;  // odr-use: constructs this thread's reaper, which empties the cache at exit
+      c.registered = true;
+    }
+    if (!c.dead && c.bytes + size <= kMaxCachedBytes) {
+      c.heads[k] = new (p) FreeBlock{c.heads[k]};
+      c.bytes += size;
+      return;
+    }
+    ::operator delete(p);
+    return;
+  }
+  ::operator delete(p, n);
+}
+
+BlockCacheStats block_cache_stats() noexcept {
+  BlockCacheStats s;
+  const Cache& c = t_cache;
+  for (std::size_t k = 0; k < kClasses; ++k)
+    for (const FreeBlock* b = c.heads[k]; b; b = b->next) ++s.blocks;
+  s.bytes = c.bytes;
+  return s;
+}
+
+void trim_block_cache() noexcept { drain(t_cache); }
+
+}  // namespace bgtasks
