@@ -1,5 +1,6 @@
 #include "bgtasks/block_pool.hpp"
 
+#include <atomic>
 #include <cstdint>
 
 namespace bgtasks {
@@ -21,23 +22,37 @@ struct Cache {
 };
 thread_local Cache t_cache{};
 
-void drain(Cache& c) noexcept {
+std::size_t drain(Cache& c) noexcept {
+  std::size_t blocks = 0;
   for (std::size_t k = 0; k < kClasses; ++k) {
     while (FreeBlock* b = c.heads[k]) {
       c.heads[k] = b->next;
       ::operator delete(static_cast<void*>(b));
+      ++blocks;
     }
   }
   c.bytes = 0;
+  return blocks;
 }
+
+std::atomic<std::size_t> g_released_at_thread_exit{0};
 
 struct Reaper {
   ~Reaper() {
     t_cache.dead = true;
-    drain(t_cache);
+    g_released_at_thread_exit.fetch_add(drain(t_cache), std::memory_order_relaxed);
   }
 };
 thread_local Reaper t_reaper;
+
+// The reaper of a thread is set up on its first cache miss or first free, whichever comes first:
+// a global whose destructor frees the main thread's first block would otherwise set it up after
+// the thread's exit destructors ran, and the block would stay cached.
+void ensure_reaper(Cache& c) noexcept {
+  if (c.registered) return;
+  (void)&t_reaper;  // odr-use: constructs this thread's reaper, which empties the cache at exit
+  c.registered = true;
+}
 
 std::size_t class_of(std::size_t n) noexcept { return n == 0 ? 0 : (n - 1) / 16; }
 
@@ -52,6 +67,7 @@ void* detail::pool_allocate(std::size_t n) {
       c.bytes -= (k + 1) * 16;
       return b;
     }
+    ensure_reaper(c);
     // Every block of a class has the class's full size, so any request of the class can reuse it.
     return ::operator new((k + 1) * 16);
   }
@@ -63,10 +79,7 @@ void detail::pool_deallocate(void* p, std::size_t n) noexcept {
     Cache& c = t_cache;
     const std::size_t k = class_of(n);
     const std::size_t size = (k + 1) * 16;
-    if (!c.registered) {
-      (void)&t_reaper;  // odr-use: constructs this thread's reaper, which empties the cache at exit
-      c.registered = true;
-    }
+    ensure_reaper(c);
     if (!c.dead && c.bytes + size <= kMaxCachedBytes) {
       c.heads[k] = new (p) FreeBlock{c.heads[k]};
       c.bytes += size;
@@ -88,5 +101,7 @@ BlockCacheStats block_cache_stats() noexcept {
 }
 
 void trim_block_cache() noexcept { drain(t_cache); }
+
+std::size_t detail::blocks_released_at_thread_exit() noexcept { return g_released_at_thread_exit.load(); }
 
 }  // namespace bgtasks

@@ -49,6 +49,10 @@ void* pool_allocate(std::size_t n);
 // p came from pool_allocate(n) on any thread.
 void pool_deallocate(void* p, std::size_t n) noexcept;
 
+// Blocks the exiting threads' caches gave back so far, over the whole process (for tests and
+// diagnostics).
+std::size_t blocks_released_at_thread_exit() noexcept;
+
 // A std allocator over the pool (std::allocate_shared of task cores).
 template <class T>
 struct PoolAllocator {

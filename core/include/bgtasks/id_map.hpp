@@ -69,14 +69,16 @@ inline std::uint64_t hash_id(std::string_view s) noexcept {
 // Consecutive task numbers get adjacent slots in the id map's index and in the manager's handle
 // table, in groups of 2^GroupBits, and the groups are scattered: a batch of spawns, or their
 // completions in spawn order, touches one line of the table per group instead of one per task once
-// the table outgrows the caches (spawn → complete with 1e6 live tasks: 1.8 → 0.7-0.9 µs per task).
-// The home slot of hash h in a table of 2^bits slots: the Fibonacci hash of h >> GroupBits places
-// the group, h's low GroupBits the slot in it; for a well-mixed h as uniform as a plain Fibonacci
-// hash. Larger groups make the probe runs of a half-full table longer: the id map, whose probes
-// compare strings, uses groups of 4 (groups of 16 cost it 4.3 probes per hit instead of 1.3); the
-// handle table, whose probes compare integers, groups of 16.
+// the table outgrows the caches (spawn → complete with 1e6 live idle tasks: 1.5–2.1 → 0.9–1.1 µs
+// per task; bench/README.md). The home slot of hash h in a table of 2^bits slots, bits >= GroupBits
+// (both tables have at least 16 slots): the Fibonacci hash of h >> GroupBits places the group, h's
+// low GroupBits the slot in it; for a well-mixed h as uniform as a plain Fibonacci hash. Larger
+// groups make the probe runs of a half-full table longer: the id map, whose probes compare
+// strings, uses groups of 4 (1.9–2.2 slots per hit for consecutive ids, against 1.2–1.3 with a
+// plain hash; groups of 16 took 4.2–5.8); the handle table, whose probes compare integers, 16.
 template <unsigned GroupBits>
 std::size_t grouped_home(std::uint64_t h, unsigned bits) noexcept {
+  assert(bits >= GroupBits);
   const std::uint64_t group = bits > GroupBits ? ((h >> GroupBits) * 0x9E3779B97F4A7C15ull) >> (64 + GroupBits - bits) : 0;
   return static_cast<std::size_t>((group << GroupBits) | (h & ((std::uint64_t{1} << GroupBits) - 1)));
 }
