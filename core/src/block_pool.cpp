@@ -88,7 +88,7 @@ void detail::pool_deallocate(void* p, std::size_t n) noexcept {
     ::operator delete(p);
     return;
   }
-  ::operator delete(p, n);
+  ::operator delete(p);  // unsized: clang enables sized deallocation only with -fsized-deallocation
 }
 
 BlockCacheStats block_cache_stats() noexcept {
