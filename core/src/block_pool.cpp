@@ -55,6 +55,8 @@ void ensure_reaper(Cache& c) noexcept {
 }
 
 std::size_t class_of(std::size_t n) noexcept { return n == 0 ? 0 : (n - 1) / 16; }
+// Every block of a class has the class's full size, so any request of the class can reuse it.
+std::size_t class_size(std::size_t k) noexcept { return (k + 1) * 16; }
 
 }  // namespace
 
@@ -64,12 +66,11 @@ void* detail::pool_allocate(std::size_t n) {
     const std::size_t k = class_of(n);
     if (FreeBlock* b = c.heads[k]) {
       c.heads[k] = b->next;
-      c.bytes -= (k + 1) * 16;
+      c.bytes -= class_size(k);
       return b;
     }
     ensure_reaper(c);
-    // Every block of a class has the class's full size, so any request of the class can reuse it.
-    return ::operator new((k + 1) * 16);
+    return ::operator new(class_size(k));
   }
   return ::operator new(n);
 }
@@ -78,15 +79,12 @@ void detail::pool_deallocate(void* p, std::size_t n) noexcept {
   if (detail::kBlockCacheEnabled && n <= detail::kMaxBlock) {
     Cache& c = t_cache;
     const std::size_t k = class_of(n);
-    const std::size_t size = (k + 1) * 16;
     ensure_reaper(c);
-    if (!c.dead && c.bytes + size <= kMaxCachedBytes) {
+    if (!c.dead && c.bytes + class_size(k) <= kMaxCachedBytes) {
       c.heads[k] = new (p) FreeBlock{c.heads[k]};
-      c.bytes += size;
+      c.bytes += class_size(k);
       return;
     }
-    ::operator delete(p);
-    return;
   }
   ::operator delete(p);  // unsized: clang enables sized deallocation only with -fsized-deallocation
 }

@@ -80,6 +80,13 @@ void* alloc_or_throw(std::size_t n, std::size_t align) {
 }
 }  // namespace heap
 
+// Live bytes without the per-thread block cache (block_pool.hpp), which keeps up to 1 MiB of freed
+// frames and cores by design: emptied first, so a baseline and a residual count the core's own.
+std::int64_t live_bytes_of_the_core() {
+  bgtasks::trim_block_cache();
+  return heap::live_bytes;
+}
+
 void* operator new(std::size_t n) { return heap::alloc_or_throw(n, alignof(std::max_align_t)); }
 void* operator new[](std::size_t n) { return heap::alloc_or_throw(n, alignof(std::max_align_t)); }
 void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return heap::alloc(n ? n : 1, alignof(std::max_align_t)); }
@@ -212,10 +219,7 @@ LoadFigures run_load(std::uint64_t tasks, std::uint64_t events, std::size_t wind
   std::vector<std::uint8_t> terminal(tasks, 0);
   for (std::uint64_t i = 0; i < tasks; ++i) f.events_expected += (expected[i] = emits_for(i));
 
-  // The per-thread block cache (block_pool.hpp) keeps up to 1 MiB of freed frames and cores by
-  // design: it is emptied before the baseline and before the residual, so both count the manager only.
-  trim_block_cache();
-  const std::int64_t base_bytes = heap::live_bytes;
+  const std::int64_t base_bytes = live_bytes_of_the_core();
   heap::peak_bytes = heap::live_bytes;
   const auto t0 = Clk::now();
   const double c0 = cpu_seconds();
@@ -335,8 +339,7 @@ LoadFigures run_load(std::uint64_t tasks, std::uint64_t events, std::size_t wind
   f.seconds = seconds_since(t0);
   f.cpu_seconds = cpu_seconds() - c0;
   f.peak_live_bytes = heap::peak_bytes - base_bytes;
-  trim_block_cache();
-  f.residual_bytes = heap::live_bytes - base_bytes;
+  f.residual_bytes = live_bytes_of_the_core() - base_bytes;
   return f;
 }
 
@@ -371,10 +374,7 @@ SoakFigures run_soak(std::uint64_t cycles, std::size_t batch) {
   SoakFigures f;
   f.cycles = cycles;
   f.batch = batch;
-  // The per-thread block cache (block_pool.hpp) keeps up to 1 MiB of freed frames and cores by
-  // design: it is emptied before the baseline and before the residual, so both count the manager only.
-  trim_block_cache();
-  const std::int64_t base_bytes = heap::live_bytes;
+  const std::int64_t base_bytes = live_bytes_of_the_core();
   // Warm-up: 10% of the cycles, and at least long enough for retention to be full on both threads.
   const std::uint64_t warmup_at = std::max<std::uint64_t>(20 * f.retain, cycles / 10);
   bool warmed = false;
@@ -450,8 +450,7 @@ SoakFigures run_soak(std::uint64_t cycles, std::size_t batch) {
   }
   f.seconds = seconds_since(t0);
   f.cpu_seconds = cpu_seconds() - c0;
-  trim_block_cache();
-  f.residual_bytes = heap::live_bytes - base_bytes;
+  f.residual_bytes = live_bytes_of_the_core() - base_bytes;
   f.growth_pct = f.bytes_warmup > 0 ? 100.0 * static_cast<double>(f.bytes_end - f.bytes_warmup) / static_cast<double>(f.bytes_warmup) : 0;
   return f;
 }

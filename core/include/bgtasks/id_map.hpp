@@ -44,24 +44,26 @@
 
 namespace bgtasks::detail {
 
+// One 64-bit word folded into a running hash (splitmix64's multipliers).
+inline std::uint64_t mix_word(std::uint64_t h, std::uint64_t w) noexcept {
+  h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+  return (h ^ (h >> 31)) * 0x94d049bb133111ebull;
+}
+
 // A 64-bit string hash, eight bytes at a time (ids are short: "bg_12345").
 inline std::uint64_t hash_id(std::string_view s) noexcept {
-  auto mix = [](std::uint64_t h) {
-    h *= 0xbf58476d1ce4e5b9ull;
-    return h ^ (h >> 31);
-  };
   std::uint64_t h = 0x9E3779B97F4A7C15ull ^ s.size();
   const char* p = s.data();
   std::size_t n = s.size();
   for (; n >= 8; p += 8, n -= 8) {
     std::uint64_t w;
     std::memcpy(&w, p, 8);
-    h = mix(h ^ w) * 0x94d049bb133111ebull;
+    h = mix_word(h, w);
   }
   if (n) {
     std::uint64_t w = 0;
     std::memcpy(&w, p, n);
-    h = mix(h ^ w) * 0x94d049bb133111ebull;
+    h = mix_word(h, w);
   }
   return h ^ (h >> 29);
 }
@@ -97,10 +99,8 @@ inline std::uint64_t id_index_hash(std::string_view s) noexcept {
       n = n * 10 + d;
     }
     if (number) {
-      std::uint64_t g = n >> kIdGroupBits;
-      g = (g ^ (g >> 33)) * 0xff51afd7ed558ccdull;
-      g = (g ^ (g >> 33)) * 0xc4ceb9fe1a85ec53ull;
-      g ^= g >> 33;
+      std::uint64_t g = mix_word(0x9E3779B97F4A7C15ull, n >> kIdGroupBits);  // the group, mixed as hash_id mixes
+      g ^= g >> 29;
       return (g << kIdGroupBits) | (n & ((1u << kIdGroupBits) - 1));
     }
   }
