@@ -198,16 +198,16 @@ class Model {
 // ---- bodies ---------------------------------------------------------------------------------------
 void body_emit(const TaskContext& ctx) {
   const std::int64_t seq = g_model->next_seq();
-  if (ctx.emit("fz", json{{"seq", seq}})) g_model->body_emitted(ctx.task_id);
+  if (ctx.emit("fz", json{{"seq", seq}})) g_model->body_emitted(ctx.task_id());
 }
 
 Co<TaskResult> body_value(TaskContext) { co_return TaskResult::success(json{{"k", 0}}); }
 
 Co<TaskResult> body_sleep_emit(TaskContext ctx, std::uint64_t ms, int rounds) {
   for (int i = 0; i < rounds; ++i) {
-    const std::uint64_t start = ctx.executor->now_ms();
+    const std::uint64_t start = ctx.executor().now_ms();
     const bool slept = co_await ctx.sleep(ms);
-    const std::uint64_t elapsed = ctx.executor->now_ms() - start;
+    const std::uint64_t elapsed = ctx.executor().now_ms() - start;
     FUZZ_CHECK(slept ? elapsed >= ms : ctx.is_cancelled(),
                "ctx.sleep(" + str(ms) + ") returned " + (slept ? "true" : "false") + " after " + str(elapsed) + " ms");
     body_emit(ctx);
@@ -222,7 +222,7 @@ Co<TaskResult> body_wait_cancel(TaskContext ctx) {
 
 Co<TaskResult> body_throw(TaskContext ctx) {
   co_await yield_now();
-  if (!ctx.task_id.empty()) throw std::runtime_error("boom");
+  if (!ctx.task_id().empty()) throw std::runtime_error("boom");
   co_return TaskResult::success(nullptr);
 }
 
@@ -232,7 +232,7 @@ Co<TaskResult> body_spawn_child(TaskContext ctx, std::string thread) {
   g_model->record_spawn(child, thread, Kind::Host, BodyKind::Value, std::nullopt, std::nullopt, std::nullopt);
   if (child.ok()) {
     auto s = g_model->manager().get(*child);
-    FUZZ_CHECK(s && s->parent_context.task_id == ctx.task_id, "ambient parent of a child spawned in a body");
+    FUZZ_CHECK(s && s->parent_context.task_id == ctx.task_id(), "ambient parent of a child spawned in a body");
   }
   co_await yield_now();
   body_emit(ctx);
@@ -244,22 +244,22 @@ Co<TaskResult> body_fail(TaskContext) { co_return TaskResult::failed("body faile
 // A body that calls into the manager while it runs (re-entrancy from inside poll).
 Co<TaskResult> body_meddle(TaskContext ctx, std::string target, int action) {
   co_await yield_now();
-  g_model->meddle(ctx.task_id, target, action);
+  g_model->meddle(ctx.task_id(), target, action);
   co_return TaskResult::success(json{{"k", 4}});
 }
 
 // A body waiting for another task's end (co_await manager.wait(id)).
 Co<TaskResult> body_waiter(TaskContext ctx, std::string target) {
   auto s = co_await g_model->manager().wait(target);
-  FUZZ_CHECK(!s || is_terminal(s->status), ctx.task_id + " waited for " + target + " and got a running summary");
+  FUZZ_CHECK(!s || is_terminal(s->status), ctx.task_id() + " waited for " + target + " and got a running summary");
   co_return TaskResult::success(json{{"k", 5}});
 }
 
 Co<TaskResult> agent_body(AgentTaskContext ctx) {
   // Echo every message to the owner inbox until cancelled.
-  while (auto m = co_await ctx.inbox_receiver.recv_or_cancel(ctx.cancel_token)) {
+  while (auto m = co_await ctx.inbox_receiver.recv_or_cancel(ctx.cancel_token())) {
     const std::int64_t seq = g_model->next_seq();
-    if (ctx.emit("fz", json{{"seq", seq}, {"m", *m}})) g_model->body_emitted(ctx.task_id);
+    if (ctx.emit("fz", json{{"seq", seq}, {"m", *m}})) g_model->body_emitted(ctx.task_id());
   }
   co_return TaskResult::success(json("agent done"));  // only after a cancel: discarded
 }

@@ -514,7 +514,7 @@ TEST(Executor, ExceptionInNestedCoFailsTheTaskWhenUncaught) {
   auto h = manager_with_store_and_inbox();
   auto& m = *h->manager;
   auto id = m.spawn("thread-1", "shell", std::nullopt, "nested-throw", {}, [](TaskContext ctx) -> Co<TaskResult> {
-    (void)co_await throw_after_sleep(ctx.executor, true);
+    (void)co_await throw_after_sleep(&ctx.executor(), true);
     co_return TaskResult::success(nullptr);
   });
   ASSERT_TRUE(id.ok());
@@ -709,6 +709,34 @@ TEST(Cancel, CancelWakesCoAwaitCancelled) {
   EXPECT_EQ(h->drain(), (std::vector<json>{cancelled_event(*id)}));
 }
 
+// A context is one shared pointer to the task's state: a copy kept past the body's end, the
+// task's forget and the manager's end still reads the task's id and cancel state.
+TEST(Cancel, ContextCopyOutlivesTheBodyTheRecordAndTheManager) {
+  static_assert(sizeof(TaskContext) == sizeof(std::shared_ptr<int>), "a context is one shared pointer");
+  auto h = manager_with_store_and_inbox();
+  std::optional<TaskContext> kept;
+  auto id = h->manager->spawn("thread-1", "shell", std::nullopt, "keeps its context", {},
+                              [&kept](TaskContext ctx) -> Co<TaskResult> {
+                                kept.emplace(ctx);
+                                co_return TaskResult::success(nullptr);
+                              });
+  ASSERT_TRUE(id.ok());
+  h->run_until_idle();
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(h->manager->get(*id)->status, TaskStatus::Completed);
+  ASSERT_TRUE(h->manager->forget(*id));
+  EXPECT_FALSE(h->manager->get(*id).has_value());
+  EXPECT_EQ(kept->task_id(), *id);
+  EXPECT_TRUE(kept->inbox().has_value());
+  CancellationToken token = kept->cancel_token();
+  h->manager.reset();  // the manager ends; the kept context still owns the task's state
+  EXPECT_FALSE(kept->is_cancelled());
+  token.cancel();  // reaches the same state, wakes nobody, changes no record
+  EXPECT_TRUE(kept->is_cancelled());
+  EXPECT_EQ(kept->task_id(), *id);
+  EXPECT_EQ(&kept->executor(), &h->exec);  // the executor outlives the manager
+}
+
 TEST(Cancel, CancelTwiceIsTrueBothTimesWhileLiveThenFalse) {
   auto h = manager_with_store_and_inbox();
   auto& m = *h->manager;
@@ -736,9 +764,9 @@ TEST(Cancel, CancelDuringCleanupStillEndsCancelled) {
     bool ok = co_await ctx.sleep(100'000);
     if (ok) co_return TaskResult::success(json("normal"));
     ++cleanup;
-    co_await sleep_for(*ctx.executor, 50);
+    co_await sleep_for(ctx.executor(), 50);
     ++cleanup;
-    co_await sleep_for(*ctx.executor, 50);
+    co_await sleep_for(ctx.executor(), 50);
     ++cleanup;
     co_return TaskResult::success(json("cleaned"));
   });
@@ -854,7 +882,7 @@ TEST(Cancel, BodyIgnoringCancelStaysRunningAndIsCounted) {
   auto& m = *h->manager;
   bool finished = false;
   auto id = m.spawn("thread-1", "shell", std::nullopt, "stubborn", {}, [&](TaskContext ctx) -> Co<TaskResult> {
-    co_await sleep_for(*ctx.executor, 1000);  // not cancellation-aware
+    co_await sleep_for(ctx.executor(), 1000);  // not cancellation-aware
     finished = true;
     co_return TaskResult::success(json("done anyway"));
   });

@@ -91,7 +91,7 @@ TEST(Introspection, StatsCountByStatusInboxDepthAndLiveBodies) {
     co_return slept ? TaskResult::success(nullptr) : TaskResult::cancelled();
   });
   auto stubborn = m.spawn("thread-2", "shell", std::nullopt, "stubborn", {}, [](TaskContext ctx) -> Co<TaskResult> {
-    co_await sleep_for(*ctx.executor, 1'000'000);
+    co_await sleep_for(ctx.executor(), 1'000'000);
     co_return TaskResult::success(nullptr);
   });
   ASSERT_TRUE(ok.ok() && bad.ok() && cancelled.ok() && sleeping.ok() && stubborn.ok());
@@ -197,7 +197,7 @@ TEST(Introspection, ForgetOnlyTerminalTasks) {
   auto a = host(m, kThread, "a");
   auto b = host(m, kThread, "b");
   auto stubborn = m.spawn(kThread, "shell", std::nullopt, "stubborn", {}, [](TaskContext ctx) -> Co<TaskResult> {
-    co_await sleep_for(*ctx.executor, 100);
+    co_await sleep_for(ctx.executor(), 100);
     co_return TaskResult::success(nullptr);
   });
   ASSERT_TRUE(stubborn.ok());

@@ -254,8 +254,8 @@ TEST(AwakenSeed, spawn_agent_with_context_exposes_task_id) {
   auto seen = std::make_shared<std::optional<std::string>>();
   auto task_id = h->manager->spawn_agent_with_context(
       "thread-1", "worker", "worker", TaskParentContext{}, [seen](AgentTaskContext ctx) -> Co<TaskResult> {
-        *seen = ctx.task_id;
-        ctx.cancel_token.cancel();
+        *seen = ctx.task_id();
+        ctx.cancel_token().cancel();
         co_return TaskResult::cancelled();
       });
   ASSERT_TRUE(task_id.ok());
@@ -761,7 +761,7 @@ TEST(AwakenSeed, nested_spawn_inherits_parent_task_id_from_ambient_task_context)
         auto current = current_background_task_context();
         EXPECT_TRUE(current.has_value()) << "plain background task should expose current task context";
         if (current) {
-          EXPECT_EQ(current->task_id, ctx.task_id);
+          EXPECT_EQ(current->task_id, ctx.task_id());
         }
         auto child_id = manager->spawn("thread-1", "child", "child", "child task", TaskParentContext{}, wait_cancelled);
         EXPECT_TRUE(child_id.ok());
@@ -909,11 +909,11 @@ TEST(AwakenSeed, task_context_provides_inbox_sender) {
   auto had_inbox = std::make_shared<std::optional<bool>>();
   auto id = h->manager->spawn("thread-1", "test", std::nullopt, "inbox task", TaskParentContext{},
                               [had_inbox](TaskContext ctx) -> Co<TaskResult> {
-                                *had_inbox = ctx.inbox.has_value();
-                                EXPECT_TRUE(ctx.inbox.has_value()) << "inbox should be Some";
-                                if (ctx.inbox) {
-                                  ctx.inbox->send(json{{"progress", 50}});
-                                  ctx.inbox->send(json{{"progress", 100}});
+                                *had_inbox = ctx.inbox().has_value();
+                                EXPECT_TRUE(ctx.inbox().has_value()) << "inbox should be Some";
+                                if (ctx.inbox()) {
+                                  ctx.inbox()->send(json{{"progress", 50}});
+                                  ctx.inbox()->send(json{{"progress", 100}});
                                 }
                                 co_return TaskResult::success("done");
                               });
@@ -933,8 +933,8 @@ TEST(AwakenSeed, task_context_inbox_is_none_by_default) {
   auto had_inbox = std::make_shared<std::optional<bool>>();
   auto id = h->manager->spawn("thread-1", "test", std::nullopt, "no inbox", TaskParentContext{},
                               [had_inbox](TaskContext ctx) -> Co<TaskResult> {
-                                *had_inbox = ctx.inbox.has_value();
-                                EXPECT_FALSE(ctx.inbox.has_value());
+                                *had_inbox = ctx.inbox().has_value();
+                                EXPECT_FALSE(ctx.inbox().has_value());
                                 co_return TaskResult::success(nullptr);
                               });
   ASSERT_TRUE(id.ok());

@@ -414,7 +414,7 @@ TEST(AwakenSeed, pattern_long_running_with_progress_events) {
                               [](TaskContext ctx) -> Co<TaskResult> {
                                 for (int i = 1; i <= 3; ++i) {
                                   ctx.emit("progress", json{{"page", i}});
-                                  co_await sleep_for(*ctx.executor, 10);
+                                  co_await sleep_for(ctx.executor(), 10);
                                 }
                                 co_return TaskResult::success(json{{"pages_crawled", 3}});
                               });
@@ -534,7 +534,7 @@ TEST(AwakenSeed, inbox_events_accumulate_until_drained) {
                               [](TaskContext ctx) -> Co<TaskResult> {
                                 for (int i = 0; i < 5; ++i) {
                                   ctx.emit("tick", json{{"n", i}});
-                                  co_await sleep_for(*ctx.executor, 5);
+                                  co_await sleep_for(ctx.executor(), 5);
                                 }
                                 co_return TaskResult::success("done");
                               });
@@ -580,7 +580,7 @@ TEST(AwakenSeed, on_closed_fires_for_late_task_completion) {
 
   auto id = h->manager->spawn("thread-1", "slow", std::nullopt, "slow work", {},
                               [](TaskContext ctx) -> Co<TaskResult> {
-                                co_await sleep_for(*ctx.executor, 50);
+                                co_await sleep_for(ctx.executor(), 50);
                                 ctx.emit("done", "result");
                                 co_return TaskResult::success("ok");
                               });
@@ -617,7 +617,7 @@ TEST(AwakenSeed, long_running_task_with_events_and_cancel) {
                                   if (ctx.is_cancelled()) co_return TaskResult::cancelled();
                                   ++ticks;
                                   ctx.emit("heartbeat", json{{"tick", ticks}});
-                                  co_await sleep_for(*ctx.executor, 10);
+                                  co_await sleep_for(ctx.executor(), 10);
                                 }
                               });
   ASSERT_TRUE(id.ok());
@@ -905,7 +905,7 @@ TEST(AwakenSeed, cancel_during_emit_loop) {
                                 for (int i = 0; i < 1000; ++i) {
                                   if (ctx.is_cancelled()) co_return TaskResult::cancelled();
                                   ctx.emit("tick", json{{"n", i}});
-                                  co_await sleep_for(*ctx.executor, 1);
+                                  co_await sleep_for(ctx.executor(), 1);
                                 }
                                 co_return TaskResult::success("finished");
                               });
@@ -1030,7 +1030,7 @@ TEST(AwakenSeed, cancel_all_during_concurrent_emits) {
                                   for (;;) {
                                     if (ctx.is_cancelled()) co_return TaskResult::cancelled();
                                     ctx.emit("heartbeat", json{{"worker", i}});
-                                    co_await sleep_for(*ctx.executor, 5);
+                                    co_await sleep_for(ctx.executor(), 5);
                                   }
                                 });
     ASSERT_TRUE(id.ok());

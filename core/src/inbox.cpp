@@ -32,7 +32,7 @@ Event Event::terminal(TaskId id, SharedString thread, TaskResult&& result) {
       break;
     case TaskResult::Kind::Failed:
       e.kind = EventKind::Failed;
-      e.error = std::move(result.error);
+      e.error = result.error.str();
       break;
     case TaskResult::Kind::Cancelled:
       e.kind = EventKind::Cancelled;

@@ -11,9 +11,11 @@ namespace bgtasks {
 
 // One spawned task: its fiber (the body's frames), its cancellation state, and what awaken
 // captures at spawn (the owner inbox). Metadata lives in the store, not here.
-struct BackgroundTaskManager::TaskCore final : Fiber {
+// A spawned task's handle. Its TaskState part (id, cancel state, owner inbox) is what contexts and
+// tokens share; ownership is shared (std::shared_ptr) by the handle table, contexts and tokens.
+struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
   TaskCore(BackgroundTaskManager& m, TaskId task_id, SharedString owner_thread, SharedString type, BodyKind k)
-      : Fiber(m.executor()), ambient{&m, std::move(task_id)}, owner(std::move(owner_thread)), task_type(std::move(type)), kind(k) {}
+      : Fiber(m.executor()), TaskState(m, std::move(task_id)), owner(std::move(owner_thread)), task_type(std::move(type)), kind(k) {}
   ~TaskCore() override { destroy_frame(); }
 
   const TaskId& id() const noexcept { return ambient.task_id; }
@@ -53,17 +55,11 @@ struct BackgroundTaskManager::TaskCore final : Fiber {
     frame = {};
   }
 
-  CancellationToken token() { return CancellationToken::share(self.lock(), &cancel); }
-
-  BackgroundTaskContext ambient;  // {manager, task id}: set around every step
   SharedString owner;
   SharedString task_type;
   BodyKind kind;
   bool live = true;              // the body has not ended
   std::uint64_t finish_seq = 0;  // order of ending in this manager (retention's tie-break)
-  detail::CancelState cancel;
-  std::weak_ptr<TaskCore> self;  // tokens share ownership of this core (its cancel state)
-  std::optional<InboxSender> owner_inbox;      // captured at spawn, stamped with the owner thread
   // Sub-agents only (boxed: most tasks are not sub-agents, and every byte here is per task).
   struct AgentInbox {
     InboxSender tx;                        // the parent's end
@@ -117,15 +113,15 @@ TaskId format_id(std::uint64_t n) {
 }  // namespace
 
 // ---- contexts ------------------------------------------------------------------------------------
-bool TaskContext::emit(std::string_view event_type, json payload) const {
-  if (!inbox) return false;
-  return inbox->send_event(Event::custom(task_id, {}, std::string(event_type), std::move(payload))) ==
-         SendOutcome::Delivered;
+// Every TaskState is a TaskCore, a Fiber that knows its executor.
+Executor& TaskContextBase::executor() const noexcept {
+  return static_cast<const BackgroundTaskManager::TaskCore&>(*task_).executor();
 }
 
-bool AgentTaskContext::emit(std::string_view event_type, json payload) const {
-  if (!owner_inbox) return false;
-  return owner_inbox->send_event(Event::custom(task_id, {}, std::string(event_type), std::move(payload))) ==
+bool TaskContextBase::emit(std::string_view event_type, json payload) const {
+  const auto& inbox = task_->owner_inbox;
+  if (!inbox) return false;
+  return inbox->send_event(Event::custom(task_id(), {}, std::string(event_type), std::move(payload))) ==
          SendOutcome::Delivered;
 }
 
@@ -252,7 +248,6 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   if (!r) return r.error();
   if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
 
-  core->self = core;
   TaskCore& t = *core;
   if (owner_inbox_) t.owner_inbox = owner_inbox_->for_thread(t.owner);
   if (kind == BodyKind::Host) {
@@ -261,20 +256,20 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
       t.agent = std::make_unique<TaskCore::AgentInbox>(TaskCore::AgentInbox{std::move(tx), std::move(rx)});
     }
   } else {
-    t.start_body(make_body.make(make_body.fn, t));
+    t.start_body(make_body.make(make_body.fn, core));
   }
   handles_.insert(number, std::move(core));  // reserved above: does not allocate
   return t.id();
 }
 
-TaskContext BackgroundTaskManager::make_task_context(TaskCore& t) {
-  return TaskContext{t.id(), t.token(), t.owner_inbox, executor_};
+TaskContext BackgroundTaskManager::make_task_context(const std::shared_ptr<TaskCore>& t) {
+  return TaskContext(t);
 }
 
-AgentTaskContext BackgroundTaskManager::make_agent_context(TaskCore& t) {
+AgentTaskContext BackgroundTaskManager::make_agent_context(const std::shared_ptr<TaskCore>& t) {
   auto [tx, rx] = inbox_channel(options_.agent_inbox);
-  t.agent = std::make_unique<TaskCore::AgentInbox>(TaskCore::AgentInbox{tx, std::nullopt});
-  return AgentTaskContext{t.id(), t.token(), std::move(tx), std::move(rx), t.owner_inbox, executor_};
+  t->agent = std::make_unique<TaskCore::AgentInbox>(TaskCore::AgentInbox{tx, std::nullopt});
+  return AgentTaskContext(t, std::move(tx), std::move(rx));
 }
 
 Result<TaskId> BackgroundTaskManager::spawn_host(std::string_view owner, std::string_view task_type,
@@ -505,8 +500,10 @@ Result<std::uint64_t> BackgroundTaskManager::arm_host_timer(std::string_view id,
   if (t->kind != BodyKind::Host) return errors::not_host_task(id);
   if (!t->live) return errors::task_terminated(meta(id) ? meta(id)->status : TaskStatus::Cancelled);
   const std::uint64_t number = ++host_timer_counter_;
+  // The timer holds the task's cancel state through a token (it may outlive the task's record).
+  auto token = CancellationToken::share(handles_.share(*parse_bg_number(id)), &t->cancel);
   // The deadline is fixed now, though the timer coroutine first runs at the next poll.
-  executor_->spawn(host_timer(*executor_, t->token(), saturating_add(executor_->now_ms(), ms), number, fired_host_timers_));
+  executor_->spawn(host_timer(*executor_, std::move(token), saturating_add(executor_->now_ms(), ms), number, fired_host_timers_));
   return number;
 }
 

@@ -172,7 +172,7 @@ std::uint32_t emits_for(std::uint64_t idx) {
 
 // The body of every load task: stateless (one coroutine frame), its schedule derived from its id.
 Co<TaskResult> load_body(TaskContext ctx) {
-  const std::uint64_t idx = parse_bg_number(ctx.task_id).value_or(0);
+  const std::uint64_t idx = parse_bg_number(ctx.task_id()).value_or(0);
   const std::uint32_t n = emits_for(idx);
   if (mix(idx) % 5 == 0) co_await ctx.sleep(1 + mix(idx) % 3);  // some start late
   for (std::uint32_t k = 0; k < n; ++k) {
@@ -188,7 +188,7 @@ Co<TaskResult> load_body(TaskContext ctx) {
         if (!slept) co_return TaskResult::failed("sleep cancelled");
         break;
       }
-      case 5: co_await sleep_for(*ctx.executor, (h >> 8) % 3); break;  // 0 ms: due at the next poll
+      case 5: co_await sleep_for(ctx.executor(), (h >> 8) % 3); break;  // 0 ms: due at the next poll
       default: break;                                                 // back-to-back emits
     }
   }

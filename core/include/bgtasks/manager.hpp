@@ -33,38 +33,60 @@ namespace bgtasks {
 inline constexpr const char* kOrphanedError = "task orphaned: runtime restarted while running";
 inline constexpr const char* kReservedNames[] = {"parent", "self", "all", "broadcast"};
 
-// What a plain task body receives (awaken's TaskContext, plus the executor's clock).
-struct TaskContext {
-  TaskId task_id;
-  CancellationToken cancel_token;
-  std::optional<InboxSender> inbox;  // the owner inbox captured at spawn, if any
-  Executor* executor = nullptr;
+namespace detail {
+// The part of a task that its body's context reaches. The manager's task core derives from it;
+// contexts and tokens share ownership of the core through it, so a copy that outlives the body
+// (or the manager's record of the task) still refers to live state.
+struct TaskState {
+  TaskState(BackgroundTaskManager& m, TaskId&& id) : ambient{&m, std::move(id)} {}
+  BackgroundTaskContext ambient;           // {manager, task id}: the ambient task around every step
+  CancelState cancel;
+  std::optional<InboxSender> owner_inbox;  // captured at spawn, stamped with the owner thread
+};
+}  // namespace detail
 
+// What every task body's context offers. A context is one shared pointer to the task's state,
+// so a body's frame holds 16 bytes for it and a copy costs one reference count.
+class TaskContextBase {
+ public:
+  explicit TaskContextBase(std::shared_ptr<detail::TaskState> task) noexcept : task_(std::move(task)) {}
+
+  const TaskId& task_id() const noexcept { return task_->ambient.task_id; }
+  // A token sharing this task's cancel state (cancel() on it cancels the task's body).
+  CancellationToken cancel_token() const { return CancellationToken::share(task_, &task_->cancel); }
+  // The executor the task runs on (its clock and timers); valid while that executor lives, also
+  // after the manager's end.
+  Executor& executor() const noexcept;
   // A custom event to the owner inbox; false with no inbox or a closed one.
   bool emit(std::string_view event_type, json payload) const;
-  bool is_cancelled() const noexcept { return cancel_token.is_cancelled(); }
-  CancellationToken::Awaiter cancelled() const noexcept { return cancel_token.cancelled(); }
+  bool is_cancelled() const noexcept { return task_->cancel.cancelled; }
+  // co_await ctx.cancelled(): resumes once the task's cancel is requested.
+  CancellationToken::Awaiter cancelled() const noexcept { return CancellationToken::Awaiter(task_->cancel); }
   // co_await ctx.sleep(ms): true after ms on the executor's clock, false early on cancel.
   CancellableSleepAwaiter sleep(std::uint64_t ms) const noexcept {
-    return {*executor, cancel_token.state(), saturating_add(executor->now_ms(), ms)};
+    return {executor(), task_->cancel, saturating_add(executor().now_ms(), ms)};
   }
+
+ protected:
+  std::shared_ptr<detail::TaskState> task_;
 };
 
-// What a sub-agent body receives: its own inbox for agent_message events.
-struct AgentTaskContext {
-  TaskId task_id;
-  CancellationToken cancel_token;
+// What a plain task body receives (awaken's TaskContext, plus the executor's clock).
+struct TaskContext : TaskContextBase {
+  using TaskContextBase::TaskContextBase;
+  // awaken's ctx.inbox: the owner inbox captured at spawn, if any.
+  const std::optional<InboxSender>& inbox() const noexcept { return task_->owner_inbox; }
+};
+
+// What a sub-agent body receives: also its own inbox for agent_message events (the two ends are
+// fields, so a body can move them out, as spawn_agent does).
+struct AgentTaskContext : TaskContextBase {
+  AgentTaskContext(std::shared_ptr<detail::TaskState> task, InboxSender tx, InboxReceiver rx) noexcept
+      : TaskContextBase(std::move(task)), inbox_sender(std::move(tx)), inbox_receiver(std::move(rx)) {}
+  const std::optional<InboxSender>& owner_inbox() const noexcept { return task_->owner_inbox; }
+
   InboxSender inbox_sender;
   InboxReceiver inbox_receiver;
-  std::optional<InboxSender> owner_inbox;
-  Executor* executor = nullptr;
-
-  bool emit(std::string_view event_type, json payload) const;
-  bool is_cancelled() const noexcept { return cancel_token.is_cancelled(); }
-  CancellationToken::Awaiter cancelled() const noexcept { return cancel_token.cancelled(); }
-  CancellableSleepAwaiter sleep(std::uint64_t ms) const noexcept {
-    return {*executor, cancel_token.state(), saturating_add(executor->now_ms(), ms)};
-  }
 };
 
 // A spawned task named by N of its id bg_N. Hosts that keep numbers (the JS binding) use it on
@@ -231,24 +253,25 @@ class BackgroundTaskManager {
  private:
   struct TaskCore;
   friend struct TaskCore;
+  friend class TaskContextBase;  // reaches the executor through the core
   friend class WaitAwaiter;
   enum class BodyKind : std::uint8_t { Plain, Agent, Host };
 
   // Builds the body's frame once the task's handle exists. A plain function pointer over the
   // caller's lambda: spawn is synchronous, so nothing is stored and nothing is allocated.
   struct BodyFactory {
-    Co<TaskResult> (*make)(void* fn, TaskCore& t) = nullptr;
+    Co<TaskResult> (*make)(void* fn, const std::shared_ptr<TaskCore>& t) = nullptr;
     void* fn = nullptr;
     template <class L>
     static BodyFactory of(L& l) {
-      return {[](void* f, TaskCore& t) { return (*static_cast<L*>(f))(t); }, &l};
+      return {[](void* f, const std::shared_ptr<TaskCore>& t) { return (*static_cast<L*>(f))(t); }, &l};
     }
   };
   Result<TaskId> spawn_impl(std::string_view owner, std::string_view task_type,
                             std::optional<std::string_view> name, std::string_view description,
                             TaskParentContext& parent, BodyKind kind, const BodyFactory& make_body);
-  TaskContext make_task_context(TaskCore& t);
-  AgentTaskContext make_agent_context(TaskCore& t);
+  TaskContext make_task_context(const std::shared_ptr<TaskCore>& t);
+  AgentTaskContext make_agent_context(const std::shared_ptr<TaskCore>& t);
   void finish(TaskCore& t, TaskResult& result);  // consumes result's value and error
   bool cancel_core(TaskCore& t);
   TaskCore* find_core(std::string_view id);
@@ -321,7 +344,7 @@ template <class F>
 Result<TaskId> BackgroundTaskManager::spawn(std::string_view owner, std::string_view task_type,
                                             std::optional<std::string_view> name, std::string_view description,
                                             TaskParentContext parent, F&& body) {
-  auto make = [&](TaskCore& t) { return start_body(std::forward<F>(body), make_task_context(t)); };
+  auto make = [&](const std::shared_ptr<TaskCore>& t) { return start_body(std::forward<F>(body), make_task_context(t)); };
   return spawn_impl(owner, task_type, name, description, parent, BodyKind::Plain, BodyFactory::of(make));
 }
 
@@ -330,7 +353,9 @@ Result<TaskId> BackgroundTaskManager::spawn_agent_with_context(std::string_view 
                                                                std::optional<std::string_view> name,
                                                                std::string_view description,
                                                                TaskParentContext parent, F&& body) {
-  auto make = [&](TaskCore& t) { return start_body(std::forward<F>(body), make_agent_context(t)); };
+  auto make = [&](const std::shared_ptr<TaskCore>& t) {
+    return start_body(std::forward<F>(body), make_agent_context(t));
+  };
   return spawn_impl(owner, "sub_agent", name, description, parent, BodyKind::Agent, BodyFactory::of(make));
 }
 
@@ -340,7 +365,7 @@ Result<TaskId> BackgroundTaskManager::spawn_agent(std::string_view owner, std::o
   // awaken's spawn_agent wraps spawn_agent_with_context, handing the three parts to the body.
   return spawn_agent_with_context(owner, name, description, std::move(parent),
                                   [f = std::forward<F>(body)](AgentTaskContext ctx) mutable {
-                                    return f(std::move(ctx.cancel_token), std::move(ctx.inbox_sender),
+                                    return f(ctx.cancel_token(), std::move(ctx.inbox_sender),
                                              std::move(ctx.inbox_receiver));
                                   });
 }

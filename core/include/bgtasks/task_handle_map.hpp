@@ -20,12 +20,13 @@ template <class T>
 class TaskHandleMap {
  public:
   T* find(std::uint64_t key) const noexcept {
-    if (size_ == 0) return nullptr;
-    for (std::size_t i = home(key);; i = (i + 1) & mask()) {
-      const Slot& s = slots_[i];
-      if (!s.value) return nullptr;
-      if (s.key == key) return s.value.get();
-    }
+    const Slot* s = slot_of(key);
+    return s ? s->value.get() : nullptr;
+  }
+  // The stored pointer itself (shares ownership); null when absent.
+  std::shared_ptr<T> share(std::uint64_t key) const noexcept {
+    const Slot* s = slot_of(key);
+    return s ? s->value : nullptr;
   }
 
   // Room for `n` entries: a later insert up to that size allocates nothing and cannot throw.
@@ -94,6 +95,14 @@ class TaskHandleMap {
     std::shared_ptr<T> value;
   };
   std::size_t mask() const noexcept { return slots_.size() - 1; }
+  const Slot* slot_of(std::uint64_t key) const noexcept {
+    if (size_ == 0) return nullptr;
+    for (std::size_t i = home(key);; i = (i + 1) & mask()) {
+      const Slot& s = slots_[i];
+      if (!s.value) return nullptr;
+      if (s.key == key) return &s;
+    }
+  }
   std::size_t home(std::uint64_t key) const noexcept {
     return grouped_home<4>(key, 64 - shift_);  // task numbers are consecutive: see grouped_home
   }

@@ -29,11 +29,11 @@ std::optional<TaskStatus> parse_task_status(std::string_view s) noexcept;
 struct TaskResult {
   enum class Kind : std::uint8_t { Success, Failed, Cancelled };
   Kind kind = Kind::Cancelled;
-  json value;         // Success
-  std::string error;  // Failed
+  json value;          // Success
+  SharedString error;  // Failed (8 bytes in every body's frame; the stored meta shares the text)
 
   static TaskResult success(json v) { return {Kind::Success, std::move(v), {}}; }
-  static TaskResult failed(std::string message) { return {Kind::Failed, nullptr, std::move(message)}; }
+  static TaskResult failed(SharedString message) { return {Kind::Failed, nullptr, std::move(message)}; }
   static TaskResult cancelled() { return {Kind::Cancelled, nullptr, {}}; }
   TaskStatus status() const noexcept;
 };
