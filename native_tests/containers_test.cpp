@@ -147,6 +147,31 @@ TEST(IdMap, ConsecutiveTaskIdsGetAdjacentIndexSlots) {
   EXPECT_EQ(detail::id_index_hash("bg_123456789012345678901"), detail::hash_id("bg_123456789012345678901"));
 }
 
+// The manager inserts its ids with the hash computed from N (HashedId): the same entries as a
+// text key, found by text afterwards, and a present key is not inserted twice.
+TEST(IdMap, HashedKeysAreTheTextKeysHashed) {
+  for (const std::uint64_t n : {std::uint64_t{0}, std::uint64_t{7}, std::uint64_t{123456}, UINT64_MAX})
+    EXPECT_EQ(detail::task_number_hash(n), detail::id_index_hash("bg_" + std::to_string(n))) << n;
+  detail::IdMap<int> map;
+  for (std::uint64_t n = 0; n < 100; ++n) {
+    const std::string id = "bg_" + std::to_string(n);
+    auto [it, inserted] = map.try_emplace(detail::HashedId{id, detail::task_number_hash(n)}, static_cast<int>(n));
+    EXPECT_TRUE(inserted);
+    EXPECT_EQ(it->first, id);
+  }
+  for (std::uint64_t n = 0; n < 100; ++n) {
+    const std::string id = "bg_" + std::to_string(n);
+    ASSERT_TRUE(map.contains(id));
+    EXPECT_EQ(map.at(id), static_cast<int>(n));
+    auto [it, inserted] = map.try_emplace(detail::HashedId{id, detail::task_number_hash(n)}, -1);
+    EXPECT_FALSE(inserted);
+    EXPECT_EQ(it->second, static_cast<int>(n));
+  }
+  EXPECT_EQ(map.size(), 100u);
+  EXPECT_EQ(map.erase("bg_42"), 1u);
+  EXPECT_FALSE(map.contains("bg_42"));
+}
+
 // Small ranges run under several key sets (salts): whether a probe run wraps around the table's
 // end, the backward shift's hard case, depends on where the keys hash to.
 TEST(IdMap, AgreesWithUnorderedMapUnderRandomOperations) {

@@ -14,8 +14,10 @@ namespace bgtasks {
 // A spawned task's handle. Its TaskState part (id, cancel state, owner inbox) is what contexts and
 // tokens share; ownership is shared (std::shared_ptr) by the handle table, contexts and tokens.
 struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
-  TaskCore(BackgroundTaskManager& m, TaskId task_id, SharedString owner_thread, SharedString type, BodyKind k)
-      : Fiber(m.executor()), TaskState(m, std::move(task_id)), owner(std::move(owner_thread)), task_type(std::move(type)), kind(k) {}
+  TaskCore(BackgroundTaskManager& m, std::uint64_t n, TaskId task_id, SharedString owner_thread, SharedString type,
+           BodyKind k)
+      : Fiber(m.executor()), TaskState(m, std::move(task_id)), number(n), owner(std::move(owner_thread)),
+        task_type(std::move(type)), kind(k) {}
   ~TaskCore() override { destroy_frame(); }
 
   const TaskId& id() const noexcept { return ambient.task_id; }
@@ -30,14 +32,14 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
     TaskResult result = TaskResult::cancelled();
 #if defined(__cpp_exceptions)
     try {
-      result = frame.promise().take();
+      result = frame().promise().take();
     } catch (const std::exception& e) {
       result = TaskResult::failed(e.what());
     } catch (...) {
       result = TaskResult::failed("task body threw a non-standard exception");
     }
 #else
-    result = frame.promise().take();
+    result = frame().promise().take();
 #endif
     destroy_frame();
     ambient.manager->finish(*this, result);  // may delete this (retention)
@@ -45,16 +47,20 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
 
   void dying_for_teardown() noexcept { mark_dying(); }
 
-  void start_body(Co<TaskResult> body) {
-    frame = body.release();
-    start(frame);
-  }
+  void start_body(Co<TaskResult> body) { start(body.release()); }
 
+  // The body's frame is the fiber's top frame.
+  coro::coroutine_handle<detail::Promise<TaskResult>> frame() const noexcept {
+    return coro::coroutine_handle<detail::Promise<TaskResult>>::from_address(top().address());
+  }
   void destroy_frame() noexcept {
-    if (frame) frame.destroy();
-    frame = {};
+    if (top()) frame().destroy();
+    forget_top();
   }
+  // The id's key in the stored map, hashed from the number (no text parsed).
+  detail::HashedId key() const noexcept { return {id(), detail::task_number_hash(number)}; }
 
+  std::uint64_t number;  // N of the id bg_N (spawned tasks are always numbered)
   SharedString owner;
   SharedString task_type;
   BodyKind kind;
@@ -66,7 +72,6 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
     std::optional<InboxReceiver> host_rx;  // host-driven sub-agents: the core keeps the receiving end
   };
   std::unique_ptr<AgentInbox> agent;
-  coro::coroutine_handle<detail::Promise<TaskResult>> frame;
   WaitList end_waiters;
 };
 
@@ -220,7 +225,7 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   if (!store_) return errors::store_not_configured();
 
   // What may allocate for the handle comes before the commit, so a stored meta always gets one.
-  auto core = std::allocate_shared<TaskCore>(detail::PoolAllocator<TaskCore>{}, *this, std::move(id),
+  auto core = std::allocate_shared<TaskCore>(detail::PoolAllocator<TaskCore>{}, *this, number, std::move(id),
                                             last_owner_.reuse_for(owner), last_type_.reuse_for(task_type), kind);
   handles_.reserve(handles_.size() + 1);
   const TaskId& task_id = core->id();
@@ -229,7 +234,7 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   const bool fresh = indexes_fresh();
   const std::uint64_t now = executor_->now_ms();
   auto r = store_->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
-    auto [it, inserted] = state.tasks.try_emplace(task_id);
+    auto [it, inserted] = state.tasks.try_emplace(core->key());
     PersistedTaskMeta& m = it->second;
     if (!inserted) {
       if (fresh) index_remove(m);
@@ -298,7 +303,7 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
   // The terminal event needs the value and the error afterwards; otherwise they are moved.
   const bool keep_result = static_cast<bool>(t.owner_inbox);
   Result<void> committed = store_ ? store_->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
-    auto [it, inserted] = state.tasks.try_emplace(t.id());
+    auto [it, inserted] = state.tasks.try_emplace(t.key());
     PersistedTaskMeta& m = it->second;
     if (inserted) {
       m.task_id = t.id();

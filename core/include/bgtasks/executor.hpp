@@ -45,6 +45,8 @@ class Fiber {
   // Starts the fiber at `top` on the next poll.
   void start(coro::coroutine_handle<> top);
   coro::coroutine_handle<> top() const noexcept { return top_; }
+  // The subclass destroyed the top frame: the fiber no longer refers to it.
+  void forget_top() noexcept { top_ = resume_point_ = {}; }
   // Runs one step; subclasses wrap it to set ambient context.
   virtual void step() { resume_point_.resume(); }
   // The top frame reached its final suspend point. The subclass owns (and destroys) the frame.

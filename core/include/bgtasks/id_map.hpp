@@ -86,6 +86,14 @@ std::size_t grouped_home(std::uint64_t h, unsigned bits) noexcept {
 }
 inline constexpr unsigned kIdGroupBits = 2;
 
+// The index hash of "bg_N" (N taken modulo 2^64): N's low kIdGroupBits stay the low bits (see
+// grouped_home) and the rest is mixed as hash_id mixes a word.
+inline std::uint64_t task_number_hash(std::uint64_t n) noexcept {
+  std::uint64_t g = mix_word(0x9E3779B97F4A7C15ull, n >> kIdGroupBits);
+  g ^= g >> 29;
+  return (g << kIdGroupBits) | (n & ((1u << kIdGroupBits) - 1));
+}
+
 // The index hash of a task id. For "bg_" and up to 20 digits (the number wraps past 2^64), the
 // number's low kIdGroupBits stay the low bits (see grouped_home) and the rest is mixed; any other id
 // gets hash_id. ("bg_07" and "bg_7" hash alike: their keys still differ.)
@@ -98,14 +106,17 @@ inline std::uint64_t id_index_hash(std::string_view s) noexcept {
       number = d <= 9;
       n = n * 10 + d;
     }
-    if (number) {
-      std::uint64_t g = mix_word(0x9E3779B97F4A7C15ull, n >> kIdGroupBits);  // the group, mixed as hash_id mixes
-      g ^= g >> 29;
-      return (g << kIdGroupBits) | (n & ((1u << kIdGroupBits) - 1));
-    }
+    if (number) return task_number_hash(n);
   }
   return hash_id(s);
 }
+
+// A key whose index hash is already known: a caller that numbered the id ("bg_" + N) passes
+// task_number_hash(N) instead of having the text parsed again. `hash` must be id_index_hash(id).
+struct HashedId {
+  std::string_view id;
+  std::uint64_t hash;
+};
 
 template <class V>
 class IdMap {
@@ -237,10 +248,13 @@ class IdMap {
   template <class K, class... Args>
   std::pair<iterator, bool> try_emplace(K&& k, Args&&... args) {
     const std::string_view key(k);
-    const std::uint64_t h = id_index_hash(key);
-    if (const std::uint32_t i = lookup(key, h); i != used_) return {iterator(this, i), false};
-    reserve(size_ + 1);
-    return {iterator(this, place(h, std::forward<K>(k), std::forward<Args>(args)...)), true};
+    return try_emplace_hashed(id_index_hash(key), std::forward<K>(k), std::forward<Args>(args)...);
+  }
+  // The same with the key's hash known (the key is constructed from k.id).
+  template <class... Args>
+  std::pair<iterator, bool> try_emplace(HashedId k, Args&&... args) {
+    assert(k.hash == id_index_hash(k.id));
+    return try_emplace_hashed(k.hash, k.id, std::forward<Args>(args)...);
   }
   template <class K, class M>
   std::pair<iterator, bool> emplace(K&& k, M&& m) {
@@ -280,6 +294,13 @@ class IdMap {
   }
 
  private:
+  template <class K, class... Args>
+  std::pair<iterator, bool> try_emplace_hashed(std::uint64_t h, K&& k, Args&&... args) {
+    if (const std::uint32_t i = lookup(std::string_view(k), h); i != used_) return {iterator(this, i), false};
+    reserve(size_ + 1);
+    return {iterator(this, place(h, std::forward<K>(k), std::forward<Args>(args)...)), true};
+  }
+
   static constexpr std::uint32_t kNone = UINT32_MAX;
   // Chunks grow 8, 16, …, 1024 entries, then stay at 1024: a small map stays small, a large one
   // overshoots by at most one chunk. Entries past used_ are raw memory, never touched.
