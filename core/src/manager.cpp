@@ -29,20 +29,25 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
   }
 
   void finished() override {
-    TaskResult result = TaskResult::cancelled();
-#if defined(__cpp_exceptions)
-    try {
-      result = frame().promise().take();
-    } catch (const std::exception& e) {
-      result = TaskResult::failed(e.what());
-    } catch (...) {
-      result = TaskResult::failed("task body threw a non-standard exception");
-    }
-#else
-    result = frame().promise().take();
-#endif
+    TaskResult result = body_result();
     destroy_frame();
     ambient.manager->finish(*this, result);  // may delete this (retention)
+  }
+
+  // What the body returned, or what it threw as a failure. Returned, not assigned: no TaskResult
+  // temporaries to destroy on the completion path.
+  TaskResult body_result() {
+#if defined(__cpp_exceptions)
+    try {
+      return frame().promise().take();
+    } catch (const std::exception& e) {
+      return TaskResult::failed(e.what());
+    } catch (...) {
+      return TaskResult::failed("task body threw a non-standard exception");
+    }
+#else
+    return frame().promise().take();
+#endif
   }
 
   void dying_for_teardown() noexcept { mark_dying(); }
