@@ -909,8 +909,8 @@ TEST(AwakenSeed, task_context_provides_inbox_sender) {
   auto had_inbox = std::make_shared<std::optional<bool>>();
   auto id = h->manager->spawn("thread-1", "test", std::nullopt, "inbox task", TaskParentContext{},
                               [had_inbox](TaskContext ctx) -> Co<TaskResult> {
-                                *had_inbox = ctx.inbox().has_value();
-                                EXPECT_TRUE(ctx.inbox().has_value()) << "inbox should be Some";
+                                *had_inbox = ctx.inbox() != nullptr;
+                                EXPECT_NE(ctx.inbox(), nullptr) << "inbox should be Some";
                                 if (ctx.inbox()) {
                                   ctx.inbox()->send(json{{"progress", 50}});
                                   ctx.inbox()->send(json{{"progress", 100}});
@@ -933,8 +933,8 @@ TEST(AwakenSeed, task_context_inbox_is_none_by_default) {
   auto had_inbox = std::make_shared<std::optional<bool>>();
   auto id = h->manager->spawn("thread-1", "test", std::nullopt, "no inbox", TaskParentContext{},
                               [had_inbox](TaskContext ctx) -> Co<TaskResult> {
-                                *had_inbox = ctx.inbox().has_value();
-                                EXPECT_FALSE(ctx.inbox().has_value());
+                                *had_inbox = ctx.inbox() != nullptr;
+                                EXPECT_EQ(ctx.inbox(), nullptr);
                                 co_return TaskResult::success(nullptr);
                               });
   ASSERT_TRUE(id.ok());

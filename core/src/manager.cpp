@@ -129,7 +129,7 @@ Executor& TaskContextBase::executor() const noexcept {
 }
 
 bool TaskContextBase::emit(std::string_view event_type, json payload) const {
-  const auto& inbox = task_->owner_inbox;
+  const InboxSender* inbox = task_->owner_inbox();
   if (!inbox) return false;
   return inbox->send_event(Event::custom(task_id(), {}, std::string(event_type), std::move(payload))) ==
          SendOutcome::Delivered;
@@ -259,7 +259,7 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
 
   TaskCore& t = *core;
-  if (owner_inbox_) t.owner_inbox = owner_inbox_->for_thread(t.owner);
+  if (owner_inbox_) t.set_owner_inbox(owner_inbox_->for_thread(t.owner));
   if (kind == BodyKind::Host) {
     if (task_type == "sub_agent") {
       auto [tx, rx] = inbox_channel(options_.agent_inbox);
@@ -306,7 +306,7 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
   // ReplaceAll comes back here with the fields the task still knows.)
   const bool fresh = indexes_fresh();
   // The terminal event needs the value and the error afterwards; otherwise they are moved.
-  const bool keep_result = static_cast<bool>(t.owner_inbox);
+  const bool keep_result = t.owner_inbox() != nullptr;
   Result<void> committed = store_ ? store_->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
     auto [it, inserted] = state.tasks.try_emplace(t.key());
     PersistedTaskMeta& m = it->second;
@@ -353,7 +353,7 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
       summary->completed_at_ms = now;
     }
   }
-  if (t.owner_inbox) t.owner_inbox->send_event(Event::terminal(t.id(), t.owner, std::move(result)));
+  if (const InboxSender* inbox = t.owner_inbox()) inbox->send_event(Event::terminal(t.id(), t.owner, std::move(result)));
 
   // Retention may free `t`: keep the owner (only then; a copy per completion otherwise).
   std::optional<SharedString> owner;
@@ -470,8 +470,9 @@ bool BackgroundTaskManager::emit(TaskNumber task, std::string_view event_type, j
 }
 
 bool BackgroundTaskManager::emit_core(TaskCore* t, std::string_view event_type, json& payload) {
-  if (!t || !t->live || !t->owner_inbox) return false;
-  return t->owner_inbox->send_event(Event::custom(t->id(), t->owner, std::string(event_type),
+  const InboxSender* inbox = t ? t->owner_inbox() : nullptr;
+  if (!inbox || !t->live) return false;
+  return inbox->send_event(Event::custom(t->id(), t->owner, std::string(event_type),
                                                   std::move(payload))) == SendOutcome::Delivered;
 }
 

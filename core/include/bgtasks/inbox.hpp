@@ -20,6 +20,9 @@
 #include "bgtasks/types.hpp"
 
 namespace bgtasks {
+namespace detail {
+struct TaskState;
+}
 
 enum class EventKind : std::uint8_t { Custom, Completed, Failed, Cancelled, Raw };
 
@@ -92,6 +95,10 @@ class InboxSender {
  private:
   friend std::pair<InboxSender, class InboxReceiver> inbox_channel_with_fallback(OnInboxClosed, InboxOptions);
   explicit InboxSender(std::shared_ptr<detail::InboxState> s) noexcept : s_(std::move(s)) { ++s_->senders; }
+  // No channel: only a task's "no owner inbox" slot (8 bytes less per task than an optional).
+  friend struct detail::TaskState;
+  InboxSender() noexcept = default;
+  bool has_channel() const noexcept { return s_ != nullptr; }
   std::shared_ptr<detail::InboxState> s_;
   SharedString thread_;
 };

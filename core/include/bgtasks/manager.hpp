@@ -39,9 +39,15 @@ namespace detail {
 // (or the manager's record of the task) still refers to live state.
 struct TaskState {
   TaskState(BackgroundTaskManager& m, TaskId&& id) : ambient{&m, std::move(id)} {}
-  BackgroundTaskContext ambient;           // {manager, task id}: the ambient task around every step
+  // The owner inbox captured at spawn (stamped with the owner thread); null when there was none.
+  const InboxSender* owner_inbox() const noexcept { return owner_inbox_.has_channel() ? &owner_inbox_ : nullptr; }
+  void set_owner_inbox(InboxSender sender) noexcept { owner_inbox_ = std::move(sender); }
+
+  BackgroundTaskContext ambient;  // {manager, task id}: the ambient task around every step
   CancelState cancel;
-  std::optional<InboxSender> owner_inbox;  // captured at spawn, stamped with the owner thread
+
+ private:
+  InboxSender owner_inbox_;  // without a channel when the manager had no owner inbox
 };
 }  // namespace detail
 
@@ -74,8 +80,8 @@ class TaskContextBase {
 // What a plain task body receives (awaken's TaskContext, plus the executor's clock).
 struct TaskContext : TaskContextBase {
   using TaskContextBase::TaskContextBase;
-  // awaken's ctx.inbox: the owner inbox captured at spawn, if any.
-  const std::optional<InboxSender>& inbox() const noexcept { return task_->owner_inbox; }
+  // awaken's ctx.inbox: the owner inbox captured at spawn; null without one.
+  const InboxSender* inbox() const noexcept { return task_->owner_inbox(); }
 };
 
 // What a sub-agent body receives: also its own inbox for agent_message events (the two ends are
@@ -83,7 +89,8 @@ struct TaskContext : TaskContextBase {
 struct AgentTaskContext : TaskContextBase {
   AgentTaskContext(std::shared_ptr<detail::TaskState> task, InboxSender tx, InboxReceiver rx) noexcept
       : TaskContextBase(std::move(task)), inbox_sender(std::move(tx)), inbox_receiver(std::move(rx)) {}
-  const std::optional<InboxSender>& owner_inbox() const noexcept { return task_->owner_inbox; }
+  // The owner inbox captured at spawn; null without one.
+  const InboxSender* owner_inbox() const noexcept { return task_->owner_inbox(); }
 
   InboxSender inbox_sender;
   InboxReceiver inbox_receiver;
