@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -713,6 +714,8 @@ TEST(Cancel, CancelWakesCoAwaitCancelled) {
 // task's forget and the manager's end still reads the task's id and cancel state.
 TEST(Cancel, ContextCopyOutlivesTheBodyTheRecordAndTheManager) {
   static_assert(sizeof(TaskContext) == sizeof(std::shared_ptr<int>), "a context is one shared pointer");
+  // Only the manager makes task states (a context's executor() reads the task core around it).
+  static_assert(!std::is_constructible_v<detail::TaskState, BackgroundTaskManager&, TaskId&&>);
   auto h = manager_with_store_and_inbox();
   std::optional<TaskContext> kept;
   auto id = h->manager->spawn("thread-1", "shell", std::nullopt, "keeps its context", {},
@@ -731,7 +734,7 @@ TEST(Cancel, ContextCopyOutlivesTheBodyTheRecordAndTheManager) {
   CancellationToken token = kept->cancel_token();
   h->manager.reset();  // the manager ends; the kept context still owns the task's state
   EXPECT_FALSE(kept->is_cancelled());
-  token.cancel();  // reaches the same state, wakes nobody, changes no record
+  token.cancel();  // reaches the same state and wakes nobody
   EXPECT_TRUE(kept->is_cancelled());
   EXPECT_EQ(kept->task_id(), *id);
   EXPECT_EQ(&kept->executor(), &h->exec);  // the executor outlives the manager

@@ -512,7 +512,7 @@ Result<std::uint64_t> BackgroundTaskManager::arm_host_timer(std::string_view id,
   if (!t->live) return errors::task_terminated(meta(id) ? meta(id)->status : TaskStatus::Cancelled);
   const std::uint64_t number = ++host_timer_counter_;
   // The timer holds the task's cancel state through a token (it may outlive the task's record).
-  auto token = CancellationToken::share(handles_.share(*parse_bg_number(id)), &t->cancel);
+  auto token = CancellationToken::share(handles_.share(t->number), &t->cancel);
   // The deadline is fixed now, though the timer coroutine first runs at the next poll.
   executor_->spawn(host_timer(*executor_, std::move(token), saturating_add(executor_->now_ms(), ms), number, fired_host_timers_));
   return number;

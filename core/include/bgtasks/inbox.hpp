@@ -38,7 +38,7 @@ struct Event {
 
   static Event custom(TaskId id, SharedString thread, std::string event_type, json payload);
   static Event terminal(TaskId id, SharedString thread, const TaskResult& result);
-  static Event terminal(TaskId id, SharedString thread, TaskResult&& result);  // moves the value and error
+  static Event terminal(TaskId id, SharedString thread, TaskResult&& result);  // moves the value
   static Event raw(SharedString thread, json message);
   // awaken's JSON: {"kind":"custom","task_id":…,"event_type":…,"payload":…} etc., keys sorted.
   json to_json() const;

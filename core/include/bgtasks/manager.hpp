@@ -38,7 +38,12 @@ namespace detail {
 // contexts and tokens share ownership of the core through it, so a copy that outlives the body
 // (or the manager's record of the task) still refers to live state.
 struct TaskState {
+ protected:
+  // Only the manager's task core is a TaskState (TaskContextBase::executor() relies on it).
   TaskState(BackgroundTaskManager& m, TaskId&& id) : ambient{&m, std::move(id)} {}
+  ~TaskState() = default;
+
+ public:
   // The owner inbox captured at spawn (stamped with the owner thread); null when there was none.
   const InboxSender* owner_inbox() const noexcept { return owner_inbox_.has_channel() ? &owner_inbox_ : nullptr; }
   void set_owner_inbox(InboxSender sender) noexcept { owner_inbox_ = std::move(sender); }
@@ -52,7 +57,8 @@ struct TaskState {
 }  // namespace detail
 
 // What every task body's context offers. A context is one shared pointer to the task's state,
-// so a body's frame holds 16 bytes for it and a copy costs one reference count.
+// so a body's frame holds 16 bytes for it and a copy costs one reference count. The manager makes
+// contexts; a moved-from one is empty (only assignment and destruction are valid on it).
 class TaskContextBase {
  public:
   explicit TaskContextBase(std::shared_ptr<detail::TaskState> task) noexcept : task_(std::move(task)) {}
