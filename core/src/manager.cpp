@@ -9,10 +9,10 @@
 
 namespace bgtasks {
 
-// One spawned task: its fiber (the body's frames), its cancellation state, and what awaken
-// captures at spawn (the owner inbox). Metadata lives in the store, not here.
-// A spawned task's handle. Its TaskState part (id, cancel state, owner inbox) is what contexts and
-// tokens share; ownership is shared (std::shared_ptr) by the handle table, contexts and tokens.
+// One spawned task: its fiber (the body's frames) and its TaskState part (id, cancellation state,
+// and what awaken captures at spawn: the owner inbox), which contexts and tokens share; ownership
+// is shared (std::shared_ptr) by the handle table, contexts and tokens. Metadata lives in the
+// store, not here.
 struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
   TaskCore(BackgroundTaskManager& m, std::uint64_t n, TaskId task_id, SharedString owner_thread, SharedString type,
            BodyKind k)
@@ -856,7 +856,7 @@ bool BackgroundTaskManager::forget(std::string_view id) {
     if (!r) return false;
     if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
   }
-  if (t) handles_.erase(*parse_bg_number(id));
+  if (t) handles_.erase(t->number);
   return true;
 }
 
