@@ -63,10 +63,7 @@ class Core {
     manager_->set_owner_inbox(std::move(tx));
     manager_->set_store(store_);
     (void)store_->install_plugin(BackgroundTaskPlugin(manager_));
-    manager_->set_hooks({[this](const TaskId& id) { cancel_requests_.push_back(id); },
-                         [this](const TaskSummary& s) {
-                           if (want_ended_) last_ended_ = s;
-                         }});
+    manager_->set_hooks(hooks(false));
   }
   ~Core() {
     // Each scope restores the ambient task it replaced: close them innermost first (a deque
@@ -134,18 +131,11 @@ class Core {
     auto j = parse_json(std::string_view(input_.data(), static_cast<std::size_t>(result_len)), "result",
                         Errc::InvalidArgument);
     if (!j) return fail(j.error());
-    want_ended_ = want_summary;
-    const int c = code(on_task(h, [&](auto task) { return manager_->settle(task, TaskResult::success(std::move(*j))); }));
-    want_ended_ = false;
-    return c;
+    return settle(h, want_summary, TaskResult::success(std::move(*j)));
   }
   // The error message (message_len bytes) in the input buffer.
   int failTask(double h, int message_len, bool want_summary) {
-    want_ended_ = want_summary;
-    std::string message(input_.data(), static_cast<std::size_t>(message_len));
-    const int c = code(on_task(h, [&](auto task) { return manager_->settle(task, TaskResult::failed(std::move(message))); }));
-    want_ended_ = false;
-    return c;
+    return settle(h, want_summary, TaskResult::failed(std::string(input_.data(), static_cast<std::size_t>(message_len))));
   }
   // The terminal summary of the task that ended last with want_summary (valid even if retention
   // already dropped the task).
@@ -341,6 +331,22 @@ class Core {
   int lastErrorCode() const { return last_error_code_; }
 
  private:
+  // The manager's hooks: cancel requests are always collected; the end hook is installed only
+  // while a settle wants its summary (the manager builds a summary per completion while one is).
+  ManagerHooks hooks(bool keep_summary) {
+    ManagerHooks h;
+    h.on_cancel_requested = [this](const TaskId& id) { cancel_requests_.push_back(id); };
+    if (keep_summary) h.on_task_end = [this](const TaskSummary& s) { last_ended_ = s; };
+    return h;
+  }
+  // Settles a host task with `result`; with want_summary, its terminal summary is kept for
+  // lastEnded(). Returns 0 or an error code.
+  int settle(double h, bool want_summary, TaskResult result) {
+    if (want_summary) manager_->set_hooks(hooks(true));
+    const int c = code(on_task(h, [&](auto task) { return manager_->settle(task, std::move(result)); }));
+    if (want_summary) manager_->set_hooks(hooks(false));
+    return c;
+  }
   std::vector<Event> take_events(std::size_t max) {
     std::vector<Event> out;
     while (out.size() < max) {
@@ -404,7 +410,6 @@ class Core {
   // A deque holds the (unmovable) scopes in place: no allocation per enterTask.
   std::deque<BackgroundTaskScope> scopes_;
   std::vector<TaskId> cancel_requests_;
-  bool want_ended_ = false;
   TaskSummary last_ended_;
   double header_[kHeaderSize] = {};
   std::vector<char> input_;

@@ -277,3 +277,47 @@ test('payload copies keep an own "__proto__" key, and bad payloads fail as JSON.
   assert.equal(results.getter, 'TypeError: payload is not JSON-serializable: boom');
   assert.match(results['bigint-after-surrogate'], /^TypeError: payload is not JSON-serializable: .*BigInt/);
 });
+
+test('payload objects are copied by the shape of their key list: any key text, many shapes, many keys', async (t) => {
+  const mgr = await manual(t);
+  const results = {};
+  // Keys that a copier's source must escape; one would end the string literal and run code.
+  const odd = ['a"b', 'back\\slash', 'line\nbreak', '\u2028', '${x}', '</script>', 'x"]: 1}); globalThis.pwned = 1; ({["'];
+  const oddPayload = Object.fromEntries(odd.map((k, i) => [k, i]));
+  const many = Array.from({ length: 300 }, (_, i) => ({ [`k${i}`]: i, a: i })); // past the shape table's bound
+  const wide = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`w${39 - i}`, i])); // past a copier's key bound
+  mgr.spawn({ thread: 't', type: 'x' }, async (ctx) => {
+    ctx.emit('odd', oddPayload);
+    ctx.emit('odd', { ...oddPayload, a: 'again' });
+    for (const p of many) ctx.emit('many', p);
+    ctx.emit('wide', wide);
+    ctx.emit('order', { b: 1, a: 2 });
+    ctx.emit('order', { a: 3, b: 4 });
+    const shared = { step: 1, pct: 10 };
+    ctx.emit('same', shared);
+    shared.step = 2;
+    ctx.emit('same', shared);
+    tryEmits(ctx, results, [['lone1', { ['\udc00']: 1, z: 2 }], ['lone2', { ['\udc00']: 1, z: 2 }]]);
+  });
+  await mgr.runUntilIdle();
+  const events = mgr.drain();
+  assert.equal(globalThis.pwned, undefined);
+  const byType = (type) => events.filter((e) => e.event_type === type).map((e) => e.payload);
+  const [odd1, odd2] = byType('odd');
+  assert.deepEqual(odd1, oddPayload);
+  assert.deepEqual(Object.keys(odd1), [...odd].sort());
+  assert.deepEqual(odd2, { ...oddPayload, a: 'again' });
+  const manyOut = byType('many');
+  assert.equal(manyOut.length, 300);
+  manyOut.forEach((p, i) => {
+    assert.deepEqual(p, many[i]);
+    assert.deepEqual(Object.keys(p), Object.keys(many[i]).sort());
+  });
+  const [wideOut] = byType('wide');
+  assert.deepEqual(wideOut, wide);
+  assert.deepEqual(Object.keys(wideOut), Object.keys(wide).sort());
+  assert.deepEqual(byType('order').map((p) => JSON.stringify(p)), ['{"a":2,"b":1}', '{"a":3,"b":4}']);
+  assert.deepEqual(byType('same'), [{ pct: 10, step: 1 }, { pct: 10, step: 2 }], 'each emit is its own copy');
+  assert.equal(results.lone1, 'TypeError: payload contains a lone UTF-16 surrogate');
+  assert.equal(results.lone2, 'TypeError: payload contains a lone UTF-16 surrogate', 'a refused key list is refused again');
+});
