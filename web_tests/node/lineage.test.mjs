@@ -98,3 +98,24 @@ test('dispose from a body started inside another body start leaves no ambient pa
   await b.runUntilIdle();
   assert.equal(b.get(id).status, 'completed');
 });
+
+test('a body that pumps inside its synchronous part is still the ambient parent afterwards', async (t) => {
+  const mgr = await manual(t);
+  const ids = {};
+  ids.outer = mgr.spawn({ thread: 't', type: 'outer' }, (ctx) => {
+    ids.inner = ctx.spawn({ thread: 't', type: 'inner' }, () => {
+      ids.fromInner = mgr.spawn({ thread: 't', type: 'x' }, async () => 1);
+      return 1;
+    });
+    void mgr.runUntilIdle(); // its first pump is synchronous: the inner body's synchronous part runs now
+    ids.afterPump = mgr.spawn({ thread: 't', type: 'x' }, async () => 1);
+    return 1;
+  });
+  ids.top = mgr.spawn({ thread: 't', type: 'x' }, async () => 1);
+  await mgr.runUntilIdle();
+  const parentOf = (id) => mgr.get(id).parent_context?.task_id;
+  assert.equal(parentOf(ids.inner), ids.outer);
+  assert.equal(parentOf(ids.fromInner), ids.inner);
+  assert.equal(parentOf(ids.afterPump), ids.outer, 'the outer body is ambient again once the inner one returned');
+  assert.equal(parentOf(ids.top), undefined);
+});
