@@ -529,5 +529,26 @@ TEST(TaskHandleMap, CancelAllSurvivesAHookThatForgetsALaterTarget) {
   EXPECT_FALSE(m.get(*done).has_value());
 }
 
+
+TEST(Inbox, ConsumeSeesTheOldestEventsInPlaceInOrderAndLeavesTheRest) {
+  auto [tx, rx] = inbox_channel();
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(tx.send_event(Event::custom("bg_" + std::to_string(i), "t", "e", json(i))), SendOutcome::Delivered);
+  std::vector<int> seen;
+  EXPECT_EQ(rx.consume([&](const Event& e) { seen.push_back(e.data.get<int>()); }, 3), 3u);
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(rx.len(), 2u);
+  // A visitor that throws: nothing has left the queue.
+  EXPECT_THROW(rx.consume([](const Event& e) {
+    if (e.data.get<int>() == 4) throw std::runtime_error("visitor failed");
+  }),
+               std::runtime_error);
+  EXPECT_EQ(rx.len(), 2u);
+  seen.clear();
+  EXPECT_EQ(rx.consume([&](const Event& e) { seen.push_back(e.data.get<int>()); }), 2u);
+  EXPECT_EQ(seen, (std::vector<int>{3, 4}));
+  EXPECT_EQ(rx.len(), 0u);
+  EXPECT_EQ(rx.consume([](const Event&) { FAIL() << "no event is left"; }), 0u);
+}
+
 }  // namespace
 }  // namespace bgtasks

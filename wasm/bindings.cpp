@@ -224,14 +224,6 @@ class Core {
   // limit (then type id is -1 - its extra index) — is an element of one JSON array text (header).
   int drain(int thread_id, int thread_len, int max) {
     const std::size_t limit = max < 0 ? SIZE_MAX : static_cast<std::size_t>(max);
-    std::vector<Event> events;
-    if (thread_id == -1) {
-      events = limit == SIZE_MAX ? inbox_->drain_events() : take_events(limit);
-    } else {
-      const std::string thread = thread_id >= 0 ? strings_[thread_id] : std::string(input_.data(), static_cast<std::size_t>(thread_len));
-      events = inbox_->drain_events(thread, limit);
-    }
-    records_.resize(4 * events.size());
     std::string extras;
     std::size_t n_extras = 0;
     auto extra = [&](const json& j) {
@@ -239,13 +231,14 @@ class Core {
       write_json(extras, j);  // appended in place: no text per element
       return static_cast<double>(n_extras - 1);
     };
-    double* r = records_.data();
     // A task's events, and events of one type, often come in a row: look each up once per run.
     const TaskId* last_id = nullptr;
     double last_handle = 0;
     const std::string* last_type = nullptr;
     double last_type_id = -1;
-    for (const Event& e : events) {
+    std::size_t count = 0;
+    auto write = [&](const Event& e) {
+      double* r = records_.data() + 4 * count++;  // sized by the caller below
       r[0] = static_cast<double>(static_cast<int>(e.kind));
       if (e.kind == EventKind::Raw) {
         r[1] = 0;
@@ -287,12 +280,21 @@ class Core {
           r[3] = extra(e.data);
           break;
       }
-      r += 4;
+    };
+    if (thread_id == -1) {
+      // Every thread's: read in place in the queue (no vector of moved events).
+      records_.resize(4 * std::min(limit, inbox_->len()));
+      inbox_->consume(write, limit);
+    } else {
+      const std::string thread = thread_id >= 0 ? strings_[thread_id] : std::string(input_.data(), static_cast<std::size_t>(thread_len));
+      const std::vector<Event> events = inbox_->drain_events(thread, limit);
+      records_.resize(4 * events.size());
+      for (const Event& e : events) write(e);
     }
     if (n_extras > 0) extras += ']';
     put(std::move(extras));
     header_[kRecordsPtr] = static_cast<double>(reinterpret_cast<std::uintptr_t>(records_.data()));
-    return static_cast<int>(events.size());
+    return static_cast<int>(count);
   }
   int pendingEvents() { return static_cast<int>(inbox_->len()); }
 
@@ -346,15 +348,6 @@ class Core {
     const int c = code(on_task(h, [&](auto task) { return manager_->settle(task, std::move(result)); }));
     if (want_summary) manager_->set_hooks(hooks(false));
     return c;
-  }
-  std::vector<Event> take_events(std::size_t max) {
-    std::vector<Event> out;
-    while (out.size() < max) {
-      auto e = inbox_->try_recv_event();
-      if (!e) break;
-      out.push_back(std::move(*e));
-    }
-    return out;
   }
   // bg_N with N <= 2^53 (no leading zeros) -> N; any other id -> a negative table handle.
   double handle_of(const TaskId& id) {

@@ -228,12 +228,8 @@ std::string InboxReceiver::drain_json(std::optional<std::string_view> thread, st
   };
   if (thread) {
     for (const Event& e : drain_events(*thread, max)) write(e);
-  } else if (s_) {
-    // Straight from the queue: no intermediate vector of events.
-    auto& q = s_->queue;
-    const std::size_t n = std::min(max, q.size());
-    for (std::size_t i = 0; i < n; ++i) write(q[i]);
-    q.erase(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(n));
+  } else {
+    consume(write, max);
   }
   out += ']';
   return out;

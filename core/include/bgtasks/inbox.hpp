@@ -2,6 +2,7 @@
 // events in contiguous storage. JSON is produced only when a receiver reads (drain/try_recv).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -118,6 +119,18 @@ class InboxReceiver {
   std::vector<Event> drain_events(std::string_view thread, std::size_t max = SIZE_MAX);
   // One JSON array text: all events (at most `max`), or one thread's.
   std::string drain_json(std::optional<std::string_view> thread = std::nullopt, std::size_t max = SIZE_MAX);
+  // Takes the oldest events (at most `max`) the cheapest way: f(const Event&) sees each in place,
+  // in order, then they leave the queue together (nothing moved or copied). f must not touch this
+  // inbox; if f throws, nothing has left. Returns how many f saw.
+  template <class F>
+  std::size_t consume(F&& f, std::size_t max = SIZE_MAX) {
+    if (!s_) return 0;
+    auto& q = s_->queue;
+    const std::size_t n = std::min(max, q.size());
+    for (std::size_t i = 0; i < n; ++i) f(static_cast<const Event&>(q[i]));
+    q.erase(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(n));
+    return n;
+  }
   std::size_t len() const noexcept { return s_ ? s_->queue.size() : 0; }
   bool is_empty() const noexcept { return len() == 0; }
   std::uint64_t dropped() const noexcept { return s_ ? s_->dropped : 0; }
