@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <memory>
 #include <random>
@@ -14,6 +15,7 @@
 
 #include "bgtasks/bgtasks.hpp"
 #include "bgtasks/id_map.hpp"
+#include "bgtasks/ring_queue.hpp"
 #include "bgtasks/shared_string.hpp"
 #include "bgtasks/task_handle_map.hpp"
 #include "support.hpp"
@@ -529,6 +531,64 @@ TEST(TaskHandleMap, CancelAllSurvivesAHookThatForgetsALaterTarget) {
   EXPECT_FALSE(m.get(*done).has_value());
 }
 
+
+TEST(RingQueue, AgreesWithADequeUnderRandomOperationsAndLeaksNothing) {
+  {
+    std::mt19937 rng(5);
+    detail::RingQueue<Counted> ring;
+    std::deque<int> model;
+    for (int step = 0; step < 20000; ++step) {
+      const unsigned op = rng() % 10;
+      if (op < 6) {
+        const int v = static_cast<int>(rng());
+        ring.push_back(Counted(v));
+        model.push_back(v);
+      } else if (op < 8 && !model.empty()) {
+        ring.pop_front();
+        model.pop_front();
+      } else if (op == 8 && !model.empty()) {
+        const std::size_t n = rng() % (model.size() + 1);
+        ring.erase_front(n);
+        model.erase(model.begin(), model.begin() + static_cast<std::ptrdiff_t>(n));
+      } else if (rng() % 50 == 0) {
+        ring.clear();
+        model.clear();
+      }
+      ASSERT_EQ(ring.size(), model.size());
+      ASSERT_EQ(Counted::live, static_cast<int>(model.size()));
+      if (!model.empty()) {
+        ASSERT_EQ(ring.front().v, model.front());
+        ASSERT_EQ(ring[model.size() - 1].v, model.back());
+      }
+      if (step % 97 == 0) {
+        std::size_t i = 0;
+        for (const Counted& c : ring) ASSERT_EQ(c.v, model[i++]);
+        ASSERT_EQ(i, model.size());
+      }
+    }
+    detail::RingQueue<Counted> moved(std::move(ring));
+    EXPECT_EQ(moved.size(), model.size());
+    EXPECT_TRUE(ring.empty());
+  }
+  EXPECT_EQ(Counted::live, 0);
+}
+
+TEST(RingQueue, AnEmptiedQueueKeepsItsRoomUnlessTheLastFillUsedUnderAQuarter) {
+  detail::RingQueue<int> q;
+  for (int round = 0; round < 3; ++round) {  // steady fills: the room stays
+    for (int i = 0; i < 1000; ++i) q.push_back(int{i});
+    q.erase_front(q.size());
+    EXPECT_EQ(q.capacity(), 1024u);
+  }
+  for (int i = 0; i < 100000; ++i) q.push_back(int{i});  // a burst, drained one at a time
+  while (!q.empty()) q.pop_front();
+  EXPECT_EQ(q.capacity(), 131072u) << "the fill that emptied it used it";
+  for (int i = 0; i < 10; ++i) q.push_back(int{i});  // a small fill after the burst
+  q.clear();
+  EXPECT_EQ(q.capacity(), 0u) << "a burst does not pin its peak";
+  q.push_back(1);
+  EXPECT_EQ(q.front(), 1);
+}
 
 TEST(Inbox, ConsumeSeesTheOldestEventsInPlaceInOrderAndLeavesTheRest) {
   auto [tx, rx] = inbox_channel();

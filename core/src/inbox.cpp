@@ -171,7 +171,7 @@ std::vector<Event> InboxReceiver::drain_events(std::string_view thread, std::siz
   std::vector<Event> out;
   if (!s_) return out;
   auto& q = s_->queue;
-  std::deque<Event> rest;
+  detail::RingQueue<Event> rest;
   for (auto& e : q) {
     if (out.size() < max && e.thread == thread)
       out.push_back(std::move(e));

@@ -6,7 +6,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -17,6 +16,7 @@
 
 #include "bgtasks/cancellation.hpp"
 #include "bgtasks/executor.hpp"
+#include "bgtasks/ring_queue.hpp"
 #include "bgtasks/shared_string.hpp"
 #include "bgtasks/types.hpp"
 
@@ -58,7 +58,7 @@ using OnInboxClosed = std::function<void(const json& message)>;
 
 namespace detail {
 struct InboxState {
-  std::deque<Event> queue;
+  RingQueue<Event> queue;
   bool receiver_alive = true;
   std::size_t senders = 0;
   OnInboxClosed on_closed;
@@ -128,7 +128,7 @@ class InboxReceiver {
     auto& q = s_->queue;
     const std::size_t n = std::min(max, q.size());
     for (std::size_t i = 0; i < n; ++i) f(static_cast<const Event&>(q[i]));
-    q.erase(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(n));
+    q.erase_front(n);
     return n;
   }
   std::size_t len() const noexcept { return s_ ? s_->queue.size() : 0; }
