@@ -26,13 +26,17 @@ namespace {
 struct Item {
   std::uint64_t n;
 };
+struct ItemNumber {
+  std::uint64_t operator()(const Item& i) const noexcept { return i.n; }
+};
+using ItemTable = detail::TaskHandleMap<Item, ItemNumber>;
 
 // Random inserts and erases against std::map, over keys drawn from a small range (so erases hit
 // long probe runs and backward shifts) and from spread-out values (the top of the u64 range).
 TEST(TaskHandleMap, AgreesWithAMapUnderRandomInsertsAndErases) {
   for (const std::uint64_t spread : {std::uint64_t{64}, std::uint64_t{4096}, UINT64_MAX}) {
     std::mt19937_64 rng(spread);
-    detail::TaskHandleMap<Item> table;
+    ItemTable table;
     std::map<std::uint64_t, std::shared_ptr<Item>> model;
     for (int step = 0; step < 20000; ++step) {
       const std::uint64_t key = spread == UINT64_MAX ? UINT64_MAX - rng() % 512 * 977 : rng() % spread;
@@ -40,7 +44,7 @@ TEST(TaskHandleMap, AgreesWithAMapUnderRandomInsertsAndErases) {
         if (model.count(key)) continue;
         auto item = std::make_shared<Item>(Item{key});
         model.emplace(key, item);
-        table.insert(key, item);
+        table.insert(item);
       } else {
         ASSERT_EQ(table.erase(key), model.erase(key) == 1) << "erase " << key;
       }
@@ -63,21 +67,21 @@ TEST(TaskHandleMap, AgreesWithAMapUnderRandomInsertsAndErases) {
 
 TEST(TaskHandleMap, ReleasesWhatItHolds) {
   auto item = std::make_shared<Item>(Item{7});
-  detail::TaskHandleMap<Item> table;
+  ItemTable table;
   EXPECT_EQ(table.find(7), nullptr);
   EXPECT_FALSE(table.erase(7));
-  table.insert(7, item);
+  table.insert(item);
   EXPECT_EQ(item.use_count(), 2);
   EXPECT_TRUE(table.erase(7));
   EXPECT_EQ(item.use_count(), 1);
   EXPECT_TRUE(table.empty());
-  table.insert(7, item);
+  table.insert(item);
   table.clear();
   EXPECT_TRUE(table.empty());
   EXPECT_EQ(item.use_count(), 1);
   EXPECT_EQ(table.find(7), nullptr);
   table.reserve(1000);  // reserving rehashes what is there and loses nothing
-  for (std::uint64_t k = 0; k < 300; ++k) table.insert(k, std::make_shared<Item>(Item{k}));
+  for (std::uint64_t k = 0; k < 300; ++k) table.insert(std::make_shared<Item>(Item{k}));
   table.reserve(5000);
   for (std::uint64_t k = 0; k < 300; ++k) ASSERT_NE(table.find(k), nullptr) << k;
   EXPECT_TRUE(table.any_of([](const Item& i) { return i.n == 299; }));

@@ -80,6 +80,8 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
   WaitList end_waiters;
 };
 
+inline std::uint64_t BackgroundTaskManager::TaskNumberOf::operator()(const TaskCore& t) const noexcept { return t.number; }
+
 namespace {
 
 // Id order: bg_N by N, then any other id lexicographically.
@@ -268,7 +270,7 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   } else {
     t.start_body(make_body.make(make_body.fn, core));
   }
-  handles_.insert(number, std::move(core));  // reserved above: does not allocate
+  handles_.insert(std::move(core));  // reserved above: does not allocate
   return t.id();
 }
 

@@ -336,7 +336,10 @@ class BackgroundTaskManager {
   std::optional<InboxSender> owner_inbox_;
   std::shared_ptr<StateStore> store_;
   // Spawned tasks always have bg_N ids: keyed by N (find_core checks the spelling).
-  detail::TaskHandleMap<TaskCore> handles_;
+  struct TaskNumberOf {
+    std::uint64_t operator()(const TaskCore& t) const noexcept;  // manager.cpp
+  };
+  detail::TaskHandleMap<TaskCore, TaskNumberOf> handles_;
   // The last spawn's owner thread and task type, shared by the following spawns that repeat them.
   SharedString last_owner_;
   SharedString last_type_;

@@ -2,7 +2,8 @@
 // full; groups of 16 consecutive numbers share adjacent slots, the groups Fibonacci-hashed: see
 // grouped_home). std::unordered_map<uint64_t, …> cost a node allocation per task and, on wasm32, a
 // 64-bit murmur hash and a modulo per lookup; the JS binding looks a task up on every emit and
-// settle.
+// settle. A slot is the value's shared pointer alone (16 bytes, not 24): the key is read from the
+// value (KeyOf), which a lookup that finds it reads next anyway.
 #pragma once
 
 #include <cassert>
@@ -16,17 +17,18 @@
 
 namespace bgtasks::detail {
 
-template <class T>
+// KeyOf: a functor, key_of(const T&) -> the entry's task number (it never changes while stored).
+template <class T, class KeyOf>
 class TaskHandleMap {
  public:
   T* find(std::uint64_t key) const noexcept {
     const Slot* s = slot_of(key);
-    return s ? s->value.get() : nullptr;
+    return s ? s->get() : nullptr;
   }
   // The stored pointer itself (shares ownership); null when absent.
   std::shared_ptr<T> share(std::uint64_t key) const noexcept {
     const Slot* s = slot_of(key);
-    return s ? s->value : nullptr;
+    return s ? *s : nullptr;
   }
 
   // Room for `n` entries: a later insert up to that size allocates nothing and cannot throw.
@@ -36,11 +38,11 @@ class TaskHandleMap {
     if (capacity != slots_.size()) rehash(capacity);
   }
 
-  // `key` must be absent and `value` non-null (an empty slot is one with a null value).
-  void insert(std::uint64_t key, std::shared_ptr<T> value) {
-    assert(value && !find(key));
+  // `value` must be non-null (an empty slot is a null pointer) and its key absent.
+  void insert(std::shared_ptr<T> value) {
+    assert(value && !find(key_of(*value)));
     reserve(size_ + 1);
-    place(key, std::move(value));
+    place(std::move(value));
     ++size_;
   }
 
@@ -48,14 +50,14 @@ class TaskHandleMap {
     if (size_ == 0) return false;
     std::size_t i = home(key);
     for (;; i = (i + 1) & mask()) {
-      if (!slots_[i].value) return false;
-      if (slots_[i].key == key) break;
+      if (!slots_[i]) return false;
+      if (key_of(*slots_[i]) == key) break;
     }
     // Backward-shift deletion: later entries of the probe run move up, so no tombstones. The
     // value is released once the table is consistent again (its destructor may look here).
-    std::shared_ptr<T> doomed = std::move(slots_[i].value);
-    for (std::size_t j = (i + 1) & mask(); slots_[j].value; j = (j + 1) & mask()) {
-      const std::size_t h = home(slots_[j].key);
+    std::shared_ptr<T> doomed = std::move(slots_[i]);
+    for (std::size_t j = (i + 1) & mask(); slots_[j]; j = (j + 1) & mask()) {
+      const std::size_t h = home(key_of(*slots_[j]));
       // Move j into the hole at i unless its home lies cyclically in (i, j].
       const bool stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);
       if (stays) continue;
@@ -79,38 +81,35 @@ class TaskHandleMap {
   template <class F>
   void for_each(F&& f) const {
     for (const Slot& s : slots_)
-      if (s.value) f(s.key, *s.value);
+      if (s) f(key_of(*s), *s);
   }
   // True once pred(T&) holds for an entry (table order, stops there).
   template <class P>
   bool any_of(P&& pred) const {
     for (const Slot& s : slots_)
-      if (s.value && pred(*s.value)) return true;
+      if (s && pred(*s)) return true;
     return false;
   }
 
  private:
-  struct Slot {
-    std::uint64_t key = 0;
-    std::shared_ptr<T> value;
-  };
+  using Slot = std::shared_ptr<T>;
+  static std::uint64_t key_of(const T& v) noexcept { return KeyOf{}(v); }
   std::size_t mask() const noexcept { return slots_.size() - 1; }
   const Slot* slot_of(std::uint64_t key) const noexcept {
     if (size_ == 0) return nullptr;
     for (std::size_t i = home(key);; i = (i + 1) & mask()) {
       const Slot& s = slots_[i];
-      if (!s.value) return nullptr;
-      if (s.key == key) return &s;
+      if (!s) return nullptr;
+      if (key_of(*s) == key) return &s;
     }
   }
   std::size_t home(std::uint64_t key) const noexcept {
     return grouped_home<4>(key, 64 - shift_);  // task numbers are consecutive: see grouped_home
   }
-  void place(std::uint64_t key, std::shared_ptr<T> value) noexcept {
-    std::size_t i = home(key);
-    while (slots_[i].value) i = (i + 1) & mask();
-    slots_[i].key = key;
-    slots_[i].value = std::move(value);
+  void place(std::shared_ptr<T> value) noexcept {
+    std::size_t i = home(key_of(*value));
+    while (slots_[i]) i = (i + 1) & mask();
+    slots_[i] = std::move(value);
   }
   // Allocates first: if that throws, the table is unchanged.
   void rehash(std::size_t capacity) {
@@ -120,7 +119,7 @@ class TaskHandleMap {
     slots_.swap(fresh);
     shift_ = shift;
     for (Slot& s : fresh)
-      if (s.value) place(s.key, std::move(s.value));
+      if (s) place(std::move(s));
   }
 
   std::vector<Slot> slots_;
