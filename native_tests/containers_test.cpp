@@ -554,6 +554,10 @@ TEST(RingQueue, AgreesWithADequeUnderRandomOperationsAndLeaksNothing) {
         const std::size_t n = rng() % (model.size() + 1);
         ring.erase_front(n);
         model.erase(model.begin(), model.begin() + static_cast<std::ptrdiff_t>(n));
+      } else if (op == 9 && !model.empty() && rng() % 2 == 0) {
+        const std::size_t n = rng() % (model.size() + 1);
+        ring.erase_back(n);
+        model.erase(model.end() - static_cast<std::ptrdiff_t>(n), model.end());
       } else if (rng() % 50 == 0) {
         ring.clear();
         model.clear();
@@ -577,21 +581,36 @@ TEST(RingQueue, AgreesWithADequeUnderRandomOperationsAndLeaksNothing) {
   EXPECT_EQ(Counted::live, 0);
 }
 
-TEST(RingQueue, AnEmptiedQueueKeepsItsRoomUnlessTheLastFillUsedUnderAQuarter) {
+TEST(RingQueue, KeepsItsRoomBetweenFillsAndGivesBackWhatABurstLeft) {
   detail::RingQueue<int> q;
   for (int round = 0; round < 3; ++round) {  // steady fills: the room stays
     for (int i = 0; i < 1000; ++i) q.push_back(int{i});
     q.erase_front(q.size());
     EXPECT_EQ(q.capacity(), 1024u);
+    q.erase_front(0);  // an empty drain (JS drain() with nothing pending) keeps it too
+    q.clear();
+    EXPECT_EQ(q.capacity(), 1024u);
   }
-  for (int i = 0; i < 100000; ++i) q.push_back(int{i});  // a burst, drained one at a time
-  while (!q.empty()) q.pop_front();
+  for (int i = 0; i < 100000; ++i) q.push_back(int{i});  // a burst, taken at once
+  q.erase_front(q.size());
   EXPECT_EQ(q.capacity(), 131072u) << "the fill that emptied it used it";
   for (int i = 0; i < 10; ++i) q.push_back(int{i});  // a small fill after the burst
   q.clear();
-  EXPECT_EQ(q.capacity(), 0u) << "a burst does not pin its peak";
-  q.push_back(1);
-  EXPECT_EQ(q.front(), 1);
+  EXPECT_EQ(q.capacity(), 0u) << "emptied after a fill that used under a quarter";
+  for (int i = 0; i < 100000; ++i) q.push_back(int{i});  // a burst that drains one at a time
+  while (q.size() > 100) q.pop_front();
+  EXPECT_EQ(q.capacity(), 512u) << "a backlog shrinks as it drains (to twice what it holds, above 1024 slots)";
+  EXPECT_EQ(q.front(), 99900);
+  EXPECT_EQ(q[99], 99999);
+  q.erase_back(50);
+  EXPECT_EQ(q.size(), 50u);
+  EXPECT_EQ(q[49], 99949);
+  // Pushing an element of the queue itself while it grows (it moves its elements).
+  detail::RingQueue<std::string> strings;
+  for (int i = 0; i < 16; ++i) strings.push_back(std::string(40, static_cast<char>('a' + i)));
+  ASSERT_EQ(strings.size(), strings.capacity());
+  strings.push_back(std::move(strings[3]));
+  EXPECT_EQ(strings[16], std::string(40, 'd'));
 }
 
 TEST(Inbox, ConsumeSeesTheOldestEventsInPlaceInOrderAndLeavesTheRest) {
@@ -612,6 +631,22 @@ TEST(Inbox, ConsumeSeesTheOldestEventsInPlaceInOrderAndLeavesTheRest) {
   EXPECT_EQ(seen, (std::vector<int>{3, 4}));
   EXPECT_EQ(rx.len(), 0u);
   EXPECT_EQ(rx.consume([](const Event&) { FAIL() << "no event is left"; }), 0u);
+}
+
+TEST(Inbox, DrainingOneThreadKeepsTheOthersInOrderInPlace) {
+  auto [tx, rx] = inbox_channel();
+  for (int i = 0; i < 10; ++i)
+    ASSERT_EQ(tx.send_event(Event::custom("bg_" + std::to_string(i), i % 3 == 0 ? "a" : "b", "e", json(i))), SendOutcome::Delivered);
+  auto values = [](const std::vector<Event>& events) {
+    std::vector<int> out;
+    for (const Event& e : events) out.push_back(e.data.get<int>());
+    return out;
+  };
+  EXPECT_EQ(values(rx.drain_events("a", 2)), (std::vector<int>{0, 3}));
+  EXPECT_EQ(values(rx.drain_events("a")), (std::vector<int>{6, 9}));
+  EXPECT_EQ(values(rx.drain_events("a")), (std::vector<int>{}));
+  EXPECT_EQ(rx.len(), 6u);
+  EXPECT_EQ(values(rx.drain_events()), (std::vector<int>{1, 2, 4, 5, 7, 8}));
 }
 
 }  // namespace

@@ -170,15 +170,17 @@ std::vector<Event> InboxReceiver::drain_events() {
 std::vector<Event> InboxReceiver::drain_events(std::string_view thread, std::size_t max) {
   std::vector<Event> out;
   if (!s_) return out;
+  // In place: the events that stay slide up over the ones taken, in order (no second queue).
   auto& q = s_->queue;
-  detail::RingQueue<Event> rest;
-  for (auto& e : q) {
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    Event& e = q[i];
     if (out.size() < max && e.thread == thread)
       out.push_back(std::move(e));
-    else
-      rest.push_back(std::move(e));
+    else if (kept++ != i)
+      q[kept - 1] = std::move(e);
   }
-  q.swap(rest);
+  q.erase_back(q.size() - kept);
   return out;
 }
 

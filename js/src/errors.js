@@ -191,16 +191,23 @@ function plainCopy(v, depth, maxDepth) {
 // A payload's objects mostly repeat a few key lists ({step, pct} per progress event). A shape is
 // one key list as Object.keys gives it, its keys sorted as the core writes them, and a copier: a
 // function made once for the shape, whose object literal has the sorted keys (V8 builds a literal
-// from a template: measured 130 -> 63 ns for {step, pct}). Key lists that cannot have a copier
-// (a "__proto__" key, which a literal would take as the prototype; more than MAX_SHAPE_KEYS keys;
-// the shape table full; no `new Function` under a CSP) share the generic copier.
+// from a template: measured 130 -> 63 ns for {step, pct}), or the generic copier for key lists
+// that cannot have one (a "__proto__" key, which a literal would take as the prototype; more than
+// MAX_COPIER_KEYS keys; MAX_COPIERS made already; no `new Function` under a CSP). Both kinds are
+// kept, so a repeated key list is sorted and checked once. What the tables pin is bounded: made
+// copiers are never dropped (a steady payload keeps its own), generic shapes are dropped all at
+// once when MAX_GENERIC_SHAPES are kept, and a key list longer than MAX_SHAPE_CHARS is not kept.
 
-const MAX_SHAPES = 256; // bounds the table (and the functions it holds) when keys are data
-const MAX_SHAPE_KEYS = 32;
-const shapes = new Map(); // first key -> shapes with that first key
-let shapeCount = 0;
+const MAX_COPIERS = 256;
+const MAX_COPIER_KEYS = 32;
+const MAX_GENERIC_SHAPES = 1024;
+const MAX_SHAPE_CHARS = 1024; // UTF-16 units of all the keys of a kept shape
+const copiers = new Map(); // first key -> shapes with a made copier
+const generics = new Map(); // first key -> shapes with the generic copier
+let copierCount = 0;
+let genericCount = 0;
 let lastShape = null;
-let codegen; // undefined: not tried yet
+let codegen = true; // false once `new Function` was refused (a CSP)
 
 // Object keys in the order nlohmann writes them (DECISIONS.md §3): by code point, i.e. by UTF-8
 // bytes. UTF-16 code unit order differs from it only between a surrogate (an astral character)
@@ -224,26 +231,50 @@ function sameKeys(a, b) {
   return true;
 }
 
+function findShape(table, keys) {
+  const list = table.get(keys[0]);
+  if (list !== undefined) {
+    for (let i = 0; i < list.length; i++) if (sameKeys(list[i].keys, keys)) return list[i];
+  }
+  return null;
+}
+
+function keepShape(table, shape) {
+  const list = table.get(shape.keys[0]);
+  if (list === undefined) table.set(shape.keys[0], [shape]);
+  else list.push(shape);
+}
+
 // The shape of an object with these (non-empty) keys, or HAS_LONE_SURROGATE for a lone surrogate
-// in a key.
+// in a key (DECISIONS.md §9: refused, whatever the key's value).
 function shapeOf(keys) {
   if (lastShape !== null && sameKeys(lastShape.keys, keys)) return lastShape;
-  const list = shapes.get(keys[0]);
-  if (list !== undefined) {
-    for (let i = 0; i < list.length; i++) {
-      if (sameKeys(list[i].keys, keys)) return (lastShape = list[i]);
-    }
-  }
+  const found = findShape(copiers, keys) ?? findShape(generics, keys);
+  if (found !== null) return (lastShape = found);
   for (let i = 0; i < keys.length; i++) if (!wellFormed(keys[i])) return HAS_LONE_SURROGATE;
   const sorted = keys.slice().sort(compareKeys);
   let keyBytes = 0;
-  for (let i = 0; i < sorted.length; i++) keyBytes += sorted[i].length * 6 + 4;
-  const copy = shapeCount < MAX_SHAPES && sorted.length <= MAX_SHAPE_KEYS && !sorted.includes('__proto__') ? makeCopier(sorted) : null;
+  let chars = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    keyBytes += sorted[i].length * 6 + 4;
+    chars += sorted[i].length;
+  }
+  const keep = chars <= MAX_SHAPE_CHARS;
+  const copy =
+    keep && copierCount < MAX_COPIERS && sorted.length <= MAX_COPIER_KEYS && !sorted.includes('__proto__') ? makeCopier(sorted) : null;
   const shape = { keys, keyBytes, copy: copy ?? ((v, depth, maxDepth) => copyObject(v, sorted, depth, maxDepth)) };
-  if (copy === null) return shape; // not kept: the table holds copiers only
-  if (list === undefined) shapes.set(keys[0], [shape]);
-  else list.push(shape);
-  shapeCount++;
+  if (!keep) return shape;
+  if (copy !== null) {
+    keepShape(copiers, shape);
+    copierCount++;
+  } else {
+    if (genericCount === MAX_GENERIC_SHAPES) {
+      generics.clear();
+      genericCount = 0;
+    }
+    keepShape(generics, shape);
+    genericCount++;
+  }
   return (lastShape = shape);
 }
 
@@ -265,7 +296,7 @@ function copyObject(v, sorted, depth, maxDepth) {
 // when functions cannot be made. Keys enter the source as JSON string literals (JSON.stringify
 // escapes quotes, backslashes and controls; JSON text is valid JS since ES2019).
 function makeCopier(sorted) {
-  if (codegen === false) return null;
+  if (!codegen) return null;
   const lines = [];
   const fields = [];
   for (let i = 0; i < sorted.length; i++) {
@@ -275,13 +306,10 @@ function makeCopier(sorted) {
   }
   const source = `return function copyShape(v, depth, maxDepth) {\n${lines.join('\n')}\nreturn {${fields.join(', ')}};\n};`;
   try {
-    const copier = new Function('copy', source)(plainCopy);
-    codegen = true;
-    return copier;
+    return new Function('copy', source)(plainCopy);
   } catch (e) {
-    if (codegen === true) throw e; // functions can be made: this one should have been
-    codegen = false; // e.g. a Content-Security-Policy without 'unsafe-eval'
-    return null;
+    if (e instanceof EvalError) codegen = false; // a Content-Security-Policy without 'unsafe-eval'
+    return null; // anything else (the stack's end): this shape takes the generic copier
   }
 }
 

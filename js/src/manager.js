@@ -53,6 +53,12 @@ const KIND_COMPLETED = 1;
 const KIND_FAILED = 2;
 const KIND_CANCELLED = 3;
 
+// The body whose synchronous part runs now (DECISIONS.md §6): its manager's core and its handle.
+// Module-wide, as the core's ambient task is (a body of one manager spawning on another gives
+// that child a parent, as natively); the core is told only when such a body spawns.
+let runningCore = null;
+let runningHandle = 0;
+
 // Short ASCII text (a result, a description) is copied unit by unit: about half the cost of
 // TextEncoder.encodeInto and the subarray it needs (measured 85 vs 170 ns for 18 characters).
 const SHORT_TEXT = 256;
@@ -129,7 +135,6 @@ export class TaskManager {
   #disposed = false;
   #live = new Map(); // id → { id, h, cancel, ctx, body, recvWaiters } for bodies that have not settled
   #pendingStarts = []; // ids whose bodies start at the next pump (spawn never runs a body)
-  #running = null; // the record whose body's synchronous part runs now: the ambient parent of a spawn
   #endWaiters = new Map(); // id → [resolve]
   #timers = new Map(); // timer number → { resolve, reject }
   #eventWaiters = [];
@@ -362,14 +367,17 @@ export class TaskManager {
       parentLen = this.#encodeAt(parent, at);
     } else if (hasName) nameLen = 0;
     // The core merges the lineage (DECISIONS.md §6): it is told which task is the parent, or
-    // which body is running (only then: a top-level spawn crosses once).
-    const ambient = parentHandle ?? (this.#running === null ? null : this.#running.h);
-    if (ambient !== null) core.enterTask(ambient);
+    // which body is running (only then: a top-level spawn crosses once). A running body's core
+    // may be another manager's, or one disposed inside that body (then no body is ambient).
+    let scope = null; // the core whose task scope is entered around the spawn
+    if (parentHandle !== null) scope = core;
+    else if (runningCore !== null && !runningCore.isDeleted()) scope = runningCore;
+    if (scope !== null) scope.enterTask(parentHandle ?? runningHandle);
     let h;
     try {
       h = core.spawn(agent, th, ty, thLen, tyLen, nameLen, descLen, parentLen);
     } finally {
-      if (ambient !== null) core.leaveTask();
+      if (scope !== null) scope.leaveTask();
     }
     if (h !== h) throw coreError(core, core.lastErrorCode()); // NaN: refused
     let id;
@@ -401,14 +409,18 @@ export class TaskManager {
     const body = rec.body;
     rec.body = null;
     let promise;
-    const outer = this.#running; // a body may pump (runUntilIdle) and so start others inside it
-    this.#running = rec;
+    // A body may pump (runUntilIdle, of any manager) and so start others inside it.
+    const outerCore = runningCore;
+    const outerHandle = runningHandle;
+    runningCore = this.#core;
+    runningHandle = rec.h;
     try {
       promise = Promise.resolve(body(rec.ctx));
     } catch (e) {
       promise = Promise.reject(e);
     } finally {
-      this.#running = outer;
+      runningCore = outerCore;
+      runningHandle = outerHandle;
     }
     promise.then(
       (value) => this.#settle(rec, true, value),

@@ -1,4 +1,5 @@
 // Lifecycle through the JS API: spawn → running → completed / failed, summaries and terminal events.
+import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { manual } from './_helpers.mjs';
@@ -297,7 +298,17 @@ test('payload objects are copied by the shape of their key list: any key text, m
     ctx.emit('same', shared);
     shared.step = 2;
     ctx.emit('same', shared);
-    tryEmits(ctx, results, [['lone1', { ['\udc00']: 1, z: 2 }], ['lone2', { ['\udc00']: 1, z: 2 }]]);
+    const long = 'k'.repeat(5000); // a key list too long to keep: copied each time, not kept
+    ctx.emit('long', { [long]: 1, a: 2 });
+    ctx.emit('long', { [long]: 3, a: 4 });
+    tryEmits(ctx, results, [
+      ['lone1', { ['\udc00']: 1, z: 2 }],
+      ['lone2', { ['\udc00']: 1, z: 2 }],
+      // DECISIONS §9: a key with a lone surrogate is refused whatever its value (also when
+      // JSON.stringify would drop the member, and whatever a sibling is).
+      ['lone3', { a: () => 1, ['\udc00']: undefined }],
+      ['lone4', { a: new Date(0), ['\udc00']: undefined }],
+    ]);
   });
   await mgr.runUntilIdle();
   const events = mgr.drain();
@@ -320,4 +331,27 @@ test('payload objects are copied by the shape of their key list: any key text, m
   assert.deepEqual(byType('same'), [{ pct: 10, step: 1 }, { pct: 10, step: 2 }], 'each emit is its own copy');
   assert.equal(results.lone1, 'TypeError: payload contains a lone UTF-16 surrogate');
   assert.equal(results.lone2, 'TypeError: payload contains a lone UTF-16 surrogate', 'a refused key list is refused again');
+  assert.equal(results.lone3, 'TypeError: payload contains a lone UTF-16 surrogate');
+  assert.equal(results.lone4, 'TypeError: payload contains a lone UTF-16 surrogate');
+  assert.deepEqual(byType('long').map((p) => Object.values(p)), [[2, 1], [4, 3]]);
+});
+
+test('payload copies are the same where code cannot be generated (a CSP): the generic copier', async () => {
+  // errors.js alone (the Embind glue itself needs code generation): copies, key order, refusals.
+  const script = `
+    import { payloadValue } from ${JSON.stringify(new URL('../../js/src/errors.js', import.meta.url).href)};
+    const limits = { depth: 128, bytes: 1 << 20 };
+    const out = [];
+    for (let i = 0; i < 3; i++) out.push(payloadValue({ step: i, pct: i * 10, nested: { b: [i], a: null } }, 'payload', limits));
+    let refused = '';
+    try { payloadValue({ ['\\udc00']: 1 }, 'payload', limits); } catch (e) { refused = e.message; }
+    let evalRefused = false;
+    try { new Function('return 1'); } catch { evalRefused = true; }
+    console.log(JSON.stringify({ out, keys: out.map((p) => Object.keys(p).join()), refused, evalRefused }));`;
+  const text = execFileSync(process.execPath, ['--disallow-code-generation-from-strings', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  const r = JSON.parse(text);
+  assert.equal(r.evalRefused, true, 'the flag refuses new Function, as a CSP does');
+  assert.deepEqual(r.out, [0, 1, 2].map((i) => ({ nested: { a: null, b: [i] }, pct: i * 10, step: i })));
+  assert.deepEqual(r.keys, ['nested,pct,step', 'nested,pct,step', 'nested,pct,step']);
+  assert.equal(r.refused, 'payload contains a lone UTF-16 surrogate');
 });

@@ -119,3 +119,25 @@ test('a body that pumps inside its synchronous part is still the ambient parent 
   assert.equal(parentOf(ids.afterPump), ids.outer, 'the outer body is ambient again once the inner one returned');
   assert.equal(parentOf(ids.top), undefined);
 });
+
+test('the ambient parent crosses managers, as natively: the innermost running body, of any manager', async (t) => {
+  const a = await manual(t);
+  const b = await manual(t);
+  for (let i = 0; i < 5; i++) b.spawn({ thread: 't', type: 'pad' }, async () => 1); // b's ids differ from a's
+  const ids = {};
+  ids.outer = a.spawn({ thread: 't', type: 'outer' }, () => {
+    ids.inB = b.spawn({ thread: 't', type: 'x' }, () => {
+      ids.inAFromB = a.spawn({ thread: 't', type: 'y' }, async () => 1);
+      return 1;
+    });
+    void b.runUntilIdle(); // its first pump is synchronous: b's body runs inside a's
+    ids.inBAfter = b.spawn({ thread: 't', type: 'z' }, async () => 1);
+    return 1;
+  });
+  await a.runUntilIdle();
+  await b.runUntilIdle();
+  await a.runUntilIdle();
+  assert.equal(b.get(ids.inB).parent_context?.task_id, ids.outer, "a's body is ambient for a spawn on b");
+  assert.equal(a.get(ids.inAFromB).parent_context?.task_id, ids.inB, "b's body, running inside a's, is the innermost");
+  assert.equal(b.get(ids.inBAfter).parent_context?.task_id, ids.outer);
+});

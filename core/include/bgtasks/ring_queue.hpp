@@ -2,9 +2,11 @@
 // filled and drained over and over (emit ... drain), and std::deque allocated and freed a block
 // per 4 KiB of events on every round (in wasm, dlmalloc's large-block path: the biggest allocator
 // cost of the JS agent workload). The room grows by doubling; once emptied it is given back only
-// when the fill that emptied it used less than a quarter of it (a burst does not pin its peak).
+// when the fill that emptied it used less than a quarter of it, and a backlog that drains without
+// emptying shrinks it (a burst does not pin its peak): see after_removal.
 #pragma once
 
+#include <bit>
 #include <cassert>
 #include <cstddef>
 #include <memory>
@@ -55,16 +57,26 @@ class RingQueue {
   }
   T& front() noexcept { return (*this)[0]; }
 
-  // If growing throws, the queue is unchanged.
+  // If growing throws, the queue is unchanged. `v` may be an element of this queue.
   void push_back(T&& v) {
-    if (size_ == cap_) grow();
-    ::new (static_cast<void*>(buf_ + wrap(head_ + size_))) T(std::move(v));
-    ++size_;
-    if (size_ > peak_) peak_ = size_;
+    if (size_ == cap_) {
+      T kept(std::move(v));  // growing moves the elements: v may be one of them
+      grow(cap_ == 0 ? kFirstCapacity : 2 * cap_);
+      append(std::move(kept));
+    } else {
+      append(std::move(v));
+    }
   }
   void pop_front() noexcept { destroy_front(1); }
   // Removes the n oldest elements (n <= size()).
   void erase_front(std::size_t n) noexcept { destroy_front(n); }
+  // Removes the n newest elements (n <= size()).
+  void erase_back(std::size_t n) noexcept {
+    assert(n <= size_);
+    for (std::size_t k = size_ - n; k < size_; ++k) (*this)[k].~T();
+    size_ -= n;
+    after_removal();
+  }
   void clear() noexcept { destroy_front(size_); }
 
   void swap(RingQueue& o) noexcept {
@@ -101,26 +113,53 @@ class RingQueue {
 
  private:
   static constexpr std::size_t kFirstCapacity = 16;  // a power of two, as every capacity
+  static constexpr std::size_t kKeptRoom = 1024;     // a backlog's room shrinks only above this
 
   std::size_t wrap(std::size_t i) const noexcept { return i & (cap_ - 1); }
 
+  void append(T&& v) noexcept {
+    ::new (static_cast<void*>(buf_ + wrap(head_ + size_))) T(std::move(v));
+    ++size_;
+    if (size_ > peak_) peak_ = size_;
+  }
+
   void destroy_front(std::size_t n) noexcept {
     assert(n <= size_);
+    if (n == 0) return;  // nothing left: the room stays as it is
     for (std::size_t k = 0; k < n; ++k) buf_[wrap(head_ + k)].~T();
     size_ -= n;
     head_ = size_ == 0 ? 0 : wrap(head_ + n);
-    if (size_ == 0 && cap_ > kFirstCapacity && peak_ * 4 < cap_) {
-      ::operator delete(buf_);
-      buf_ = nullptr;
-      cap_ = 0;
+    after_removal();
+  }
+
+  // The room policy. Emptied: the room is given back if the fill that emptied it used under a
+  // quarter of it (the next fill's peak then decides). Holding under an eighth of a room of more
+  // than kKeptRoom slots (a backlog that drains without emptying): it shrinks to twice what it
+  // holds, as std::deque gave blocks back while draining.
+  void after_removal() noexcept {
+    if (size_ == 0) {
+      if (cap_ > kFirstCapacity && peak_ * 4 < cap_) {
+        ::operator delete(buf_);
+        buf_ = nullptr;
+        cap_ = 0;
+      }
+      head_ = 0;
+      peak_ = 0;
+    } else if (cap_ > kKeptRoom && size_ * 8 < cap_) {
+      try_shrink(std::bit_ceil(2 * size_));
     }
-    if (size_ == 0) peak_ = 0;  // the next fill's peak decides about the room it leaves
   }
 
   // Allocates first (if that throws, nothing changed); moving cannot throw.
-  void grow() {
-    const std::size_t cap = cap_ == 0 ? kFirstCapacity : 2 * cap_;
+  void grow(std::size_t cap) {
     T* fresh = static_cast<T*>(::operator new(cap * sizeof(T)));
+    relocate(fresh, cap);
+  }
+  void try_shrink(std::size_t cap) noexcept {
+    T* fresh = static_cast<T*>(::operator new(cap * sizeof(T), std::nothrow));
+    if (fresh) relocate(fresh, cap);  // out of memory: keeping the larger room is fine
+  }
+  void relocate(T* fresh, std::size_t cap) noexcept {
     for (std::size_t k = 0; k < size_; ++k) {
       T& old = (*this)[k];
       ::new (static_cast<void*>(fresh + k)) T(std::move(old));
