@@ -588,6 +588,7 @@ TEST(RingQueue, KeepsItsRoomBetweenFillsAndGivesBackWhatABurstLeft) {
     q.erase_front(q.size());
     EXPECT_EQ(q.capacity(), 1024u);
     q.erase_front(0);  // an empty drain (JS drain() with nothing pending) keeps it too
+    q.erase_back(0);   // and a thread's drain that took nothing
     q.clear();
     EXPECT_EQ(q.capacity(), 1024u);
   }

@@ -73,6 +73,7 @@ class RingQueue {
   // Removes the n newest elements (n <= size()).
   void erase_back(std::size_t n) noexcept {
     assert(n <= size_);
+    if (n == 0) return;  // as destroy_front: nothing removed, the room stays as it is
     for (std::size_t k = size_ - n; k < size_; ++k) (*this)[k].~T();
     size_ -= n;
     after_removal();
@@ -125,7 +126,7 @@ class RingQueue {
 
   void destroy_front(std::size_t n) noexcept {
     assert(n <= size_);
-    if (n == 0) return;  // nothing left: the room stays as it is
+    if (n == 0) return;  // nothing removed: the room stays as it is
     for (std::size_t k = 0; k < n; ++k) buf_[wrap(head_ + k)].~T();
     size_ -= n;
     head_ = size_ == 0 ? 0 : wrap(head_ + n);
