@@ -1,6 +1,8 @@
 // The agent workload and drain with two builds of the package in one run (interleaved reps,
-// medians), next to the plain-JS floor, p-queue and Effection: the crossing before and after.
-//   node experiments/before-after.mjs --before=/path/to/old/js/src/index.js [--tasks=20000,100000] [--reps=3]
+// medians, and the median of the per-repetition after/before ratios), next to the plain-JS floor,
+// p-queue and Effection: the crossing before and after.
+//   node experiments/before-after.mjs --before=/path/to/old/js/src/index.js [--tasks=20000,100000] [--reps=3] [--quick]
+// --quick: the workload only, without Effection (the loop while changing the crossing).
 // The "before" package is a checkout of js/ with its own js/build (bgtasks.mjs + .wasm).
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -11,6 +13,7 @@ const arg = (name, dflt) => process.argv.find((a) => a.startsWith(`--${name}=`))
 const before = await import(arg('before'));
 const SIZES = arg('tasks', '20000,100000').split(',').map(Number);
 const REPS = Number(arg('reps', 3));
+const QUICK = process.argv.includes('--quick');
 const BATCH = 1000;
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
@@ -21,8 +24,8 @@ const runs = {
   'bgtasks after': (n) => bgtasksWorkload(n, BATCH, createTaskManager),
   floor: (n) => PEERS.floor(n, BATCH),
   'p-queue': (n) => PEERS['p-queue'](n, BATCH),
-  effection: (n) => PEERS.effection(n, BATCH),
 };
+if (!QUICK) runs.effection = (n) => PEERS.effection(n, BATCH);
 for (const run of Object.values(runs)) await run(2000);
 console.log(`Node ${process.version}, ${REPS} reps, medians; workload: N tasks x ${EMITS} emits, drain every ${BATCH}`);
 for (const n of SIZES) {
@@ -35,10 +38,14 @@ for (const n of SIZES) {
       samples[name].push((res.ms * 1000) / n);
     }
   const m = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
-  console.log(`-- ${n} tasks (us/task; ratio to floor, p-queue, Effection)`);
-  for (const k of Object.keys(runs))
-    console.log(`${k.padEnd(16)} ${m[k].toFixed(2).padStart(8)}  ${(m[k] / m.floor).toFixed(2).padStart(6)}x floor ${(m[k] / m['p-queue']).toFixed(2).padStart(6)}x p-queue ${(m[k] / m.effection).toFixed(2).padStart(6)}x effection`);
+  const paired = median(samples['bgtasks after'].map((x, r) => x / samples['bgtasks before'][r]));
+  console.log(`-- ${n} tasks (us/task; ratio to floor, p-queue${QUICK ? '' : ', Effection'}); after/before per repetition: ${paired.toFixed(2)}`);
+  for (const k of Object.keys(runs)) {
+    const vsEffection = QUICK ? '' : ` ${(m[k] / m.effection).toFixed(2).padStart(6)}x effection`;
+    console.log(`${k.padEnd(16)} ${m[k].toFixed(2).padStart(8)}  ${(m[k] / m.floor).toFixed(2).padStart(6)}x floor ${(m[k] / m['p-queue']).toFixed(2).padStart(6)}x p-queue${vsEffection}`);
+  }
 }
+if (QUICK) process.exit(0);
 
 // drain of 1e4 events vs JSON.parse of the same events' JSON text
 async function drainRatio(create) {
