@@ -571,6 +571,54 @@ TEST(Executor, NotifyOneWakesTheOldestWaiterNotifyAllWakesEveryoneAndStoresNoPer
   EXPECT_TRUE(exec.idle());
 }
 
+TEST(Executor, WaitListKeepsFifoOrderWhenNodesLeaveFromAnyPlaceAndDetachesThemWhenDestroyed) {
+  // The list is circular around a sentinel; a node has no pointer back to its list. Nodes leave
+  // from the front, the middle and the back; a pushed node that is already linked moves to the
+  // back; a destroyed list leaves its nodes unlinked (their own destruction is then a no-op).
+  Waiter w[5];
+  std::vector<int> order;
+  // The waiters in the list, oldest first (the order wake_one and wake_all go in).
+  auto list_order = [&](WaitList& list, std::size_t expected) {
+    order.clear();
+    list.for_each([&](WaitNode& node) { order.push_back(static_cast<int>(node.waiter - w)); });
+    EXPECT_EQ(order.size(), expected);
+  };
+  WaitNode n[5];
+  {
+    WaitList list;
+    EXPECT_TRUE(list.empty());
+    for (int i = 0; i < 5; ++i) list.push(n[i], w[i]);
+    n[0].unlink();  // front
+    n[2].unlink();  // middle
+    n[4].unlink();  // back
+    n[2].unlink();  // twice: no-op
+    list_order(list, 2);
+    EXPECT_EQ(order, (std::vector<int>{1, 3}));
+    list.push(n[1], w[1]);  // already linked: moves behind 3
+    list.push(n[4], w[4]);
+    list_order(list, 3);
+    EXPECT_EQ(order, (std::vector<int>{3, 1, 4}));
+    EXPECT_TRUE(n[3].linked() && !n[0].linked());
+  }
+  for (auto& node : n) EXPECT_FALSE(node.linked()) << "a destroyed list detaches its nodes";
+  {
+    // A node may move to another list; each list then holds only its own.
+    WaitList a, b;
+    a.push(n[0], w[0]);
+    a.push(n[1], w[1]);
+    b.push(n[0], w[0]);
+    list_order(a, 1);
+    EXPECT_EQ(order, (std::vector<int>{1}));
+    list_order(b, 1);
+    EXPECT_EQ(order, (std::vector<int>{0}));
+    a.push(n[2], w[2]);
+    n[1].unlink();
+    n[2].unlink();
+    EXPECT_TRUE(a.empty());
+    EXPECT_FALSE(b.empty());
+  }
+}
+
 TEST(Executor, YieldNowGoesBehindEveryoneAlreadyQueued) {
   ManualClock clock{0};
   Executor exec{clock};

@@ -418,6 +418,53 @@ TEST(HostTask, WaitOnACancelledHostTaskResolvesCancelled) {
   EXPECT_EQ(a->result, std::nullopt);
 }
 
+TEST(HostTask, AWaiterWhoseFrameIsDestroyedFirstLeavesTheOthersTheirSummaryAndWaitsCanStartAgain) {
+  // The manager keeps the end-waiter lists, by task number: a waiting frame destroyed before the
+  // task ends (its manager torn down) must leave the list, and the list must go at the end.
+  auto h = manager_with_store_and_inbox();
+  auto& m = *h->manager;
+  auto id = m.spawn_host(kThread, "shell", std::nullopt, "awaited", {});
+  ASSERT_TRUE(id.ok());
+  std::optional<TaskSummary> first, doomed_out, last;
+  bool first_resumed = false, doomed_resumed = false, last_resumed = false;
+  h->exec.spawn(wait_for(&m, *id, &first, &first_resumed));
+  {
+    // A body of a second manager waits too; destroying that manager destroys its frame.
+    auto other = std::make_shared<BackgroundTaskManager>(h->exec);
+    other->set_store(h->store);
+    auto waiter = other->spawn(kThread, "job", std::nullopt, "doomed waiter", {},
+                               [&](TaskContext) -> Co<TaskResult> {
+                                 doomed_out = co_await m.wait(*id);
+                                 doomed_resumed = true;
+                                 co_return TaskResult::success(nullptr);
+                               });
+    ASSERT_TRUE(waiter.ok());
+    h->exec.spawn(wait_for(&m, *id, &last, &last_resumed));
+    h->run_until_idle();
+    EXPECT_FALSE(first_resumed || doomed_resumed || last_resumed);
+  }
+  ASSERT_TRUE(m.complete(*id, json("done")).ok());
+  h->run_until_idle();
+  EXPECT_FALSE(doomed_resumed);
+  ASSERT_TRUE(first_resumed && last_resumed);
+  EXPECT_EQ(first->result, json("done"));
+  EXPECT_EQ(last->result, json("done"));
+
+  // A second task's waiters get their own list, after the first's is gone.
+  auto next = m.spawn_host(kThread, "shell", std::nullopt, "next", {});
+  ASSERT_TRUE(next.ok());
+  std::optional<TaskSummary> next_out;
+  bool next_resumed = false;
+  h->exec.spawn(wait_for(&m, *next, &next_out, &next_resumed));
+  h->run_until_idle();
+  EXPECT_FALSE(next_resumed);
+  ASSERT_TRUE(m.fail(*next, "boom").ok());
+  h->run_until_idle();
+  ASSERT_TRUE(next_resumed);
+  EXPECT_EQ(next_out->status, TaskStatus::Failed);
+  EXPECT_EQ(next_out->task_id, *next);
+}
+
 TEST(HostTask, CancelTreeOverAHostTaskTree) {
   auto h = manager_with_store_and_inbox();
   auto& m = *h->manager;

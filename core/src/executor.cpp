@@ -64,35 +64,26 @@ void fire(Waiter& w, WakeReason reason) noexcept {
   w.fiber->executor().schedule(w.fiber);
 }
 
-void WaitNode::unlink() noexcept {
-  if (!list) return;
-  (prev ? prev->next : list->head_) = next;
-  (next ? next->prev : list->tail_) = prev;
-  prev = next = nullptr;
-  list = nullptr;
-}
-
 WaitList::~WaitList() {
   // Waiters outliving their list (a destroyed inbox, token or notify) are detached, not woken.
-  while (head_) head_->unlink();
+  while (!empty()) front().unlink();
 }
 
 void WaitList::push(WaitNode& node, Waiter& waiter) noexcept {
   node.unlink();
   node.waiter = &waiter;
-  node.list = this;
-  node.prev = tail_;
-  node.next = nullptr;
-  (tail_ ? tail_->next : head_) = &node;
-  tail_ = &node;
+  node.prev = head_.prev;
+  node.next = &head_;
+  head_.prev->next = &node;
+  head_.prev = &node;
 }
 
 bool WaitList::wake_one(WakeReason reason) noexcept {
-  while (head_) {
-    WaitNode* n = head_;
-    n->unlink();
-    if (n->waiter->fired == WakeReason::None) {
-      fire(*n->waiter, reason);
+  while (!empty()) {
+    WaitNode& n = front();
+    n.unlink();
+    if (n.waiter->fired == WakeReason::None) {
+      fire(*n.waiter, reason);
       return true;
     }
   }
@@ -101,11 +92,11 @@ bool WaitList::wake_one(WakeReason reason) noexcept {
 
 std::size_t WaitList::wake_all(WakeReason reason) noexcept {
   std::size_t woken = 0;
-  while (head_) {
-    WaitNode* n = head_;
-    n->unlink();
-    if (n->waiter->fired == WakeReason::None) {
-      fire(*n->waiter, reason);
+  while (!empty()) {
+    WaitNode& n = front();
+    n.unlink();
+    if (n.waiter->fired == WakeReason::None) {
+      fire(*n.waiter, reason);
       ++woken;
     }
   }

@@ -77,7 +77,6 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
     std::optional<InboxReceiver> host_rx;  // host-driven sub-agents: the core keeps the receiving end
   };
   std::unique_ptr<AgentInbox> agent;
-  WaitList end_waiters;
 };
 
 inline std::uint64_t BackgroundTaskManager::TaskNumberOf::operator()(const TaskCore& t) const noexcept { return t.number; }
@@ -300,7 +299,9 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
   // DECISIONS.md §1: once cancel was requested, the task ends cancelled; a late value is discarded.
   if (t.cancel.cancelled) result = TaskResult::cancelled();
   const std::uint64_t now = executor_->now_ms();
-  const bool wants_summary = !t.end_waiters.empty() || static_cast<bool>(hooks_.on_task_end);
+  const auto waiting = end_waiters_.empty() ? end_waiters_.end() : end_waiters_.find(t.number);
+  WaitList* end_waiters = waiting == end_waiters_.end() ? nullptr : &waiting->second;
+  const bool wants_summary = (end_waiters && !end_waiters->empty()) || static_cast<bool>(hooks_.on_task_end);
   std::optional<TaskSummary> summary;
 
   // The completion commit rewrites the task's stored meta with its terminal fields, in place.
@@ -360,9 +361,11 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
   // Retention may free `t`: keep the owner (only then; a copy per completion otherwise).
   std::optional<SharedString> owner;
   if (options_.retain_finished) owner = t.owner;
-  if (!t.end_waiters.empty()) {
-    t.end_waiters.for_each([&](WaitNode& n) { *static_cast<std::optional<TaskSummary>*>(n.context) = summary; });
-    t.end_waiters.wake_all(WakeReason::Signal);
+  if (end_waiters) {
+    // Only WaitAwaiter pushes onto these lists.
+    end_waiters->for_each([&](WaitNode& n) { *static_cast<WaitAwaiter::Node&>(n).summary = summary; });
+    end_waiters->wake_all(WakeReason::Signal);  // schedules them; none runs before the erase
+    end_waiters_.erase(waiting);
   }
   if (t.agent) {
     t.agent->host_rx.reset();  // a finished host sub-agent's inbox is closed, like a dropped receiver
@@ -868,10 +871,11 @@ bool BackgroundTaskManager::WaitAwaiter::await_ready() const {
   return !(t && t->live);
 }
 
-void BackgroundTaskManager::WaitAwaiter::await_suspend(coro::coroutine_handle<> h) noexcept {
+void BackgroundTaskManager::WaitAwaiter::await_suspend(coro::coroutine_handle<> h) {
+  WaitList& waiters = m_->end_waiters_[m_->find_core(id_)->number];  // may throw: before suspending
   waiter_.fiber = suspend_current(h);
-  node_.context = &summary_;
-  m_->find_core(id_)->end_waiters.push(node_, waiter_);
+  node_.summary = &summary_;
+  waiters.push(node_, waiter_);
 }
 
 std::optional<TaskSummary> BackgroundTaskManager::WaitAwaiter::await_resume() {

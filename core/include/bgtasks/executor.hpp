@@ -84,40 +84,49 @@ struct TimerNode {
   static constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
 };
 
-class WaitList;
-struct WaitNode {
+// The links of an intrusive circular list. A WaitList's sentinel is one; a node that is in no
+// list has null links (so a node needs no pointer back to its list to unlink itself).
+struct WaitLinks {
+  WaitLinks* prev = nullptr;
+  WaitLinks* next = nullptr;
+};
+
+// 24 bytes in every suspended awaiter that waits on a list (a frame suspended in
+// ctx.cancelled() holds one).
+struct WaitNode : WaitLinks {
   Waiter* waiter = nullptr;
-  void* context = nullptr;  // for the list's owner: what to hand this waiter when it wakes
-  WaitNode* prev = nullptr;
-  WaitNode* next = nullptr;
-  WaitList* list = nullptr;
   WaitNode() = default;
   WaitNode(const WaitNode&) = delete;
   WaitNode& operator=(const WaitNode&) = delete;
   ~WaitNode() { unlink(); }
-  void unlink() noexcept;
+  bool linked() const noexcept { return next != nullptr; }
+  void unlink() noexcept {
+    if (!next) return;
+    prev->next = next;
+    next->prev = prev;
+    prev = next = nullptr;
+  }
 };
 
 // Intrusive FIFO of suspended waiters (cancellation tokens, inboxes, Notify, task ends).
 class WaitList {
  public:
-  WaitList() = default;
-  WaitList(const WaitList&) = delete;
+  WaitList() noexcept { head_.prev = head_.next = &head_; }
+  WaitList(const WaitList&) = delete;  // nodes point at the sentinel: a list never moves
   WaitList& operator=(const WaitList&) = delete;
   ~WaitList();
   void push(WaitNode& node, Waiter& waiter) noexcept;
   bool wake_one(WakeReason reason) noexcept;
   std::size_t wake_all(WakeReason reason) noexcept;
-  bool empty() const noexcept { return head_ == nullptr; }
+  bool empty() const noexcept { return head_.next == &head_; }
   template <class F>
   void for_each(F&& f) {
-    for (WaitNode* n = head_; n; n = n->next) f(*n);
+    for (WaitLinks* n = head_.next; n != &head_; n = n->next) f(static_cast<WaitNode&>(*n));
   }
 
  private:
-  friend struct WaitNode;
-  WaitNode* head_ = nullptr;
-  WaitNode* tail_ = nullptr;
+  WaitNode& front() noexcept { return static_cast<WaitNode&>(*head_.next); }
+  WaitLinks head_;  // sentinel: head_.next is the oldest waiter, head_.prev the newest
 };
 
 // ---- the executor ---------------------------------------------------------------------------

@@ -248,14 +248,19 @@ class BackgroundTaskManager {
     WaitAwaiter(BackgroundTaskManager& m, std::string_view id) : m_(&m), id_(id) {}
     WaitAwaiter(const WaitAwaiter&) = delete;
     bool await_ready() const;
-    void await_suspend(coro::coroutine_handle<> h) noexcept;
+    void await_suspend(coro::coroutine_handle<> h);
     std::optional<TaskSummary> await_resume();
+
+    // A node of a task's end-waiter list: also where the ending task's summary goes.
+    struct Node : WaitNode {
+      std::optional<TaskSummary>* summary = nullptr;
+    };
 
    private:
     BackgroundTaskManager* m_;
     TaskId id_;
     Waiter waiter_;
-    WaitNode node_;
+    Node node_;
     std::optional<TaskSummary> summary_;
   };
   WaitAwaiter wait(std::string_view id) { return WaitAwaiter(*this, id); }
@@ -351,6 +356,9 @@ class BackgroundTaskManager {
   std::uint64_t host_timer_counter_ = 0;
   std::uint64_t finish_counter_ = 0;
   std::uint64_t ended_agent_inbox_dropped_ = 0;  // drops counted by sub-agents that have ended
+  // Bodies suspended in wait(), by the number of the task they wait for. Kept here rather than in
+  // every task core: waiting for a task's end is rare, and a task core's 16 bytes are per task.
+  std::unordered_map<std::uint64_t, WaitList> end_waiters_;
   // Shared with the timer coroutines, which may outlive the manager (they belong to the executor).
   std::shared_ptr<std::vector<std::pair<std::uint64_t, bool>>> fired_host_timers_ =
       std::make_shared<std::vector<std::pair<std::uint64_t, bool>>>();
