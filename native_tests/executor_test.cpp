@@ -631,6 +631,68 @@ TEST(Executor, YieldNowGoesBehindEveryoneAlreadyQueued) {
   EXPECT_EQ(log, (Log{"a0", "b0", "a1", "b1", "c0"}));
 }
 
+// Counts its live instances (a Co<T>'s promise keeps its value in raw storage).
+struct CountedValue {
+  static inline int live = 0;
+  int v;
+  explicit CountedValue(int x) : v(x) { ++live; }
+  CountedValue(CountedValue&& o) noexcept : v(o.v) { ++live; }
+  CountedValue& operator=(CountedValue&&) = delete;
+  ~CountedValue() { --live; }
+};
+
+Co<CountedValue> counted_after_a_yield(int x) {
+  co_await yield_now();
+  co_return CountedValue(x);
+}
+
+Co<void> take_counted(int* out) {
+  CountedValue c = co_await counted_after_a_yield(7);
+  *out = c.v;
+}
+
+TEST(Executor, ACoValueIsDestroyedOnceWhetherItsParentTakesItOrIsDestroyedFirst) {
+  ManualClock clock{0};
+  {
+    Executor exec{clock};
+    int out = 0;
+    exec.spawn(take_counted(&out));
+    exec.run_until_idle();
+    EXPECT_EQ(out, 7);
+    EXPECT_EQ(CountedValue::live, 0) << "taken: moved out, and the promise's copy destroyed";
+  }
+  {
+    // Two polls: the child returns its value (held in its promise) and schedules its parent, which
+    // never runs: destroying the executor destroys the parent's frame, the child's, and the value.
+    auto exec = std::make_unique<Executor>(clock);
+    int out = 0;
+    exec->spawn(take_counted(&out));
+    exec->poll();
+    exec->poll();
+    EXPECT_EQ(CountedValue::live, 1);
+    EXPECT_EQ(out, 0);
+    exec.reset();
+    EXPECT_EQ(CountedValue::live, 0) << "never taken: destroyed with the child's frame";
+  }
+}
+
+TEST(Executor, AWaiterKeepsItsFiberAndTheReasonThatFiredItInOneWord) {
+  static_assert(sizeof(Waiter) == sizeof(void*));
+  alignas(Fiber) static unsigned char storage[sizeof(void*) * 8];
+  Fiber* f = reinterpret_cast<Fiber*>(storage);  // never dereferenced here
+  for (WakeReason r : {WakeReason::Timer, WakeReason::Signal, WakeReason::Cancel}) {
+    Waiter w;
+    w.arm(f);
+    EXPECT_EQ(w.fiber(), f);
+    EXPECT_EQ(w.fired(), WakeReason::None);
+    w.set_fired(r);
+    EXPECT_EQ(w.fiber(), f);
+    EXPECT_EQ(w.fired(), r);
+    w.arm(f);  // re-armed: not fired
+    EXPECT_EQ(w.fired(), WakeReason::None);
+  }
+}
+
 TEST(Executor, DetachedCoroutineRunsToCompletionAndIsFreed) {
   int live = 0;
   bool done = false;

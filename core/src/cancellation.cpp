@@ -14,12 +14,12 @@ void CancellationToken::cancel() const noexcept {
 }
 
 void CancellationToken::Awaiter::await_suspend(coro::coroutine_handle<> h) noexcept {
-  waiter_.fiber = suspend_current(h);
+  waiter_.arm(suspend_current(h));
   s_->waiters.push(node_, waiter_);
 }
 
 void CancellableSleepAwaiter::await_suspend(coro::coroutine_handle<> h) noexcept {
-  waiter_.fiber = suspend_current(h);
+  waiter_.arm(suspend_current(h));
   timer_.waiter = &waiter_;
   exec_->arm(timer_, deadline_);
   s_->waiters.push(node_, waiter_);
@@ -29,7 +29,7 @@ bool CancellableSleepAwaiter::await_resume() noexcept {
   exec_->disarm(timer_);
   node_.unlink();
   // Already cancelled before suspending (await_ready) counts as cancelled.
-  return waiter_.fired == WakeReason::Timer;
+  return waiter_.fired() == WakeReason::Timer;
 }
 
 }  // namespace bgtasks

@@ -59,9 +59,9 @@ Fiber* suspend_current(coro::coroutine_handle<> h) noexcept {
 
 // ---- wake-up plumbing ----------------------------------------------------------------------
 void fire(Waiter& w, WakeReason reason) noexcept {
-  if (w.fired != WakeReason::None) return;
-  w.fired = reason;
-  w.fiber->executor().schedule(w.fiber);
+  if (w.fired() != WakeReason::None) return;
+  w.set_fired(reason);
+  w.fiber()->executor().schedule(w.fiber());
 }
 
 WaitList::~WaitList() {
@@ -82,7 +82,7 @@ bool WaitList::wake_one(WakeReason reason) noexcept {
   while (!empty()) {
     WaitNode& n = front();
     n.unlink();
-    if (n.waiter->fired == WakeReason::None) {
+    if (n.waiter->fired() == WakeReason::None) {
       fire(*n.waiter, reason);
       return true;
     }
@@ -95,7 +95,7 @@ std::size_t WaitList::wake_all(WakeReason reason) noexcept {
   while (!empty()) {
     WaitNode& n = front();
     n.unlink();
-    if (n.waiter->fired == WakeReason::None) {
+    if (n.waiter->fired() == WakeReason::None) {
       fire(*n.waiter, reason);
       ++woken;
     }
@@ -297,7 +297,7 @@ void Executor::heap_remove(std::size_t i) noexcept {
 
 // ---- awaitables ----------------------------------------------------------------------------------
 void SleepAwaiter::await_suspend(coro::coroutine_handle<> h) noexcept {
-  waiter_.fiber = suspend_current(h);
+  waiter_.arm(suspend_current(h));
   timer_.waiter = &waiter_;
   exec_->arm(timer_, deadline_);
 }
@@ -314,7 +314,7 @@ bool Notify::Awaiter::await_ready() noexcept {
 }
 
 void Notify::Awaiter::await_suspend(coro::coroutine_handle<> h) noexcept {
-  waiter_.fiber = suspend_current(h);
+  waiter_.arm(suspend_current(h));
   n_->waiters_.push(node_, waiter_);
 }
 

@@ -242,7 +242,7 @@ bool InboxReceiver::RecvAwaiter::await_ready() const noexcept {
 }
 
 void InboxReceiver::RecvAwaiter::await_suspend(coro::coroutine_handle<> h) noexcept {
-  waiter_.fiber = suspend_current(h);
+  waiter_.arm(suspend_current(h));
   s_->waiters.push(node_, waiter_);
   if (cancel_) cancel_->waiters.push(cancel_node_, waiter_);
 }

@@ -873,7 +873,7 @@ bool BackgroundTaskManager::WaitAwaiter::await_ready() const {
 
 void BackgroundTaskManager::WaitAwaiter::await_suspend(coro::coroutine_handle<> h) {
   WaitList& waiters = m_->end_waiters_[m_->find_core(id_)->number];  // may throw: before suspending
-  waiter_.fiber = suspend_current(h);
+  waiter_.arm(suspend_current(h));
   node_.summary = &summary_;
   waiters.push(node_, waiter_);
 }

@@ -70,10 +70,22 @@ Fiber* suspend_current(coro::coroutine_handle<> h) noexcept;
 
 // ---- wake-up plumbing shared by every awaitable -------------------------------------------
 // A Waiter lives in an awaiter (in the suspended frame). The first source that fires it wins.
-struct Waiter {
-  Fiber* fiber = nullptr;
-  WakeReason fired = WakeReason::None;
+// 8 bytes: which source fired is kept in the low bits of the fiber pointer (fibers are at least
+// 4-aligned, and the four reasons fit in two bits).
+class Waiter {
+ public:
+  // Waits for `f`; not fired yet.
+  void arm(Fiber* f) noexcept { bits_ = reinterpret_cast<std::uintptr_t>(f); }
+  Fiber* fiber() const noexcept { return reinterpret_cast<Fiber*>(bits_ & ~kReasonBits); }
+  WakeReason fired() const noexcept { return static_cast<WakeReason>(bits_ & kReasonBits); }
+  void set_fired(WakeReason r) noexcept { bits_ = (bits_ & ~kReasonBits) | static_cast<std::uintptr_t>(r); }
+
+ private:
+  static constexpr std::uintptr_t kReasonBits = 3;
+  static_assert(static_cast<std::uintptr_t>(WakeReason::Cancel) <= kReasonBits);
+  std::uintptr_t bits_ = 0;
 };
+static_assert(alignof(Fiber) >= 4, "Waiter keeps the wake reason in a Fiber pointer's two low bits");
 void fire(Waiter& w, WakeReason reason) noexcept;
 
 struct TimerNode {
@@ -261,10 +273,10 @@ struct PromiseBase {
   static void operator delete(void* p, std::size_t n) noexcept { pool_deallocate(p, n); }
 
   coro::coroutine_handle<> continuation;
-  bool starting = false;  // resumed inline by the awaiting parent
 #if defined(__cpp_exceptions)
   std::exception_ptr exception;
 #endif
+  bool starting = false;  // resumed inline by the awaiting parent (last: Promise<T> packs a flag behind it)
   coro::suspend_always initial_suspend() const noexcept { return {}; }
   struct FinalAwaiter {
     bool await_ready() const noexcept { return false; }
@@ -295,15 +307,31 @@ struct PromiseBase {
 
 template <class T>
 struct Promise : PromiseBase {
-  std::optional<T> value;
+  // Not a std::optional<T>: its flag would take a word of its own, where this one goes into
+  // PromiseBase's tail padding, behind `starting` (every task body's frame holds a promise).
+  bool has_value = false;
+  union {
+    T value;
+  };
+  Promise() noexcept {}
+  Promise(const Promise&) = delete;
+  Promise& operator=(const Promise&) = delete;
+  ~Promise() {
+    if (has_value) value.~T();
+  }
   Co<T> get_return_object() noexcept;
   template <class U = T>
   void return_value(U&& v) {
-    value.emplace(std::forward<U>(v));
+    if (has_value) {
+      value.~T();
+      has_value = false;
+    }
+    ::new (static_cast<void*>(&value)) T(std::forward<U>(v));
+    has_value = true;
   }
   T take() {
     rethrow_if_failed();
-    return std::move(*value);
+    return std::move(value);
   }
 };
 template <>
