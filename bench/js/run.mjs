@@ -4,6 +4,7 @@
 //   cd bench/js && npm ci && node run.mjs            # full run (a few minutes)
 //   node run.mjs --smoke                             # tiny sizes, 1 repetition (CI: proves it runs)
 //   node run.mjs --reps=7 --only=workload,drain      # sections: workload, drain, snapshot
+//   node run.mjs --shared-heap                       # workload peers on one thread (no workers)
 //
 // Writes build/bench/results/js.json (relative to the repo root) and prints a table.
 import { execFileSync } from 'node:child_process';
@@ -13,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { Worker } from 'node:worker_threads';
 import { createTaskManager } from '../../js/src/index.js';
 import { EMITS, PEERS } from './peers.mjs';
 
@@ -28,6 +30,7 @@ const SMOKE = Boolean(flag('smoke'));
 const REPS = Number(value('reps', SMOKE ? 1 : 5));
 const ONLY = value('only', 'workload,drain,snapshot').split(',');
 const OUT = path.resolve(repoRoot, value('out', 'build/bench/results/js.json'));
+const SHARED_HEAP = Boolean(flag('shared-heap'));
 const SIZES = SMOKE
   ? { workload: [200, 100], batch: 50, drainEvents: 200, snapshotTasks: 200 }
   : { workload: [100000, 20000], batch: 1000, drainEvents: 10000, snapshotTasks: 100000 };
@@ -46,17 +49,49 @@ function check(cond, message) {
 }
 
 // ---- 1. the agent workload -------------------------------------------------------------------
+// Each peer runs in its own worker thread (peer-worker.mjs: its own heap, GC and compiled code);
+// the repetitions still alternate between them, one at a time. --shared-heap runs them all on
+// this thread instead, as before (README.md, "Isolation").
+function peerRunner(name) {
+  if (SHARED_HEAP) {
+    return {
+      run: (n, batch) => {
+        gc();
+        return PEERS[name](n, batch);
+      },
+      close: async () => {},
+    };
+  }
+  const worker = new Worker(new URL('./peer-worker.mjs', import.meta.url), { workerData: { peer: name } });
+  let pending = null;
+  worker.on('message', (m) => {
+    const p = pending;
+    pending = null;
+    if (m.ok) p.resolve(m.result);
+    else p.reject(new Error(`${name}: ${m.error}`));
+  });
+  worker.on('error', (e) => pending?.reject(e));
+  return {
+    run: (n, batch) =>
+      new Promise((resolve, reject) => {
+        pending = { resolve, reject };
+        worker.postMessage({ n, batch });
+      }),
+    close: () => worker.terminate(),
+  };
+}
+
 async function workload() {
   const out = {};
   const names = Object.keys(PEERS);
+  const runners = Object.fromEntries(names.map((k) => [k, peerRunner(k)]));
   // Warm-up (JIT, wasm tier-up): one small untimed run of each.
-  for (const name of names) await PEERS[name](Math.min(2000, SIZES.workload[0]), SIZES.batch);
+  for (const name of names) await runners[name].run(Math.min(2000, SIZES.workload[0]), SIZES.batch);
   for (const n of SIZES.workload) {
     const samples = Object.fromEntries(names.map((k) => [k, []]));
     for (let r = 0; r < REPS; r++) {
       for (const name of names) {
-        gc();
-        const res = await PEERS[name](n, SIZES.batch);
+        const res = await runners[name].run(n, SIZES.batch);
         check(res.completed === n, `${name}: ${res.completed} of ${n} tasks completed`);
         check(res.events === n * (EMITS + 1), `${name}: ${res.events} events, expected ${n * (EMITS + 1)}`);
         samples[name].push((res.ms * 1000) / n);
@@ -82,8 +117,10 @@ async function workload() {
         bgtasks_vs_effection: round(median(samples.bgtasks.map((x, r) => x / samples.effection[r])), 2),
       },
       targets: { bgtasks_vs_floor: '<= 1.5', bgtasks_vs_pqueue: '< 1', bgtasks_vs_effection: '< 1' },
+      peers_isolated: !SHARED_HEAP,
     };
   }
+  for (const r of Object.values(runners)) await r.close();
   return out;
 }
 
