@@ -617,6 +617,19 @@ TEST(Executor, WaitListKeepsFifoOrderWhenNodesLeaveFromAnyPlaceAndDetachesThemWh
     EXPECT_TRUE(a.empty());
     EXPECT_FALSE(b.empty());
   }
+  {
+    // for_each's callback may unlink the node it is given (the walk goes on to the next).
+    WaitList list;
+    for (int i = 0; i < 4; ++i) list.push(n[i], w[i]);
+    std::vector<int> seen;
+    list.for_each([&](WaitNode& node) {
+      seen.push_back(static_cast<int>(node.waiter - w));
+      if (seen.back() % 2 == 0) node.unlink();
+    });
+    EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3}));
+    list_order(list, 2);
+    EXPECT_EQ(order, (std::vector<int>{1, 3}));
+  }
 }
 
 TEST(Executor, YieldNowGoesBehindEveryoneAlreadyQueued) {

@@ -443,7 +443,9 @@ TEST(HostTask, AWaiterWhoseFrameIsDestroyedFirstLeavesTheOthersTheirSummaryAndWa
     h->run_until_idle();
     EXPECT_FALSE(first_resumed || doomed_resumed || last_resumed);
   }
+  EXPECT_EQ(m.end_waiter_lists_for_test(), 1u);
   ASSERT_TRUE(m.complete(*id, json("done")).ok());
+  EXPECT_EQ(m.end_waiter_lists_for_test(), 0u) << "the task's list goes when it ends";
   h->run_until_idle();
   EXPECT_FALSE(doomed_resumed);
   ASSERT_TRUE(first_resumed && last_resumed);
@@ -464,6 +466,22 @@ TEST(HostTask, AWaiterWhoseFrameIsDestroyedFirstLeavesTheOthersTheirSummaryAndWa
   EXPECT_EQ(next_out->status, TaskStatus::Failed);
   EXPECT_EQ(next_out->task_id, *next);
 }
+
+TEST(HostTask, AWaiterStillWaitingWhenItsManagerIsDestroyedIsDetachedAndItsFrameFreedLater) {
+  // The manager's end-waiter lists go with it; the waiting frame belongs to the executor, which
+  // outlives the manager, and must find its node already detached when it is destroyed.
+  auto h = manager_with_store_and_inbox();
+  auto id = h->manager->spawn_host(kThread, "shell", std::nullopt, "never ends", {});
+  ASSERT_TRUE(id.ok());
+  std::optional<TaskSummary> out;
+  bool resumed = false;
+  h->exec.spawn(wait_for(h->manager.get(), *id, &out, &resumed));
+  h->run_until_idle();
+  EXPECT_EQ(h->manager->end_waiter_lists_for_test(), 1u);
+  h->manager.reset();
+  h->run_until_idle();
+  EXPECT_FALSE(resumed);
+}  // the executor destroys the waiting frame here (ASan: no write into the freed list)
 
 TEST(HostTask, CancelTreeOverAHostTaskTree) {
   auto h = manager_with_store_and_inbox();

@@ -365,7 +365,9 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
     // Only WaitAwaiter pushes onto these lists.
     end_waiters->for_each([&](WaitNode& n) { *static_cast<WaitAwaiter::Node&>(n).summary = summary; });
     end_waiters->wake_all(WakeReason::Signal);  // schedules them; none runs before the erase
-    end_waiters_.erase(waiting);
+    // By key: user code ran since the lookup (the store's commit hook, the inbox's on_closed), and
+    // a wait() it polled into may have rehashed the map (the list itself never moves).
+    end_waiters_.erase(t.number);
   }
   if (t.agent) {
     t.agent->host_rx.reset();  // a finished host sub-agent's inbox is closed, like a dropped receiver

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -70,8 +71,8 @@ Fiber* suspend_current(coro::coroutine_handle<> h) noexcept;
 
 // ---- wake-up plumbing shared by every awaitable -------------------------------------------
 // A Waiter lives in an awaiter (in the suspended frame). The first source that fires it wins.
-// 8 bytes: which source fired is kept in the low bits of the fiber pointer (fibers are at least
-// 4-aligned, and the four reasons fit in two bits).
+// One word (8 bytes on x86-64, 4 on wasm32): which source fired is kept in the low bits of the
+// fiber pointer (fibers are at least 4-aligned, and the four reasons fit in two bits).
 class Waiter {
  public:
   // Waits for `f`; not fired yet.
@@ -103,8 +104,8 @@ struct WaitLinks {
   WaitLinks* next = nullptr;
 };
 
-// 24 bytes in every suspended awaiter that waits on a list (a frame suspended in
-// ctx.cancelled() holds one).
+// Three words (24 bytes on x86-64) in every suspended awaiter that waits on a list (a frame
+// suspended in ctx.cancelled() holds one).
 struct WaitNode : WaitLinks {
   Waiter* waiter = nullptr;
   WaitNode() = default;
@@ -133,7 +134,11 @@ class WaitList {
   bool empty() const noexcept { return head_.next == &head_; }
   template <class F>
   void for_each(F&& f) {
-    for (WaitLinks* n = head_.next; n != &head_; n = n->next) f(static_cast<WaitNode&>(*n));
+    for (WaitLinks* n = head_.next; n != &head_;) {
+      WaitLinks* next = n->next;  // f may unlink n
+      f(static_cast<WaitNode&>(*n));
+      n = next;
+    }
   }
 
  private:
@@ -331,6 +336,7 @@ struct Promise : PromiseBase {
   }
   T take() {
     rethrow_if_failed();
+    assert(has_value && "a Co<T> body ended without co_return of a value");
     return std::move(value);
   }
 };

@@ -267,6 +267,8 @@ class BackgroundTaskManager {
 
   // Test hooks mirroring awaken's (owner_inbox_lock_recovers_after_panicking_holder).
   bool has_owner_inbox_for_test() const noexcept { return has_owner_inbox(); }
+  // How many tasks have an end-waiter list (tests: a list goes when its task ends).
+  std::size_t end_waiter_lists_for_test() const noexcept { return end_waiters_.size(); }
 
  private:
   struct TaskCore;
