@@ -92,14 +92,7 @@ bool WaitList::wake_one(WakeReason reason) noexcept {
 
 std::size_t WaitList::wake_all(WakeReason reason) noexcept {
   std::size_t woken = 0;
-  while (!empty()) {
-    WaitNode& n = front();
-    n.unlink();
-    if (n.waiter->fired() == WakeReason::None) {
-      fire(*n.waiter, reason);
-      ++woken;
-    }
-  }
+  while (wake_one(reason)) ++woken;  // wake_one empties the list before it returns false
   return woken;
 }
 

@@ -299,8 +299,11 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
   // DECISIONS.md §1: once cancel was requested, the task ends cancelled; a late value is discarded.
   if (t.cancel.cancelled) result = TaskResult::cancelled();
   const std::uint64_t now = executor_->now_ms();
-  const auto waiting = end_waiters_.empty() ? end_waiters_.end() : end_waiters_.find(t.number);
-  WaitList* end_waiters = waiting == end_waiters_.end() ? nullptr : &waiting->second;
+  // The list, not an iterator: user code runs before its use, and a wait() it polls into may
+  // rehash the map (elements never move).
+  WaitList* end_waiters = nullptr;
+  if (!end_waiters_.empty())
+    if (auto it = end_waiters_.find(t.number); it != end_waiters_.end()) end_waiters = &it->second;
   const bool wants_summary = (end_waiters && !end_waiters->empty()) || static_cast<bool>(hooks_.on_task_end);
   std::optional<TaskSummary> summary;
 
@@ -365,9 +368,7 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
     // Only WaitAwaiter pushes onto these lists.
     end_waiters->for_each([&](WaitNode& n) { *static_cast<WaitAwaiter::Node&>(n).summary = summary; });
     end_waiters->wake_all(WakeReason::Signal);  // schedules them; none runs before the erase
-    // By key: user code ran since the lookup (the store's commit hook, the inbox's on_closed), and
-    // a wait() it polled into may have rehashed the map (the list itself never moves).
-    end_waiters_.erase(t.number);
+    end_waiters_.erase(t.number);  // by key, for the same reason (the commit hook, on_closed)
   }
   if (t.agent) {
     t.agent->host_rx.reset();  // a finished host sub-agent's inbox is closed, like a dropped receiver

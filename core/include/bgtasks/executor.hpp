@@ -327,10 +327,7 @@ struct Promise : PromiseBase {
   Co<T> get_return_object() noexcept;
   template <class U = T>
   void return_value(U&& v) {
-    if (has_value) {
-      value.~T();
-      has_value = false;
-    }
+    assert(!has_value);  // a co_return runs once: the coroutine then reaches its final suspend
     ::new (static_cast<void*>(&value)) T(std::forward<U>(v));
     has_value = true;
   }
