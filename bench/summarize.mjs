@@ -196,6 +196,11 @@ if (js) {
     fig('js', `JS workload ${w.tasks} tasks x ${w.emits_per_task} emits: bgtasks vs plain-JS floor`, u.bgtasks, 'us/task', 'plain-JS floor', u.floor, 1.5);
     fig('js', `JS workload ${w.tasks} tasks: bgtasks vs p-queue+EventEmitter`, u.bgtasks, 'us/task', 'p-queue', u['p-queue'], 1, 'target: strictly faster');
     fig('js', `JS workload ${w.tasks} tasks: bgtasks vs Effection 4`, u.bgtasks, 'us/task', 'effection', u.effection, 1, 'target: strictly faster');
+    if (u['floor-values'] !== undefined) {
+      fig('js', `JS workload ${w.tasks} tasks: plain-JS floor with bgtasks' value copies vs floor`, u['floor-values'], 'us/task', 'plain-JS floor', u.floor, null,
+        'what copying payloads and results costs plain JS (bench/js/README.md)');
+      fig('js', `JS workload ${w.tasks} tasks: bgtasks vs plain-JS floor with value copies`, u.bgtasks, 'us/task', 'plain-JS floor with value copies', u['floor-values'], null);
+    }
   }
   if (js.drain) fig('js', `JS drain ${js.drain.events} events vs JSON.parse`, js.drain.drain_ms, 'ms', 'JSON.parse of the same text', js.drain.json_parse_ms, 1.5);
   if (js.snapshot) {

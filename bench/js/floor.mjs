@@ -5,6 +5,11 @@
 // async runUntilIdle() that returns once every settled promise has delivered. No wasm, no JSON,
 // no AbortController: what any implementation of these rules has to pay at least.
 // Payloads are kept by reference (bgtasks copies them through JSON; see run.mjs "payload copy").
+// `copyValues: true` (experiments/zero-core.mjs only) copies each payload and result as bgtasks
+// does (the package's own payloadValue: a sorted, checked copy), to price those semantics in plain JS.
+import { payloadValue } from '../../js/src/errors.js';
+
+const VALUE_LIMITS = { depth: 128, bytes: 64 * 1024 * 1024 };
 
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -23,7 +28,8 @@ class FloorContext {
 }
 
 export class FloorManager {
-  constructor({ now = 0 } = {}) {
+  constructor({ now = 0, copyValues = false } = {}) {
+    this.copyValues = copyValues;
     this.counter = 0;
     this.time = now;
     this.tasks = new Map(); // id → record
@@ -60,6 +66,7 @@ export class FloorManager {
 
   _emit(rec, eventType, payload) {
     if (rec.status !== 'running') return false;
+    if (this.copyValues) payload = payloadValue(payload, 'payload', VALUE_LIMITS);
     this.events.push({ kind: 'custom', task_id: rec.task_id, event_type: eventType, payload: payload ?? null });
     this.eventThreads.push(rec.owner_thread_id);
     this.activity++;
@@ -82,6 +89,14 @@ export class FloorManager {
   }
 
   #settle(rec, ok, value) {
+    if (ok && this.copyValues) {
+      try {
+        value = payloadValue(value, 'result', VALUE_LIMITS);
+      } catch (e) {
+        ok = false;
+        value = e;
+      }
+    }
     rec.completed_at_ms = this.time;
     this.eventThreads.push(rec.owner_thread_id);
     if (rec.cancel) {

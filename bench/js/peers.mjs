@@ -35,9 +35,12 @@ export async function bgtasksWorkload(n, batch, createManager = createTaskManage
   return { ms, events, completed };
 }
 
-/** The plain-JS floor (floor.mjs). */
-export async function floorWorkload(n, batch) {
-  const mgr = new FloorManager();
+/**
+ * The plain-JS floor (floor.mjs). `{ copyValues: true }`: the same floor copying each payload and
+ * result as bgtasks does (the `floor-values` peer: what bgtasks' value semantics cost in plain JS).
+ */
+export async function floorWorkload(n, batch, options = {}) {
+  const mgr = new FloorManager(options);
   const t0 = performance.now();
   let events = 0;
   for (let b = 0; b < n; b += batch) {
@@ -138,6 +141,7 @@ export async function effectionWorkload(n, batch) {
 export const PEERS = {
   bgtasks: bgtasksWorkload,
   floor: floorWorkload,
+  'floor-values': (n, batch) => floorWorkload(n, batch, { copyValues: true }),
   'p-queue': pqueueWorkload,
   effection: effectionWorkload,
 };

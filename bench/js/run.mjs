@@ -108,6 +108,10 @@ async function workload() {
         bgtasks_vs_floor: round(med.bgtasks / med.floor, 2),
         bgtasks_vs_pqueue: round(med.bgtasks / med['p-queue'], 2),
         bgtasks_vs_effection: round(med.bgtasks / med.effection, 2),
+        // Not targets: what copying payloads and results (DECISIONS.md §3) costs plain JS, and
+        // bgtasks against a floor that pays it too (README.md, "The floor with value copies").
+        floor_values_vs_floor: round(med['floor-values'] / med.floor, 2),
+        bgtasks_vs_floor_values: round(med.bgtasks / med['floor-values'], 2),
       },
       // Per repetition (peers ran back to back): steadier than the ratio of medians when the
       // machine's load drifts.
@@ -115,6 +119,7 @@ async function workload() {
         bgtasks_vs_floor: round(median(samples.bgtasks.map((x, r) => x / samples.floor[r])), 2),
         bgtasks_vs_pqueue: round(median(samples.bgtasks.map((x, r) => x / samples['p-queue'][r])), 2),
         bgtasks_vs_effection: round(median(samples.bgtasks.map((x, r) => x / samples.effection[r])), 2),
+        floor_values_vs_floor: round(median(samples['floor-values'].map((x, r) => x / samples.floor[r])), 2),
       },
       targets: { bgtasks_vs_floor: '<= 1.5', bgtasks_vs_pqueue: '< 1', bgtasks_vs_effection: '< 1' },
       peers_isolated: !SHARED_HEAP,
@@ -265,7 +270,7 @@ const results = {
   v8: process.versions.v8,
   machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, platform: `${os.platform()} ${os.arch()}`, mem_gb: round(os.totalmem() / 2 ** 30, 1) },
   reps: REPS,
-  peers: { effection: '4.1.1', 'p-queue': '9.3.5', floor: 'bench/js/floor.mjs' },
+  peers: { effection: '4.1.1', 'p-queue': '9.3.5', floor: 'bench/js/floor.mjs', 'floor-values': 'bench/js/floor.mjs, copyValues' },
 };
 if (ONLY.includes('workload')) results.workload = await workload();
 if (ONLY.includes('drain')) results.drain = await drain();
@@ -282,6 +287,8 @@ for (const w of Object.values(results.workload ?? {}).sort((a, b) => b.tasks - a
   rows.push([`${tag}: bgtasks vs floor`, `${u.bgtasks} us/task`, `${u.floor} us/task`, `${w.ratios.bgtasks_vs_floor}x`, '<= 1.5x', mark(w.ratios.bgtasks_vs_floor, 1.5)]);
   rows.push([`${tag}: bgtasks vs p-queue+EventEmitter`, `${u.bgtasks} us/task`, `${u['p-queue']} us/task`, `${w.ratios.bgtasks_vs_pqueue}x`, '< 1x', mark(w.ratios.bgtasks_vs_pqueue, 1, true)]);
   rows.push([`${tag}: bgtasks vs Effection 4`, `${u.bgtasks} us/task`, `${u.effection} us/task`, `${w.ratios.bgtasks_vs_effection}x`, '< 1x', mark(w.ratios.bgtasks_vs_effection, 1, true)]);
+  rows.push([`  floor with bgtasks' value copies vs floor`, `${u['floor-values']} us/task`, `${u.floor} us/task`, `${w.ratios.floor_values_vs_floor}x`, '', '']);
+  rows.push([`  bgtasks vs floor with value copies`, `${u.bgtasks} us/task`, `${u['floor-values']} us/task`, `${w.ratios.bgtasks_vs_floor_values}x`, '', '']);
 }
 if (results.drain) {
   const d = results.drain;
