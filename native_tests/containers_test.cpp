@@ -614,6 +614,84 @@ TEST(RingQueue, KeepsItsRoomBetweenFillsAndGivesBackWhatABurstLeft) {
   EXPECT_EQ(strings[16], std::string(40, 'd'));
 }
 
+// Counts how each element came to be: emplace_back builds in the slot, growing moves.
+struct Built {
+  static inline int constructed = 0, moved = 0, copied = 0;
+  int v = 0;
+  Built(int x, bool fail) : v(x) {
+    if (fail) throw std::runtime_error("constructor failed");
+    ++constructed;
+  }
+  Built(const Built& o) : v(o.v) { ++copied; }
+  Built(Built&& o) noexcept : v(o.v) { ++moved; }
+};
+
+TEST(RingQueue, EmplaceBackBuildsInTheSlotAndLeavesTheQueueAsItWasWhenTheConstructorThrows) {
+  detail::RingQueue<Built> q;
+  EXPECT_EQ(q.emplace_back(0, false).v, 0);  // no room yet: built aside, then moved into the new room
+  EXPECT_EQ(Built::moved, 1);
+  for (int i = 1; i < 16; ++i) EXPECT_EQ(q.emplace_back(i, false).v, i);
+  EXPECT_EQ(Built::constructed, 16);
+  EXPECT_EQ(Built::moved, 1) << "with room, the element is built in place";
+  EXPECT_EQ(Built::copied, 0);
+  ASSERT_EQ(q.size(), q.capacity());
+  EXPECT_THROW(q.emplace_back(99, true), std::runtime_error);  // full: would grow
+  EXPECT_EQ(q.size(), 16u);
+  EXPECT_EQ(q.capacity(), 16u);
+  Built& grown = q.emplace_back(16, false);  // grows: the 16 held move, the new one moves in
+  EXPECT_EQ(grown.v, 16);
+  EXPECT_EQ(&grown, &q[16]);
+  EXPECT_EQ(Built::moved, 1 + 16 + 1);
+  q.pop_front();
+  EXPECT_THROW(q.emplace_back(99, true), std::runtime_error);  // room: built in place, throws
+  EXPECT_EQ(q.size(), 16u);
+  EXPECT_EQ(q.front().v, 1);
+  EXPECT_EQ(q[15].v, 16);
+}
+
+// send_custom is send_event(Event::custom(...)) without the moves: the same event, outcome,
+// drop count and fallback message, for each way a send can go.
+TEST(Inbox, SendCustomDeliversRefusesEvictsAndFallsBackExactlyAsSendEvent) {
+  const SharedString thread("t");
+  auto both = [&](InboxOptions options, bool close_receiver) {
+    std::vector<std::string> fallback[2];
+    std::vector<std::string> kept[2];
+    std::vector<SendOutcome> outcomes[2];
+    std::uint64_t dropped[2] = {};
+    for (int way = 0; way < 2; ++way) {
+      auto [tx, rx] = inbox_channel_with_fallback([&, way](const json& m) { fallback[way].push_back(m.dump()); }, options);
+      const InboxSender sender = tx.for_thread(SharedString("sender-thread"));
+      if (close_receiver) rx.close();
+      for (int i = 0; i < 5; ++i) {
+        const TaskId id = "bg_" + std::to_string(i);
+        const SharedString owner = i % 2 == 0 ? thread : SharedString();  // empty: the sender's thread
+        outcomes[way].push_back(way == 0 ? sender.send_event(Event::custom(id, owner, "progress", json{{"step", i}}))
+                                         : sender.send_custom(id, owner, "progress", json{{"step", i}}));
+      }
+      dropped[way] = sender.dropped();
+      for (const Event& e : rx.drain_events()) kept[way].push_back(std::string(e.thread.str()) + " " + e.to_json().dump());
+    }
+    EXPECT_EQ(outcomes[1], outcomes[0]);
+    EXPECT_EQ(kept[1], kept[0]);
+    EXPECT_EQ(dropped[1], dropped[0]);
+    EXPECT_EQ(fallback[1], fallback[0]);
+    return std::make_pair(kept[1], fallback[1]);
+  };
+  auto [open, none] = both({}, false);
+  ASSERT_EQ(open.size(), 5u);
+  EXPECT_EQ(open[1], R"(sender-thread {"event_type":"progress","kind":"custom","payload":{"step":1},"task_id":"bg_1"})");
+  EXPECT_EQ(open[2], R"(t {"event_type":"progress","kind":"custom","payload":{"step":2},"task_id":"bg_2"})");
+  EXPECT_TRUE(none.empty());
+  EXPECT_EQ(both({2, OverflowPolicy::Reject}, false).first.size(), 2u);
+  auto [newest, none2] = both({2, OverflowPolicy::DropOldest}, false);
+  ASSERT_EQ(newest.size(), 2u);
+  EXPECT_NE(newest[0].find("bg_3"), std::string::npos);
+  auto [nothing, fell_back] = both({}, true);
+  EXPECT_TRUE(nothing.empty());
+  ASSERT_EQ(fell_back.size(), 5u);
+  EXPECT_EQ(fell_back[4], R"({"event_type":"progress","kind":"custom","payload":{"step":4},"task_id":"bg_4"})");
+}
+
 TEST(Inbox, ConsumeSeesTheOldestEventsInPlaceInOrderAndLeavesTheRest) {
   auto [tx, rx] = inbox_channel();
   for (int i = 0; i < 5; ++i) ASSERT_EQ(tx.send_event(Event::custom("bg_" + std::to_string(i), "t", "e", json(i))), SendOutcome::Delivered);

@@ -89,41 +89,60 @@ InboxSender InboxSender::for_thread(SharedString thread) const {
   return copy;
 }
 
-SendOutcome InboxSender::send_event(Event ev) const {
-  detail::InboxState& s = *s_;
-  if (ev.thread.empty()) ev.thread = thread_;
-  if (!s.receiver_alive) {
-    if (s.on_closed) {
-#if defined(__cpp_exceptions)
-      // A throwing fallback must not take the sender (a task's completion) down with it.
-      try {
-        s.on_closed(ev.to_json());
-      } catch (...) {
-      }
-#else
-      s.on_closed(ev.to_json());
-#endif
-    }
-    return SendOutcome::Closed;
-  }
+namespace {
+// awaken's send rules, for every kind of send: a closed inbox takes nothing; a full bounded one
+// refuses (Reject) or evicts its oldest event (DropOldest). Delivered: there is room for one more.
+SendOutcome admit(detail::InboxState& s) noexcept {
+  if (!s.receiver_alive) return SendOutcome::Closed;
   if (s.options.capacity != 0 && s.queue.size() >= s.options.capacity) {
     ++s.dropped;
     if (s.options.overflow == OverflowPolicy::Reject) return SendOutcome::Full;
     s.queue.pop_front();
   }
+  return SendOutcome::Delivered;
+}
+
+// The receiver is gone: the message goes to the fallback (awaken's OnInboxClosed).
+void hand_to_fallback(const detail::InboxState& s, const Event& ev) {
+  if (!s.on_closed) return;
+#if defined(__cpp_exceptions)
+  // A throwing fallback must not take the sender (a task's completion) down with it.
+  try {
+    s.on_closed(ev.to_json());
+  } catch (...) {
+  }
+#else
+  s.on_closed(ev.to_json());
+#endif
+}
+}  // namespace
+
+SendOutcome InboxSender::send_event(Event ev) const {
+  detail::InboxState& s = *s_;
+  if (ev.thread.empty()) ev.thread = thread_;
+  const SendOutcome outcome = admit(s);
+  if (outcome == SendOutcome::Closed) hand_to_fallback(s, ev);
+  if (outcome != SendOutcome::Delivered) return outcome;
   s.queue.push_back(std::move(ev));
   s.waiters.wake_one(WakeReason::Signal);
   return SendOutcome::Delivered;
 }
 
-bool InboxSender::try_send(json message) const {
-  if (!s_->receiver_alive) return false;
+SendOutcome InboxSender::send_custom(const TaskId& id, const SharedString& thread, std::string_view event_type,
+                                     json&& payload) const {
   detail::InboxState& s = *s_;
-  if (s.options.capacity != 0 && s.queue.size() >= s.options.capacity) {
-    ++s.dropped;
-    if (s.options.overflow == OverflowPolicy::Reject) return false;
-    s.queue.pop_front();
-  }
+  const SharedString& owner = thread.empty() ? thread_ : thread;
+  const SendOutcome outcome = admit(s);
+  if (outcome == SendOutcome::Closed) hand_to_fallback(s, Event(id, owner, event_type, std::move(payload)));
+  if (outcome != SendOutcome::Delivered) return outcome;
+  s.queue.emplace_back(id, owner, event_type, std::move(payload));
+  s.waiters.wake_one(WakeReason::Signal);
+  return SendOutcome::Delivered;
+}
+
+bool InboxSender::try_send(json message) const {
+  detail::InboxState& s = *s_;
+  if (admit(s) != SendOutcome::Delivered) return false;
   s.queue.push_back(Event::raw(thread_, std::move(message)));
   s.waiters.wake_one(WakeReason::Signal);
   return true;

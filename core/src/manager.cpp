@@ -132,8 +132,7 @@ Executor& TaskContextBase::executor() const noexcept {
 bool TaskContextBase::emit(std::string_view event_type, json payload) const {
   const InboxSender* inbox = task_->owner_inbox();
   if (!inbox) return false;
-  return inbox->send_event(Event::custom(task_id(), {}, std::string(event_type), std::move(payload))) ==
-         SendOutcome::Delivered;
+  return inbox->send_custom(task_id(), {}, event_type, std::move(payload)) == SendOutcome::Delivered;
 }
 
 json ManagerStats::to_json() const {
@@ -480,8 +479,7 @@ bool BackgroundTaskManager::emit(TaskNumber task, std::string_view event_type, j
 bool BackgroundTaskManager::emit_core(TaskCore* t, std::string_view event_type, json& payload) {
   const InboxSender* inbox = t ? t->owner_inbox() : nullptr;
   if (!inbox || !t->live) return false;
-  return inbox->send_event(Event::custom(t->id(), t->owner, std::string(event_type),
-                                                  std::move(payload))) == SendOutcome::Delivered;
+  return inbox->send_custom(t->id(), t->owner, event_type, std::move(payload)) == SendOutcome::Delivered;
 }
 
 std::vector<json> BackgroundTaskManager::take_agent_messages(std::string_view id, std::size_t max) {

@@ -37,6 +37,11 @@ struct Event {
   json data;               // Custom payload, Completed result, or the Raw message itself
   std::string error;       // Failed
 
+  Event() = default;
+  // A custom event; InboxSender::send_custom builds it in the inbox's own slot.
+  Event(const TaskId& id, const SharedString& thread, std::string_view event_type, json&& payload)
+      : kind(EventKind::Custom), task_id(id), thread(thread), event_type(event_type), data(std::move(payload)) {}
+
   static Event custom(TaskId id, SharedString thread, std::string event_type, json payload);
   static Event terminal(TaskId id, SharedString thread, const TaskResult& result);
   static Event terminal(TaskId id, SharedString thread, TaskResult&& result);  // moves the value
@@ -83,6 +88,10 @@ class InboxSender {
   // refused the message.
   bool send(json message) const { return send_event(Event::raw(thread_, std::move(message))) == SendOutcome::Delivered; }
   SendOutcome send_event(Event ev) const;
+  // send_event(Event::custom(...)) without the moves: the event is built in place in the queue
+  // (every ctx.emit comes here). An empty thread means the sender's, as in send_event.
+  SendOutcome send_custom(const TaskId& id, const SharedString& thread, std::string_view event_type,
+                          json&& payload) const;
   // As send, without the closed callback.
   bool try_send(json message) const;
   std::size_t len() const noexcept { return s_->queue.size(); }

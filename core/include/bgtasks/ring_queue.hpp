@@ -67,6 +67,21 @@ class RingQueue {
       append(std::move(v));
     }
   }
+  // Constructs the newest element in place from args (which must not refer to an element). If
+  // the constructor or growing throws, the queue is unchanged.
+  template <class... A>
+  T& emplace_back(A&&... args) {
+    if (size_ == cap_) {
+      T made(std::forward<A>(args)...);
+      grow(cap_ == 0 ? kFirstCapacity : 2 * cap_);
+      append(std::move(made));
+    } else {
+      ::new (static_cast<void*>(buf_ + wrap(head_ + size_))) T(std::forward<A>(args)...);
+      ++size_;
+      if (size_ > peak_) peak_ = size_;
+    }
+    return (*this)[size_ - 1];
+  }
   void pop_front() noexcept { destroy_front(1); }
   // Removes the n oldest elements (n <= size()).
   void erase_front(std::size_t n) noexcept { destroy_front(n); }
