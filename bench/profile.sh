@@ -3,7 +3,8 @@
 # noisy machine, unlike wall time). Builds -O3 -g into build/bench-prof, then for each section runs
 #   valgrind --tool=callgrind --toggle-collect=<the section's work function> bench_driver TASKS EVENTS 1
 # and prints the instruction count per task/event and the top functions by inclusive and self cost.
-#   bash bench/profile.sh [spawn|host|emit|floor|asio ...]   (default: spawn host emit)
+#   bash bench/profile.sh [spawn|host|emit|floor|asio|binding ...]   (default: spawn host emit)
+# binding: the JS agent workload's calls into wasm/bindings.cpp made natively (binding_path), per task.
 # Env: TASKS (default 20000), EVENTS (default 20000), TOP (default 25).
 # Outputs: build/bench-prof/callgrind.<section>.out (open with callgrind_annotate or kcachegrind).
 set -euo pipefail
@@ -17,7 +18,7 @@ SECTIONS=("$@")
 
 cmake -S . -B "$BUILD" -DBGTASKS_BUILD_BENCH=ON -DBGTASKS_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CXX_FLAGS="-g -fno-omit-frame-pointer" -G Ninja >/dev/null
-cmake --build "$BUILD" --target bench_driver
+cmake --build "$BUILD" --target bench_driver binding_path
 
 set +o pipefail  # head closes the pipe early: not an error
 for s in "${SECTIONS[@]}"; do
@@ -27,12 +28,18 @@ for s in "${SECTIONS[@]}"; do
     emit) fn='*work_emit_drain*'; per=$EVENTS; unit=event ;;
     floor) fn='*work_bare_floor*'; per=$TASKS; unit=task ;;
     asio) fn='*work_asio*'; per=$TASKS; unit=task ;;
+    binding) fn='*work_binding*'; per=$TASKS; unit=task ;;
     *) echo "unknown section $s" >&2; exit 2 ;;
   esac
   out=$BUILD/callgrind.$s.out
-  # The driver runs a warm-up round and 1 repetition: the section runs twice.
-  valgrind --tool=callgrind --toggle-collect="$fn" --callgrind-out-file="$out" \
-    "$BUILD/bench/bench_driver" "$TASKS" "$EVENTS" 1 >/dev/null 2>"$out.log"
+  # The driver runs a warm-up round and 1 repetition: the section runs twice. So does binding_path.
+  if [ "$s" = binding ]; then
+    valgrind --tool=callgrind --toggle-collect="$fn" --callgrind-out-file="$out" \
+      "$BUILD/bench/binding_path" "$TASKS" 2 >/dev/null 2>"$out.log"
+  else
+    valgrind --tool=callgrind --toggle-collect="$fn" --callgrind-out-file="$out" \
+      "$BUILD/bench/bench_driver" "$TASKS" "$EVENTS" 1 >/dev/null 2>"$out.log"
+  fi
   total=$(grep -E '^(summary|totals):' "$out" | head -1 | awk '{print $2}')
   echo
   echo "=== $s: $total instructions, $((total / (2 * per))) per $unit ($per per run, 2 runs)"
