@@ -86,6 +86,66 @@ TEST(HostTask, CompleteEndsCompletedWithResultAndTerminalEvent) {
   EXPECT_FALSE(m.has_running(kThread));
 }
 
+// settle(task, result, event_value): the stored meta gets the result, the completed event the
+// host's own value (the JS binding's handle), which is taken only when that event was queued.
+TEST(HostTask, SettleWithAnEventValueStoresTheResultAndQueuesTheValueTakingItOnlyWhenQueued) {
+  auto h = manager_with_store_and_inbox();
+  auto& m = *h->manager;
+  const json result = {{"exit_code", 0}, {"lines", json::array({"a", "b"})}};
+  auto by_number = m.spawn_host(kThread, "shell", std::nullopt, "", {});
+  auto by_id = m.spawn_host(kThread, "shell", std::nullopt, "", {});
+  auto cancelled = m.spawn_host(kThread, "shell", std::nullopt, "", {});
+  auto failed = m.spawn_host(kThread, "shell", std::nullopt, "", {});
+  ASSERT_TRUE(by_number.ok() && by_id.ok() && cancelled.ok() && failed.ok());
+  json value = 7;
+  ASSERT_TRUE(m.settle(TaskNumber{0}, TaskResult::success(result), value).ok());
+  EXPECT_TRUE(value.is_null()) << "taken: the completed event holds it";
+  value = "by id";
+  ASSERT_TRUE(m.settle(*by_id, TaskResult::success(result), value).ok());
+  EXPECT_TRUE(value.is_null());
+  ASSERT_TRUE(m.cancel(*cancelled));
+  value = 9;
+  ASSERT_TRUE(m.settle(*cancelled, TaskResult::success(result), value).ok());
+  EXPECT_EQ(value, 9) << "a task that ends cancelled has no completed event";
+  ASSERT_TRUE(m.settle(*failed, TaskResult::failed("no"), value).ok());
+  EXPECT_EQ(value, 9);
+  EXPECT_EQ(m.settle(*by_id, TaskResult::success(result), value).error().code, Errc::TaskTerminated);
+  EXPECT_EQ(value, 9);
+  EXPECT_EQ(m.get(*by_number)->result, std::optional<json>(result));
+  EXPECT_EQ(m.get(*by_id)->result, std::optional<json>(result));
+  EXPECT_EQ(m.get(*cancelled)->result, std::nullopt);
+  EXPECT_EQ(h->drain(), (std::vector<json>{json{{"kind", "completed"}, {"task_id", *by_number}, {"result", 7}},
+                                          json{{"kind", "completed"}, {"task_id", *by_id}, {"result", "by id"}},
+                                          json{{"kind", "cancelled"}, {"task_id", *cancelled}},
+                                          json{{"kind", "failed"}, {"task_id", *failed}, {"error", "no"}}}));
+}
+
+TEST(HostTask, AnEventValueARefusedEventOrNoInboxLeavesIsNotTaken) {
+  auto h = manager_with_store_and_inbox();
+  auto [tx, rx] = inbox_channel({1, OverflowPolicy::Reject});  // an owner inbox of one event
+  h->manager->set_owner_inbox(std::move(tx));
+  h->inbox.emplace(std::move(rx));
+  auto& m = *h->manager;
+  auto first = m.spawn_host(kThread, "x", std::nullopt, "", {});
+  auto second = m.spawn_host(kThread, "x", std::nullopt, "", {});
+  ASSERT_TRUE(first.ok() && second.ok());
+  json value = 1;
+  ASSERT_TRUE(m.settle(*first, TaskResult::success(json("one")), value).ok());
+  EXPECT_TRUE(value.is_null());
+  value = 2;
+  ASSERT_TRUE(m.settle(*second, TaskResult::success(json("two")), value).ok()) << "the inbox is full";
+  EXPECT_EQ(value, 2) << "its event was refused: the value stays the caller's";
+  EXPECT_EQ(m.get(*second)->result, std::optional<json>(json("two")));
+  EXPECT_EQ(h->drain(), (std::vector<json>{json{{"kind", "completed"}, {"task_id", *first}, {"result", 1}}}));
+
+  auto no_inbox = manager_with_store();
+  auto lone = no_inbox->manager->spawn_host(kThread, "x", std::nullopt, "", {});
+  ASSERT_TRUE(lone.ok());
+  ASSERT_TRUE(no_inbox->manager->settle(*lone, TaskResult::success(json("r")), value).ok());
+  EXPECT_EQ(value, 2);
+  EXPECT_EQ(no_inbox->manager->get(*lone)->result, std::optional<json>(json("r")));
+}
+
 TEST(HostTask, FailEndsFailedWithTheMessage) {
   auto h = manager_with_store_and_inbox();
   auto& m = *h->manager;

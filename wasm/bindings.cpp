@@ -9,8 +9,10 @@
 //   straight into the input buffer (inputPtr) and passed as byte lengths;
 // - an emitted payload stays on the JS side: the core's event carries the payload's *handle*
 //   (a number), so the core still sees, orders, counts, refuses or evicts every event;
+// - a completed task's result stays on the JS side too (a copy; the core parses the JSON text for
+//   its stored meta): the completed event carries the result's handle;
 // - drain writes records of 4 doubles [kind, task handle, type id, payload handle or extra index]
-//   into the record buffer, and what only the core holds (results, errors) as one JSON array text.
+//   into the record buffer, and what only the core holds (errors, raw events) as one JSON array text.
 // Where the outputs are lies in a fixed header of doubles (headerPtr) JS reads from wasm memory.
 // Bulk results (list, snapshot, stats, …) stay one JSON text in the text buffer (TextDecoder).
 // Errors never throw: a call reports a code and the message waits in lastErrorMessage().
@@ -37,6 +39,7 @@ int code_of(Errc e) { return static_cast<int>(e) + 1; }
 
 constexpr std::uint64_t kMaxExactHandle = 9007199254740992ull;  // 2^53
 constexpr std::size_t kMaxInterned = 4096;
+constexpr int kHandleNotTaken = -1;  // complete(): settled, but no queued event holds the result's handle
 // header_ slots (doubles), read by js/src/manager.js.
 enum Header { kRecordsPtr = 0, kTextPtr = 1, kTextLen = 2, kHeaderSize = 4 };
 
@@ -125,17 +128,23 @@ class Core {
   // The id text of a handle (text buffer); its length.
   std::size_t idText(double h) { return put(id_of(h)); }
 
-  // result JSON text (result_len bytes) in the input buffer. want_summary: keep the terminal
-  // summary for lastEnded(). Returns 0 or an error code.
-  int complete(double h, int result_len, bool want_summary) {
+  // result JSON text (result_len bytes) in the input buffer; result_handle: the handle of the
+  // copy JS keeps (the completed event carries it, as a custom event carries its payload's).
+  // want_summary: keep the terminal summary for lastEnded(). Returns 0 (the event holds the
+  // handle), kHandleNotTaken (settled, but no queued event holds it: the task ended cancelled, or
+  // the inbox refused the event), or an error code.
+  int complete(double h, int result_len, bool want_summary, double result_handle) {
     auto j = parse_json(std::string_view(input_.data(), static_cast<std::size_t>(result_len)), "result",
                         Errc::InvalidArgument);
     if (!j) return fail(j.error());
-    return settle(h, want_summary, TaskResult::success(std::move(*j)));
+    json handle(static_cast<std::uint64_t>(result_handle));
+    const int c = settle(h, want_summary, TaskResult::success(std::move(*j)), &handle);
+    return c == 0 && !handle.is_null() ? kHandleNotTaken : c;
   }
   // The error message (message_len bytes) in the input buffer.
   int failTask(double h, int message_len, bool want_summary) {
-    return settle(h, want_summary, TaskResult::failed(std::string(input_.data(), static_cast<std::size_t>(message_len))));
+    return settle(h, want_summary, TaskResult::failed(std::string(input_.data(), static_cast<std::size_t>(message_len))),
+                  nullptr);
   }
   // The terminal summary of the task that ended last with want_summary (valid even if retention
   // already dropped the task).
@@ -267,7 +276,12 @@ class Core {
           break;
         }
         case EventKind::Completed:
-          r[3] = extra(e.data);
+          // This binding's completed events carry the handle of the result JS keeps; r[2] = -2
+          // marks one that carries the result itself.
+          if (e.data.is_number_unsigned())
+            r[3] = static_cast<double>(e.data.get<std::uint64_t>());
+          else
+            r[2] = -2, r[3] = extra(e.data);
           break;
         case EventKind::Failed:
           extras += n_extras++ == 0 ? '[' : ',';
@@ -342,10 +356,13 @@ class Core {
     return h;
   }
   // Settles a host task with `result`; with want_summary, its terminal summary is kept for
-  // lastEnded(). Returns 0 or an error code.
-  int settle(double h, bool want_summary, TaskResult result) {
+  // lastEnded(); with event_value, the completed event carries it instead of the result
+  // (BackgroundTaskManager::settle). Returns 0 or an error code.
+  int settle(double h, bool want_summary, TaskResult result, json* event_value) {
     if (want_summary) manager_->set_hooks(hooks(true));
-    const int c = code(on_task(h, [&](auto task) { return manager_->settle(task, std::move(result)); }));
+    const int c = code(on_task(h, [&](auto task) {
+      return event_value ? manager_->settle(task, std::move(result), *event_value) : manager_->settle(task, std::move(result));
+    }));
     if (want_summary) manager_->set_hooks(hooks(false));
     return c;
   }

@@ -35,7 +35,8 @@ constexpr int kEmits = 10;
       char text[48];
       const int len = std::snprintf(text, sizeof text, "{\"n\":%d,\"ok\":true}", first + i);
       std::memcpy(reinterpret_cast<char*>(core.inputPtr(sizeof text)), text, static_cast<std::size_t>(len));
-      if (core.complete(handles[i], len, false) != 0) std::abort();
+      // The result's handle: JS keeps the result and its completed event carries this number.
+      if (core.complete(handles[i], len, false, payload++) != 0) std::abort();
     }
     core.runUntilIdle();
     events += static_cast<std::size_t>(core.drain(-1, 0, -1));

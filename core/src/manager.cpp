@@ -290,7 +290,7 @@ Result<TaskId> BackgroundTaskManager::spawn_host(std::string_view owner, std::st
 }
 
 // ---- completion -------------------------------------------------------------------------------------
-void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
+void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_value) {
   t.live = false;
   // Set once the stored meta has left the retention index: the index key reads finish_seq, and a
   // meta already terminal (written by someone else, or restored as orphaned) is indexed under 0.
@@ -310,8 +310,10 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
   // (awaken rebuilds the whole meta from spawn-time values; a meta removed meanwhile by a
   // ReplaceAll comes back here with the fields the task still knows.)
   const bool fresh = indexes_fresh();
-  // The terminal event needs the value and the error afterwards; otherwise they are moved.
-  const bool keep_result = t.owner_inbox() != nullptr;
+  // The terminal event needs the value and the error afterwards; otherwise they are moved. A
+  // Completed event given its own value (event_value) does not need the result's.
+  const bool event_carries_own_value = event_value != nullptr && result.kind == TaskResult::Kind::Success;
+  const bool keep_result = t.owner_inbox() != nullptr && !event_carries_own_value;
   Result<void> committed = store_ ? store_->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
     auto [it, inserted] = state.tasks.try_emplace(t.key());
     PersistedTaskMeta& m = it->second;
@@ -358,7 +360,12 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result) {
       summary->completed_at_ms = now;
     }
   }
-  if (const InboxSender* inbox = t.owner_inbox()) inbox->send_event(Event::terminal(t.id(), t.owner, std::move(result)));
+  if (const InboxSender* inbox = t.owner_inbox()) {
+    // A copy of event_value: the caller's is taken only once the event is queued.
+    if (event_carries_own_value) result.value = *event_value;
+    const SendOutcome sent = inbox->send_event(Event::terminal(t.id(), t.owner, std::move(result)));
+    if (event_carries_own_value && sent == SendOutcome::Delivered) *event_value = nullptr;
+  }
 
   // Retention may free `t`: keep the owner (only then; a copy per completion otherwise).
   std::optional<SharedString> owner;
@@ -457,14 +464,22 @@ Result<void> BackgroundTaskManager::settle(TaskNumber task, TaskResult result) {
   return settle_core(find_core(task), result);
 }
 
-Result<void> BackgroundTaskManager::settle_core(TaskCore* t, TaskResult& result) {
+Result<void> BackgroundTaskManager::settle(std::string_view id, TaskResult result, json& event_value) {
+  return settle_core(find_core(id), result, &event_value);
+}
+
+Result<void> BackgroundTaskManager::settle(TaskNumber task, TaskResult result, json& event_value) {
+  return settle_core(find_core(task), result, &event_value);
+}
+
+Result<void> BackgroundTaskManager::settle_core(TaskCore* t, TaskResult& result, json* event_value) {
   if (!t) return errors::task_not_found();
   if (t->kind != BodyKind::Host) return errors::not_host_task(t->id());
   if (!t->live) {
     const auto* m = meta(t->id());
     return errors::task_terminated(m ? m->status : result.status());
   }
-  finish(*t, result);
+  finish(*t, result, event_value);
   return {};
 }
 

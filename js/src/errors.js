@@ -150,7 +150,7 @@ function plainCopy(v, depth, maxDepth) {
     case 'number':
       if (!Number.isFinite(v)) return NOT_PLAIN;
       copyBytes += 24;
-      return v;
+      return v === 0 ? 0 : v; // -0 is 0 in JSON
     case 'boolean':
       copyBytes += 5;
       return v;

@@ -6,7 +6,8 @@
 // handle), thread/type/event-type strings are interned ints, text going in is written into wasm
 // memory with TextEncoder.encodeInto, and an emitted payload stays here — the core's event holds
 // the payload's handle, so the core still sees, orders, counts, refuses or evicts every event,
-// and drain() puts the payload back into the event the core hands out.
+// and drain() puts the payload back into the event the core hands out. A completed task's result
+// is kept the same way (its JSON text still crosses, for the core's stored meta).
 import { loadModule } from '#load-module';
 import { AgentInbox, CancelState, TaskContext } from './context.js';
 import {
@@ -26,6 +27,7 @@ const SPAWN_OPTIONS = ['thread', 'type', 'name', 'description', 'parent'];
 const AGENT_OPTIONS = ['thread', 'name', 'description', 'parent'];
 const PARENT_FIELDS = ['task_id', 'run_id', 'call_id', 'agent_id'];
 const CODE_INVALID_ARGUMENT = 13; // ERROR_CODES index: the core refused a JSON text
+const HANDLE_NOT_TAKEN = -1; // Core::complete: settled, but no queued event holds the result's handle
 const INT32_MAX = 2 ** 31 - 1; // the binding takes these counts as int
 
 let modulePromise;
@@ -436,15 +438,22 @@ export class TaskManager {
     const want = waiters !== undefined;
     let code = 0;
     if (ok) {
+      // The result is kept here as a payload is (a sorted copy; its completed event carries the
+      // handle), and crosses as JSON text for the core's stored meta.
+      let copy;
       let text;
       try {
-        text = toJson(value, 'result');
+        copy = payloadValue(value, 'result', this.#payloadLimits);
+        text = JSON.stringify(copy);
       } catch (e) {
         ok = false;
         value = e;
       }
       if (ok) {
-        code = core.complete(rec.h, this.#encodeText(text), want);
+        const handle = this.#payPut(copy);
+        code = core.complete(rec.h, this.#encodeText(text), want, handle);
+        if (code === HANDLE_NOT_TAKEN || code > 0) this.#payUnput(); // no event holds it, or the core refused it
+        else if (this.#dropOldestCap > 0 && this.#payLive > this.#dropOldestCap) this.#payTrim();
         if (code === CODE_INVALID_ARGUMENT) {
           ok = false;
           value = `result refused: ${core.lastErrorMessage()}`;
@@ -680,7 +689,8 @@ export class TaskManager {
       if (kind === KIND_CUSTOM) {
         const t = heap[at + 2];
         out[i] = { event_type: t >= 0 ? this.#strings[t] : extras[-1 - t], kind: 'custom', payload: this.#payTake(heap[at + 3]), task_id: id };
-      } else if (kind === KIND_COMPLETED) out[i] = { kind: 'completed', result: extras[heap[at + 3]], task_id: id };
+      } else if (kind === KIND_COMPLETED)
+        out[i] = { kind: 'completed', result: heap[at + 2] === -2 ? extras[heap[at + 3]] : this.#payTake(heap[at + 3]), task_id: id };
       else if (kind === KIND_FAILED) out[i] = { error: extras[heap[at + 3]], kind: 'failed', task_id: id };
       else if (kind === KIND_CANCELLED) out[i] = { kind: 'cancelled', task_id: id };
       else out[i] = extras[heap[at + 3]];

@@ -118,3 +118,86 @@ test('large non-ASCII text goes in whole: results, error messages, restore', asy
   assert.equal(fresh.restore('t', mgr.snapshot('t')), 2);
   assert.deepEqual(fresh.snapshot('t'), mgr.snapshot('t'));
 });
+
+test('a completed result is kept on the JS side: the drained event carries what the core stored, keys sorted, a copy', async (t) => {
+  const mgr = await manual(t);
+  let deep = 'leaf';
+  for (let i = 0; i < 100; i++) deep = { [`k${i % 3}`]: deep, a: i };
+  const mutable = { z: 1, a: { y: [1, 2], b: 'x' } };
+  const values = [
+    mutable,
+    'é😀 text',
+    42,
+    -0,
+    1e21,
+    2 ** 64,
+    -(2 ** 63),
+    0.1 + 0.2,
+    [undefined, () => 1, Symbol('s')],
+    { u: undefined, n: NaN, inf: -Infinity, f: () => 1 },
+    new Date(0),
+    { toJSON: () => ({ z: 1, y: { d: 2, c: 3 } }) },
+    undefined,
+    null,
+    true,
+    deep,
+    Object.assign(Object.create({ inherited: 1 }), { own: 2 }),
+  ];
+  const ids = values.map((v) => mgr.spawn({ thread: 't', type: 'x' }, async () => v));
+  await mgr.runUntilIdle();
+  mutable.a.b = 'changed after the task ended';
+  const events = mgr.drain();
+  assert.equal(events.length, values.length);
+  events.forEach((e, i) => {
+    assert.equal(e.kind, 'completed', `value ${i}`);
+    assert.equal(e.task_id, ids[i]);
+    // Byte for byte (key order too) what the core parsed and stored for the task.
+    assert.equal(JSON.stringify(e.result), JSON.stringify(mgr.get(ids[i]).result), `value ${i}`);
+  });
+  assert.deepEqual(events[0].result, { a: { b: 'x', y: [1, 2] }, z: 1 });
+  assert.deepEqual(Object.keys(events[0].result), ['a', 'z']);
+  assert.ok(Object.is(events[3].result, 0), '-0 is 0, as in JSON');
+  assert.deepEqual(events[8].result, [null, null, null]);
+  assert.deepEqual(events[9].result, { inf: null, n: null });
+  assert.equal(events[10].result, '1970-01-01T00:00:00.000Z');
+  assert.deepEqual(events[11].result, { y: { c: 3, d: 2 }, z: 1 });
+  assert.equal(events[12].result, null);
+  assert.deepEqual(events[16].result, { own: 2 });
+});
+
+test('results no queued event holds are released: refused (reject), evicted (dropOldest), cancelled', async (t) => {
+  const big = (i) => ({ i, big: bigArray(i) });
+  const cases = [
+    ['reject', { ownerInboxCapacity: 2, ownerInboxOverflow: 'reject' }, [0, 1]],
+    ['dropOldest', { ownerInboxCapacity: 2, ownerInboxOverflow: 'dropOldest' }, [38, 39]],
+  ];
+  for (const [policy, options, kept] of cases) {
+    const mgr = await manual(t, { ...options, retainFinished: 1 });
+    const before = await heapAfterGc();
+    for (let i = 0; i < 40; i++) mgr.spawn({ thread: 't', type: 'x' }, async () => big(i));
+    await mgr.runUntilIdle();
+    const held = (await heapAfterGc()) - before;
+    assert.ok(held > 0.8 * MiB && held < 6 * MiB, `${policy}: the 2 queued results are held, not 40: ${(held / MiB).toFixed(1)} MiB`);
+    assert.deepEqual(mgr.drain().map((e) => e.result.i), kept, policy);
+    assert.equal(mgr.stats().owner_inbox_dropped, 38, policy);
+    assert.equal(mgr.stats().live_bodies, 0, `${policy}: every body settled, whatever became of its event`);
+    assert.equal(mgr.list('t').at(-1).status, 'completed', policy);
+  }
+  // Cancelled before their bodies resolve: the late results are discarded (DECISIONS.md §1), and
+  // not held while another event stays queued.
+  const mgr = await manual(t, { retainFinished: 1 });
+  mgr.spawn({ thread: 'keep', type: 'x' }, async (ctx) => ctx.emit('stays', 1));
+  const release = [];
+  const ids = [];
+  for (let i = 0; i < 20; i++) ids.push(mgr.spawn({ thread: 't', type: 'x' }, () => new Promise((resolve) => release.push(() => resolve(big(i))))));
+  await mgr.runUntilIdle();
+  for (const id of ids) assert.equal(mgr.cancel(id), true);
+  const before = await heapAfterGc();
+  for (const resolve of release) resolve();
+  release.length = 0; // each resolve function holds its promise, and so the value
+  await mgr.runUntilIdle();
+  const held = (await heapAfterGc()) - before;
+  assert.ok(held < 3 * MiB, `no late result is held: ${(held / MiB).toFixed(1)} MiB`);
+  assert.deepEqual(mgr.drain('t').map((e) => e.kind), new Array(20).fill('cancelled'));
+  assert.deepEqual(mgr.drain('keep').map((e) => e.kind), ['custom', 'completed']);
+});

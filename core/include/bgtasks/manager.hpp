@@ -179,6 +179,13 @@ class BackgroundTaskManager {
   // reported (DECISIONS.md §1). TaskNotFound, NotHostTask, TaskTerminated (already settled).
   Result<void> settle(std::string_view id, TaskResult result);
   Result<void> settle(TaskNumber task, TaskResult result);
+  // As settle, for a host that keeps each result on its side (the JS binding keeps the object and
+  // hands the core its handle): the stored meta takes the result's value without a copy, and the
+  // Completed event carries `event_value` in its place. `event_value` is taken (left null) only
+  // when that event was queued; a task that ends cancelled or failed, no owner inbox, or an inbox
+  // that refused the event leave it as it was.
+  Result<void> settle(std::string_view id, TaskResult result, json& event_value);
+  Result<void> settle(TaskNumber task, TaskResult result, json& event_value);
   Result<void> complete(std::string_view id, json result) { return settle(id, TaskResult::success(std::move(result))); }
   Result<void> fail(std::string_view id, std::string message) { return settle(id, TaskResult::failed(std::move(message))); }
   // A custom event from a live task (host bodies use this; coroutine bodies use ctx.emit).
@@ -292,12 +299,13 @@ class BackgroundTaskManager {
                             TaskParentContext& parent, BodyKind kind, const BodyFactory& make_body);
   TaskContext make_task_context(const std::shared_ptr<TaskCore>& t);
   AgentTaskContext make_agent_context(const std::shared_ptr<TaskCore>& t);
-  void finish(TaskCore& t, TaskResult& result);  // consumes result's value and error
+  // Consumes result's value and error. event_value: see settle(task, result, event_value).
+  void finish(TaskCore& t, TaskResult& result, json* event_value = nullptr);
   bool cancel_core(TaskCore& t);
   TaskCore* find_core(std::string_view id);
   const TaskCore* find_core(std::string_view id) const;
   TaskCore* find_core(TaskNumber task);
-  Result<void> settle_core(TaskCore* t, TaskResult& result);
+  Result<void> settle_core(TaskCore* t, TaskResult& result, json* event_value = nullptr);
   bool emit_core(TaskCore* t, std::string_view event_type, json& payload);
   const BackgroundTaskStateSnapshot* state() const;
   const PersistedTaskMeta* meta(std::string_view id) const;
