@@ -1,7 +1,8 @@
 // A lower bound for the crossing as designed: today's js/src TaskManager over a stub Core written
 // in JS that does the least any core must (hand out ids, keep events in order, keep each result's
-// text, write drain records and the extras text) and nothing else: no wasm, no meta records, no
-// store, no validation. Its gap to the floor is the cost of the package's JS side alone.
+// text, write the drain records) and nothing else: no wasm, no meta records, no store, no
+// validation. Its gap to the floor is the cost of the package's JS side alone. The stub speaks the
+// binding's protocol of its commit (wasm/bindings.cpp): update it with the binding.
 //   node experiments/zero-core.mjs [--tasks=20000,100000] [--reps=5]
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { TaskManager, createTaskManager } from '../../../js/src/index.js';
@@ -27,7 +28,6 @@ export function stubModule() {
     #n = 0;
     #results = new Uint8Array(1 << 20); // result texts back to back
     #resultEnd = 0;
-    #resultAt = []; // [start, end] per result
     #completed = 0;
     #deleted = false;
     headerPtr() { return HEADER; }
@@ -53,16 +53,16 @@ export function stubModule() {
       this.#push(0, h, ty, payload);
       return 1;
     }
-    complete(h, len) {
+    // The result's text is kept (a core stores it); its completed event carries the JS copy's handle.
+    complete(h, len, _want, handle) {
       while (this.#resultEnd + len > this.#results.length) {
         const grown = new Uint8Array(this.#results.length * 2);
         grown.set(this.#results);
         this.#results = grown;
       }
       for (let i = 0; i < len; i++) this.#results[this.#resultEnd + i] = HEAPU8[INPUT + i];
-      this.#push(1, h, -1, this.#resultAt.length / 2);
-      this.#resultAt.push(this.#resultEnd, this.#resultEnd + len);
       this.#resultEnd += len;
+      this.#push(1, h, -1, handle);
       this.#completed++;
       return 0;
     }
@@ -72,21 +72,10 @@ export function stubModule() {
     drain() {
       const n = this.#n;
       HEAPF64.set(this.#ev.subarray(0, 4 * n), RECORDS / 8);
-      let at = TEXT;
-      const results = this.#resultAt.length / 2;
-      for (let i = 0; i < results; i++) {
-        HEAPU8[at++] = i === 0 ? 0x5b : 0x2c; // [ ,
-        const s = this.#resultAt[2 * i];
-        const e = this.#resultAt[2 * i + 1];
-        HEAPU8.set(this.#results.subarray(s, e), at);
-        at += e - s;
-      }
-      if (results > 0) HEAPU8[at++] = 0x5d; // ]
       HEAPF64[HEADER] = RECORDS;
       HEAPF64[HEADER + 1] = TEXT;
-      HEAPF64[HEADER + 2] = at - TEXT;
+      HEAPF64[HEADER + 2] = 0; // no extras: results and payloads are JS-side handles
       this.#n = 0;
-      this.#resultAt = [];
       this.#resultEnd = 0;
       return n;
     }
