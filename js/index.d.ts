@@ -333,8 +333,9 @@ export interface SpawnAgentOptions {
 
 /**
  * A task body: an (async) function of its context. Resolving completes the task with the value as
- * JSON (a value JSON cannot carry fails it); throwing or rejecting fails it with the error's
- * message. Once a cancel was requested, whatever it settles with is discarded and the task ends
+ * JSON, copied under the rules of a payload (see {@link TaskContext.emit}: a value JSON cannot
+ * carry, nesting past 128 levels, text over 64 MiB or a lone surrogate fails it with that
+ * `TypeError`'s message); throwing or rejecting fails it with the error's message. Once a cancel was requested, whatever it settles with is discarded and the task ends
  * `cancelled`.
  */
 export type TaskBody = (ctx: TaskContext) => unknown;

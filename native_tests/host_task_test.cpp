@@ -138,6 +138,35 @@ TEST(HostTask, AnEventValueARefusedEventOrNoInboxLeavesIsNotTaken) {
   EXPECT_EQ(m.get(*second)->result, std::optional<json>(json("two")));
   EXPECT_EQ(h->drain(), (std::vector<json>{json{{"kind", "completed"}, {"task_id", *first}, {"result", 1}}}));
 
+  // DropOldest: a taken value goes where its event goes, evicted with it.
+  auto evicting = manager_with_store_and_inbox();
+  auto [tx1, rx1] = inbox_channel({1, OverflowPolicy::DropOldest});
+  evicting->manager->set_owner_inbox(std::move(tx1));
+  evicting->inbox.emplace(std::move(rx1));
+  auto a = evicting->manager->spawn_host(kThread, "x", std::nullopt, "", {});
+  auto b = evicting->manager->spawn_host(kThread, "x", std::nullopt, "", {});
+  ASSERT_TRUE(a.ok() && b.ok());
+  json va = "a", vb = "b";
+  ASSERT_TRUE(evicting->manager->settle(*a, TaskResult::success(json(1)), va).ok());
+  ASSERT_TRUE(evicting->manager->settle(*b, TaskResult::success(json(2)), vb).ok());
+  EXPECT_TRUE(va.is_null() && vb.is_null()) << "both events were queued";
+  EXPECT_EQ(evicting->drain(), (std::vector<json>{json{{"kind", "completed"}, {"task_id", *b}, {"result", "b"}}}));
+  EXPECT_EQ(evicting->manager->get(*a)->result, std::optional<json>(json(1)));
+
+  // A closed inbox: the fallback gets the event with the value, which stays the caller's.
+  auto closed = manager_with_store_and_inbox();
+  std::vector<json> fell_back;
+  auto [tx2, rx2] = inbox_channel_with_fallback([&](const json& m) { fell_back.push_back(m); });
+  closed->manager->set_owner_inbox(std::move(tx2));
+  rx2.close();
+  auto c = closed->manager->spawn_host(kThread, "x", std::nullopt, "", {});
+  ASSERT_TRUE(c.ok());
+  json vc = 5;
+  ASSERT_TRUE(closed->manager->settle(*c, TaskResult::success(json("stored")), vc).ok());
+  EXPECT_EQ(vc, 5);
+  EXPECT_EQ(fell_back, (std::vector<json>{json{{"kind", "completed"}, {"task_id", *c}, {"result", 5}}}));
+  EXPECT_EQ(closed->manager->get(*c)->result, std::optional<json>(json("stored")));
+
   auto no_inbox = manager_with_store();
   auto lone = no_inbox->manager->spawn_host(kThread, "x", std::nullopt, "", {});
   ASSERT_TRUE(lone.ok());

@@ -228,9 +228,10 @@ class Core {
   // Takes pending events (thread_id >= 0: only that interned thread's; -2: only the thread given
   // as input text of thread_len bytes; -1: all), at most max (< 0: all). Writes one record of 4
   // doubles per event: [kind, task handle, type id, payload handle or extra index]; kind as
-  // EventKind (0 custom, 1 completed, 2 failed, 3 cancelled, 4 raw). What the core alone holds —
-  // a result (completed), an error (failed), a raw event, an event type past the interning
-  // limit (then type id is -1 - its extra index) — is an element of one JSON array text (header).
+  // EventKind (0 custom, 1 completed, 2 failed, 3 cancelled, 4 raw). A completed event's fourth
+  // double is its result's handle. What the core alone holds — an error (failed), a raw event, an
+  // event type past the interning limit (then type id is -1 - its extra index) — is an element of
+  // one JSON array text (header).
   int drain(int thread_id, int thread_len, int max) {
     const std::size_t limit = max < 0 ? SIZE_MAX : static_cast<std::size_t>(max);
     std::string extras;

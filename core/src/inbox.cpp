@@ -132,6 +132,10 @@ SendOutcome InboxSender::send_custom(const TaskId& id, const SharedString& threa
                                      json&& payload) const {
   detail::InboxState& s = *s_;
   const SharedString& owner = thread.empty() ? thread_ : thread;
+  // A full bounded inbox: the event is built before admit() evicts or refuses (if building throws,
+  // nothing was evicted), as for send_event.
+  if (s.options.capacity != 0 && s.queue.size() >= s.options.capacity)
+    return send_event(Event(id, owner, event_type, std::move(payload)));
   const SendOutcome outcome = admit(s);
   if (outcome == SendOutcome::Closed) hand_to_fallback(s, Event(id, owner, event_type, std::move(payload)));
   if (outcome != SendOutcome::Delivered) return outcome;

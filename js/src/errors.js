@@ -174,7 +174,8 @@ function plainCopy(v, depth, maxDepth) {
         return out;
       }
       const proto = Object.getPrototypeOf(v);
-      if ((proto !== Object.prototype && proto !== null) || 'toJSON' in v) return NOT_PLAIN;
+      // A toJSON method makes JSON.stringify write something else; a toJSON key holding data does not.
+      if ((proto !== Object.prototype && proto !== null) || typeof v.toJSON === 'function') return NOT_PLAIN;
       const keys = Object.keys(v); // own enumerable keys, as JSON.stringify takes them
       if (keys.length === 0) return {};
       const shape = shapeOf(keys);

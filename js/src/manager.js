@@ -903,6 +903,8 @@ export class TaskManager {
     this.#timers.clear();
     for (const waiters of this.#endWaiters.values()) for (const resolve of waiters) resolve(null);
     this.#endWaiters.clear();
+    this.#pay = []; // undrained payloads and results go with the queue
+    this.#payLive = 0;
     this.#wakeEventWaiters();
     finalizer?.unregister(this);
     this.#core.delete();

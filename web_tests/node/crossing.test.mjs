@@ -142,6 +142,7 @@ test('a completed result is kept on the JS side: the drained event carries what 
     true,
     deep,
     Object.assign(Object.create({ inherited: 1 }), { own: 2 }),
+    { z: 1, a: { toJSON: 0, b: [{ y: 1, x: 2 }] } }, // a toJSON key holding data is data
   ];
   const ids = values.map((v) => mgr.spawn({ thread: 't', type: 'x' }, async () => v));
   await mgr.runUntilIdle();
@@ -163,6 +164,24 @@ test('a completed result is kept on the JS side: the drained event carries what 
   assert.deepEqual(events[11].result, { y: { c: 3, d: 2 }, z: 1 });
   assert.equal(events[12].result, null);
   assert.deepEqual(events[16].result, { own: 2 });
+  assert.equal(JSON.stringify(events[17].result), '{"a":{"b":[{"x":2,"y":1}],"toJSON":0},"z":1}');
+});
+
+test('a result the copy refuses fails the task with the TypeError\'s message, as a payload is refused', async (t) => {
+  const mgr = await manual(t);
+  let deep = [];
+  for (let i = 0; i < 130; i++) deep = [deep];
+  const ids = [
+    mgr.spawn({ thread: 't', type: 'x' }, async () => deep),
+    mgr.spawn({ thread: 't', type: 'x' }, async () => ({ ok: '\ud800' })),
+    mgr.spawn({ thread: 't', type: 'x' }, async () => ({ n: 10n })),
+  ];
+  await mgr.runUntilIdle();
+  assert.deepEqual(ids.map((id) => mgr.get(id).status), ['failed', 'failed', 'failed']);
+  assert.equal(mgr.get(ids[0]).error, 'result: nesting deeper than 128 levels');
+  assert.equal(mgr.get(ids[1]).error, 'result contains a lone UTF-16 surrogate');
+  assert.match(mgr.get(ids[2]).error, /^result is not JSON-serializable: .*BigInt/);
+  assert.deepEqual(mgr.drain().map((e) => e.kind), ['failed', 'failed', 'failed']);
 });
 
 test('results no queued event holds are released: refused (reject), evicted (dropOldest), cancelled', async (t) => {

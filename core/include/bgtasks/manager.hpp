@@ -183,7 +183,9 @@ class BackgroundTaskManager {
   // hands the core its handle): the stored meta takes the result's value without a copy, and the
   // Completed event carries `event_value` in its place. `event_value` is taken (left null) only
   // when that event was queued; a task that ends cancelled or failed, no owner inbox, or an inbox
-  // that refused the event leave it as it was.
+  // that refused the event leave it as it was. Where an event goes afterwards, the value goes with
+  // it: a DropOldest eviction drops it, and a closed inbox's fallback receives
+  // {"kind":"completed","result":<event_value>,…} (the value is then left with the caller).
   Result<void> settle(std::string_view id, TaskResult result, json& event_value);
   Result<void> settle(TaskNumber task, TaskResult result, json& event_value);
   Result<void> complete(std::string_view id, json result) { return settle(id, TaskResult::success(std::move(result))); }
