@@ -277,12 +277,11 @@ class Core {
           break;
         }
         case EventKind::Completed:
-          // This binding's completed events carry the handle of the result JS keeps; r[2] = -2
-          // marks one that carries the result itself.
+          // Every completed event of this binding carries its result's handle; anything else is data.
           if (e.data.is_number_unsigned())
             r[3] = static_cast<double>(e.data.get<std::uint64_t>());
           else
-            r[2] = -2, r[3] = extra(e.data);
+            r[0] = static_cast<double>(static_cast<int>(EventKind::Raw)), r[3] = extra(e.to_json());
           break;
         case EventKind::Failed:
           extras += n_extras++ == 0 ? '[' : ',';

@@ -8,13 +8,7 @@ namespace bgtasks {
 
 // ---- Event --------------------------------------------------------------------------------------
 Event Event::custom(TaskId id, SharedString thread, std::string event_type, json payload) {
-  Event e;
-  e.kind = EventKind::Custom;
-  e.task_id = std::move(id);
-  e.thread = std::move(thread);
-  e.event_type = std::move(event_type);
-  e.data = std::move(payload);
-  return e;
+  return Event(id, thread, event_type, std::move(payload));
 }
 
 Event Event::terminal(TaskId id, SharedString thread, const TaskResult& result) {
@@ -92,9 +86,13 @@ InboxSender InboxSender::for_thread(SharedString thread) const {
 namespace {
 // awaken's send rules, for every kind of send: a closed inbox takes nothing; a full bounded one
 // refuses (Reject) or evicts its oldest event (DropOldest). Delivered: there is room for one more.
+bool full(const detail::InboxState& s) noexcept {
+  return s.options.capacity != 0 && s.queue.size() >= s.options.capacity;
+}
+
 SendOutcome admit(detail::InboxState& s) noexcept {
   if (!s.receiver_alive) return SendOutcome::Closed;
-  if (s.options.capacity != 0 && s.queue.size() >= s.options.capacity) {
+  if (full(s)) {
     ++s.dropped;
     if (s.options.overflow == OverflowPolicy::Reject) return SendOutcome::Full;
     s.queue.pop_front();
@@ -132,13 +130,9 @@ SendOutcome InboxSender::send_custom(const TaskId& id, const SharedString& threa
                                      json&& payload) const {
   detail::InboxState& s = *s_;
   const SharedString& owner = thread.empty() ? thread_ : thread;
-  // A full bounded inbox: the event is built before admit() evicts or refuses (if building throws,
-  // nothing was evicted), as for send_event.
-  if (s.options.capacity != 0 && s.queue.size() >= s.options.capacity)
-    return send_event(Event(id, owner, event_type, std::move(payload)));
-  const SendOutcome outcome = admit(s);
-  if (outcome == SendOutcome::Closed) hand_to_fallback(s, Event(id, owner, event_type, std::move(payload)));
-  if (outcome != SendOutcome::Delivered) return outcome;
+  // Closed or full: send_event's way (the event is built before anything is evicted or handed to
+  // the fallback). Otherwise there is room: build it in its slot.
+  if (!s.receiver_alive || full(s)) return send_event(Event(id, owner, event_type, std::move(payload)));
   s.queue.emplace_back(id, owner, event_type, std::move(payload));
   s.waiters.wake_one(WakeReason::Signal);
   return SendOutcome::Delivered;

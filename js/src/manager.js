@@ -276,6 +276,7 @@ export class TaskManager {
   // evicts the oldest event; handles grow in emission order), so with at most `capacity` events
   // queued, every payload past the newest `capacity` held is gone.
   #payTrim() {
+    if (this.#dropOldestCap === 0 || this.#payLive <= this.#dropOldestCap) return; // nothing evicted
     while (this.#payLive > this.#dropOldestCap) {
       while (this.#pay[this.#payHead] === undefined) this.#payHead++;
       this.#pay[this.#payHead++] = undefined;
@@ -453,7 +454,7 @@ export class TaskManager {
         const handle = this.#payPut(copy);
         code = core.complete(rec.h, this.#encodeText(text), want, handle);
         if (code === HANDLE_NOT_TAKEN || code > 0) this.#payUnput(); // no event holds it, or the core refused it
-        else if (this.#dropOldestCap > 0 && this.#payLive > this.#dropOldestCap) this.#payTrim();
+        else this.#payTrim();
         if (code === CODE_INVALID_ARGUMENT) {
           ok = false;
           value = `result refused: ${core.lastErrorMessage()}`;
@@ -495,7 +496,7 @@ export class TaskManager {
       this.#payUnput();
       return false;
     }
-    if (this.#dropOldestCap > 0 && this.#payLive > this.#dropOldestCap) this.#payTrim();
+    this.#payTrim();
     if (this.#eventWaiters.length > 0) this.#wakeEventWaiters();
     return true;
   }
@@ -690,7 +691,7 @@ export class TaskManager {
         const t = heap[at + 2];
         out[i] = { event_type: t >= 0 ? this.#strings[t] : extras[-1 - t], kind: 'custom', payload: this.#payTake(heap[at + 3]), task_id: id };
       } else if (kind === KIND_COMPLETED)
-        out[i] = { kind: 'completed', result: heap[at + 2] === -2 ? extras[heap[at + 3]] : this.#payTake(heap[at + 3]), task_id: id };
+        out[i] = { kind: 'completed', result: this.#payTake(heap[at + 3]), task_id: id };
       else if (kind === KIND_FAILED) out[i] = { error: extras[heap[at + 3]], kind: 'failed', task_id: id };
       else if (kind === KIND_CANCELLED) out[i] = { kind: 'cancelled', task_id: id };
       else out[i] = extras[heap[at + 3]];
