@@ -304,9 +304,9 @@ export interface SpawnParentOptions {
 
 /** Options of `spawn` / `ctx.spawn`. Any other key is a `TypeError`. */
 export interface SpawnOptions {
-  /** The owning thread (non-empty). */
+  /** The owning thread: any string, `''` included. */
   thread: string;
-  /** The task type (non-empty), e.g. `'shell'`. */
+  /** The task type: any string, `''` included, e.g. `'shell'`. */
   type: string;
   /**
    * A name, unique per thread among running tasks (`DuplicateName`); `parent`, `self`, `all` and
@@ -321,7 +321,7 @@ export interface SpawnOptions {
 
 /** Options of `spawnAgent` / `ctx.spawnAgent` (the type is always `'sub_agent'`, so no `type`). */
 export interface SpawnAgentOptions {
-  /** The owning thread (non-empty). */
+  /** The owning thread: any string, `''` included. */
   thread: string;
   /** A name, as for {@link SpawnOptions.name}. */
   name?: string | null | undefined;
@@ -418,7 +418,8 @@ export declare function createTaskManager(options?: TaskManagerOptions): Promise
 /**
  * awaken's background task manager. Create it with {@link createTaskManager}. Every method throws
  * an `Error` once the manager is disposed; a wrong argument type is a `TypeError` naming the
- * argument and changes nothing.
+ * argument and changes nothing. A thread or task type is any string, `''` included (as in
+ * awaken); a string argument with a lone UTF-16 surrogate is a `TypeError`.
  */
 export declare class TaskManager {
   /** Use {@link createTaskManager}. */
@@ -475,7 +476,10 @@ export declare class TaskManager {
   /** Cancels the thread's live, non-terminal tasks; returns how many. */
   cancelAll(thread: string): number;
 
-  /** Takes the pending owner-inbox events in order: all of them, or only `thread`'s (the rest stay queued). */
+  /**
+   * Takes the pending owner-inbox events in order: all of them (no argument), or only `thread`'s
+   * (the rest stay queued); `drain('')` takes the empty thread's.
+   */
   drain(thread?: string): TaskEvent[];
 
   /**
@@ -484,7 +488,7 @@ export declare class TaskManager {
    */
   events(thread?: string): AsyncGenerator<TaskEvent, void, undefined>;
 
-  /** awaken's `background_task_state` value: one thread's tasks, or every thread's. */
+  /** awaken's `background_task_state` value: one thread's tasks (`''` is the empty thread), or every thread's (no argument). */
   snapshot(thread?: string): BackgroundTaskState;
 
   /**
@@ -550,7 +554,8 @@ export declare class TaskManager {
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Node only: one JSON file per thread (`<dir>/<encodeURIComponent(thread)>.json`), replaced
+ * Node only: one JSON file per thread (`<dir>/<encodeURIComponent(thread)>.json`; the empty
+ * thread's is `<dir>/.json`), replaced
  * atomically (temp file, fsync, rename): a crash mid-write leaves the previous snapshot readable.
  * In browsers the constructor throws; use {@link IndexedDbStore}.
  */

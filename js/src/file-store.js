@@ -20,9 +20,9 @@ export class FileStore {
     return this.#dir;
   }
 
-  /** The file a thread's snapshot lives in. */
+  /** The file a thread's snapshot lives in (the empty thread's is `.json`). */
   pathFor(thread) {
-    checkString(thread, 'thread', { nonEmpty: true });
+    checkString(thread, 'thread');
     return join(this.#dir, `${encodeURIComponent(thread)}.json`);
   }
 

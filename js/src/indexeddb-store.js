@@ -37,7 +37,7 @@ export class IndexedDbStore {
 
   /** Replaces the thread's snapshot in one transaction. */
   async save(thread, snapshot) {
-    checkString(thread, 'thread', { nonEmpty: true });
+    checkString(thread, 'thread');
     const db = await this.#open();
     const tx = db.transaction(this.#storeName, 'readwrite', { durability: this.#durability });
     const done = tx.done; // taken before any await: an early abort must not go unhandled
@@ -53,7 +53,7 @@ export class IndexedDbStore {
 
   /** The thread's snapshot, or null. */
   async load(thread) {
-    checkString(thread, 'thread', { nonEmpty: true });
+    checkString(thread, 'thread');
     const db = await this.#open();
     const value = await db.get(this.#storeName, thread);
     return value === undefined ? null : value;
@@ -65,7 +65,7 @@ export class IndexedDbStore {
   }
 
   async delete(thread) {
-    checkString(thread, 'thread', { nonEmpty: true });
+    checkString(thread, 'thread');
     const db = await this.#open();
     await db.delete(this.#storeName, thread);
   }

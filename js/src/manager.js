@@ -312,8 +312,9 @@ export class TaskManager {
     if (this.#disposed) throw new Error('TaskManager is disposed');
   }
 
+  // Any string is a thread, "" included (awaken's owner_thread_id is a plain string).
   #thread(value, name = 'thread') {
-    return checkString(value, name, { nonEmpty: true });
+    return checkString(value, name);
   }
 
   #id(value, name = 'id') {
@@ -341,7 +342,7 @@ export class TaskManager {
     const method = agent ? 'spawnAgent' : 'spawn';
     checkOptions(options, `${method} options`, agent ? AGENT_OPTIONS : SPAWN_OPTIONS);
     const thread = this.#thread(options.thread, 'options.thread');
-    const type = agent ? 'sub_agent' : checkString(options.type, 'options.type', { nonEmpty: true });
+    const type = agent ? 'sub_agent' : checkString(options.type, 'options.type');
     const hasName = options.name !== undefined && options.name !== null;
     const name = hasName ? checkString(options.name, 'options.name') : '';
     const description = options.description === undefined ? '' : checkString(options.description, 'options.description');

@@ -22,7 +22,7 @@ test('a wrong type is a TypeError naming the argument, and the manager state is 
   const LONE = 'a\uD800b';
   const cases = [
     ['number thread', () => mgr.spawn({ thread: 1, type: 'x' }, fn), /options\.thread/],
-    ['empty thread', () => mgr.spawn({ thread: '', type: 'x' }, fn), /options\.thread/],
+    ['missing thread', () => mgr.spawn({ type: 'x' }, fn), /options\.thread/],
     ['number type', () => mgr.spawn({ thread: 't', type: 2 }, fn), /options\.type/],
     ['number name', () => mgr.spawn({ thread: 't', type: 'x', name: 3 }, fn), /options\.name/],
     ['lone surrogate description', () => mgr.spawn({ thread: 't', type: 'x', description: LONE }, fn), /options\.description.*surrogate/],

@@ -151,5 +151,5 @@ test('bad arguments to FileStore are TypeErrors', async () => {
   assert.throws(() => new FileStore(''), (e) => e instanceof TypeError && /dir/.test(e.message));
   const store = new FileStore('/nonexistent-bgtasks-dir');
   await assert.rejects(store.save(7, { tasks: {} }), (e) => e instanceof TypeError && /thread/.test(e.message));
-  await assert.rejects(store.load(''), (e) => e instanceof TypeError && /thread/.test(e.message));
+  await assert.rejects(store.load(null), (e) => e instanceof TypeError && /thread/.test(e.message));
 });
