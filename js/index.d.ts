@@ -43,7 +43,10 @@ export interface TaskSummary {
   status: TaskStatus;
   /** When the task was spawned, in ms on the manager's clock. */
   created_at_ms: number;
-  /** Failed tasks: the error message (a thrown Error's `message`). */
+  /**
+   * Failed tasks: the error message (a thrown Error's `message`, its `name` when empty; a thrown
+   * string as it is; any other value as JSON). Always well-formed: a lone surrogate in it is U+FFFD.
+   */
   error?: string;
   /** Completed tasks: the JSON value the body resolved with (`null` for `undefined`). */
   result?: JsonValue;
@@ -335,8 +338,11 @@ export interface SpawnAgentOptions {
  * A task body: an (async) function of its context. Resolving completes the task with the value as
  * JSON, copied under the rules of a payload (see {@link TaskContext.emit}: a value JSON cannot
  * carry, nesting past 128 levels, text over 64 MiB or a lone surrogate fails it with that
- * `TypeError`'s message); throwing or rejecting fails it with the error's message. Once a cancel was requested, whatever it settles with is discarded and the task ends
- * `cancelled`.
+ * `TypeError`'s message); throwing or rejecting fails it with the error's message (a thrown
+ * string as it is, any other value as JSON), made well-formed rather than refused: each lone
+ * surrogate becomes U+FFFD, as `String.prototype.toWellFormed()` does, so the task still fails
+ * with its own text. Once a cancel was requested, whatever it settles with is discarded and the
+ * task ends `cancelled`.
  */
 export type TaskBody = (ctx: TaskContext) => unknown;
 

@@ -20,6 +20,7 @@ import {
   coreError,
   payloadValue,
   toJson,
+  toWellFormed,
 } from './errors.js';
 
 const MANAGER_OPTIONS = ['clock', 'now', 'retainFinished', 'agentInboxCapacity', 'agentInboxOverflow', 'ownerInboxCapacity', 'ownerInboxOverflow'];
@@ -77,14 +78,31 @@ function abortError(message = 'The task was cancelled') {
   return new DOMException(message, 'AbortError');
 }
 
-function errorMessage(e) {
-  if (e instanceof Error) return e.message || e.name;
-  if (typeof e === 'string') return e;
+// The error text of a task whose body threw `e`: an Error's message (its name when empty), a
+// string as it is, any other value as JSON (String() when JSON has none). Nobody can be handed a
+// TypeError here and the task must still fail, so the text is made well-formed instead of being
+// refused: a lone surrogate becomes U+FFFD. A getter or toString that throws leaves the value's tag.
+function failureText(e) {
+  let text;
   try {
-    return JSON.stringify(e) ?? String(e);
+    if (e instanceof Error) text = String(e.message || e.name);
+    else if (typeof e === 'string') text = e;
+    else {
+      try {
+        text = JSON.stringify(e);
+      } catch {
+        // BigInt, a cycle, a throwing toJSON: String() below
+      }
+      text ??= String(e);
+    }
   } catch {
-    return String(e);
+    try {
+      text = Object.prototype.toString.call(e);
+    } catch {
+      text = '[object Unknown]'; // a revoked Proxy
+    }
   }
+  return toWellFormed(text);
 }
 
 // One macrotask turn: every settled promise has delivered by then.
@@ -462,7 +480,7 @@ export class TaskManager {
         }
       }
     }
-    if (!ok) code = core.failTask(rec.h, this.#encodeText(errorMessage(value)), want);
+    if (!ok) code = core.failTask(rec.h, this.#encodeText(failureText(value)), want);
     void code; // TaskTerminated only if the core already settled it (cannot happen for a live body)
     this.#live.delete(id);
     if (rec.recvWaiters !== null) for (const wake of rec.recvWaiters.splice(0)) wake(null);
