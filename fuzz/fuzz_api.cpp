@@ -24,11 +24,31 @@
 // cancel, throw, spawn a child (ambient lineage), fail, call into the manager while they run
 // (cancel, settle, forget, retention), co_await manager.wait(id), or echo their sub-agent inbox. The
 // owner inbox's receiver may be dropped mid-run (events then reach the fallback).
+//
+// Re-entry (opcode bytes 232..254, see kReentryBase): user code the manager runs calls back into it.
+// Bodies and callbacks (on_task_end, on_cancel_requested, the owner inbox's fallback, the store's
+// commit hook, a body capture's destructor, the continuation of co_await wait(id)) forget, cancel,
+// cancel_tree, cancel_all, spawn, restore_json, run_until_idle (bodies only) or drop the manager.
+// The manager lives in a shared_ptr; the harness may hand its reference to a body's capture or
+// let a callback drop it, so the manager can die inside a poll, a finish or a hook. A call made
+// from user code is checked against live queries (the model's state is from before the step):
+// forget answers true iff the entry is terminal, cancel / cancel_tree / cancel_all count the
+// tasks whose body is live and whose entry is running (the task whose end is being reported is not
+// live), a spawn is refused only once the ids are exhausted; inside a commit hook the entry being
+// written is between two states, so there only consistency is checked (cancel true ⇒ the hook
+// fired ⇒ it ends cancelled; forget true ⇒ the entry is gone). A manager being destroyed refuses
+// spawns and cancels from its bodies' destructors. Once the manager is dead: every event drained
+// is well-formed, each task that ended has exactly one terminal event (a task whose end was being
+// reported when the manager died may have its event without on_task_end), no custom event is
+// lost, the store kept every terminal entry and holds no end the hooks did not report; then the
+// rest of the input runs against a fresh manager.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <map>
 #include <optional>
 #include <set>
@@ -47,6 +67,10 @@ using fuzz::Reader;
 namespace {
 
 constexpr std::size_t kMaxOps = 64;
+// Opcode bytes kReentryBase..254 are re-entrant operations; the others are byte % 24 (255 too:
+// the reproducers of earlier findings use it as take_agent_messages).
+constexpr std::uint8_t kReentryBase = 232;
+constexpr int kMaxGenerations = 4;  // managers per input (a dead one is replaced)
 const char* const kThreads[] = {"t1", "t2", ""};
 const char* const kTypes[] = {"shell", "http", "sub_agent"};
 const char* const kNames[] = {nullptr, "a", "b", "parent", "self", "all", "broadcast"};
@@ -84,6 +108,25 @@ struct Timer {
   bool fired = false;
 };
 
+// What user code does when it calls back into the manager.
+enum class Act { Forget, Cancel, CancelTree, CancelAll, SpawnHost, SpawnBody, Restore, Drop, RunIdle, kCount };
+const char* const kActNames[] = {"forget", "cancel", "cancel_tree", "cancel_all", "spawn_host",
+                                 "spawn(body)", "restore_json", "drop_manager", "run_until_idle"};
+struct Reentry {
+  Act act = Act::Forget;
+  std::string target;  // empty: the task at hand (the body itself, the task whose callback runs)
+  std::uint8_t arg = 0;
+};
+// Where the user code runs.
+enum class Where { Body, Dtor, End, Cancel, Fallback, Commit };
+const char* const kWhereNames[] = {"body", "capture dtor", "on_task_end", "on_cancel_requested", "fallback", "commit hook"};
+struct Armed {
+  Where where;
+  int shots;
+  std::vector<Reentry> acts;
+};
+enum class ReKind { Reenter, OwnsManager, CaptureDtor, WaitThen, kCount };
+
 class Model;
 Model* g_model = nullptr;  // for task bodies; one input at a time
 
@@ -102,9 +145,12 @@ bool tracing() {
 
 class Model {
  public:
-  explicit Model(const ManagerOptions& opts) : opts_(opts), h_(opts, /*with_inbox=*/false) {
+  explicit Model(const ManagerOptions& opts)
+      : opts_(opts), h_(opts, /*with_inbox=*/false, [this](BackgroundTaskManager* m) { destroy_manager(m); }) {
+    mgr_ = h_.manager.get();
+    weak_ = h_.manager;
     // The owner inbox, with a fallback that sees what is sent after the receiver is dropped.
-    auto [tx, rx] = inbox_channel_with_fallback([this](const json& m) { fallback_.push_back(m); });
+    auto [tx, rx] = inbox_channel_with_fallback([this](const json& m) { on_fallback(m); });
     h_.inbox.emplace(std::move(rx));
     h_.manager->set_owner_inbox(std::move(tx));
     ManagerHooks hooks;
@@ -112,21 +158,45 @@ class Model {
     hooks.on_task_end = [this](const TaskSummary& s) { on_task_end(s); };
     h_.manager->set_hooks(std::move(hooks));
   }
-  ~Model() { g_model = nullptr; }
+  ~Model() {
+    g_model = nullptr;  // capture destructors run by the manager's destructor do nothing now
+    hold_.reset();
+    h_.manager.reset();
+  }
 
-  void run(Reader& r);
+  // Runs operations until the input or kMaxOps ends (false) or the manager died (true: the caller
+  // continues with a fresh manager).
+  bool run(Reader& r, std::size_t& ops);
 
   // ---- used by bodies --------------------------------------------------------------------------
   std::int64_t next_seq() { return seq_++; }
   void body_emitted(const std::string& id) { tasks_.at(id).custom_sent++; }
   void record_spawn(const Result<TaskId>& id, const std::string& thread, Kind kind, BodyKind body,
                     std::optional<TaskStatus> expected, std::optional<json> result, std::optional<std::string> error);
-  BackgroundTaskManager& manager() { return *h_.manager; }
+  BackgroundTaskManager& manager() {
+    FUZZ_CHECK(mgr_ != nullptr, "the harness used a destroyed manager");
+    return *mgr_;
+  }
+  bool dead() const { return mgr_ == nullptr || dying_; }
   void meddle(const std::string& self, const std::string& target, int action);
+  void reenter(const std::string& at_hand, const std::vector<Reentry>& acts, Where where);
+  void dtor_reenter(const std::string& self, const std::vector<Reentry>& acts);
+  std::shared_ptr<BackgroundTaskManager> take_manager_ref(bool hand_off) {
+    return hand_off ? std::move(h_.manager) : h_.manager;
+  }
 
  private:
   void on_cancel_requested(const TaskId& id);
   void on_task_end(const TaskSummary& s);
+  void on_fallback(const json& m);
+  void fire(Where where, const std::string& at_hand);
+  void act(const std::string& at_hand, const Reentry& e, Where where);
+  bool live_now(const std::string& id);
+  void destroy_manager(BackgroundTaskManager* m);
+  void after_death();
+  std::vector<Reentry> read_acts(Reader& r, int n);
+  void op_spawn_reentrant(Reader& r);
+  void op_arm(Reader& r);
 
   // ---- operations ----
   void op_spawn(Reader& r, Kind kind);
@@ -149,7 +219,7 @@ class Model {
   void op_drain(Reader& r);
   void op_queries(Reader& r);
   void op_close_inbox();
-  void check_terminal_event(TaskRec& rec, EventKind kind, const json& data, const std::string& error, const json& shown);
+  void check_terminal_event(const std::string& id, TaskRec& rec, EventKind kind, const json& data, const std::string& error, const json& shown);
   void check_fallback();
 
   // ---- helpers ----
@@ -193,6 +263,20 @@ class Model {
   std::int64_t seq_ = 0;
   bool inbox_closed_ = false;
   std::vector<json> fallback_;  // owner-inbox events sent after the receiver was dropped
+
+  // ---- re-entry ----
+  BackgroundTaskManager* mgr_ = nullptr;  // null once destroyed
+  std::weak_ptr<BackgroundTaskManager> weak_;
+  std::shared_ptr<BackgroundTaskManager> hold_;  // the harness's own hold for one operation
+  bool dying_ = false;                            // the manager's destructor is running
+  int reentry_depth_ = 0;
+  std::optional<std::string> ending_;      // the task whose end is being reported (fallback, on_task_end)
+  std::optional<std::string> died_ending_;  // ending_ when the manager died
+  std::vector<Armed> armed_;
+  bool commit_hook_set_ = false;
+  // The commit hook re-enters only while the model checks answers that it cannot disturb: host
+  // settles and polls (spawn, forget and restore predict the counter and the entries exactly).
+  bool commit_reentry_ = false;
 };
 
 // ---- bodies ---------------------------------------------------------------------------------------
@@ -230,6 +314,7 @@ Co<TaskResult> body_spawn_child(TaskContext ctx, std::string thread) {
   // A host child spawned from inside the body: the ambient parent is this task (DECISIONS §6).
   auto child = g_model->manager().spawn_host(thread, "shell", std::nullopt, "child", {});
   g_model->record_spawn(child, thread, Kind::Host, BodyKind::Value, std::nullopt, std::nullopt, std::nullopt);
+  if (g_model->dead()) co_return TaskResult::success(nullptr);  // a commit hook dropped the manager
   if (child.ok()) {
     auto s = g_model->manager().get(*child);
     FUZZ_CHECK(s && s->parent_context.task_id == ctx.task_id(), "ambient parent of a child spawned in a body");
@@ -262,6 +347,50 @@ Co<TaskResult> agent_body(AgentTaskContext ctx) {
     if (ctx.emit("fz", json{{"seq", seq}, {"m", *m}})) g_model->body_emitted(ctx.task_id());
   }
   co_return TaskResult::success(json("agent done"));  // only after a cancel: discarded
+}
+
+// A body that calls back into the manager from its step (run_until_idle among the calls).
+Co<TaskResult> body_reenter(TaskContext ctx, std::vector<Reentry> acts) {
+  co_await yield_now();
+  g_model->reenter(ctx.task_id(), acts, Where::Body);
+  co_return TaskResult::success(json{{"k", 6}});  // the manager may be gone: touch nothing
+}
+
+// A body whose capture holds a reference to its manager (the last one once the harness handed
+// its own over): the manager dies when the body's frame is destroyed, inside its finish.
+Co<TaskResult> body_owns_manager(TaskContext ctx, int yields, bool emit) {
+  for (int i = 0; i < yields; ++i) co_await yield_now();
+  if (emit) body_emit(ctx);
+  co_return TaskResult::success(json{{"k", 7}});
+}
+
+// A capture whose destructor calls back into the manager: at the body's end (inside the
+// manager's finished(), before the completion commit) or while the manager is destroyed.
+struct DtorReentry {
+  std::shared_ptr<std::string> self;  // the task id, known once spawn returned
+  std::vector<Reentry> acts;
+  bool armed = true;
+  DtorReentry(std::shared_ptr<std::string> s, std::vector<Reentry> a) : self(std::move(s)), acts(std::move(a)) {}
+  DtorReentry(DtorReentry&& o) noexcept : self(std::move(o.self)), acts(std::move(o.acts)), armed(std::exchange(o.armed, false)) {}
+  DtorReentry(const DtorReentry&) = delete;
+  DtorReentry& operator=(const DtorReentry&) = delete;
+  DtorReentry& operator=(DtorReentry&&) = delete;
+  ~DtorReentry() {
+    if (armed && g_model && self && !self->empty()) g_model->dtor_reenter(*self, acts);
+  }
+};
+
+Co<TaskResult> body_with_capture(TaskContext) {
+  co_await yield_now();
+  co_return TaskResult::success(json{{"k", 8}});
+}
+
+// co_await manager.wait(target), then call back into the manager from the continuation.
+Co<TaskResult> body_wait_then(TaskContext ctx, std::string target, std::vector<Reentry> acts) {
+  auto s = co_await g_model->manager().wait(target);
+  FUZZ_CHECK(!s || is_terminal(s->status), ctx.task_id() + " waited for " + target + " and got a running summary");
+  g_model->reenter(ctx.task_id(), acts, Where::Body);
+  co_return TaskResult::success(json{{"k", 9}});
 }
 
 // ---- helpers --------------------------------------------------------------------------------------
@@ -353,6 +482,9 @@ void Model::on_cancel_requested(const TaskId& id) {
   FUZZ_CHECK(!it->second.cancel_hooked, "on_cancel_requested twice for " + id);
   FUZZ_CHECK(!it->second.ended, "on_cancel_requested after the end of " + id);
   it->second.cancel_hooked = true;
+  // A cancel made by user code: the acting code checked its answer; the model learns it here.
+  if (reentry_depth_ > 0) it->second.cancel_true = true;
+  fire(Where::Cancel, id);
 }
 
 void Model::on_task_end(const TaskSummary& s) {
@@ -364,6 +496,16 @@ void Model::on_task_end(const TaskSummary& s) {
   rec.end_summary = s;
   rec.agent_pending.clear();  // a finished host sub-agent's inbox is closed
   TRACE("  ended %s", dump(to_json(s)).c_str());
+  struct Fire {
+    Model* m;
+    std::string id;
+    ~Fire() {
+      const auto prev = m->ending_;
+      m->ending_ = id;
+      m->fire(Where::End, id);
+      m->ending_ = prev;
+    }
+  } fire_after_checks{this, s.task_id};
   FUZZ_CHECK(s.completed_at_ms == h_.clock.now_ms(), "completed_at_ms is not the end time");
   // DECISIONS §1: cancel said true (the hook fired) → cancelled, whatever the body or host reported.
   if (rec.cancel_hooked) {
@@ -386,6 +528,7 @@ void Model::meddle(const std::string& self, const std::string& target, int actio
   switch (action % 6) {
     case 0: {
       const bool got = manager().cancel(target);
+      if (dead()) return;
       FUZZ_CHECK(got == is_live, self + " cancel(" + target + ") answered " + (got ? "true" : "false"));
       break;
     }
@@ -396,12 +539,14 @@ void Model::meddle(const std::string& self, const std::string& target, int actio
         rec.expected_result = json{{"settled_by", self}};
       }
       auto got = manager().complete(target, json{{"settled_by", self}});
+      if (dead()) return;
       FUZZ_CHECK(got.ok() == (host && is_live), self + " complete(" + target + ")");
       break;
     }
     case 2: {
       const bool want = cur && is_terminal(cur->status);
       const bool got = manager().forget(target);
+      if (dead()) return;
       FUZZ_CHECK(got == want, self + " forget(" + target + ") answered " + (got ? "true" : "false"));
       break;
     }
@@ -412,9 +557,251 @@ void Model::meddle(const std::string& self, const std::string& target, int actio
       break;
     default: (void)manager().cancel_all(tasks_.at(self).thread); break;
   }
+  if (dead()) return;
   // Whatever said true is a cancel request: the model learns it from the manager.
   for (auto& [id, rec] : tasks_)
     if (!rec.gone && manager().is_cancel_requested(id)) rec.cancel_true = true;
+}
+
+// ---- re-entry: user code calling back into the manager ---------------------------------------------
+void Model::on_fallback(const json& m) {
+  fallback_.push_back(m);
+  const std::string id = m.is_object() && m.contains("task_id") && m["task_id"].is_string() ? m["task_id"].get<std::string>() : "";
+  const bool terminal = m.is_object() && m.value("kind", std::string()) != "custom";
+  const auto prev = ending_;
+  if (terminal) ending_ = id;  // the fallback of a terminal event runs inside that task's finish
+  fire(Where::Fallback, id);
+  ending_ = prev;
+}
+
+// Runs the armed re-entries for a callback (one level of callbacks inside re-entrant calls).
+void Model::fire(Where where, const std::string& at_hand) {
+  if (reentry_depth_ >= 2 || dead()) return;
+  for (std::size_t i = 0; i < armed_.size() && !dead(); ++i) {
+    if (armed_[i].where != where || armed_[i].shots <= 0) continue;
+    armed_[i].shots--;
+    const std::vector<Reentry> acts = armed_[i].acts;
+    reenter(at_hand, acts, where);
+  }
+}
+
+void Model::reenter(const std::string& at_hand, const std::vector<Reentry>& acts, Where where) {
+  if (dead()) return;
+  ++reentry_depth_;
+  for (const Reentry& e : acts) {
+    if (dead()) break;
+    act(at_hand, e, where);
+  }
+  --reentry_depth_;
+}
+
+// A capture's destructor: at the body's end, or while the manager is being destroyed (then a
+// spawn must be refused and a cancel answer false: no body of that manager will ever run again).
+void Model::dtor_reenter(const std::string& self, const std::vector<Reentry>& acts) {
+  if (!mgr_) return;
+  if (dying_) {
+    ++reentry_depth_;
+    auto id = manager().spawn_host("t1", "shell", std::nullopt, "from a dtor", {});
+    FUZZ_CHECK(!id.ok(), "spawn inside the manager's destructor returned " + *id);
+    FUZZ_CHECK(!manager().cancel(self), "cancel(" + self + ") inside the manager's destructor said true");
+    --reentry_depth_;
+    return;
+  }
+  reenter(self, acts, Where::Dtor);
+}
+
+// Its body is live and its entry running (the task whose end is being reported is neither).
+bool Model::live_now(const std::string& id) {
+  if (!in_handles(id) || ending_ == id) return false;
+  auto s = manager().get(id);
+  return s && s->status == TaskStatus::Running;
+}
+
+void Model::act(const std::string& at_hand, const Reentry& e, Where where) {
+  const std::string target = e.target.empty() ? at_hand : e.target;
+  // In a commit hook the entry being written is between two states: consistency only.
+  const bool exact = where != Where::Commit;
+  const std::string who = std::string(kWhereNames[static_cast<int>(where)]) + " of " + at_hand + ": " +
+                          kActNames[static_cast<int>(e.act)] + "(" + target + ")";
+  TRACE("  re-enter from %s", who.c_str());
+  auto thread_of = [&](const std::string& id) {
+    return in_handles(id) ? tasks_.at(id).thread : std::string(kThreads[e.arg % std::size(kThreads)]);
+  };
+  switch (e.act) {
+    case Act::Forget: {
+      const auto before = manager().get(target);
+      const bool want = before && is_terminal(before->status);
+      const bool got = manager().forget(target);
+      if (dead()) return;
+      if (exact) FUZZ_CHECK(got == want, who + " answered " + (got ? "true" : "false"));
+      const bool now = manager().get(target).has_value();
+      FUZZ_CHECK(got ? !now : now == before.has_value(), who + ": entry " + (now ? "present" : "absent") + " after");
+      break;
+    }
+    case Act::Cancel: {
+      const bool want = live_now(target);
+      const bool got = manager().cancel(target);
+      if (dead()) return;
+      if (exact) FUZZ_CHECK(got == want, who + " answered " + (got ? "true" : "false"));
+      if (got) FUZZ_CHECK(tasks_.count(target) && tasks_.at(target).cancel_hooked, who + " said true without the hook");
+      break;
+    }
+    case Act::CancelTree: {
+      std::size_t want = 0;
+      const auto snap = manager().persisted_snapshot();
+      if (snap.tasks.count(target)) {
+        std::map<std::string, std::vector<std::string>> children;
+        for (const auto& [id, m] : snap.tasks)
+          if (m.parent_context.task_id) children[m.parent_context.task_id->str()].push_back(id);
+        std::set<std::string> seen;
+        std::vector<std::string> stack{target};
+        while (!stack.empty()) {
+          std::string cur = stack.back();
+          stack.pop_back();
+          if (!seen.insert(cur).second) continue;
+          want += live_now(cur);
+          for (const auto& c : children[cur]) stack.push_back(c);
+        }
+      }
+      const std::size_t got = manager().cancel_tree(target);
+      if (dead()) return;
+      if (exact) FUZZ_CHECK(got == want, who + " = " + str(got) + ", want " + str(want));
+      break;
+    }
+    case Act::CancelAll: {
+      const std::string thread = thread_of(at_hand);
+      std::size_t want = 0;
+      for (const auto& [id, rec] : tasks_)
+        if (rec.thread == thread && live_now(id)) ++want;
+      const std::size_t got = manager().cancel_all(thread);
+      if (dead()) return;
+      if (exact) FUZZ_CHECK(got == want, who + " on '" + thread + "' = " + str(got) + ", want " + str(want));
+      break;
+    }
+    case Act::SpawnHost:
+    case Act::SpawnBody: {
+      const std::string thread = kThreads[e.arg % std::size(kThreads)];
+      const bool exhausted = manager().ids_exhausted();
+      const bool body = e.act == Act::SpawnBody;
+      auto id = body ? manager().spawn(thread, "shell", std::nullopt, "re-entrant", {}, body_value)
+                     : manager().spawn_host(thread, "shell", std::nullopt, "re-entrant", {});
+      if (dead()) return;
+      if (exact) FUZZ_CHECK(id.ok() == !exhausted, who + ": " + (id.ok() ? *id : id.error().message));
+      if (body)
+        record_spawn(id, thread, Kind::Body, BodyKind::Value, TaskStatus::Completed, json{{"k", 0}}, std::nullopt);
+      else
+        record_spawn(id, thread, Kind::Host, BodyKind::Value, std::nullopt, std::nullopt, std::nullopt);
+      break;
+    }
+    case Act::Restore: {
+      std::string text = saved_.empty()
+                             ? std::string(R"({"tasks":{"bg_999":{"task_id":"bg_999","task_type":"shell","description":"r",)"
+                                           R"("status":"running","created_at_ms":1},"custom-id":{"task_id":"custom-id",)"
+                                           R"("task_type":"shell","description":"r","status":"completed","created_at_ms":2}}})")
+                             : saved_[e.arg % saved_.size()];
+      const std::string thread = thread_of(at_hand);
+      auto snap = parse_snapshot(text);
+      FUZZ_CHECK(snap.ok(), "re-entrant restore text does not parse");
+      const auto before = manager().persisted_snapshot();
+      const std::uint64_t counter = manager().next_task_number();
+      auto got = manager().restore_json(thread, text);
+      if (dead()) return;
+      if (exact) check_restore_result(thread, *snap, before, counter, got);
+      else FUZZ_CHECK(got.ok(), who + " failed: " + got.error().message);
+      break;
+    }
+    case Act::Drop:
+      h_.manager.reset();  // the last reference unless a body or the harness's hold has one
+      break;
+    case Act::RunIdle:
+      if (where == Where::Body) h_.exec.run_until_idle();  // a poll nested in this body's step
+      break;
+    case Act::kCount: break;
+  }
+}
+
+void Model::destroy_manager(BackgroundTaskManager* m) {
+  TRACE("  manager destroyed%s%s", ending_ ? " while ending " : "", ending_ ? ending_->c_str() : "");
+  died_ending_ = ending_;
+  dying_ = true;
+  delete m;
+  dying_ = false;
+  mgr_ = nullptr;
+}
+
+std::vector<Reentry> Model::read_acts(Reader& r, int n) {
+  std::vector<Reentry> acts;
+  for (int i = 0; i < n; ++i) {
+    Reentry e;
+    const std::uint8_t b = r.u8();
+    e.act = static_cast<Act>((b & 0x7f) % static_cast<int>(Act::kCount));
+    if (b & 0x80) e.target = ref(r);
+    e.arg = r.u8();
+    acts.push_back(std::move(e));
+  }
+  return acts;
+}
+
+void Model::op_spawn_reentrant(Reader& r) {
+  const std::string thread = kThreads[r.u8() % std::size(kThreads)];
+  const auto kind = static_cast<ReKind>(r.u8() % static_cast<int>(ReKind::kCount));
+  const std::uint8_t flags = r.u8();
+  const std::vector<Reentry> acts = read_acts(r, 1 + (flags & 1));
+  Result<TaskId> id = errors::invalid_argument("not spawned");
+  json want;
+  switch (kind) {
+    case ReKind::Reenter:
+      want = json{{"k", 6}};
+      id = manager().spawn(thread, "shell", std::nullopt, "reenter", {},
+                           [acts](TaskContext ctx) { return body_reenter(std::move(ctx), acts); });
+      break;
+    case ReKind::OwnsManager: {
+      // flags & 2: hand the harness's reference over (the body's capture is then the last one).
+      want = json{{"k", 7}};
+      auto keep = take_manager_ref(flags & 2);
+      const int yields = (flags >> 2) % 4;
+      const bool emit = flags & 16;
+      id = manager().spawn(thread, "shell", std::nullopt, "owner", {}, [keep, yields, emit](TaskContext ctx) {
+        return body_owns_manager(std::move(ctx), yields, emit);
+      });
+      break;
+    }
+    case ReKind::CaptureDtor: {
+      want = json{{"k", 8}};
+      auto self = std::make_shared<std::string>();
+      id = manager().spawn(thread, "shell", std::nullopt, "capture", {},
+                           [g = DtorReentry(self, acts)](TaskContext ctx) { return body_with_capture(std::move(ctx)); });
+      if (id.ok()) *self = *id;
+      break;
+    }
+    default: {
+      want = json{{"k", 9}};
+      const std::string target = ref(r);
+      id = manager().spawn(thread, "shell", std::nullopt, "wait_then", {}, [target, acts](TaskContext ctx) {
+        return body_wait_then(std::move(ctx), target, acts);
+      });
+      break;
+    }
+  }
+  if (manager().ids_exhausted() && !id.ok()) return;
+  FUZZ_CHECK(id.ok(), "re-entrant body spawn refused: " + id.error().message);
+  record_spawn(id, thread, Kind::Body, BodyKind::Value, TaskStatus::Completed, want, std::nullopt);
+}
+
+void Model::op_arm(Reader& r) {
+  const std::uint8_t b = r.u8();
+  const Where wheres[] = {Where::End, Where::Cancel, Where::Fallback, Where::Commit};
+  Armed a{wheres[b % 4], 1 + (b >> 2) % 3, read_acts(r, 1 + ((b >> 4) & 1))};
+  if (b & 0x80) armed_.clear();
+  if (armed_.size() >= 4) armed_.erase(armed_.begin());
+  if (a.where == Where::Commit && !commit_hook_set_) {
+    commit_hook_set_ = true;
+    h_.store->set_commit_hook([this](const std::vector<std::string_view>&) -> Result<void> {
+      if (commit_reentry_ || reentry_depth_ > 0) fire(Where::Commit, order_.empty() ? std::string("bg_0") : order_.back());
+      return {};
+    });
+  }
+  armed_.push_back(std::move(a));
 }
 
 // ---- operations -----------------------------------------------------------------------------------
@@ -576,6 +963,7 @@ void Model::op_complete(Reader& r, bool fail) {
     else rec.expected_result = v;
   }
   Result<void> got = fail ? manager().fail(id, msg) : manager().complete(id, v);
+  if (dead()) return;  // a callback dropped the last reference (the unheld variant)
   if (want) {
     FUZZ_CHECK(!got.ok() && got.error().code == *want,
                "settle " + id + ": want " + errc_name(*want) + ", got " + (got.ok() ? "ok" : got.error().message));
@@ -608,6 +996,10 @@ void Model::op_cancel(Reader& r) {
   const std::string id = ref(r);
   const bool want = live(id);
   const bool got = manager().cancel(id);
+  if (dead()) {
+    if (got) tasks_.at(id).cancel_true = true;
+    return;
+  }
   FUZZ_CHECK(got == want, "cancel " + id + " answered " + (got ? "true" : "false"));
   if (got) {
     tasks_.at(id).cancel_true = true;
@@ -897,13 +1289,14 @@ void Model::check_events(const std::vector<Event>& events, const std::string* th
       rec.custom_seen++;
       continue;
     }
-    check_terminal_event(rec, ev.kind, ev.data, ev.error, ev.to_json());
+    check_terminal_event(ev.task_id, rec, ev.kind, ev.data, ev.error, ev.to_json());
   }
 }
 
-void Model::check_terminal_event(TaskRec& rec, EventKind kind, const json& data, const std::string& error,
-                                 const json& shown) {
+void Model::check_terminal_event(const std::string& id, TaskRec& rec, EventKind kind, const json& data,
+                                 const std::string& error, const json& shown) {
   rec.terminal_events++;
+  if (!rec.ended && died_ending_ == id) return;  // the manager died while reporting this end
   FUZZ_CHECK(rec.ended && rec.end_summary, "terminal event before the end: " + show(shown));
   const TaskSummary& end = *rec.end_summary;
   const EventKind want = end.status == TaskStatus::Completed ? EventKind::Completed
@@ -928,7 +1321,7 @@ void Model::check_fallback() {
     if (kind == "custom") continue;  // emit answered false for it
     const EventKind k = kind == "completed" ? EventKind::Completed : kind == "failed" ? EventKind::Failed : EventKind::Cancelled;
     FUZZ_CHECK(kind == "completed" || kind == "failed" || kind == "cancelled", "fallback kind " + show(m));
-    check_terminal_event(it->second, k, m.value("result", json()), m.value("error", std::string()), m);
+    check_terminal_event(it->first, it->second, k, m.value("result", json()), m.value("error", std::string()), m);
   }
   fallback_.clear();
 }
@@ -1059,9 +1452,41 @@ void Model::check_step(bool full) {
 
 }
 
+// The manager is gone (destroyed by user code it ran, or by the harness dropping its reference).
+void Model::after_death() {
+  TRACE("  after the manager's death");
+  check_fallback();
+  check_events(h_.inbox->drain_events(), nullptr);
+  for (const auto& [id, rec] : tasks_) {
+    const int want = rec.ended ? 1 : died_ending_ == id ? rec.terminal_events : 0;  // 0 or 1 for the latter
+    FUZZ_CHECK(rec.terminal_events == want && want <= 1,
+               id + ": " + str(rec.terminal_events) + " terminal events, ended=" + (rec.ended ? "yes" : "no"));
+    FUZZ_CHECK(rec.custom_seen == rec.custom_sent,
+               id + ": " + str(rec.custom_sent) + " custom events sent, " + str(rec.custom_seen) + " drained");
+  }
+  // The store outlives the manager: terminal entries unchanged, ends as the hooks reported them,
+  // nothing ended that on_task_end did not see (the destructor commits nothing).
+  const auto* state = h_.store->peek<BackgroundTaskStateKey>();
+  if (!state) return;
+  for (const auto& [id, m] : state->tasks) {
+    if (auto t = terminal_.find(id); t != terminal_.end())
+      FUZZ_CHECK(m == t->second, "terminal entry changed: " + show(t->second) + " -> " + show(m));
+    auto it = tasks_.find(id);
+    if (it == tasks_.end() || it->second.gone || terminal_.count(id)) continue;
+    const TaskRec& rec = it->second;
+    if (!is_terminal(m.status)) continue;
+    FUZZ_CHECK(rec.ended && rec.end_summary, "terminal in the store without on_task_end: " + show(m));
+    FUZZ_CHECK(m.to_summary() == *rec.end_summary, "stored end " + show(m) + " differs from on_task_end's");
+  }
+  fuzz::check_restore_stable(dump(to_json(*state)));
+}
+
 void Model::finish() {
   // Let everything that can run, run; then every event must be accounted for.
+  commit_reentry_ = true;
   h_.exec.run_until_idle();
+  commit_reentry_ = false;
+  if (dead()) return after_death();
   check_step(/*full=*/true);
   check_events(h_.inbox->drain_events(), nullptr);
   for (const auto& [id, rec] : tasks_) {
@@ -1079,7 +1504,7 @@ void Model::finish() {
   }
 }
 
-void Model::run(Reader& r) {
+bool Model::run(Reader& r, std::size_t& ops) {
   g_model = this;
   check_step();
   static const char* const names[24] = {
@@ -1087,11 +1512,30 @@ void Model::run(Reader& r) {
       "emit",   "cancel",  "cancel",            "cancel_tree",   "cancel_all",  "cancel_descendants_for_run",
       "send",   "take_agent_messages",          "arm_host_timer", "advance",    "snapshot(save)", "restore(saved)",
       "restore(crafted)", "forget/retain/close_inbox", "drain", "queries"};
-  for (std::size_t i = 0; i < kMaxOps && !r.empty(); ++i) {
-    const std::uint8_t op = r.u8() % 24;
-    TRACE("op %zu: %s (next id bg_%llu, now %llu)", i, names[op],
+  static const char* const reentry_names[8] = {
+      "spawn(re-entrant body)", "spawn(re-entrant body)", "arm callback", "arm callback",
+      "drop the harness's reference", "complete/fail (unheld)", "cancel (unheld)", "disarm"};
+  for (; ops < kMaxOps && !r.empty(); ++ops) {
+    const std::uint8_t byte = r.u8();
+    const std::uint8_t op = byte % 24;
+    const int sub = byte >= kReentryBase && byte != 255 ? (byte - kReentryBase) % 8 : -1;
+    TRACE("op %zu: %s (next id bg_%llu, now %llu)", ops, sub >= 0 ? reentry_names[sub] : names[op],
           static_cast<unsigned long long>(manager().next_task_number()), static_cast<unsigned long long>(h_.clock.now_ms()));
-    switch (op) {
+    // The harness holds the manager for each operation, except those through which user code may
+    // drop the last reference: polls, and the unheld settle and cancel.
+    const bool unheld = sub >= 0 ? (sub == 5 || sub == 6) : op == 17;
+    if (!unheld) hold_ = weak_.lock();
+    commit_reentry_ = sub == 5 || (sub < 0 && (op == 5 || op == 6 || op == 7 || op == 17));
+    if (sub >= 0) {
+      switch (sub) {
+        case 0: case 1: op_spawn_reentrant(r); break;
+        case 2: case 3: op_arm(r); break;
+        case 4: h_.manager.reset(); break;
+        case 5: op_complete(r, r.u8() & 1); break;
+        case 6: op_cancel(r); break;
+        default: armed_.clear(); break;
+      }
+    } else switch (op) {
       case 0: case 1: op_spawn(r, Kind::Host); break;
       case 2: op_spawn(r, Kind::HostAgent); break;
       case 3: case 4: op_spawn_body(r); break;
@@ -1119,9 +1563,17 @@ void Model::run(Reader& r) {
       case 22: op_drain(r); break;
       default: op_queries(r); break;
     }
+    commit_reentry_ = false;
+    hold_.reset();  // the manager dies here if user code dropped every other reference
+    if (dead()) {
+      ++ops;
+      after_death();
+      return true;
+    }
     check_step();
   }
   finish();
+  return false;
 }
 
 }  // namespace
@@ -1133,7 +1585,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (o & 0x07) opts.retain_finished = (o & 0x07) - 1;  // 0..6
   opts.agent_inbox.capacity = (o >> 3) & 0x03;          // 0 = unbounded
   opts.agent_inbox.overflow = (o & 0x20) ? OverflowPolicy::DropOldest : OverflowPolicy::Reject;
-  Model model(opts);
-  model.run(r);
+  std::size_t ops = 0;
+  for (int generation = 0; generation < kMaxGenerations; ++generation) {
+    Model model(opts);
+    if (!model.run(r, ops) || r.empty() || ops >= kMaxOps) break;
+    TRACE("-- a fresh manager");
+  }
   return 0;
 }

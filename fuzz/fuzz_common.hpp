@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,8 +56,15 @@ struct Harness {
     auto reg = store->register_keys({KeyRegistration::of<BackgroundTaskStateKey>("background_tasks")});
     FUZZ_CHECK(reg.ok(), "register_keys failed");
   }
-  explicit Harness(ManagerOptions options = {}, bool with_inbox = true) {
-    manager = std::make_shared<BackgroundTaskManager>(exec, std::move(options));
+  // `deleter`: destroys the manager when its last owner lets go (fuzz_api learns so when the
+  // manager dies, wherever that happens).
+  explicit Harness(ManagerOptions options = {}, bool with_inbox = true,
+                   std::function<void(BackgroundTaskManager*)> deleter = {}) {
+    if (deleter)
+      manager = std::shared_ptr<BackgroundTaskManager>(new BackgroundTaskManager(exec, std::move(options)),
+                                                       std::move(deleter));
+    else
+      manager = std::make_shared<BackgroundTaskManager>(exec, std::move(options));
     if (with_inbox) {
       auto [tx, rx] = inbox_channel();
       inbox.emplace(std::move(rx));

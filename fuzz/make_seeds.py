@@ -139,6 +139,46 @@ seqs = {
     "inbox_closed": opts() + spawn() + spawn() + [EMIT, 0, *V_INT, FORGET_RETAIN, 3] + complete(0) + [EMIT, 1, *V_INT]
     + [CANCEL, 1] + complete(1) + body(VALUE) + advance(0),
 }
+# Re-entrant operations (opcode bytes 232..254, fuzz_api.cpp's kReentryBase): 232 spawns a body that
+# calls back into the manager, 234 arms a callback, 236 drops the harness's reference, 237 / 238
+# settle / cancel without the harness holding the manager, 239 disarms.
+RE_BODY, RE_ARM, RE_DROP, RE_COMPLETE, RE_CANCEL, RE_DISARM = 232, 234, 236, 237, 238, 239
+# acts (first byte % 9; | 0x80 names a target by ref, else the task at hand), then an argument byte
+FORGET, CANCEL_A, CANCEL_TREE_A, CANCEL_ALL_A, SPAWN_HOST_A, SPAWN_BODY_A, RESTORE_A, DROP_A, RUN_IDLE_A = range(9)
+RE_REENTER, RE_OWNS, RE_DTOR, RE_WAIT_THEN = range(4)
+AT_END, AT_CANCEL, AT_FALLBACK, AT_COMMIT = range(4)
+
+
+def act(a, ref=None, arg=0):
+    return [a | 0x80, ref, arg] if ref is not None else [a, arg]
+
+
+def re_body(kind, acts, thread=T1, flags=0, target=None):
+    # flags: 1 two acts; 2 hand the harness's reference to the body (OwnsManager); 4..12 yields; 16 emit
+    return [RE_BODY, thread, kind, flags | (1 if len(acts) > 1 else 0), *sum(acts, [])] + ([target] if target is not None else [])
+
+
+def arm(where, acts, shots=1):
+    return [RE_ARM, where | ((shots - 1) << 2) | (0x10 if len(acts) > 1 else 0), *sum(acts, [])]
+
+
+seqs.update({
+    # bodies calling back: cancel_all, spawn, run_until_idle, restore; a body sharing its manager
+    "reentry_bodies": opts() + spawn() + [SAVE, 3] + re_body(RE_REENTER, [act(CANCEL_ALL_A), act(SPAWN_HOST_A)])
+    + re_body(RE_REENTER, [act(RUN_IDLE_A), act(RESTORE_A)]) + body(VALUE) + re_body(RE_OWNS, [act(FORGET)], flags=4 | 16)
+    + re_body(RE_DTOR, [act(CANCEL_A), act(SPAWN_BODY_A)]) + re_body(RE_WAIT_THEN, [act(FORGET, 0)], target=0)
+    + advance(0) + complete(0) + advance(0) + [DRAIN, 3],
+    # callbacks calling back: on_task_end forgets and spawns, on_cancel_requested cancels the tree,
+    # the fallback (receiver dropped) forgets another task, a commit hook cancels and restores
+    "reentry_callbacks": opts() + spawn() + spawn() + complete(1) + arm(AT_END, [act(FORGET), act(SPAWN_BODY_A)])
+    + arm(AT_CANCEL, [act(CANCEL_TREE_A, 0)]) + [CANCEL, 0] + complete(0) + [FORGET_RETAIN, 3]
+    + arm(AT_FALLBACK, [act(FORGET, 1)]) + spawn() + [RE_COMPLETE, 0, 3, *V_INT] + arm(AT_COMMIT, [act(CANCEL_A), act(RESTORE_A)])
+    + body(VALUE) + advance(0) + [RE_DISARM, DRAIN, 3],
+    # the harness drops its reference while tasks live; the rest runs against a fresh manager
+    "reentry_drop": opts() + spawn() + body(SLEEP_EMIT) + body(WAIT_CANCEL) + [RE_DROP]
+    + spawn() + complete(0) + [DRAIN, 3],
+})
+
 for name, seq in seqs.items():
     put("fuzz_api", bytes(b & 0xFF for b in seq), "seed-" + name)
 
