@@ -1,5 +1,7 @@
 #include "bgtasks/tool.hpp"
 
+#include <utility>
+
 #include "bgtasks/lineage.hpp"
 #include "bgtasks/manager.hpp"
 
@@ -25,6 +27,39 @@ ToolResult execute_tool(const Tool& tool, const json& args, const ToolCallContex
 }
 
 namespace {
+// The code point starting at s[i] and its length in bytes; length 0 when the bytes there are not
+// valid UTF-8 (overlong forms, surrogates and values past U+10FFFF included).
+std::pair<char32_t, std::size_t> decode_utf8(std::string_view s, std::size_t i) noexcept {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char b0 = byte(i);
+  if (b0 < 0x80) return {b0, 1};
+  std::size_t len;
+  char32_t cp;
+  char32_t min;
+  if ((b0 & 0xE0) == 0xC0) {
+    len = 2, cp = b0 & 0x1F, min = 0x80;
+  } else if ((b0 & 0xF0) == 0xE0) {
+    len = 3, cp = b0 & 0x0F, min = 0x800;
+  } else if ((b0 & 0xF8) == 0xF0) {
+    len = 4, cp = b0 & 0x07, min = 0x10000;
+  } else {
+    return {0, 0};
+  }
+  if (s.size() - i < len) return {0, 0};
+  for (std::size_t k = 1; k < len; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return {0, 0};
+    cp = (cp << 6) | (byte(i + k) & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return {0, 0};
+  return {cp, len};
+}
+
+// Unicode's White_Space property (what Rust's char::is_whitespace tests).
+bool is_white_space(char32_t c) noexcept {
+  return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
 const json& member(const json& j, const char* key) {
   static const json null_value;
   if (!j.is_object()) return null_value;
@@ -38,6 +73,22 @@ json receipt(const std::string& root, std::size_t count) {
   return json{{"status", "accepted"}, {"root_task_id", root}, {"cancelled_count", count}};
 }
 }  // namespace
+
+std::string_view trim_white_space(std::string_view s) noexcept {
+  // One pass: where the first code point that is not white space starts, and where the last ends.
+  std::size_t begin = s.size(), end = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    auto [cp, len] = decode_utf8(s, i);
+    const bool blank = len != 0 && is_white_space(cp);
+    if (len == 0) len = 1;  // an invalid byte is kept as it is
+    if (!blank) {
+      if (begin == s.size()) begin = i;
+      end = i + len;
+    }
+    i += len;
+  }
+  return begin < end ? s.substr(begin, end - begin) : std::string_view();
+}
 
 ToolDescriptor CancelTaskTool::descriptor() const {
   static const json parameters = json::parse(R"({"type":"object","properties":{"target":{"oneOf":[
@@ -70,7 +121,7 @@ std::variant<ToolResult, ToolError> CancelTaskTool::execute(const json& args, co
   std::optional<std::string> run;
   if (!task && ctx.cancellation_token) {
     const auto& id = ctx.run_identity.run_id;
-    if (id.find_first_not_of(" \t\n\r\f\v") != std::string::npos) run = id;
+    if (!trim_white_space(id).empty()) run = id;  // the run keeps its id untrimmed, as in awaken
   }
   const json& target = member(args, "target");
   const json& relation = member(target, "relation");

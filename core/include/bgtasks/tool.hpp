@@ -16,6 +16,10 @@ namespace bgtasks {
 
 class BackgroundTaskManager;
 
+// Rust's str::trim: `s` without leading and trailing Unicode White_Space, read as UTF-8. A byte
+// that does not start a valid UTF-8 sequence is kept (it is not white space).
+std::string_view trim_white_space(std::string_view s) noexcept;
+
 struct RunIdentity {
   std::string thread_id;
   std::string run_id;
