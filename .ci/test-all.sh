@@ -24,12 +24,14 @@ LOCALE_ENV=(env LOCPATH="$PWD/build/locale" BGTASKS_REQUIRE_COMMA_LOCALE=1)
 echo "== native build + GoogleTest (RelWithDebInfo)"
 cmake --preset native
 cmake --build --preset native
-"${LOCALE_ENV[@]}" ctest --preset native -j2
+# A per-test timeout (tests with their own TIMEOUT, the soak, keep it): a test that stops making
+# progress fails instead of holding the run forever.
+"${LOCALE_ENV[@]}" ctest --preset native -j2 --timeout 300
 
 echo "== native build + GoogleTest under AddressSanitizer, LeakSanitizer and UBSan"
 cmake --preset native-asan
 cmake --build --preset native-asan
-"${LOCALE_ENV[@]}" ctest --preset native-asan -j2
+"${LOCALE_ENV[@]}" ctest --preset native-asan -j2 --timeout 300
 
 echo "== fuzzing: every libFuzzer target for 20 s under ASan+UBSan, from the seed corpus (fuzz/README.md)"
 bash fuzz/run.sh 20
