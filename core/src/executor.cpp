@@ -100,6 +100,8 @@ std::size_t WaitList::wake_all(WakeReason reason) noexcept {
 Executor::Executor(Clock& clock) : clock_(&clock), manual_(clock.is_manual() ? static_cast<ManualClock*>(&clock) : nullptr) {}
 
 Executor::~Executor() {
+  // Abandoned fibers wait for a step that can no longer return (the executor is going): free them.
+  for (auto& [f, keep] : std::exchange(abandoned_, {})) f->abandoned();
   for (Fiber* f : detached_) f->dying_ = true;
   purge_dying();
   auto detached = std::move(detached_);
@@ -159,10 +161,19 @@ std::size_t Executor::poll() {
     Fiber* f = ready_.front();
     ready_.pop_front();
     f->queued_ = false;
+    // Only a suspended fiber is ever queued (every wake-up source fires a waiter that its own
+    // suspension armed), so a poll nested in a step cannot resume the fiber of that step.
+    assert(!f->stepping_ && "a fiber was scheduled while its own step was running");
+    f->stepping_ = true;
     t_current_fiber = f;
     f->step();
     t_current_fiber = nullptr;
+    f->stepping_ = false;
     ++ran;
+    if (f->dying_) {  // its owner went away during the step
+      release_abandoned(f);  // may delete f
+      continue;
+    }
     if (f->top_ && f->top_.done()) f->finished();  // may delete f
   }
   return ran;
@@ -228,6 +239,19 @@ void detail::DetachedFiber::finished() {
   delete this;
 #endif
 }
+
+void Executor::abandon_after_step(Fiber& f, std::shared_ptr<void> keep) {
+  f.dying_ = true;
+  abandoned_.emplace_back(&f, std::move(keep));
+}
+
+void Executor::release_abandoned(Fiber* f) noexcept {
+  auto it = std::find_if(abandoned_.begin(), abandoned_.end(), [f](const auto& e) { return e.first == f; });
+  if (it == abandoned_.end()) return;
+  std::shared_ptr<void> keep = std::move(it->second);
+  abandoned_.erase(it);
+  f->abandoned();  // user code (frame destructors) may abandon or release other fibers meanwhile
+}  // `keep` goes last: it may free f
 
 void Executor::release_detached(Fiber* f) noexcept {
   auto it = std::find(detached_.begin(), detached_.end(), f);

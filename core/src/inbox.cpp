@@ -119,7 +119,13 @@ SendOutcome InboxSender::send_event(Event ev) const {
   detail::InboxState& s = *s_;
   if (ev.thread.empty()) ev.thread = thread_;
   const SendOutcome outcome = admit(s);
-  if (outcome == SendOutcome::Closed) hand_to_fallback(s, ev);
+  if (outcome == SendOutcome::Closed) {
+    // The fallback is user code: it may destroy this sender (and the task or manager holding it),
+    // so the channel is held until it returns, and nothing of the sender is read afterwards.
+    const std::shared_ptr<detail::InboxState> keep = s_;
+    hand_to_fallback(*keep, ev);
+    return outcome;
+  }
   if (outcome != SendOutcome::Delivered) return outcome;
   s.queue.push_back(std::move(ev));
   s.waiters.wake_one(WakeReason::Signal);

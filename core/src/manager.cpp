@@ -28,11 +28,22 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
     Fiber::step();
   }
 
+  // The body returned. The commit hook, the inbox's fallback, the end hook and the frame's
+  // destructors are user code that may forget this task (retention does too) or destroy the
+  // manager: the core is held until the end. The frame goes only once the end is recorded, since
+  // its captures may own the manager (as awaken's running task holds its manager until then).
   void finished() override {
+    BackgroundTaskManager& m = *ambient.manager;
+    const std::shared_ptr<TaskCore> self = m.handles_.share(number);
     TaskResult result = body_result();
-    destroy_frame();
-    ambient.manager->finish(*this, result);  // may delete this (retention)
-  }
+    const auto body = frame();
+    forget_top();  // the manager's destructor, if user code below runs it, leaves the frame to us
+    m.finish(*this, result);
+    body.destroy();  // may destroy the manager: nothing of it is read afterwards
+  }  // `self` goes last: it may free this
+
+  // The manager was destroyed while this body's step ran; the step has returned now.
+  void abandoned() noexcept override { destroy_frame(); }
 
   // What the body returned, or what it threw as a failure. Returned, not assigned: no TaskResult
   // temporaries to destroy on the completion path.
@@ -51,6 +62,7 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
   }
 
   void dying_for_teardown() noexcept { mark_dying(); }
+  using Fiber::stepping;
 
   void start_body(Co<TaskResult> body) { start(body.release()); }
 
@@ -58,9 +70,12 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
   coro::coroutine_handle<detail::Promise<TaskResult>> frame() const noexcept {
     return coro::coroutine_handle<detail::Promise<TaskResult>>::from_address(top().address());
   }
+  // The fiber lets go of the frame first: its destructors may reach the manager's destructor,
+  // which destroys the frames of the cores that still have one.
   void destroy_frame() noexcept {
-    if (top()) frame().destroy();
+    const auto body = frame();
     forget_top();
+    if (body) body.destroy();
   }
   // The id's key in the stored map, hashed from the number (no text parsed).
   detail::HashedId key() const noexcept { return {id(), detail::task_number_hash(number)}; }
@@ -152,12 +167,35 @@ BackgroundTaskManager::BackgroundTaskManager(Executor& executor, ManagerOptions 
     : executor_(&executor), options_(std::move(options)) {}
 
 BackgroundTaskManager::~BackgroundTaskManager() {
-  // Drop every queued fiber in one pass, then free the frames (nothing runs, nothing is committed).
-  handles_.for_each([](std::uint64_t, TaskCore& core) { core.dying_for_teardown(); });
-  executor_->purge_dying();
+  // Manager code further down this stack, which called the user code that destroys the manager,
+  // learns that it is gone and returns without touching it.
+  for (UserCallGuard* g = open_guards_; g; g = g->outer_) g->m_ = nullptr;
+  open_guards_ = nullptr;
+  destroying_ = true;
+  // The table is emptied before any frame is destroyed: a frame's destructors may call back in
+  // (lookups then find nothing, spawns are refused) and must not see a table being iterated.
+  detail::TaskHandleMap<TaskCore, TaskNumberOf> doomed(std::move(handles_));
+  doomed.for_each([&](std::uint64_t n, TaskCore& core) {
+    core.dying_for_teardown();
+    if (core.stepping()) {
+      // Its body destroyed the manager from inside its step: the frame is still running. The
+      // executor holds the core and destroys the frame once the step returns.
+      core.ambient.manager = nullptr;
+      executor_->abandon_after_step(core, doomed.share(n));
+    }
+  });
+  executor_->purge_dying();  // every queued fiber of ours in one pass
   // Frames hold tokens that share their core: free the frames first, then the cores.
-  handles_.for_each([](std::uint64_t, TaskCore& core) { core.destroy_frame(); });
-  handles_.clear();
+  doomed.for_each([](std::uint64_t, TaskCore& core) {
+    if (!core.stepping()) core.destroy_frame();
+  });
+  // What still waits for one of our tasks' ends is another manager's body or a detached
+  // coroutine: it resumes with nothing to read.
+  for (auto& [n, list] : end_waiters_) {
+    list.for_each([](WaitNode& node) { static_cast<WaitAwaiter::Node&>(node).manager_gone = true; });
+    list.wake_all(WakeReason::Signal);
+  }
+  doomed.clear();
 }
 
 void BackgroundTaskManager::set_owner_inbox(InboxSender sender) { owner_inbox_ = std::move(sender); }
@@ -174,7 +212,11 @@ void BackgroundTaskManager::set_retain_finished(std::optional<std::size_t> n) {
   ensure_indexes();
   std::vector<SharedString> owners;
   for (const auto& [owner, set] : finished_) owners.push_back(owner);
-  for (const auto& owner : owners) apply_retention(owner);
+  UserCallGuard guard(*this);
+  for (const auto& owner : owners) {
+    apply_retention(owner);
+    if (!guard.alive()) return;
+  }
 }
 
 const BackgroundTaskStateSnapshot* BackgroundTaskManager::state() const {
@@ -208,7 +250,9 @@ const BackgroundTaskManager::TaskCore* BackgroundTaskManager::find_core(std::str
 Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::string_view task_type,
                                                  std::optional<std::string_view> name, std::string_view description,
                                                  TaskParentContext& parent, BodyKind kind, const BodyFactory& make_body) {
-  // awaken's order: merge lineage, validate the name, take the id, commit, start the body.
+  // awaken's order: merge lineage, validate the name, take the id, commit, start the body. The
+  // body's frame is made before the commit, so that a factory that throws leaves no stored entry.
+  if (destroying_) return errors::invalid_argument("spawn refused: the manager is being destroyed");
   merge_ambient_parent_into(parent);
   if (name) {
     for (const char* reserved : kReservedNames)
@@ -229,16 +273,32 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
     ++counter_;
   if (!store_) return errors::store_not_configured();
 
-  // What may allocate for the handle comes before the commit, so a stored meta always gets one.
+  // What may allocate or throw comes before the commit, so a stored meta always gets a handle.
   auto core = std::allocate_shared<TaskCore>(detail::PoolAllocator<TaskCore>{}, *this, number, std::move(id),
                                             last_owner_.reuse_for(owner), last_type_.reuse_for(task_type), kind);
   handles_.reserve(handles_.size() + 1);
   const TaskId& task_id = core->id();
+  if (owner_inbox_) core->set_owner_inbox(owner_inbox_->for_thread(core->owner));
+  UserCallGuard guard(*this);  // the body's factory and the commit hook are user code
+  Co<TaskResult> body;
+  if (kind == BodyKind::Host) {
+    if (task_type == "sub_agent") {
+      auto [tx, rx] = inbox_channel(options_.agent_inbox);
+      core->agent = std::make_unique<TaskCore::AgentInbox>(TaskCore::AgentInbox{std::move(tx), std::move(rx)});
+    }
+  } else {
+    body = make_body.make(make_body.fn, core);
+    if (!guard.alive()) return errors::invalid_argument("spawn refused: the manager was destroyed");
+    handles_.reserve(handles_.size() + 1);  // again: the factory may have spawned
+  }
 
   // awaken's upsert, written in place (no action, no meta copies).
-  const bool fresh = indexes_fresh();
   const std::uint64_t now = executor_->now_ms();
-  auto r = store_->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
+  const std::shared_ptr<StateStore> store = store_;  // the commit hook may drop the manager's
+  bool fresh = false;  // read once the commit hook (which may write the key too) has run
+  auto r = store->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
+    if (!guard.alive()) return;
+    fresh = indexes_fresh();
     auto [it, inserted] = state.tasks.try_emplace(core->key());
     PersistedTaskMeta& m = it->second;
     if (!inserted) {
@@ -255,20 +315,13 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
     m.parent_context = std::move(parent);
     if (fresh) index_add(m);
   });
+  if (!guard.alive()) return errors::invalid_argument("spawn refused: the manager was destroyed");
   if (!r) return r.error();
   if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
 
   TaskCore& t = *core;
-  if (owner_inbox_) t.set_owner_inbox(owner_inbox_->for_thread(t.owner));
-  if (kind == BodyKind::Host) {
-    if (task_type == "sub_agent") {
-      auto [tx, rx] = inbox_channel(options_.agent_inbox);
-      t.agent = std::make_unique<TaskCore::AgentInbox>(TaskCore::AgentInbox{std::move(tx), std::move(rx)});
-    }
-  } else {
-    t.start_body(make_body.make(make_body.fn, core));
-  }
-  handles_.insert(std::move(core));  // reserved above: does not allocate
+  if (body.valid()) t.start_body(std::move(body));
+  handles_.insert(std::move(core));  // reserved above (a commit hook that spawns may use the room up)
   return t.id();
 }
 
@@ -290,7 +343,9 @@ Result<TaskId> BackgroundTaskManager::spawn_host(std::string_view owner, std::st
 }
 
 // ---- completion -------------------------------------------------------------------------------------
-void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_value) {
+bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_value) {
+  // The commit hook, the inbox's fallback, the end hook and retention's commits run user code.
+  UserCallGuard guard(*this);
   t.live = false;
   // Set once the stored meta has left the retention index: the index key reads finish_seq, and a
   // meta already terminal (written by someone else, or restored as orphaned) is indexed under 0.
@@ -303,18 +358,20 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
   WaitList* end_waiters = nullptr;
   if (!end_waiters_.empty())
     if (auto it = end_waiters_.find(t.number); it != end_waiters_.end()) end_waiters = &it->second;
-  const bool wants_summary = (end_waiters && !end_waiters->empty()) || static_cast<bool>(hooks_.on_task_end);
+  const bool wants_summary = (end_waiters && !end_waiters->empty()) || static_cast<bool>(hooks_->on_task_end);
   std::optional<TaskSummary> summary;
 
-  // The completion commit rewrites the task's stored meta with its terminal fields, in place.
-  // (awaken rebuilds the whole meta from spawn-time values; a meta removed meanwhile by a
-  // ReplaceAll comes back here with the fields the task still knows.)
-  const bool fresh = indexes_fresh();
+  // The completion commit rewrites the task's stored meta with its terminal fields, in place
+  // (awaken upserts the whole spawn-time meta: see docs/awaken-differences.md).
+  bool fresh = false;  // read once the commit hook has run
   // The terminal event needs the value and the error afterwards; otherwise they are moved. A
   // Completed event given its own value (event_value) does not need the result's.
   const bool event_carries_own_value = event_value != nullptr && result.kind == TaskResult::Kind::Success;
   const bool keep_result = t.owner_inbox() != nullptr && !event_carries_own_value;
-  Result<void> committed = store_ ? store_->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
+  const std::shared_ptr<StateStore> store = store_;  // the commit hook may drop the manager's
+  Result<void> committed = store ? store->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
+    if (!guard.alive()) return;
+    fresh = indexes_fresh();
     auto [it, inserted] = state.tasks.try_emplace(t.key());
     PersistedTaskMeta& m = it->second;
     if (inserted) {
@@ -345,6 +402,7 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
     if (wants_summary) summary = m.to_summary();
   })
                                    : Result<void>(errors::store_not_configured());
+  if (!guard.alive()) return false;
   t.finish_seq = finish_seq;  // also when the commit failed
   if (committed && fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
   if (!committed) {
@@ -365,6 +423,7 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
     if (event_carries_own_value) result.value = *event_value;
     const SendOutcome sent = inbox->send_event(Event::terminal(t.id(), t.owner, std::move(result)));
     if (event_carries_own_value && sent == SendOutcome::Delivered) *event_value = nullptr;
+    if (!guard.alive()) return false;  // a closed inbox's fallback may have destroyed the manager
   }
 
   // Retention may free `t`: keep the owner (only then; a copy per completion otherwise).
@@ -380,8 +439,13 @@ void BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
     t.agent->host_rx.reset();  // a finished host sub-agent's inbox is closed, like a dropped receiver
     ended_agent_inbox_dropped_ += t.agent->tx.dropped();
   }
-  if (hooks_.on_task_end) hooks_.on_task_end(*summary);
+  if (hooks_->on_task_end) {
+    const auto hooks = hooks_;  // the hook may replace them
+    hooks->on_task_end(*summary);
+    if (!guard.alive()) return false;
+  }
   if (owner) apply_retention(*owner);
+  return guard.alive();
 }
 
 void BackgroundTaskManager::apply_retention(const SharedString& owner) {
@@ -395,7 +459,11 @@ void BackgroundTaskManager::apply_retention(const SharedString& owner) {
   std::vector<TaskId> victims;
   victims.reserve(excess);
   for (auto k = it->second.begin(); victims.size() < excess; ++k) victims.push_back(k->id);
-  for (const auto& id : victims) forget(id);
+  UserCallGuard guard(*this);  // each forget commits (the commit hook is user code)
+  for (const auto& id : victims) {
+    forget(id);
+    if (!guard.alive()) return;
+  }
 }
 
 // ---- indexes ----------------------------------------------------------------------------------------
@@ -457,22 +525,25 @@ void BackgroundTaskManager::index_remove(const PersistedTaskMeta& m) {
 }
 
 Result<void> BackgroundTaskManager::settle(std::string_view id, TaskResult result) {
-  return settle_core(find_core(id), result);
+  const TaskCore* t = find_core(id);
+  return settle_core(t ? handles_.share(t->number) : nullptr, result);
 }
 
 Result<void> BackgroundTaskManager::settle(TaskNumber task, TaskResult result) {
-  return settle_core(find_core(task), result);
+  return settle_core(handles_.share(static_cast<std::uint64_t>(task)), result);
 }
 
 Result<void> BackgroundTaskManager::settle(std::string_view id, TaskResult result, json& event_value) {
-  return settle_core(find_core(id), result, &event_value);
+  const TaskCore* t = find_core(id);
+  return settle_core(t ? handles_.share(t->number) : nullptr, result, &event_value);
 }
 
 Result<void> BackgroundTaskManager::settle(TaskNumber task, TaskResult result, json& event_value) {
-  return settle_core(find_core(task), result, &event_value);
+  return settle_core(handles_.share(static_cast<std::uint64_t>(task)), result, &event_value);
 }
 
-Result<void> BackgroundTaskManager::settle_core(TaskCore* t, TaskResult& result, json* event_value) {
+// `t` is held here: user code that finish() runs may forget the task.
+Result<void> BackgroundTaskManager::settle_core(std::shared_ptr<TaskCore> t, TaskResult& result, json* event_value) {
   if (!t) return errors::task_not_found();
   if (t->kind != BodyKind::Host) return errors::not_host_task(t->id());
   if (!t->live) {
@@ -587,7 +658,12 @@ bool BackgroundTaskManager::cancel_core(TaskCore& t) {
   if (first) {
     t.cancel.cancelled = true;
     t.cancel.waiters.wake_all(WakeReason::Cancel);
-    if (hooks_.on_cancel_requested) hooks_.on_cancel_requested(t.id());
+    if (hooks_->on_cancel_requested) {
+      // Copies: the hook may replace the hooks, forget the task or destroy the manager.
+      const auto hooks = hooks_;
+      const TaskId id = t.id();
+      hooks->on_cancel_requested(id);
+    }
   }
   return true;
 }
@@ -616,8 +692,11 @@ std::size_t BackgroundTaskManager::cancel_tree(std::string_view root) {
       for (auto child : it->second) stack.push_back(child);
   }
   std::size_t count = 0;
-  for (const auto& id : order)
+  UserCallGuard guard(*this);  // the cancel hook is user code
+  for (const auto& id : order) {
     if (TaskCore* t = find_core(id); t && cancel_core(*t)) ++count;
+    if (!guard.alive()) break;
+  }
   return count;
 }
 
@@ -630,8 +709,11 @@ std::size_t BackgroundTaskManager::cancel_all(std::string_view owner) {
   std::sort(targets.begin(), targets.end());
   std::size_t count = 0;
   // Found again by number: a cancel hook may have forgotten a later target meanwhile.
-  for (const std::uint64_t n : targets)
+  UserCallGuard guard(*this);
+  for (const std::uint64_t n : targets) {
     if (TaskCore* t = handles_.find(n); t && cancel_core(*t)) ++count;
+    if (!guard.alive()) break;
+  }
   return count;
 }
 
@@ -642,7 +724,11 @@ std::size_t BackgroundTaskManager::cancel_descendants_for_run(std::string_view r
       if (!is_terminal(m.status) && m.parent_context.run_id == run_id && !m.parent_context.task_id) roots.push_back(id);
   std::sort(roots.begin(), roots.end(), id_less);
   std::size_t count = 0;
-  for (const auto& r : roots) count += cancel_tree(r);
+  UserCallGuard guard(*this);
+  for (const auto& r : roots) {
+    count += cancel_tree(r);
+    if (!guard.alive()) break;
+  }
   return count;
 }
 
@@ -713,8 +799,10 @@ std::size_t BackgroundTaskManager::restore_for_thread(std::string_view owner, Ba
 // take: the entries belong to a snapshot the caller gave up (moved from, not copied).
 std::size_t BackgroundTaskManager::restore_entries(std::string_view owner, std::vector<const PersistedTaskMeta*>& entries,
                                                    bool take) {
-  if (!store_) return 0;
+  if (!store_ || destroying_) return 0;
   const SharedString owner_name(owner);  // one text for every restored entry
+  const std::shared_ptr<StateStore> store = store_;  // a commit hook may drop the manager's
+  UserCallGuard guard(*this);
   // Ids are visited in id order so that the outcome does not depend on hash order.
   sort_by_id(entries);
   std::size_t added = 0;
@@ -741,12 +829,17 @@ std::size_t BackgroundTaskManager::restore_entries(std::string_view owner, std::
       static const OptionalSharedString orphaned(kOrphanedError);  // one text for every orphan
       m.error = orphaned;
     }
-    const bool fresh = indexes_fresh();
-    auto r = store_->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
-      auto [it, inserted] = state.tasks.try_emplace(m.task_id);  // absent (checked above): awaken's upsert
+    bool fresh = false;
+    auto r = store->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
+      if (!guard.alive()) return;
+      fresh = indexes_fresh();
+      // Absent when checked above; a commit hook may have written it since: awaken's upsert.
+      auto [it, inserted] = state.tasks.try_emplace(m.task_id);
+      if (!inserted && fresh) index_remove(it->second);
       it->second = std::move(m);
       if (fresh) index_add(it->second);
     });
+    if (!guard.alive()) return added;
     if (r.ok()) {
       if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
       ++added;
@@ -760,6 +853,7 @@ std::size_t BackgroundTaskManager::restore_entries(std::string_view owner, std::
 
 Result<std::size_t> BackgroundTaskManager::restore_json(std::string_view owner, std::string_view text) {
   if (!store_) return errors::store_not_configured();
+  if (destroying_) return errors::invalid_argument("restore refused: the manager is being destroyed");
   auto parsed = parse_snapshot_entries(text);
   if (!parsed) return parsed.error();
   if (!store_->is_registered(BackgroundTaskStateKey::name)) return errors::unknown_key(BackgroundTaskStateKey::name);
@@ -861,24 +955,35 @@ json BackgroundTaskManager::task_tree(std::optional<std::string_view> owner) con
 }
 
 bool BackgroundTaskManager::forget(std::string_view id) {
+  if (destroying_) return false;  // a frame's destructor during teardown: nothing is removed
   const TaskCore* t = find_core(id);
   if (t && t->live) return false;
   const auto* m = meta(id);
   if (m && !is_terminal(m->status)) return false;
   if (!m && !t) return false;
+  // By number: the commit hook (user code) may forget this task itself, or free its core.
+  const bool has_handle = t != nullptr;
+  const std::uint64_t number = t ? t->number : 0;
+  bool removed = false;
   if (m) {
-    const bool fresh = indexes_fresh();
-    auto r = store_->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
+    UserCallGuard guard(*this);
+    const std::shared_ptr<StateStore> store = store_;  // the commit hook may drop the manager's
+    bool fresh = false;
+    auto r = store->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
+      if (!guard.alive()) return;
+      fresh = indexes_fresh();
       auto it = state.tasks.find(id);
       if (it == state.tasks.end()) return;
       if (fresh) index_remove(it->second);
       state.tasks.erase(it);
+      removed = true;
     });
+    if (!guard.alive()) return removed;
     if (!r) return false;
     if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
   }
-  if (t) handles_.erase(t->number);
-  return true;
+  if (has_handle && handles_.erase(number)) removed = true;
+  return removed;
 }
 
 // ---- waiting ----------------------------------------------------------------------------------------------------
@@ -896,6 +1001,7 @@ void BackgroundTaskManager::WaitAwaiter::await_suspend(coro::coroutine_handle<> 
 
 std::optional<TaskSummary> BackgroundTaskManager::WaitAwaiter::await_resume() {
   node_.unlink();
+  if (node_.manager_gone) return std::nullopt;  // m_ is gone
   if (summary_) return std::move(summary_);
   return m_->get(id_);
 }

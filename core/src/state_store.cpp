@@ -35,14 +35,13 @@ Result<void> StateStore::uninstall_plugin(std::string_view plugin_name) {
 }
 
 Result<void> StateStore::run_hook(std::string_view key) {
-  std::vector<std::string_view> keys{key};
-  return hook_(keys);
+  const std::vector<std::string_view> keys{key};
+  const auto hook = hook_;
+  return (*hook)(keys);
 }
 
 Result<StateStore::Slot*> StateStore::writable_slot_slow(std::string_view key) {
   if (!is_registered(key)) return errors::unknown_key(key);
-  if (hook_)
-    if (auto r = run_hook(key); !r) return r.error();
   auto it = values_.find(key);
   if (it == values_.end()) it = values_.emplace(std::string(key), Slot{}).first;
   cached_key_ = key;
@@ -57,7 +56,11 @@ Result<void> StateStore::commit(MutationBatch batch) {
     keys.push_back(op.key);
   }
   if (hook_ && !batch.ops_.empty()) {
-    if (auto r = hook_(keys); !r) return r.error();
+    const auto hook = hook_;  // it may replace itself
+    if (auto r = (*hook)(keys); !r) return r.error();
+    // It may also have uninstalled a key of the batch: then nothing is applied.
+    for (const auto& op : batch.ops_)
+      if (!is_registered(op.key)) return errors::unknown_key(op.key);
   }
   for (auto& op : batch.ops_) {
     auto it = values_.find(op.key);

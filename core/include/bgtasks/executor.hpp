@@ -12,6 +12,7 @@
 #include <exception>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -55,6 +56,11 @@ class Fiber {
   // Bulk teardown: this fiber is about to be destroyed with others; it is never scheduled again
   // and the owner calls Executor::purge_dying() once instead of one queue search per fiber.
   void mark_dying() noexcept { dying_ = true; }
+  // Its step is on the stack right now (nested polls can have several such fibers).
+  bool stepping() const noexcept { return stepping_; }
+  // Its owner let go of it while its step ran (Executor::abandon_after_step): called once the step
+  // has returned, instead of finished(). Destroys the fiber's frames.
+  virtual void abandoned() noexcept {}
 
  private:
   friend class Executor;
@@ -63,7 +69,8 @@ class Fiber {
   coro::coroutine_handle<> top_;
   coro::coroutine_handle<> resume_point_;
   bool queued_ = false;
-  bool dying_ = false;  // set in bulk teardown so the ready queue is purged in one pass
+  bool dying_ = false;     // set in bulk teardown so the ready queue is purged in one pass
+  bool stepping_ = false;  // between poll's resume and the step's return
 };
 
 // Records `h` as where the current fiber resumes, and returns that fiber.
@@ -191,12 +198,17 @@ class Executor {
   void arm(TimerNode& node, std::uint64_t deadline) noexcept;
   void disarm(TimerNode& node) noexcept;
   void purge_dying();  // drop queued fibers marked dying, in one pass
+  // For an owner destroyed while `f`'s step is on the stack (a body dropped its own manager): `f`
+  // is marked dying, and `keep` (what keeps `f` alive) is held until that step returns; then
+  // f->abandoned() runs and `keep` is released.
+  void abandon_after_step(Fiber& f, std::shared_ptr<void> keep);
 
  private:
   friend class Fiber;
   friend class detail::DetachedFiber;
   void unqueue(Fiber* f) noexcept;
   void release_detached(Fiber* f) noexcept;
+  void release_abandoned(Fiber* f) noexcept;
   void collect_due_timers();
   bool front_timer_due(std::uint64_t now) const noexcept;
   std::size_t run_posted();
@@ -216,6 +228,7 @@ class Executor {
   std::vector<std::function<void()>> posted_;
   std::atomic<bool> has_posted_{false};
   std::vector<Fiber*> detached_;
+  std::vector<std::pair<Fiber*, std::shared_ptr<void>>> abandoned_;  // see abandon_after_step
 };
 
 // ---- awaitables on the executor ---------------------------------------------------------------

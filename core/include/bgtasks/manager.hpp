@@ -136,7 +136,9 @@ struct ManagerHooks {
 class BackgroundTaskManager {
  public:
   explicit BackgroundTaskManager(Executor& executor, ManagerOptions options = {});
-  // Destroys every suspended body (their frames are freed; nothing runs).
+  // Destroys every suspended body (their frames are freed; nothing runs, nothing is committed).
+  // It may run from user code the manager called (a body dropping the last owner of its manager,
+  // a callback, a capture's destructor): see docs/lifetime.md for what then happens.
   ~BackgroundTaskManager();
   BackgroundTaskManager(const BackgroundTaskManager&) = delete;
   BackgroundTaskManager& operator=(const BackgroundTaskManager&) = delete;
@@ -150,7 +152,8 @@ class BackgroundTaskManager {
   // The first call wins.
   void set_store(std::shared_ptr<StateStore> store);
   const std::shared_ptr<StateStore>& store() const noexcept { return store_; }
-  void set_hooks(ManagerHooks hooks) { hooks_ = std::move(hooks); }
+  // May be called from inside a hook: the hook that is running finishes with the set it started with.
+  void set_hooks(ManagerHooks hooks) { hooks_ = std::make_shared<const ManagerHooks>(std::move(hooks)); }
   void set_retain_finished(std::optional<std::size_t> n);
 
   // ---- spawning: the body starts at the next poll, never inside spawn ----
@@ -263,6 +266,7 @@ class BackgroundTaskManager {
     // A node of a task's end-waiter list: also where the ending task's summary goes.
     struct Node : WaitNode {
       std::optional<TaskSummary>* summary = nullptr;
+      bool manager_gone = false;  // woken by the manager's destructor: nothing left to read
     };
 
    private:
@@ -282,6 +286,25 @@ class BackgroundTaskManager {
  private:
   struct TaskCore;
   friend struct TaskCore;
+  // Marks a stretch of manager code that calls user code (a body, a callback, a commit hook, a
+  // frame's destructor), which may destroy the manager. Guards nest on the stack; the destructor
+  // clears every open one, and the code after the user call checks alive() before it touches the
+  // manager again.
+  class UserCallGuard {
+   public:
+    explicit UserCallGuard(BackgroundTaskManager& m) noexcept : m_(&m), outer_(m.open_guards_) { m.open_guards_ = this; }
+    ~UserCallGuard() {
+      if (m_) m_->open_guards_ = outer_;
+    }
+    UserCallGuard(const UserCallGuard&) = delete;
+    UserCallGuard& operator=(const UserCallGuard&) = delete;
+    bool alive() const noexcept { return m_ != nullptr; }
+
+   private:
+    friend class BackgroundTaskManager;
+    BackgroundTaskManager* m_;
+    UserCallGuard* outer_;
+  };
   friend class TaskContextBase;  // reaches the executor through the core
   friend class WaitAwaiter;
   enum class BodyKind : std::uint8_t { Plain, Agent, Host };
@@ -301,13 +324,14 @@ class BackgroundTaskManager {
                             TaskParentContext& parent, BodyKind kind, const BodyFactory& make_body);
   TaskContext make_task_context(const std::shared_ptr<TaskCore>& t);
   AgentTaskContext make_agent_context(const std::shared_ptr<TaskCore>& t);
-  // Consumes result's value and error. event_value: see settle(task, result, event_value).
-  void finish(TaskCore& t, TaskResult& result, json* event_value = nullptr);
+  // Consumes result's value and error. event_value: see settle(task, result, event_value). The
+  // caller keeps `t` alive (user code run here may forget it); false if the manager was destroyed.
+  bool finish(TaskCore& t, TaskResult& result, json* event_value = nullptr);
   bool cancel_core(TaskCore& t);
   TaskCore* find_core(std::string_view id);
   const TaskCore* find_core(std::string_view id) const;
   TaskCore* find_core(TaskNumber task);
-  Result<void> settle_core(TaskCore* t, TaskResult& result, json* event_value = nullptr);
+  Result<void> settle_core(std::shared_ptr<TaskCore> t, TaskResult& result, json* event_value = nullptr);
   bool emit_core(TaskCore* t, std::string_view event_type, json& payload);
   const BackgroundTaskStateSnapshot* state() const;
   const PersistedTaskMeta* meta(std::string_view id) const;
@@ -349,7 +373,10 @@ class BackgroundTaskManager {
 
   Executor* executor_;
   ManagerOptions options_;
-  ManagerHooks hooks_;
+  // Shared so that a hook replaced while it runs stays alive until it returns.
+  std::shared_ptr<const ManagerHooks> hooks_ = std::make_shared<const ManagerHooks>();
+  UserCallGuard* open_guards_ = nullptr;  // innermost first
+  bool destroying_ = false;               // in the destructor: spawns are refused
   std::optional<InboxSender> owner_inbox_;
   std::shared_ptr<StateStore> store_;
   // Spawned tasks always have bg_N ids: keyed by N (find_core checks the spelling).

@@ -185,7 +185,10 @@ class StateStore {
   // Fault injection: called before every commit with the key names it touches; an error fails
   // the commit (nothing applied).
   using CommitHook = std::function<Result<void>(const std::vector<std::string_view>& keys)>;
-  void set_commit_hook(CommitHook hook) { hook_ = std::move(hook); }
+  // May be called from inside the hook: the running hook finishes as it started.
+  void set_commit_hook(CommitHook hook) {
+    hook_ = hook ? std::make_shared<const CommitHook>(std::move(hook)) : nullptr;
+  }
 
  private:
   struct Slot {
@@ -195,12 +198,14 @@ class StateStore {
   // The manager touches one key per spawn and per completion: a one-entry cache keyed by the
   // name's address (callers pass K::name, a static constant) skips the map lookups. Map nodes are
   // stable; the cache is dropped whenever a slot or a registration is erased.
+  // The hook runs first and the slot is found afterwards: the hook is user code and may register
+  // or uninstall keys (which drops the cache) or write values.
   Result<Slot*> writable_slot(std::string_view key) {
-    if (key.data() == cached_key_.data() && key.size() == cached_key_.size()) {
-      if (hook_)
-        if (auto r = run_hook(key); !r) return r.error();
-      return cached_slot_;
+    if (hook_) {
+      if (!is_registered(key)) return errors::unknown_key(key);
+      if (auto r = run_hook(key); !r) return r.error();
     }
+    if (key.data() == cached_key_.data() && key.size() == cached_key_.size()) return cached_slot_;
     return writable_slot_slow(key);
   }
   const Slot* find_slot(std::string_view key) const {
@@ -218,7 +223,7 @@ class StateStore {
   std::map<std::string, Slot, std::less<>> values_;
   std::string_view cached_key_;
   Slot* cached_slot_ = nullptr;
-  CommitHook hook_;
+  std::shared_ptr<const CommitHook> hook_;
   std::uint64_t version_ = 0;
 };
 

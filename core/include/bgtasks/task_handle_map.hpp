@@ -21,6 +21,16 @@ namespace bgtasks::detail {
 template <class T, class KeyOf>
 class TaskHandleMap {
  public:
+  TaskHandleMap() = default;
+  // The source is left empty (a usable table), so a destructor can take every entry out first.
+  TaskHandleMap(TaskHandleMap&& o) noexcept
+      : slots_(std::move(o.slots_)), size_(std::exchange(o.size_, 0)), shift_(std::exchange(o.shift_, 64)) {
+    o.slots_.clear();
+  }
+  TaskHandleMap& operator=(TaskHandleMap&&) = delete;
+  TaskHandleMap(const TaskHandleMap&) = delete;
+  TaskHandleMap& operator=(const TaskHandleMap&) = delete;
+
   T* find(std::uint64_t key) const noexcept {
     const Slot* s = slot_of(key);
     return s ? s->get() : nullptr;
