@@ -64,12 +64,13 @@ TEST(RetentionIndex, SeesWritesMadeOutsideTheManager) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(m.complete(ids[i], json()).ok());
   EXPECT_EQ(finished_ids(m, "t"), (std::set<TaskId>{ids[1], ids[2]}));
 
-  // An outside upsert of a finished task newer than every other: it must count at the next retention.
+  // An outside upsert of a finished task: it must count at the next retention, as older than every
+  // task that ended here (whatever its completion time says).
   auto x = make_meta("x1", "t", TaskStatus::Completed);
   x.completed_at_ms = 9'000'000'000;
   ASSERT_TRUE(h->store->apply<BackgroundTaskStateKey>(BackgroundTaskStateAction::upsert(x)).ok());
   ASSERT_TRUE(m.complete(ids[3], json()).ok());
-  EXPECT_EQ(finished_ids(m, "t"), (std::set<TaskId>{"x1", ids[3]}));
+  EXPECT_EQ(finished_ids(m, "t"), (std::set<TaskId>{ids[2], ids[3]}));
 
   // An outside ReplaceAll drops everything; the index must not hold on to the old entries.
   ASSERT_TRUE(h->store->apply<BackgroundTaskStateKey>(BackgroundTaskStateAction::replace_all({})).ok());
@@ -99,6 +100,31 @@ TEST(RetentionIndex, LiveTaskWithAnOutsideTerminalMetaLeavesNoStaleEntry) {
   ASSERT_TRUE(m.complete(more, json()).ok());
   EXPECT_EQ(finished_ids(m, "t").size(), 3u);
   EXPECT_TRUE(finished_ids(m, "t").count(more));
+}
+
+// Retention keeps the tasks that ended last in this manager, whatever their completion times say:
+// a restored task "completed" later by another machine's clock, or a system clock that stepped
+// back between two ends, must not make an older end outlive a newer one.
+TEST(RetentionIndex, TheNewestEndsHereAreKeptWhateverTheCompletionTimesSay) {
+  auto h = manager_with_store();
+  auto& m = *h->manager;
+  m.set_retain_finished(2);
+  // Restored with a completion time far in this clock's future.
+  BackgroundTaskStateSnapshot snap;
+  auto future = make_meta("restored", "t", TaskStatus::Completed);
+  future.completed_at_ms = h->clock.now_ms() + 1'000'000;
+  snap.tasks.emplace("restored", future);
+  EXPECT_EQ(m.restore_for_thread("t", snap), 1u);
+  std::vector<TaskId> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(*m.spawn_host("t", "job", std::nullopt, "d", {}));
+  h->clock.set(5'000'000);
+  ASSERT_TRUE(m.complete(ids[0], json()).ok());
+  h->clock.set(2'000'000);  // stepped back
+  ASSERT_TRUE(m.complete(ids[1], json()).ok());
+  EXPECT_EQ(finished_ids(m, "t"), (std::set<TaskId>{ids[0], ids[1]})) << "the restored task went first";
+  h->clock.set(1'000'000);  // back again
+  ASSERT_TRUE(m.complete(ids[2], json()).ok());
+  EXPECT_EQ(finished_ids(m, "t"), (std::set<TaskId>{ids[1], ids[2]})) << "the first to end went next";
 }
 
 TEST(RetentionIndex, RestoredFinishedTasksAreTheOldestAndForgetKeepsTheIndex) {

@@ -467,10 +467,13 @@ void BackgroundTaskManager::apply_retention(const SharedString& owner) {
 }
 
 // ---- indexes ----------------------------------------------------------------------------------------
-// Completion time, then the order the tasks ended in this manager (restored ones, 0, first), then id order.
+// Oldest first: tasks finished elsewhere (restored, or made terminal by an outside write: seq 0)
+// before the ones that ended in this manager, which go in the order they ended; among the former,
+// completion time, then id order. Completion times of other clocks, or of a system clock that
+// stepped back, never reorder the tasks that ended here.
 bool BackgroundTaskManager::RetentionLess::operator()(const RetentionKey& a, const RetentionKey& b) const {
-  if (a.completed_at != b.completed_at) return a.completed_at < b.completed_at;
   if (a.seq != b.seq) return a.seq < b.seq;
+  if (a.completed_at != b.completed_at) return a.completed_at < b.completed_at;
   return id_less(a.id, b.id);
 }
 

@@ -234,7 +234,8 @@ class BackgroundTaskManager {
   BackgroundTaskStateSnapshot persisted_snapshot(std::string_view owner_thread_id) const;
   // awaken's restore_for_thread: existing ids skipped, bg_N bumps the counter, the owner is set,
   // running entries without a live body become failed "orphaned". Returns how many were added;
-  // retain_finished applies afterwards (restored tasks count as the oldest finished ones).
+  // retain_finished applies afterwards (restored tasks count as older than every task that
+  // ended in this manager).
   std::size_t restore_for_thread(std::string_view owner_thread_id, const BackgroundTaskStateSnapshot& snapshot);
   // The same, moving the entries out of a snapshot the caller no longer needs.
   std::size_t restore_for_thread(std::string_view owner_thread_id, BackgroundTaskStateSnapshot&& snapshot);
