@@ -61,6 +61,32 @@ struct FrameGuard {
 
 // ============================================================================ state-store commits
 
+// awaken labels a failed completion commit by how the task was spawned: spawn_agent (and, here,
+// a host sub-agent) is a sub-agent's completion; a plain spawn is a task's, whatever its type.
+TEST(Fault, CompletionCommitFailureIsLabelledByHowTheTaskWasSpawnedNotByItsType) {
+  metrics::Recorder rec;
+  metrics::LocalRecorderScope scope(rec);
+  auto h = harness();
+  auto& m = *h->manager;
+  auto done = [](TaskContext) -> Co<TaskResult> { co_return TaskResult::success(json(1)); };
+  auto agent_done = [](CancellationToken, InboxSender, InboxReceiver) -> Co<TaskResult> {
+    co_return TaskResult::success(json(1));
+  };
+  ASSERT_TRUE(m.spawn("t", "sub_agent", std::nullopt, "plain spawn, agent's type", {}, done).ok());
+  ASSERT_TRUE(m.spawn_agent("t", std::nullopt, "an agent", {}, agent_done).ok());
+  auto host_plain = m.spawn_host("t", "sub_agent", std::nullopt, "host task, agent's type", {}, false);
+  auto host_agent = m.spawn_host("t", "ignored", std::nullopt, "host sub-agent", {}, true);
+  auto fail_commits = std::make_shared<bool>(true);
+  h->store->set_commit_hook(failing_hook(fail_commits));
+  h->run_until_idle();
+  EXPECT_EQ(rec.counter(metrics::kCommitFailuresTotal, {{"operation", "task_completion"}}), 1u);
+  EXPECT_EQ(rec.counter(metrics::kCommitFailuresTotal, {{"operation", "sub_agent_completion"}}), 1u);
+  ASSERT_TRUE(m.complete(*host_plain, json(1)).ok());
+  ASSERT_TRUE(m.complete(*host_agent, json(1)).ok());
+  EXPECT_EQ(rec.counter(metrics::kCommitFailuresTotal, {{"operation", "task_completion"}}), 2u);
+  EXPECT_EQ(rec.counter(metrics::kCommitFailuresTotal, {{"operation", "sub_agent_completion"}}), 2u);
+}
+
 TEST(Fault, CompletionCommitFailureLeavesRunningZombieCountsMetricAndManagerRecovers) {
   metrics::Recorder rec;
   metrics::LocalRecorderScope scope(rec);

@@ -249,7 +249,8 @@ const BackgroundTaskManager::TaskCore* BackgroundTaskManager::find_core(std::str
 // ---- spawning -------------------------------------------------------------------------------------
 Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::string_view task_type,
                                                  std::optional<std::string_view> name, std::string_view description,
-                                                 TaskParentContext& parent, BodyKind kind, const BodyFactory& make_body) {
+                                                 TaskParentContext& parent, BodyKind kind, const BodyFactory& make_body,
+                                                 bool host_agent) {
   // awaken's order: merge lineage, validate the name, take the id, commit, start the body. The
   // body's frame is made before the commit, so that a factory that throws leaves no stored entry.
   if (destroying_) return errors::invalid_argument("spawn refused: the manager is being destroyed");
@@ -282,7 +283,7 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   UserCallGuard guard(*this);  // the body's factory and the commit hook are user code
   Co<TaskResult> body;
   if (kind == BodyKind::Host) {
-    if (task_type == "sub_agent") {
+    if (host_agent) {
       auto [tx, rx] = inbox_channel(options_.agent_inbox);
       core->agent = std::make_unique<TaskCore::AgentInbox>(TaskCore::AgentInbox{std::move(tx), std::move(rx)});
     }
@@ -407,10 +408,11 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
   if (committed && fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
   if (!committed) {
     // awaken: counted and logged; the stored meta stays `running` (a zombie entry).
+    // awaken labels by how the task was spawned: spawn_agent (here also a host sub-agent) or spawn,
+    // whatever task type a plain spawn gave.
+    const bool spawned_as_agent = t.kind == BodyKind::Agent || (t.kind == BodyKind::Host && t.agent);
     metrics::increment_counter(metrics::kCommitFailuresTotal,
-                               {{"operation", t.kind == BodyKind::Agent || t.task_type == "sub_agent"
-                                                  ? "sub_agent_completion"
-                                                  : "task_completion"}});
+                               {{"operation", spawned_as_agent ? "sub_agent_completion" : "task_completion"}});
     if (wants_summary) {
       const auto* m = meta(t.id());
       summary = m ? m->to_summary() : TaskSummary{t.id(), t.task_type.str(), {}, result.status(), {}, {}, 0, now, {}};

@@ -174,7 +174,7 @@ class BackgroundTaskManager {
 
   // A host-driven task: the body lives outside (a JS promise); the host settles it.
   // With `sub_agent`, task_type is "sub_agent" and the task gets its own inbox (read it with
-  // take_agent_messages).
+  // take_agent_messages): awaken's spawn_agent. Without it, a "sub_agent" type is only a type.
   Result<TaskId> spawn_host(std::string_view owner_thread_id, std::string_view task_type,
                             std::optional<std::string_view> name, std::string_view description,
                             TaskParentContext parent_context, bool sub_agent = false);
@@ -322,7 +322,8 @@ class BackgroundTaskManager {
   };
   Result<TaskId> spawn_impl(std::string_view owner, std::string_view task_type,
                             std::optional<std::string_view> name, std::string_view description,
-                            TaskParentContext& parent, BodyKind kind, const BodyFactory& make_body);
+                            TaskParentContext& parent, BodyKind kind, const BodyFactory& make_body,
+                            bool host_agent = false);
   TaskContext make_task_context(const std::shared_ptr<TaskCore>& t);
   AgentTaskContext make_agent_context(const std::shared_ptr<TaskCore>& t);
   // Consumes result's value and error. event_value: see settle(task, result, event_value). The
