@@ -340,7 +340,7 @@ Result<TaskId> BackgroundTaskManager::spawn_host(std::string_view owner, std::st
                                                  std::optional<std::string_view> name, std::string_view description,
                                                  TaskParentContext parent, bool sub_agent) {
   return spawn_impl(owner, sub_agent ? std::string_view("sub_agent") : task_type, name, description, parent,
-                    BodyKind::Host, {});
+                    BodyKind::Host, {}, sub_agent);
 }
 
 // ---- completion -------------------------------------------------------------------------------------
@@ -673,6 +673,13 @@ bool BackgroundTaskManager::cancel_core(TaskCore& t) {
   return true;
 }
 
+bool BackgroundTaskManager::cancel_counted(TaskCore& t, bool count_missing_meta) {
+  const auto* m = meta(t.id());
+  if (m ? is_terminal(m->status) : !count_missing_meta) return false;
+  cancel_core(t);  // a body that has ended (its completion commit failed) has nothing to signal
+  return true;
+}
+
 bool BackgroundTaskManager::cancel(std::string_view id) {
   TaskCore* t = find_core(id);
   return t && cancel_core(*t);
@@ -699,7 +706,7 @@ std::size_t BackgroundTaskManager::cancel_tree(std::string_view root) {
   std::size_t count = 0;
   UserCallGuard guard(*this);  // the cancel hook is user code
   for (const auto& id : order) {
-    if (TaskCore* t = find_core(id); t && cancel_core(*t)) ++count;
+    if (TaskCore* t = find_core(id); t && cancel_counted(*t, false)) ++count;
     if (!guard.alive()) break;
   }
   return count;
@@ -716,7 +723,7 @@ std::size_t BackgroundTaskManager::cancel_all(std::string_view owner) {
   // Found again by number: a cancel hook may have forgotten a later target meanwhile.
   UserCallGuard guard(*this);
   for (const std::uint64_t n : targets) {
-    if (TaskCore* t = handles_.find(n); t && cancel_core(*t)) ++count;
+    if (TaskCore* t = handles_.find(n); t && cancel_counted(*t, true)) ++count;
     if (!guard.alive()) break;
   }
   return count;

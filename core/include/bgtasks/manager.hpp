@@ -329,6 +329,9 @@ class BackgroundTaskManager {
   // Consumes result's value and error. event_value: see settle(task, result, event_value). The
   // caller keeps `t` alive (user code run here may forget it); false if the manager was destroyed.
   bool finish(TaskCore& t, TaskResult& result, json* event_value = nullptr);
+  // How cancel_tree and cancel_all count a task (awaken: it has a handle and its stored status is
+  // not terminal, or for cancel_all missing); a live body is signalled as cancel() does.
+  bool cancel_counted(TaskCore& t, bool count_missing_meta);
   bool cancel_core(TaskCore& t);
   TaskCore* find_core(std::string_view id);
   const TaskCore* find_core(std::string_view id) const;
