@@ -508,4 +508,125 @@ TEST(Reentry, AWaitContinuationThatForgetsItsTaskAndDropsTheManager) {
   EXPECT_FALSE(r.exec.has_ready());
 }
 
+TEST(Reentry, AnEndHookInstalledWhileATaskEndsGetsItsSummary) {
+  for (const bool from_fallback : {false, true}) {
+    SCOPED_TRACE(from_fallback ? "installed by a closed inbox's fallback" : "installed by the commit hook");
+    Rig r(false);
+    auto& m = *r.m;
+    std::optional<TaskSummary> seen;
+    bool installed = false;
+    auto install_hook = [&] {
+      if (installed) return;
+      installed = true;
+      m.set_hooks(ManagerHooks{nullptr, [&](const TaskSummary& s) { seen = s; }});
+    };
+    auto [tx, rx] = inbox_channel_with_fallback([&](const json&) {
+      if (from_fallback) install_hook();
+    });
+    m.set_owner_inbox(std::move(tx));
+    rx.close();
+    auto id = m.spawn_host("t", "host", std::nullopt, "ends", {});
+    r.store->set_commit_hook([&](const std::vector<std::string_view>&) -> Result<void> {
+      if (!from_fallback) install_hook();
+      return {};
+    });
+    ASSERT_TRUE(m.complete(*id, json("v")).ok());
+    ASSERT_TRUE(seen.has_value());
+    EXPECT_EQ(seen->task_id, *id);
+    EXPECT_EQ(seen->description, "ends");
+    EXPECT_EQ(seen->status, TaskStatus::Completed);
+    EXPECT_EQ(seen->result, json("v"));
+  }
+}
+
+TEST(Reentry, AFactoryThatSpawnsTheSameNameMakesTheOuterSpawnADuplicate) {
+  Rig r;
+  auto& m = *r.m;
+  // A stateless callable that is not a coroutine is called inside spawn: it runs user code (here,
+  // a spawn of the same name through a global), then returns the body.
+  static BackgroundTaskManager* manager;
+  static std::optional<TaskId> inner;
+  manager = &m;
+  struct Factory {
+    Co<TaskResult> operator()(TaskContext ctx) const {
+      inner = *manager->spawn_host("t", "job", "worker", "spawned by the factory", {});
+      return [](TaskContext) -> Co<TaskResult> { co_return TaskResult::success(json(1)); }(std::move(ctx));
+    }
+  };
+  auto outer = m.spawn("t", "job", "worker", "outer", {}, Factory{});
+  ASSERT_TRUE(inner.has_value());
+  ASSERT_FALSE(outer.ok());
+  EXPECT_EQ(outer.error().code, Errc::DuplicateName);
+  std::size_t running_workers = 0;
+  for (const auto& s : m.list("t")) running_workers += s.status == TaskStatus::Running;
+  EXPECT_EQ(running_workers, 1u);
+  r.exec.run_until_idle();
+}
+
+TEST(Reentry, ANameAndDescriptionViewingIntoTheBodysCallableAreStoredIntact) {
+  Rig r;
+  auto& m = *r.m;
+  struct Job {
+    std::string label;
+    Co<TaskResult> operator()(TaskContext) const { co_return TaskResult::success(json(label)); }
+  };
+  Job job{"nightly build of everything"};
+  Job short_job{"nightly"};
+  auto a = m.spawn("t", "job", std::string_view(job.label), job.label, {}, std::move(job));
+  auto b = m.spawn("t", "job", std::string_view(short_job.label), short_job.label, {}, std::move(short_job));
+  ASSERT_TRUE(a.ok() && b.ok());
+  const auto* state = r.store->peek<BackgroundTaskStateKey>();
+  EXPECT_EQ(state->tasks.at(*a).description, "nightly build of everything");
+  EXPECT_EQ(*state->tasks.at(*a).name, "nightly build of everything");
+  EXPECT_EQ(state->tasks.at(*b).description, "nightly");
+  EXPECT_EQ(*state->tasks.at(*b).name, "nightly");
+  r.exec.run_until_idle();
+}
+
+TEST(Reentry, AWaiterOfATaskWhoseFallbackDropsTheManagerStillGetsTheSummary) {
+  Rig r(false);
+  auto [tx, rx] = inbox_channel_with_fallback([&](const json&) { r.m.reset(); });
+  r.m->set_owner_inbox(std::move(tx));
+  rx.close();
+  auto id = r.m->spawn_host("t", "host", std::nullopt, "d", {});
+  std::optional<TaskSummary> end;
+  bool resumed = false;
+  r.exec.spawn([](BackgroundTaskManager* mm, TaskId tid, std::optional<TaskSummary>* out, bool* res) -> Co<void> {
+    *out = co_await mm->wait(tid);
+    *res = true;
+  }(r.m.get(), *id, &end, &resumed));
+  r.exec.run_until_idle();
+  BackgroundTaskManager* raw = r.m.get();
+  ASSERT_TRUE(raw->complete(*id, json(3)).ok());
+  EXPECT_TRUE(r.watch.expired());
+  r.exec.run_until_idle();
+  ASSERT_TRUE(resumed);
+  ASSERT_TRUE(end.has_value()) << "the end was committed before the manager went";
+  EXPECT_EQ(end->status, TaskStatus::Completed);
+  EXPECT_EQ(end->result, json(3));
+}
+
+TEST(Reentry, ACommitHookThatRestoresTheSameIdsCountsEachEntryOnce) {
+  Rig r;
+  auto& m = *r.m;
+  const std::string snap = R"({"tasks":{"a":{"task_id":"a","task_type":"x","description":"d",)"
+                           R"("status":"completed","created_at_ms":1},"b":{"task_id":"b","task_type":"x",)"
+                           R"("description":"d","status":"completed","created_at_ms":1}}})";
+  bool inside = false;
+  std::optional<std::size_t> inner;
+  r.store->set_commit_hook([&](const std::vector<std::string_view>&) -> Result<void> {
+    if (!inside && !inner) {
+      inside = true;
+      inner = *m.restore_json("t", snap);
+      inside = false;
+    }
+    return {};
+  });
+  auto outer = m.restore_json("t", snap);
+  ASSERT_TRUE(outer.ok());
+  EXPECT_EQ(*inner, 2u);
+  EXPECT_EQ(*inner + *outer, 2u) << "each entry was added once";
+  EXPECT_EQ(m.list("t").size(), 2u);
+}
+
 }  // namespace

@@ -28,19 +28,16 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
     Fiber::step();
   }
 
-  // The body returned. The commit hook, the inbox's fallback, the end hook and the frame's
-  // destructors are user code that may forget this task (retention does too) or destroy the
-  // manager: the core is held until the end. The frame goes only once the end is recorded, since
-  // its captures may own the manager (as awaken's running task holds its manager until then).
+  // The body returned. finish() holds this core while user code it runs may forget it. The frame
+  // goes only once the end is recorded, since its captures may own the manager (as awaken's
+  // running task holds its manager until then); nothing of this core or the manager is read after.
   void finished() override {
-    BackgroundTaskManager& m = *ambient.manager;
-    const std::shared_ptr<TaskCore> self = m.handles_.share(number);
     TaskResult result = body_result();
-    const auto body = frame();
+    auto body = frame();  // not const: libc++'s experimental handle has a non-const destroy()
     forget_top();  // the manager's destructor, if user code below runs it, leaves the frame to us
-    m.finish(*this, result);
-    body.destroy();  // may destroy the manager: nothing of it is read afterwards
-  }  // `self` goes last: it may free this
+    ambient.manager->finish(*this, result);
+    body.destroy();  // may destroy the manager, or free this core
+  }
 
   // The manager was destroyed while this body's step ran; the step has returned now.
   void abandoned() noexcept override { destroy_frame(); }
@@ -73,7 +70,7 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
   // The fiber lets go of the frame first: its destructors may reach the manager's destructor,
   // which destroys the frames of the cores that still have one.
   void destroy_frame() noexcept {
-    const auto body = frame();
+    auto body = frame();
     forget_top();
     if (body) body.destroy();
   }
@@ -282,20 +279,33 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   if (owner_inbox_) core->set_owner_inbox(owner_inbox_->for_thread(core->owner));
   UserCallGuard guard(*this);  // the body's factory and the commit hook are user code
   Co<TaskResult> body;
+  std::string description_copy;
+  std::optional<std::string> name_copy;
   if (kind == BodyKind::Host) {
     if (host_agent) {
       auto [tx, rx] = inbox_channel(options_.agent_inbox);
       core->agent = std::make_unique<TaskCore::AgentInbox>(TaskCore::AgentInbox{std::move(tx), std::move(rx)});
     }
   } else {
+    // The factory moves the caller's callable away: a name or description that views into it
+    // (a member of the callable) would dangle afterwards.
+    description_copy.assign(description);
+    description = description_copy;
+    if (name) name = name_copy.emplace(*name);
     body = make_body.make(make_body.fn, core);
     if (!guard.alive()) return errors::invalid_argument("spawn refused: the manager was destroyed");
+    // The factory is user code: it may have spawned a running task of the same name meanwhile.
+    if (name) {
+      ensure_indexes();
+      if (running_names_.count(name_key(owner, *name))) return errors::duplicate_name(*name);
+    }
     handles_.reserve(handles_.size() + 1);  // again: the factory may have spawned
   }
 
   // awaken's upsert, written in place (no action, no meta copies).
   const std::uint64_t now = executor_->now_ms();
-  const std::shared_ptr<StateStore> store = store_;  // the commit hook may drop the manager's
+  const auto store_hold = hold_store_for_hook();
+  StateStore* store = store_.get();
   bool fresh = false;  // read once the commit hook (which may write the key too) has run
   auto r = store->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
     if (!guard.alive()) return;
@@ -310,7 +320,10 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
     m.owner_thread_id = core->owner;
     m.task_type = core->task_type;
     if (name) m.name.emplace(*name);
-    m.description = description;
+    if (kind == BodyKind::Host)
+      m.description = description;
+    else
+      m.description = std::move(description_copy);
     m.status = TaskStatus::Running;
     m.created_at_ms = now;
     m.parent_context = std::move(parent);
@@ -347,6 +360,12 @@ Result<TaskId> BackgroundTaskManager::spawn_host(std::string_view owner, std::st
 bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_value) {
   // The commit hook, the inbox's fallback, the end hook and retention's commits run user code.
   UserCallGuard guard(*this);
+  // `t` is read after the commit hook and after the fallback, either of which may forget the task
+  // (or destroy the manager): hold it while one of them can run. Nothing reads `t` after the end
+  // hook, and retention only forgets.
+  std::shared_ptr<TaskCore> hold_core;
+  if ((store_ && store_->has_commit_hook()) || (t.owner_inbox() && t.owner_inbox()->is_closed()))
+    hold_core = handles_.share(t.number);
   t.live = false;
   // Set once the stored meta has left the retention index: the index key reads finish_seq, and a
   // meta already terminal (written by someone else, or restored as orphaned) is indexed under 0.
@@ -369,7 +388,8 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
   // Completed event given its own value (event_value) does not need the result's.
   const bool event_carries_own_value = event_value != nullptr && result.kind == TaskResult::Kind::Success;
   const bool keep_result = t.owner_inbox() != nullptr && !event_carries_own_value;
-  const std::shared_ptr<StateStore> store = store_;  // the commit hook may drop the manager's
+  const auto store_hold = hold_store_for_hook();
+  StateStore* store = store_.get();
   Result<void> committed = store ? store->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
     if (!guard.alive()) return;
     fresh = indexes_fresh();
@@ -420,6 +440,10 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
       summary->completed_at_ms = now;
     }
   }
+  // The waiters get the summary before any user code runs below: if that code destroys the
+  // manager, they still resume with it (the destructor wakes them).
+  if (end_waiters)
+    end_waiters->for_each([&](WaitNode& n) { *static_cast<WaitAwaiter::Node&>(n).summary = summary; });
   if (const InboxSender* inbox = t.owner_inbox()) {
     // A copy of event_value: the caller's is taken only once the event is queued.
     if (event_carries_own_value) result.value = *event_value;
@@ -432,8 +456,6 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
   std::optional<SharedString> owner;
   if (options_.retain_finished) owner = t.owner;
   if (end_waiters) {
-    // Only WaitAwaiter pushes onto these lists.
-    end_waiters->for_each([&](WaitNode& n) { *static_cast<WaitAwaiter::Node&>(n).summary = summary; });
     end_waiters->wake_all(WakeReason::Signal);  // schedules them; none runs before the erase
     end_waiters_.erase(t.number);  // by key, for the same reason (the commit hook, on_closed)
   }
@@ -443,6 +465,11 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
   }
   if (hooks_->on_task_end) {
     const auto hooks = hooks_;  // the hook may replace them
+    // Installed by user code during this end (the commit hook, a fallback): no summary yet.
+    if (!summary) {
+      const auto* m = meta(t.id());
+      summary = m ? m->to_summary() : TaskSummary{t.id(), t.task_type.str(), {}, result.status(), {}, {}, 0, now, {}};
+    }
     hooks->on_task_end(*summary);
     if (!guard.alive()) return false;
   }
@@ -530,25 +557,22 @@ void BackgroundTaskManager::index_remove(const PersistedTaskMeta& m) {
 }
 
 Result<void> BackgroundTaskManager::settle(std::string_view id, TaskResult result) {
-  const TaskCore* t = find_core(id);
-  return settle_core(t ? handles_.share(t->number) : nullptr, result);
+  return settle_core(find_core(id), result);
 }
 
 Result<void> BackgroundTaskManager::settle(TaskNumber task, TaskResult result) {
-  return settle_core(handles_.share(static_cast<std::uint64_t>(task)), result);
+  return settle_core(find_core(task), result);
 }
 
 Result<void> BackgroundTaskManager::settle(std::string_view id, TaskResult result, json& event_value) {
-  const TaskCore* t = find_core(id);
-  return settle_core(t ? handles_.share(t->number) : nullptr, result, &event_value);
+  return settle_core(find_core(id), result, &event_value);
 }
 
 Result<void> BackgroundTaskManager::settle(TaskNumber task, TaskResult result, json& event_value) {
-  return settle_core(handles_.share(static_cast<std::uint64_t>(task)), result, &event_value);
+  return settle_core(find_core(task), result, &event_value);
 }
 
-// `t` is held here: user code that finish() runs may forget the task.
-Result<void> BackgroundTaskManager::settle_core(std::shared_ptr<TaskCore> t, TaskResult& result, json* event_value) {
+Result<void> BackgroundTaskManager::settle_core(TaskCore* t, TaskResult& result, json* event_value) {
   if (!t) return errors::task_not_found();
   if (t->kind != BodyKind::Host) return errors::not_host_task(t->id());
   if (!t->live) {
@@ -813,7 +837,8 @@ std::size_t BackgroundTaskManager::restore_entries(std::string_view owner, std::
                                                    bool take) {
   if (!store_ || destroying_) return 0;
   const SharedString owner_name(owner);  // one text for every restored entry
-  const std::shared_ptr<StateStore> store = store_;  // a commit hook may drop the manager's
+  const auto store_hold = hold_store_for_hook();
+  StateStore* store = store_.get();
   UserCallGuard guard(*this);
   // Ids are visited in id order so that the outcome does not depend on hash order.
   sort_by_id(entries);
@@ -842,11 +867,13 @@ std::size_t BackgroundTaskManager::restore_entries(std::string_view owner, std::
       m.error = orphaned;
     }
     bool fresh = false;
+    bool inserted_here = false;  // not when a commit hook's own restore got there first
     auto r = store->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
       if (!guard.alive()) return;
       fresh = indexes_fresh();
       // Absent when checked above; a commit hook may have written it since: awaken's upsert.
       auto [it, inserted] = state.tasks.try_emplace(m.task_id);
+      inserted_here = inserted;
       if (!inserted && fresh) index_remove(it->second);
       it->second = std::move(m);
       if (fresh) index_add(it->second);
@@ -854,7 +881,7 @@ std::size_t BackgroundTaskManager::restore_entries(std::string_view owner, std::
     if (!guard.alive()) return added;
     if (r.ok()) {
       if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
-      ++added;
+      if (inserted_here) ++added;
     } else {
       metrics::increment_counter(metrics::kCommitFailuresTotal, {{"operation", "restore_task_metadata"}});
     }
@@ -976,10 +1003,10 @@ bool BackgroundTaskManager::forget(std::string_view id) {
   // By number: the commit hook (user code) may forget this task itself, or free its core.
   const bool has_handle = t != nullptr;
   const std::uint64_t number = t ? t->number : 0;
-  bool removed = false;
   if (m) {
     UserCallGuard guard(*this);
-    const std::shared_ptr<StateStore> store = store_;  // the commit hook may drop the manager's
+    const auto store_hold = hold_store_for_hook();
+    StateStore* store = store_.get();
     bool fresh = false;
     auto r = store->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
       if (!guard.alive()) return;
@@ -988,14 +1015,13 @@ bool BackgroundTaskManager::forget(std::string_view id) {
       if (it == state.tasks.end()) return;
       if (fresh) index_remove(it->second);
       state.tasks.erase(it);
-      removed = true;
     });
-    if (!guard.alive()) return removed;
+    if (!guard.alive()) return false;
     if (!r) return false;
     if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
   }
-  if (has_handle && handles_.erase(number)) removed = true;
-  return removed;
+  if (has_handle) handles_.erase(number);
+  return true;  // also when a commit hook's own forget of the same task got there first
 }
 
 // ---- waiting ----------------------------------------------------------------------------------------------------
@@ -1013,8 +1039,8 @@ void BackgroundTaskManager::WaitAwaiter::await_suspend(coro::coroutine_handle<> 
 
 std::optional<TaskSummary> BackgroundTaskManager::WaitAwaiter::await_resume() {
   node_.unlink();
-  if (node_.manager_gone) return std::nullopt;  // m_ is gone
   if (summary_) return std::move(summary_);
+  if (node_.manager_gone) return std::nullopt;  // m_ is gone
   return m_->get(id_);
 }
 

@@ -248,7 +248,8 @@ class BackgroundTaskManager {
   ManagerStats stats() const;
   // Forest of {task_id, task_type, description, status, name?, children:[…]}, in id order.
   json task_tree(std::optional<std::string_view> owner_thread_id = std::nullopt) const;
-  // Drops a finished task (terminal status, body ended). True if something was removed.
+  // Drops a finished task (terminal status, body ended). True if it was finished and is gone now
+  // (also when a commit hook's own forget of it got there first).
   bool forget(std::string_view id);
   // N of the next id bg_N; once bg_18446744073709551615 is taken (ids_exhausted()), spawns are refused.
   std::uint64_t next_task_number() const noexcept { return counter_; }
@@ -336,7 +337,12 @@ class BackgroundTaskManager {
   TaskCore* find_core(std::string_view id);
   const TaskCore* find_core(std::string_view id) const;
   TaskCore* find_core(TaskNumber task);
-  Result<void> settle_core(std::shared_ptr<TaskCore> t, TaskResult& result, json* event_value = nullptr);
+  Result<void> settle_core(TaskCore* t, TaskResult& result, json* event_value = nullptr);
+  // The store, held across a commit only while a commit hook (user code, which may drop the
+  // manager and with it the store's last owner) can run; null otherwise (no reference count).
+  std::shared_ptr<StateStore> hold_store_for_hook() const {
+    return store_ && store_->has_commit_hook() ? store_ : nullptr;
+  }
   bool emit_core(TaskCore* t, std::string_view event_type, json& payload);
   const BackgroundTaskStateSnapshot* state() const;
   const PersistedTaskMeta* meta(std::string_view id) const;

@@ -186,6 +186,7 @@ class StateStore {
   // the commit (nothing applied).
   using CommitHook = std::function<Result<void>(const std::vector<std::string_view>& keys)>;
   // May be called from inside the hook: the running hook finishes as it started.
+  bool has_commit_hook() const noexcept { return hook_ != nullptr; }
   void set_commit_hook(CommitHook hook) {
     hook_ = hook ? std::make_shared<const CommitHook>(std::move(hook)) : nullptr;
   }

@@ -43,10 +43,10 @@ class TaskHandleMap {
 
   // Room for `n` entries: a later insert up to that size allocates nothing and cannot throw.
   void reserve(std::size_t n) {
-    std::size_t capacity = slots_.empty() ? 16 : slots_.size();
-    while (2 * n > capacity) capacity *= 2;
-    if (capacity != slots_.size()) rehash(capacity);
+    if (2 * n <= slots_.size()) return;  // the usual case, kept inline
+    grow(n);
   }
+
 
   // `value` must be non-null (an empty slot is a null pointer) and its key absent.
   void insert(std::shared_ptr<T> value) {
@@ -120,6 +120,11 @@ class TaskHandleMap {
     std::size_t i = home(key_of(*value));
     while (slots_[i]) i = (i + 1) & mask();
     slots_[i] = std::move(value);
+  }
+  void grow(std::size_t n) {
+    std::size_t capacity = slots_.empty() ? 16 : slots_.size();
+    while (2 * n > capacity) capacity *= 2;
+    if (capacity != slots_.size()) rehash(capacity);
   }
   // Allocates first: if that throws, the table is unchanged.
   void rehash(std::size_t capacity) {
