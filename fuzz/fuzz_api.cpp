@@ -89,6 +89,7 @@ struct TaskRec {
   BodyKind body = BodyKind::Value;
   bool cancel_true = false;  // cancel (or tree/all/run) said true for it
   bool gone = false;         // removed by forget or retention: the handle is gone
+  bool forgotten = false;    // a re-entrant forget removed it: a later restore may bring back any entry
   bool ended = false;        // on_task_end fired
   bool cancel_hooked = false;  // on_cancel_requested fired
   std::optional<TaskSummary> end_summary;
@@ -277,6 +278,7 @@ class Model {
   // The commit hook re-enters only while the model checks answers that it cannot disturb: host
   // settles and polls (spawn, forget and restore predict the counter and the entries exactly).
   bool commit_reentry_ = false;
+  int in_commit_hook_ = 0;  // commit hooks on the stack: what they call sees half-written entries
 };
 
 // ---- bodies ---------------------------------------------------------------------------------------
@@ -547,6 +549,7 @@ void Model::meddle(const std::string& self, const std::string& target, int actio
       const bool want = cur && is_terminal(cur->status);
       const bool got = manager().forget(target);
       if (dead()) return;
+      if (got && tasks_.count(target)) tasks_.at(target).forgotten = true;
       FUZZ_CHECK(got == want, self + " forget(" + target + ") answered " + (got ? "true" : "false"));
       break;
     }
@@ -619,8 +622,9 @@ bool Model::live_now(const std::string& id) {
 
 void Model::act(const std::string& at_hand, const Reentry& e, Where where) {
   const std::string target = e.target.empty() ? at_hand : e.target;
-  // In a commit hook the entry being written is between two states: consistency only.
-  const bool exact = where != Where::Commit;
+  // In a commit hook, and in callbacks run from one, the entry being written is between two
+  // states (a task may be ending there): consistency only.
+  const bool exact = where != Where::Commit && in_commit_hook_ == 0;
   const std::string who = std::string(kWhereNames[static_cast<int>(where)]) + " of " + at_hand + ": " +
                           kActNames[static_cast<int>(e.act)] + "(" + target + ")";
   TRACE("  re-enter from %s", who.c_str());
@@ -633,6 +637,7 @@ void Model::act(const std::string& at_hand, const Reentry& e, Where where) {
       const bool want = before && is_terminal(before->status);
       const bool got = manager().forget(target);
       if (dead()) return;
+      if (got && tasks_.count(target)) tasks_.at(target).forgotten = true;
       if (exact) FUZZ_CHECK(got == want, who + " answered " + (got ? "true" : "false"));
       const bool now = manager().get(target).has_value();
       FUZZ_CHECK(got ? !now : now == before.has_value(), who + ": entry " + (now ? "present" : "absent") + " after");
@@ -797,7 +802,11 @@ void Model::op_arm(Reader& r) {
   if (a.where == Where::Commit && !commit_hook_set_) {
     commit_hook_set_ = true;
     h_.store->set_commit_hook([this](const std::vector<std::string_view>&) -> Result<void> {
-      if (commit_reentry_ || reentry_depth_ > 0) fire(Where::Commit, order_.empty() ? std::string("bg_0") : order_.back());
+      if (commit_reentry_ || reentry_depth_ > 0) {
+        ++in_commit_hook_;
+        fire(Where::Commit, order_.empty() ? std::string("bg_0") : order_.back());
+        --in_commit_hook_;
+      }
       return {};
     });
   }
@@ -856,7 +865,7 @@ void Model::op_spawn(Reader& r, Kind kind) {
   }
   FUZZ_CHECK(id.ok(), "spawn refused: " + id.error().message);
   FUZZ_CHECK(*id == "bg_" + str(counter), "spawn returned " + *id + ", counter was " + str(counter));
-  record_spawn(id, thread, type == "sub_agent" ? Kind::HostAgent : Kind::Host, BodyKind::Value, std::nullopt,
+  record_spawn(id, thread, kind, BodyKind::Value, std::nullopt,
                std::nullopt, std::nullopt);
   auto s = manager().get(*id);
   FUZZ_CHECK(s && s->status == TaskStatus::Running && s->task_type == type && s->description == "desc" &&
@@ -1404,6 +1413,9 @@ void Model::check_step(bool full) {
     terminal_.erase(id);
     if (it != tasks_.end()) it->second.gone = true;
   }
+  // Spawned, ended and dropped by retention within this one step (re-entrant spawns do that).
+  for (auto& [id, rec] : tasks_)
+    if (!rec.gone && rec.ended && !now.tasks.count(id) && !state_.tasks.count(id)) rec.gone = true;
   for (const auto& [id, rec] : tasks_)
     FUZZ_CHECK(rec.cancel_hooked == rec.cancel_true, "on_cancel_requested disagrees with cancel's answers for " + id);
   for (const auto& [id, m] : now.tasks) {
@@ -1416,7 +1428,7 @@ void Model::check_step(bool full) {
     if (!is_terminal(m.status)) continue;
     terminal_.emplace(id, m);
     auto it = tasks_.find(id);
-    if (it == tasks_.end() || it->second.gone) continue;  // restored entries
+    if (it == tasks_.end() || it->second.gone || it->second.forgotten) continue;  // restored entries
     const TaskRec& rec = it->second;
     FUZZ_CHECK(m.owner_thread_id == rec.thread, "owner changed: " + show(m));
     FUZZ_CHECK(rec.ended && rec.end_summary, "terminal in the store without on_task_end: " + show(m));
@@ -1472,9 +1484,11 @@ void Model::after_death() {
     if (auto t = terminal_.find(id); t != terminal_.end())
       FUZZ_CHECK(m == t->second, "terminal entry changed: " + show(t->second) + " -> " + show(m));
     auto it = tasks_.find(id);
-    if (it == tasks_.end() || it->second.gone || terminal_.count(id)) continue;
+    if (it == tasks_.end() || it->second.gone || it->second.forgotten || terminal_.count(id)) continue;
     const TaskRec& rec = it->second;
     if (!is_terminal(m.status)) continue;
+    // The manager may die between the end's commit and on_task_end (a fallback that drops it).
+    if (!rec.ended && died_ending_ == id) continue;
     FUZZ_CHECK(rec.ended && rec.end_summary, "terminal in the store without on_task_end: " + show(m));
     FUZZ_CHECK(m.to_summary() == *rec.end_summary, "stored end " + show(m) + " differs from on_task_end's");
   }
