@@ -278,7 +278,8 @@ class Model {
   // The commit hook re-enters only while the model checks answers that it cannot disturb: host
   // settles and polls (spawn, forget and restore predict the counter and the entries exactly).
   bool commit_reentry_ = false;
-  int in_commit_hook_ = 0;  // commit hooks on the stack: what they call sees half-written entries
+  int in_commit_hook_ = 0;
+  std::uint64_t restores_started_ = 0;  // re-entrant restore_json calls begun  // commit hooks on the stack: what they call sees half-written entries
 };
 
 // ---- bodies ---------------------------------------------------------------------------------------
@@ -709,9 +710,13 @@ void Model::act(const std::string& at_hand, const Reentry& e, Where where) {
       FUZZ_CHECK(snap.ok(), "re-entrant restore text does not parse");
       const auto before = manager().persisted_snapshot();
       const std::uint64_t counter = manager().next_task_number();
+      const std::uint64_t writes_before = restores_started_++;
       auto got = manager().restore_json(thread, text);
       if (dead()) return;
-      if (exact) check_restore_result(thread, *snap, before, counter, got);
+      // A restore made by a commit hook inside this one may have added some of its entries first
+      // (for another thread): then this one skips them, as it skips any existing id.
+      const bool overlapped = restores_started_ != writes_before + 1;
+      if (exact && !overlapped) check_restore_result(thread, *snap, before, counter, got);
       else FUZZ_CHECK(got.ok(), who + " failed: " + got.error().message);
       break;
     }
