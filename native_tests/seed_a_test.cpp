@@ -90,12 +90,8 @@ using namespace bgtasks;
 using bgtasks::testing::Harness;
 using bgtasks::testing::manager_with_store;
 using bgtasks::testing::manager_with_store_and_inbox;
+using bgtasks::testing::wait_cancelled;
 
-// A body that waits for cancellation (awaken's `ctx.cancel_token.cancelled().await; Cancelled`).
-Co<TaskResult> wait_cancelled(TaskContext ctx) {
-  co_await ctx.cancelled();
-  co_return TaskResult::cancelled();
-}
 
 PersistedTaskMeta meta_of(std::string id, std::string owner, std::string task_type, std::string description,
                           TaskStatus status, std::uint64_t created, std::optional<std::uint64_t> completed) {

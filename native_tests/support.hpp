@@ -79,4 +79,32 @@ inline PersistedTaskMeta make_meta(std::string id, std::string owner, TaskStatus
   return m;
 }
 
+// A body that waits for cancellation (awaken's `ctx.cancel_token.cancelled().await; Cancelled`).
+inline Co<TaskResult> wait_cancelled(TaskContext ctx) {
+  co_await ctx.cancelled();
+  co_return TaskResult::cancelled();
+}
+
+inline Co<TaskResult> finish_at_once(TaskContext) { co_return TaskResult::success(nullptr); }
+
+inline TaskParentContext child_of(const TaskId& parent) {
+  TaskParentContext p;
+  p.task_id = parent;
+  return p;
+}
+
+inline TaskParentContext of_run(std::string_view run) {
+  TaskParentContext p;
+  p.run_id = run;
+  return p;
+}
+
+// A task on `owner` whose body waits for cancellation.
+inline TaskId spawn_waiting(Harness& h, std::optional<std::string_view> name, TaskParentContext parent,
+                            std::string_view owner = "thread-1") {
+  auto id = h.manager->spawn(owner, "worker", name, "waits for cancel", std::move(parent), wait_cancelled);
+  EXPECT_TRUE(id.ok());
+  return id.ok() ? *id : TaskId();
+}
+
 }  // namespace bgtasks::testing

@@ -18,35 +18,15 @@ namespace {
 
 using namespace bgtasks;
 using bgtasks::testing::Harness;
+using bgtasks::testing::child_of;
+using bgtasks::testing::finish_at_once;
+using bgtasks::testing::of_run;
+using bgtasks::testing::spawn_waiting;
+using bgtasks::testing::wait_cancelled;
 using bgtasks::testing::make_meta;
 using bgtasks::testing::manager_with_store;
 using bgtasks::testing::manager_with_store_and_inbox;
 
-Co<TaskResult> wait_cancelled(TaskContext ctx) {
-  co_await ctx.cancelled();
-  co_return TaskResult::cancelled();
-}
-
-Co<TaskResult> finish_at_once(TaskContext) { co_return TaskResult::success(nullptr); }
-
-TaskParentContext child_of(const TaskId& parent) {
-  TaskParentContext p;
-  p.task_id = parent;
-  return p;
-}
-
-TaskParentContext of_run(std::string_view run) {
-  TaskParentContext p;
-  p.run_id = run;
-  return p;
-}
-
-TaskId spawn_waiting(Harness& h, std::optional<std::string_view> name, TaskParentContext parent,
-                     std::string_view owner = "thread-1") {
-  auto id = h.manager->spawn(owner, "worker", name, "waits for cancel", std::move(parent), wait_cancelled);
-  EXPECT_TRUE(id.ok());
-  return id.ok() ? *id : TaskId();
-}
 
 TaskId spawn_finished(Harness& h, std::optional<std::string_view> name, TaskParentContext parent) {
   auto id = h.manager->spawn("thread-1", "worker", name, "ends at once", std::move(parent), finish_at_once);
