@@ -279,7 +279,7 @@ class Model {
   // settles and polls (spawn, forget and restore predict the counter and the entries exactly).
   bool commit_reentry_ = false;
   int in_commit_hook_ = 0;
-  std::uint64_t restores_started_ = 0;  // re-entrant restore_json calls begun  // commit hooks on the stack: what they call sees half-written entries
+  std::uint64_t acts_started_ = 0;  // re-entrant calls begun (a restore checks none ran inside it)  // commit hooks on the stack: what they call sees half-written entries
 };
 
 // ---- bodies ---------------------------------------------------------------------------------------
@@ -623,6 +623,7 @@ bool Model::live_now(const std::string& id) {
 
 void Model::act(const std::string& at_hand, const Reentry& e, Where where) {
   const std::string target = e.target.empty() ? at_hand : e.target;
+  ++acts_started_;
   // In a commit hook, and in callbacks run from one, the entry being written is between two
   // states (a task may be ending there): consistency only.
   const bool exact = where != Where::Commit && in_commit_hook_ == 0;
@@ -710,12 +711,13 @@ void Model::act(const std::string& at_hand, const Reentry& e, Where where) {
       FUZZ_CHECK(snap.ok(), "re-entrant restore text does not parse");
       const auto before = manager().persisted_snapshot();
       const std::uint64_t counter = manager().next_task_number();
-      const std::uint64_t writes_before = restores_started_++;
+      const std::uint64_t acts_before = acts_started_;
       auto got = manager().restore_json(thread, text);
       if (dead()) return;
-      // A restore made by a commit hook inside this one may have added some of its entries first
-      // (for another thread): then this one skips them, as it skips any existing id.
-      const bool overlapped = restores_started_ != writes_before + 1;
+      // Calls made by a commit hook inside this restore change what it finds: a restore there may
+      // add some of its entries first (it then skips them, as any existing id), a spawn moves the
+      // counter.
+      const bool overlapped = acts_started_ != acts_before;
       if (exact && !overlapped) check_restore_result(thread, *snap, before, counter, got);
       else FUZZ_CHECK(got.ok(), who + " failed: " + got.error().message);
       break;
