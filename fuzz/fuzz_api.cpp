@@ -550,7 +550,10 @@ void Model::meddle(const std::string& self, const std::string& target, int actio
       const bool want = cur && is_terminal(cur->status);
       const bool got = manager().forget(target);
       if (dead()) return;
-      if (got && tasks_.count(target)) tasks_.at(target).forgotten = true;
+      if (got) {
+        if (tasks_.count(target)) tasks_.at(target).forgotten = true;
+        terminal_.erase(target);  // gone: an entry of that id restored later is a new one
+      }
       FUZZ_CHECK(got == want, self + " forget(" + target + ") answered " + (got ? "true" : "false"));
       break;
     }
@@ -639,7 +642,10 @@ void Model::act(const std::string& at_hand, const Reentry& e, Where where) {
       const bool want = before && is_terminal(before->status);
       const bool got = manager().forget(target);
       if (dead()) return;
-      if (got && tasks_.count(target)) tasks_.at(target).forgotten = true;
+      if (got) {
+        if (tasks_.count(target)) tasks_.at(target).forgotten = true;
+        terminal_.erase(target);  // gone: an entry of that id restored later is a new one
+      }
       if (exact) FUZZ_CHECK(got == want, who + " answered " + (got ? "true" : "false"));
       const bool now = manager().get(target).has_value();
       FUZZ_CHECK(got ? !now : now == before.has_value(), who + ": entry " + (now ? "present" : "absent") + " after");
