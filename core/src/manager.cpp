@@ -378,6 +378,14 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
   WaitList* end_waiters = nullptr;
   if (!end_waiters_.empty())
     if (auto it = end_waiters_.find(t.number); it != end_waiters_.end()) end_waiters = &it->second;
+  // The end as the stored entry and this task tell it, for when the commit could not build it.
+  auto summary_from_store = [&] {
+    const auto* m = meta(t.id());
+    TaskSummary s = m ? m->to_summary() : TaskSummary{t.id(), t.task_type.str(), {}, result.status(), {}, {}, 0, now, {}};
+    s.status = result.status();
+    s.completed_at_ms = now;
+    return s;
+  };
   const bool wants_summary = (end_waiters && !end_waiters->empty()) || static_cast<bool>(hooks_->on_task_end);
   std::optional<TaskSummary> summary;
 
@@ -433,12 +441,7 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
     const bool spawned_as_agent = t.kind == BodyKind::Agent || (t.kind == BodyKind::Host && t.agent);
     metrics::increment_counter(metrics::kCommitFailuresTotal,
                                {{"operation", spawned_as_agent ? "sub_agent_completion" : "task_completion"}});
-    if (wants_summary) {
-      const auto* m = meta(t.id());
-      summary = m ? m->to_summary() : TaskSummary{t.id(), t.task_type.str(), {}, result.status(), {}, {}, 0, now, {}};
-      summary->status = result.status();
-      summary->completed_at_ms = now;
-    }
+    if (wants_summary) summary = summary_from_store();
   }
   // The waiters get the summary before any user code runs below: if that code destroys the
   // manager, they still resume with it (the destructor wakes them).
@@ -466,10 +469,7 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
   if (hooks_->on_task_end) {
     const auto hooks = hooks_;  // the hook may replace them
     // Installed by user code during this end (the commit hook, a fallback): no summary yet.
-    if (!summary) {
-      const auto* m = meta(t.id());
-      summary = m ? m->to_summary() : TaskSummary{t.id(), t.task_type.str(), {}, result.status(), {}, {}, 0, now, {}};
-    }
+    if (!summary) summary = summary_from_store();
     hooks->on_task_end(*summary);
     if (!guard.alive()) return false;
   }
