@@ -228,6 +228,9 @@ export type BgTasksErrorCode =
   | 'InvalidSnapshot'
   | 'NotHostTask'
   | 'InvalidArgument'
+  | 'IdConflict'
+  | 'IdsUnavailable'
+  | 'StaleOwner'
   | 'Unknown';
 
 /**
@@ -249,6 +252,9 @@ export declare const ERROR_CODES: readonly [
   'InvalidSnapshot',
   'NotHostTask',
   'InvalidArgument',
+  'IdConflict',
+  'IdsUnavailable',
+  'StaleOwner',
 ];
 
 /**
@@ -295,6 +301,17 @@ export interface TaskManagerOptions {
   ownerInboxCapacity?: number | undefined;
   /** What a full owner inbox does: `'reject'` (default; the new event is not delivered, `ctx.emit` returns false) or `'dropOldest'`. */
   ownerInboxOverflow?: 'reject' | 'dropOldest' | undefined;
+  /**
+   * Attaches a store (see docs/persistence.md): task ids come from the store in blocks (so managers
+   * sharing it never collide), each thread the manager touches is claimed and its saved state taken
+   * in before the first write, and every change is saved without being asked (coalesced, one write
+   * in flight per thread, the newest state wins). `await manager.flush()` waits for durability.
+   */
+  store?: TaskStore | undefined;
+  /** With `store`: called with each failed save or claim (`StaleOwner` once another owner took a thread over) and its thread. */
+  onStoreError?: ((error: Error, thread: string | undefined) => void) | undefined;
+  /** With `store`: how many ids are reserved at a time (default 4096). */
+  idBlockSize?: number | undefined;
 }
 
 /** Explicit lineage for a spawn; each given field wins over the ambient one (`null` = not given). */
@@ -352,10 +369,39 @@ export type AgentTaskBody = (ctx: AgentTaskContext) => unknown;
 /** Where `persist` / `resume` keep snapshots: {@link FileStore}, {@link IndexedDbStore} or your own. */
 export interface SnapshotStore {
   /** Replaces the thread's saved snapshot. */
-  save(thread: string, snapshot: BackgroundTaskState): Promise<void>;
+  save(thread: string, snapshot: BackgroundTaskState, options?: { epoch?: number }): Promise<void>;
   /** The thread's saved snapshot, or null when none was saved. */
   load(thread: string): Promise<BackgroundTaskState | BackgroundTaskStateInput | null>;
 }
+
+/**
+ * A store a manager can be attached to (`createTaskManager({ store })`): snapshots plus task-id
+ * blocks and fenced thread ownership. {@link FileStore} and {@link IndexedDbStore} are ones.
+ */
+export interface TaskStore extends SnapshotStore {
+  /**
+   * With `epoch`: writes only while the thread is still owned with that epoch; otherwise rejects
+   * with `BgTasksError` `StaleOwner` and changes nothing.
+   */
+  save(thread: string, snapshot: BackgroundTaskState, options?: { epoch?: number }): Promise<void>;
+  /** Takes the thread over (the owner epoch goes up; older epochs' saves are refused from then on). `onLost` is called if the store learns that another owner took it. */
+  claim(thread: string, options?: { owner?: string; onLost?: (thread: string) => void }): Promise<{ epoch: number }>;
+  /** The first number of a block of `count` task numbers nobody got before, above every `bg_<n>` saved. */
+  reserveIds(count: number): Promise<number>;
+  /** Later blocks start at or above `next`. */
+  raiseIdFloor(next: number): Promise<void>;
+  /** Gives the thread's claim up (optional). */
+  release?(thread: string): Promise<void>;
+}
+
+/** What `restore` / `resume` did: how many entries were added, and which ids the thread already had (kept as they were). */
+export interface RestoreResult {
+  added: number;
+  skipped: string[];
+}
+
+/** A thread's ownership in the attached store. */
+export type ThreadOwnership = 'none' | 'claiming' | 'owned' | 'lost' | 'failed';
 
 // ---------------------------------------------------------------------------------------------
 // Task contexts
@@ -499,18 +545,36 @@ export declare class TaskManager {
 
   /**
    * Claims every entry of `snapshot` for `thread`, all or nothing, as awaken's
-   * `restore_for_thread`: existing ids are skipped, `bg_<n>` ids move the id counter past n,
-   * running entries become `failed` with `task orphaned: runtime restarted while running`.
-   * Returns how many entries were added. Throws `BgTasksError` `InvalidSnapshot` (naming the entry
-   * and field) and restores nothing when any entry is invalid.
+   * `restore_for_thread`: ids the thread already has are kept as they are and listed in `skipped`,
+   * `bg_<n>` ids move the id counter past n, running entries become `failed` with
+   * `task orphaned: runtime restarted while running`. Throws `BgTasksError` `InvalidSnapshot`
+   * (naming the entry and field) when any entry is invalid, and `IdConflict` (naming the ids) when
+   * another thread holds one of the ids; then nothing is restored.
    */
-  restore(thread: string, snapshot: BackgroundTaskState | BackgroundTaskStateInput): number;
+  restore(thread: string, snapshot: BackgroundTaskState | BackgroundTaskStateInput): RestoreResult;
 
-  /** Saves `snapshot(thread)` into `store`. */
+  /**
+   * Saves `snapshot(thread)` into `store`. Overlapping calls end with the newest state saved. Into
+   * the attached store it is the owned, fenced save of the thread (`StaleOwner` once taken over).
+   */
   persist(store: SnapshotStore, thread: string): Promise<void>;
 
-  /** Restores the thread's snapshot from `store`, if one was saved; resolves with how many tasks were added. */
-  resume(store: SnapshotStore, thread: string): Promise<number>;
+  /** Restores the thread's snapshot from `store`, if one was saved. */
+  resume(store: SnapshotStore, thread: string): Promise<RestoreResult>;
+  /** Attached store only: claims the thread and takes its saved state in (once; later calls add nothing). */
+  resume(thread: string): Promise<RestoreResult>;
+
+  /** The attached store, or null. */
+  readonly store: TaskStore | null;
+
+  /** Resolves once every change made before the call is saved in the attached store (at once without one); rejects with the first failure (`StaleOwner` for a thread taken over). */
+  flush(): Promise<void>;
+
+  /** Who owns `thread` in the attached store. */
+  ownership(thread: string): ThreadOwnership;
+
+  /** Attached store only: reserves `count` more ids now (before spawning more tasks at once than `idBlockSize`). */
+  reserveIds(count: number): Promise<void>;
 
   /**
    * Manual clock only (else `BgTasksError` `InvalidArgument`): moves time by `ms`; due timers
@@ -565,21 +629,36 @@ export declare class TaskManager {
  * atomically (temp file, fsync, rename): a crash mid-write leaves the previous snapshot readable.
  * In browsers the constructor throws; use {@link IndexedDbStore}.
  */
-export declare class FileStore implements SnapshotStore {
-  /** @param dir the folder for the snapshot files (created on first save) */
+export declare class FileStore implements TaskStore {
+  /** @param dir the folder for the snapshot files (created on first save; made absolute) */
   constructor(dir: string);
-  /** The folder given to the constructor. */
+  /** The folder, as an absolute path. */
   get dir(): string;
   /** The file the thread's snapshot lives in. */
   pathFor(thread: string): string;
-  /** Atomically replaces the thread's snapshot. */
-  save(thread: string, snapshot: BackgroundTaskState): Promise<void>;
+  /**
+   * Atomically replaces the thread's snapshot; saves of one thread made in this process land in
+   * call order. With `epoch`, only while the thread is owned with that epoch (else `StaleOwner`).
+   */
+  save(thread: string, snapshot: BackgroundTaskState, options?: { epoch?: number }): Promise<void>;
   /** The thread's snapshot, or null when none was saved; a corrupt file rejects with `InvalidSnapshot`. */
   load(thread: string): Promise<BackgroundTaskState | null>;
+  /** Takes the thread over across processes (a cross-process lock around the epoch's update). */
+  claim(thread: string, options?: { owner?: string }): Promise<{ epoch: number }>;
+  /** Who claimed the thread last, or null. */
+  owner(thread: string): Promise<{ epoch: number; owner: string; pid: number; at: number } | null>;
+  /** Nothing to release in a FileStore: ownership ends by another claim. */
+  release(thread: string): Promise<void>;
+  /** Reserves a block of task numbers from the folder's shared counter (`.ids`). */
+  reserveIds(count: number): Promise<number>;
+  /** Later blocks start at or above `next`. */
+  raiseIdFloor(next: number): Promise<void>;
   /** The threads that have a saved snapshot. */
   threads(): Promise<string[]>;
-  /** Removes the thread's snapshot (no error if there is none). */
+  /** Removes the thread's snapshot and owner record (no error if there is none). */
   delete(thread: string): Promise<void>;
+  /** Nothing is held open between calls. */
+  close(): void;
 }
 
 /** Options of {@link IndexedDbStore}. */

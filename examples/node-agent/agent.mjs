@@ -85,7 +85,7 @@ ui.log(`bgtasks node agent · thread "${thread}" · ${args.clock} clock · state
 //    have no body any more and come back failed, orphaned.
 const saved = await store.load(thread);
 const wasRunning = new Set(Object.values(saved?.tasks ?? {}).filter((t) => t.status === 'running').map((t) => t.task_id));
-const restored = saved ? mgr.restore(thread, saved) : 0;
+const restored = saved ? mgr.restore(thread, saved).added : 0;
 if (restored === 0) {
   ui.log('previous run: none');
 } else {

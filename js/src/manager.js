@@ -22,8 +22,21 @@ import {
   toJson,
   toWellFormed,
 } from './errors.js';
+import { StoreLink, checkStore } from './store-link.js';
 
-const MANAGER_OPTIONS = ['clock', 'now', 'retainFinished', 'agentInboxCapacity', 'agentInboxOverflow', 'ownerInboxCapacity', 'ownerInboxOverflow'];
+const MANAGER_OPTIONS = [
+  'clock',
+  'now',
+  'retainFinished',
+  'agentInboxCapacity',
+  'agentInboxOverflow',
+  'ownerInboxCapacity',
+  'ownerInboxOverflow',
+  'store',
+  'onStoreError',
+  'idBlockSize',
+];
+const DEFAULT_ID_BLOCK = 4096;
 const SPAWN_OPTIONS = ['thread', 'type', 'name', 'description', 'parent'];
 const AGENT_OPTIONS = ['thread', 'name', 'description', 'parent'];
 const PARENT_FIELDS = ['task_id', 'run_id', 'call_id', 'agent_id'];
@@ -128,7 +141,9 @@ function overflowPolicy(value, name) {
 
 /**
  * Creates a task manager (one wasm Core). Options: clock ('system' | 'manual'), now (manual start,
- * ms), retainFinished, agentInboxCapacity/agentInboxOverflow, ownerInboxCapacity/ownerInboxOverflow.
+ * ms), retainFinished, agentInboxCapacity/agentInboxOverflow, ownerInboxCapacity/ownerInboxOverflow;
+ * store (attach: ids from the store, threads claimed and saved automatically), onStoreError
+ * (error, thread) and idBlockSize (ids reserved at a time, default 4096) with it.
  */
 export async function createTaskManager(options = {}) {
   checkOptions(options, 'options', MANAGER_OPTIONS);
@@ -143,9 +158,24 @@ export async function createTaskManager(options = {}) {
     agentDropOldest: overflowPolicy(options.agentInboxOverflow, 'options.agentInboxOverflow'),
     ownerInboxCapacity: options.ownerInboxCapacity === undefined ? 0 : checkCount(options.ownerInboxCapacity, 'options.ownerInboxCapacity', INT32_MAX),
     ownerDropOldest: overflowPolicy(options.ownerInboxOverflow, 'options.ownerInboxOverflow'),
+    store: options.store === undefined ? null : checkStore(options.store),
+    onStoreError: options.onStoreError === undefined ? null : checkFunction(options.onStoreError, 'options.onStoreError'),
+    idBlockSize: options.idBlockSize === undefined ? DEFAULT_ID_BLOCK : checkCount(options.idBlockSize, 'options.idBlockSize', 1 << 20),
   };
-  return new TaskManager(await getModule(), config);
+  if (config.store === null && (options.onStoreError !== undefined || options.idBlockSize !== undefined))
+    throw new TypeError('options.onStoreError and options.idBlockSize need options.store');
+  if (config.idBlockSize === 0) throw new TypeError('options.idBlockSize must be at least 1');
+  const manager = new TaskManager(await getModule(), config);
+  try {
+    await startStore(manager);
+  } catch (e) {
+    manager.dispose();
+    throw e;
+  }
+  return manager;
 }
+
+let startStore; // TaskManager's own: reserves the first id block of an attached store
 
 export class TaskManager {
   #module;
@@ -175,6 +205,12 @@ export class TaskManager {
   #payBase = 0;
   #payLive = 0;
   #dropOldestCap = 0; // the owner inbox's capacity when it evicts (dropOldest), else 0
+  #link = null; // StoreLink of an attached store
+  #persists = new WeakMap(); // store → thread → the explicit persist in flight and the one queued
+
+  static {
+    startStore = (manager) => manager.#link?.start();
+  }
 
   /** @internal use createTaskManager */
   constructor(module, config) {
@@ -193,6 +229,21 @@ export class TaskManager {
     finalizer?.register(this, this.#core, this);
     this.#header = this.#core.headerPtr() / 8;
     if (config.ownerDropOldest) this.#dropOldestCap = config.ownerInboxCapacity;
+    if (config.store !== null) {
+      const core = this.#core;
+      core.trackChanges(true);
+      this.#link = new StoreLink(
+        config.store,
+        {
+          takeChanged: () => (core.takeChangedThreads() > 0 ? JSON.parse(this.#readText()) : []),
+          snapshot: (thread) => this.snapshot(thread),
+          restore: (thread, snapshot) => this.restore(thread, snapshot),
+          grantIds: (first, count) => core.grantIds(first, count),
+          idsLeft: () => core.idsLeft(),
+        },
+        { onStoreError: config.onStoreError, idBlockSize: config.idBlockSize },
+      );
+    }
   }
 
   // ---- marshalling: bulk results are JSON text in wasm memory ----
@@ -401,7 +452,14 @@ export class TaskManager {
     } finally {
       if (scope !== null) scope.leaveTask();
     }
-    if (h !== h) throw coreError(core, core.lastErrorCode()); // NaN: refused
+    if (h !== h) {
+      // NaN: refused
+      const error = coreError(core, core.lastErrorCode());
+      if (error.code === 'IdsUnavailable')
+        error.message += ` (the store grants ${this.#link ? 'ids in blocks' : 'ids'}; await manager.reserveIds(n) before spawning more tasks at once than idBlockSize)`;
+      throw error;
+    }
+    if (this.#link !== null) this.#link.afterSpawn();
     let id;
     if (h >= 0) id = `bg_${h}`;
     else {
@@ -609,7 +667,9 @@ export class TaskManager {
   /** Drops a finished task; true if something was removed. */
   forget(id) {
     this.#alive();
-    return this.#core.forget(this.#id(id));
+    const gone = this.#core.forget(this.#id(id));
+    if (this.#link !== null) this.#link.collect();
+    return gone;
   }
 
   // ---- cancellation ----
@@ -751,7 +811,11 @@ export class TaskManager {
     return this.#readJson(this.#core.snapshot(has ? this.#thread(thread) : '', has));
   }
 
-  /** Claims every entry for `thread`, all or nothing; returns how many were added. */
+  /**
+   * Claims the snapshot's entries for `thread`, all or nothing: {added, skipped}. An id this
+   * thread already has is kept as it is and listed in `skipped`; an id another thread holds refuses
+   * the whole restore (IdConflict) and changes nothing.
+   */
   restore(thread, snapshot) {
     this.#alive();
     this.#thread(thread);
@@ -767,20 +831,108 @@ export class TaskManager {
     }
     const n = this.#core.restore(thread, this.#encodeText(text));
     if (n < 0) throw coreError(this.#core, -n);
-    return n;
+    const report = this.#readJson(n);
+    if (this.#link !== null) {
+      this.#link.noteRestored(report.highest);
+      this.#link.collect();
+    }
+    return { added: report.added, skipped: report.skipped };
   }
 
-  /** Saves snapshot(thread) into a FileStore / IndexedDbStore. */
+  /** The attached store (createTaskManager({ store })), or null. */
+  get store() {
+    return this.#link?.store ?? null;
+  }
+
+  /**
+   * Saves snapshot(thread) into a store. Overlapping calls end with the newest state saved: a call
+   * made while a save of the thread is in flight is folded into one follow-up save. Into the
+   * attached store, it is that store's owned, fenced save of the thread.
+   */
   async persist(store, thread) {
+    this.#alive();
     this.#thread(thread);
-    await store.save(thread, this.snapshot(thread));
+    if (this.#link !== null && store === this.#link.store) return this.#link.flushThread(thread);
+    if (store === null || typeof store !== 'object' || typeof store.save !== 'function')
+      throw new TypeError('store must have a save(thread, snapshot) method');
+    let byThread = this.#persists.get(store);
+    if (byThread === undefined) this.#persists.set(store, (byThread = new Map()));
+    let slot = byThread.get(thread);
+    if (slot === undefined) byThread.set(thread, (slot = { running: null, queued: null }));
+    if (slot.running === null) return this.#runPersist(store, thread, byThread, slot, this.snapshot(thread));
+    if (slot.queued === null) {
+      let resolve;
+      let reject;
+      const promise = new Promise((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      slot.queued = { promise, resolve, reject };
+    }
+    return slot.queued.promise;
   }
 
-  /** Restores the thread's saved snapshot, if any; returns how many tasks were added. */
-  async resume(store, thread) {
+  async #runPersist(store, thread, byThread, slot, snapshot) {
+    const run = Promise.resolve().then(() => store.save(thread, snapshot));
+    slot.running = run;
+    try {
+      await run;
+    } finally {
+      slot.running = null;
+      const next = slot.queued;
+      slot.queued = null;
+      if (next !== null) {
+        // The newest state, taken when its save starts.
+        let snap;
+        try {
+          snap = this.snapshot(thread);
+        } catch (e) {
+          next.reject(e);
+        }
+        if (snap !== undefined) this.#runPersist(store, thread, byThread, slot, snap).then(next.resolve, next.reject);
+      } else byThread.delete(thread);
+    }
+  }
+
+  /**
+   * Restores the thread's saved snapshot: {added, skipped}. With an attached store, resume(thread)
+   * (or resume(store, thread) with that store) claims the thread and takes its saved state in.
+   */
+  async resume(storeOrThread, thread) {
+    this.#alive();
+    if (typeof storeOrThread === 'string' && thread === undefined) {
+      if (this.#link === null) throw new BgTasksError('StoreNotConfigured', 'resume(thread) needs a manager created with options.store; otherwise pass resume(store, thread)');
+      return this.#link.resume(storeOrThread);
+    }
+    const store = storeOrThread;
     this.#thread(thread);
+    if (this.#link !== null && store === this.#link.store) return this.#link.resume(thread);
+    if (store === null || typeof store !== 'object' || typeof store.load !== 'function')
+      throw new TypeError('store must have a load(thread) method');
     const snapshot = await store.load(thread);
-    return snapshot ? this.restore(thread, snapshot) : 0;
+    this.#alive();
+    return snapshot ? this.restore(thread, snapshot) : { added: 0, skipped: [] };
+  }
+
+  /** Resolves once every change made before the call is saved in the attached store (at once without one). */
+  async flush() {
+    this.#alive();
+    if (this.#link !== null) await this.#link.flush();
+  }
+
+  /** Who owns `thread` in the attached store: 'none' | 'claiming' | 'owned' | 'lost' | 'failed'. */
+  ownership(thread) {
+    this.#alive();
+    return this.#link === null ? 'none' : this.#link.ownership(this.#thread(thread));
+  }
+
+  /** Reserves `count` more task ids from the attached store (before a burst of spawns). */
+  async reserveIds(count) {
+    this.#alive();
+    if (this.#link === null) throw new BgTasksError('StoreNotConfigured', 'reserveIds() needs a manager created with options.store');
+    const n = checkCount(count, 'count', 1 << 30);
+    if (n === 0) throw new RangeError('count must be at least 1');
+    await this.#link.reserveIds(n);
   }
 
   // ---- time and the poll loop ----
@@ -857,6 +1009,7 @@ export class TaskManager {
   // next deadline (none while idle).
   #touch() {
     this.#activity++;
+    if (this.#link !== null) this.#link.collect();
     if (this.#manual || this.#pumpQueued || this.#disposed) return;
     this.#pumpQueued = true;
     queueMicrotask(() => {
@@ -914,6 +1067,7 @@ export class TaskManager {
     if (this.#disposed) return;
     this.#disposed = true;
     this.#clearWakeup();
+    this.#link?.close();
     for (const rec of this.#live.values()) {
       rec.cancel.abort(abortError('The task manager was disposed'));
       if (rec.recvWaiters !== null) for (const wake of rec.recvWaiters.splice(0)) wake(null);

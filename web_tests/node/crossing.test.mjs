@@ -15,7 +15,7 @@ const meta = (id, extra = {}) => ({
 test('ids past 2^53 (after a restore) work everywhere a task crosses: spawn, ctx, emit, lineage, cancel, drain, wait', async (t) => {
   const mgr = await manual(t);
   const last = 'bg_18446744073709551612';
-  assert.equal(mgr.restore('t', { tasks: { [last]: meta(last) } }), 1);
+  assert.equal(mgr.restore('t', { tasks: { [last]: meta(last) } }).added, 1);
   let child;
   const parent = mgr.spawn({ thread: 't', type: 'x' }, async (ctx) => {
     assert.equal(ctx.taskId, 'bg_18446744073709551613');
@@ -115,7 +115,7 @@ test('large non-ASCII text goes in whole: results, error messages, restore', asy
   assert.equal(mgr.get(ok).description, big.slice(0, 996));
   assert.equal(mgr.get(bad).error, big);
   const fresh = await manual(t);
-  assert.equal(fresh.restore('t', mgr.snapshot('t')), 2);
+  assert.equal(fresh.restore('t', mgr.snapshot('t')).added, 2);
   assert.deepEqual(fresh.snapshot('t'), mgr.snapshot('t'));
 });
 

@@ -80,7 +80,7 @@ test("snapshot('') and taskTree('') are the empty thread's; without a thread, ev
 test("restore('') claims every entry for the empty thread", async (t) => {
   const mgr = await manual(t);
   const meta = (id, owner) => ({ task_id: id, owner_thread_id: owner, task_type: '', description: '', status: 'completed', created_at_ms: 1, completed_at_ms: 2 });
-  assert.equal(mgr.restore('', { tasks: { bg_4: meta('bg_4', 't'), bg_5: meta('bg_5', '') } }), 2);
+  assert.equal(mgr.restore('', { tasks: { bg_4: meta('bg_4', 't'), bg_5: meta('bg_5', '') } }).added, 2);
   assert.deepEqual(ids(mgr.list('')), ['bg_4', 'bg_5']);
   assert.deepEqual(mgr.list('t'), []);
   assert.equal(mgr.snapshot('').tasks.bg_4.owner_thread_id, '');
@@ -129,7 +129,7 @@ test("persist/resume with the empty thread: FileStore keeps it in its own file, 
     assert.deepEqual((await store.threads()).sort(), ['', 't']);
     assert.deepEqual(await store.load(''), mgr.snapshot(''));
     const fresh = await manual(t);
-    assert.equal(await fresh.resume(store, ''), 1);
+    assert.equal((await fresh.resume(store, '')).added, 1);
     assert.deepEqual(fresh.list(''), mgr.list(''));
     assert.deepEqual(fresh.list('t'), []);
     await store.delete('');

@@ -45,7 +45,7 @@ test('a lone surrogate in a failure text becomes U+FFFD everywhere the text show
     assert.equal(snap.tasks[id].error, expected, `${label}: snapshot`);
   });
   const restored = await manual(t);
-  assert.equal(restored.restore('t', snap), cases.length);
+  assert.equal(restored.restore('t', snap).added, cases.length);
   assert.deepEqual(restored.list('t').map((s) => s.error), cases.map(([, , e]) => e), 'the text survives a restore');
 });
 

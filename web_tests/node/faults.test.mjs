@@ -270,7 +270,7 @@ test('a crash mid-run: restore orphans the running root and all its running desc
   assert.equal(Object.keys(before).length, 8);
   assert.equal(before[ids.cancelled].status, 'cancelled');
   const b = await manual(t, { now: 5000 });
-  assert.equal(b.restore('t2', saved), 8);
+  assert.equal(b.restore('t2', saved).added, 8);
   const after = b.snapshot().tasks;
   const orphaned = [];
   for (const [id, meta] of Object.entries(before)) {
@@ -295,7 +295,7 @@ test('a crash mid-run: restore orphans the running root and all its running desc
   assert.deepEqual(tree[0].children.map((c) => c.task_id).sort(), [ids.child, ids.done, ids.failed, ids.cancelled].sort());
   // Idempotent, and the ids move on past the restored ones.
   const snap = JSON.stringify(b.snapshot());
-  assert.equal(b.restore('t2', saved), 0);
+  assert.deepEqual(b.restore('t2', saved), { added: 0, skipped: Object.keys(saved.tasks).sort((x, y) => Number(x.slice(3)) - Number(y.slice(3))) });
   assert.equal(JSON.stringify(b.snapshot()), snap);
   assert.equal(b.spawn({ thread: 't2', type: 'x' }, never), 'bg_9');
 });
@@ -317,8 +317,8 @@ test('restore into a manager with live tasks of the same ids: skipped, the live 
       bg_5: { task_id: 'bg_5', task_type: 'shell', description: 'new', status: 'running', created_at_ms: 1 },
     },
   };
-  assert.equal(mgr.restore('t', foreign), 1);
-  assert.equal(mgr.restore('t2', foreign), 0, 'ids are global: another thread cannot claim them');
+  assert.deepEqual(mgr.restore('t', foreign), { added: 1, skipped: ['bg_0', 'bg_1'] });
+  assert.throws(() => mgr.restore('t2', foreign), (e) => e.code === 'IdConflict' && /bg_0 \(thread 't'\)/.test(e.message), 'ids are global: another thread cannot claim them');
   const now = mgr.snapshot().tasks;
   assert.deepEqual(now.bg_0, live.bg_0);
   assert.deepEqual(now.bg_1, live.bg_1);

@@ -59,8 +59,8 @@ test('persist / resume through a FileStore: the running task comes back orphaned
   assert.deepEqual(await store.threads(), ['t1']);
 
   const second = await manual(t);
-  assert.equal(await second.resume(store, 't1'), 2);
-  assert.equal(await second.resume(store, 'never-saved'), 0);
+  assert.deepEqual(await second.resume(store, 't1'), { added: 2, skipped: [] });
+  assert.deepEqual(await second.resume(store, 'never-saved'), { added: 0, skipped: [] });
   assert.equal(second.get(live).status, 'failed');
   assert.equal(second.get(live).error, 'task orphaned: runtime restarted while running');
   assert.deepEqual(second.get(done).result, { exit_code: 0 });

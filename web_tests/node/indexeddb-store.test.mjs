@@ -53,7 +53,7 @@ test('persist / resume: the running task comes back orphaned in a new manager', 
   assert.deepEqual(await store.load('t1'), first.snapshot('t1'));
 
   const second = await manual(t);
-  assert.equal(await second.resume(store, 't1'), 2);
+  assert.deepEqual(await second.resume(store, 't1'), { added: 2, skipped: [] });
   assert.equal(second.get(live).status, 'failed');
   assert.equal(second.get(live).error, 'task orphaned: runtime restarted while running');
   assert.equal(second.get(done).result, 'done');

@@ -45,7 +45,7 @@ test('restore: running entries become orphaned failures, terminal ones are kept,
   const { mgr, running, done, failed } = await populated(t);
   const snap = mgr.snapshot('t1');
   const fresh = await manual(t, { now: 5000 });
-  assert.equal(fresh.restore('t9', snap), 3);
+  assert.deepEqual(fresh.restore('t9', snap), { added: 3, skipped: [] });
   const orphan = fresh.get(running);
   assert.equal(orphan.status, 'failed');
   assert.equal(orphan.error, ORPHANED);
@@ -58,7 +58,7 @@ test('restore: running entries become orphaned failures, terminal ones are kept,
   assert.deepEqual(fresh.list('t1'), []);
   assert.equal(fresh.hasRunning('t9'), false);
   assert.deepEqual(fresh.drain(), [], 'restore emits no events');
-  assert.equal(fresh.restore('t9', snap), 0, 'existing ids are skipped');
+  assert.deepEqual(fresh.restore('t9', snap), { added: 0, skipped: [running, done, failed] }, 'existing ids are skipped, and said');
 });
 
 test('restore keeps existing ids untouched, including a live task', async (t) => {
@@ -74,7 +74,7 @@ test('restore keeps existing ids untouched, including a live task', async (t) =>
       bg_restored: { task_id: 'bg_restored', task_type: 'x', description: '', status: 'running', created_at_ms: 1 },
     },
   });
-  assert.equal(n, 1);
+  assert.deepEqual(n, { added: 1, skipped: [live] });
   assert.equal(mgr.get(live).task_type, 'live');
   assert.equal(mgr.get(live).status, 'running');
   mgr.advance(10);
@@ -97,7 +97,7 @@ test('the counter after restore: bg_5 and bg_10 make the next id bg_11; other id
 test('awaken\'s legacy JSON (no owner_thread_id, no parent_context) restores', async (t) => {
   const mgr = await manual(t);
   const legacy = { task_id: 'bg_old', task_type: 'shell', description: 'legacy task', status: 'completed', created_at_ms: 100, completed_at_ms: 200 };
-  assert.equal(mgr.restore('t1', { tasks: { bg_old: legacy } }), 1);
+  assert.deepEqual(mgr.restore('t1', { tasks: { bg_old: legacy } }), { added: 1, skipped: [] });
   assert.deepEqual(mgr.get('bg_old'), legacy);
   assert.deepEqual(mgr.snapshot('t1').tasks.bg_old, { ...legacy, owner_thread_id: 't1', parent_context: {} });
 });
