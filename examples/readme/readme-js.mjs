@@ -35,15 +35,26 @@ await mgr.wait(id);                                  // the terminal TaskSummary
 mgr.cancelTree(agent);                               // how many live tasks were signalled
 await mgr.persist(new FileStore('./state'), 't1');   // awaken's {tasks: {bg_0: meta}} in ./state/t1.json
 mgr.dispose();
+
+// Durable: ids from the store, every change saved by itself, one owner per thread.
+const durable = await createTaskManager({ store: new FileStore('./state') });
+const { added } = await durable.resume('t1');        // the saved tasks come back, running ones orphaned
+durable.spawn({ thread: 't1', type: 'shell' }, async () => 'done');
+await durable.flush();                               // everything before it is on disk
 // ---- README ```js block end ----
 
 // The wrapper's checks (check.mjs also checks the printed events).
 const saved = JSON.parse(readFileSync(join(dir, 'state', 't1.json'), 'utf8'));
+assert.equal(added, 3);
+assert.equal(Object.keys(saved.tasks).length, 4, 'the durable manager saved its task next to the resumed ones');
+await durable.wait('bg_3');
+await durable.flush();
+assert.equal(JSON.parse(readFileSync(join(dir, 'state', 't1.json'), 'utf8')).tasks.bg_3.result, 'done');
+durable.dispose();
 assert.equal(saved.tasks[id].status, 'completed');
 assert.deepEqual(saved.tasks[id].result, { ok: true });
 assert.equal(saved.tasks[agent].status, 'completed');
 assert.equal(saved.tasks[agent].result, 'look at X');
-assert.equal(Object.keys(saved.tasks).length, 3);
 const child = Object.values(saved.tasks).find((t) => t.task_type === 'fetch');
 assert.equal(child.parent_context.task_id, agent);
 assert.equal(child.result, 'html');
