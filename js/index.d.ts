@@ -310,7 +310,7 @@ export interface TaskManagerOptions {
   store?: TaskStore | undefined;
   /** With `store`: called with each failed save or claim (`StaleOwner` once another owner took a thread over) and its thread. */
   onStoreError?: ((error: Error, thread: string | undefined) => void) | undefined;
-  /** With `store`: how many ids are reserved at a time (default 4096). */
+  /** With `store`: how many ids are reserved at a time (default 65536). */
   idBlockSize?: number | undefined;
 }
 
@@ -390,6 +390,8 @@ export interface TaskStore extends SnapshotStore {
   reserveIds(count: number): Promise<number>;
   /** Later blocks start at or above `next`. */
   raiseIdFloor(next: number): Promise<void>;
+  /** Optional: `save` for a snapshot already in JSON text; used instead of `save` when present. */
+  saveText?(thread: string, text: string, options?: { epoch?: number }): Promise<void>;
   /** Gives the thread's claim up (optional). */
   release?(thread: string): Promise<void>;
 }
@@ -641,6 +643,8 @@ export declare class FileStore implements TaskStore {
    * call order. With `epoch`, only while the thread is owned with that epoch (else `StaleOwner`).
    */
   save(thread: string, snapshot: BackgroundTaskState, options?: { epoch?: number }): Promise<void>;
+  /** `save` for a snapshot already in JSON text (what an attached manager writes). */
+  saveText(thread: string, text: string, options?: { epoch?: number }): Promise<void>;
   /** The thread's snapshot, or null when none was saved; a corrupt file rejects with `InvalidSnapshot`. */
   load(thread: string): Promise<BackgroundTaskState | null>;
   /** Takes the thread over across processes (a cross-process lock around the epoch's update). */

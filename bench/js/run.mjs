@@ -3,7 +3,7 @@
 //
 //   cd bench/js && npm ci && node run.mjs            # full run (a few minutes)
 //   node run.mjs --smoke                             # tiny sizes, 1 repetition (CI: proves it runs)
-//   node run.mjs --reps=7 --only=workload,drain      # sections: workload, drain, snapshot
+//   node run.mjs --reps=7 --only=workload,drain      # sections: workload, drain, snapshot, autosave
 //   node run.mjs --shared-heap                       # workload peers on one thread (no workers)
 //
 // Writes build/bench/results/js.json (relative to the repo root) and prints a table.
@@ -28,12 +28,12 @@ const value = (name, dflt) => {
 };
 const SMOKE = Boolean(flag('smoke'));
 const REPS = Number(value('reps', SMOKE ? 1 : 5));
-const ONLY = value('only', 'workload,drain,snapshot').split(',');
+const ONLY = value('only', 'workload,drain,snapshot,autosave').split(',');
 const OUT = path.resolve(repoRoot, value('out', 'build/bench/results/js.json'));
 const SHARED_HEAP = Boolean(flag('shared-heap'));
 const SIZES = SMOKE
-  ? { workload: [200, 100], batch: 50, drainEvents: 200, snapshotTasks: 200 }
-  : { workload: [100000, 20000], batch: 1000, drainEvents: 10000, snapshotTasks: 100000 };
+  ? { workload: [200, 100], batch: 50, drainEvents: 200, snapshotTasks: 200, autosaveTasks: 200 }
+  : { workload: [100000, 20000], batch: 1000, drainEvents: 10000, snapshotTasks: 100000, autosaveTasks: 10000 };
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
@@ -252,6 +252,72 @@ async function snapshot() {
   };
 }
 
+// ---- auto-save: spawn → complete with a FileStore attached, against the same without a store ----
+// Tasks are spawned in batches of SIZES.batch with a macrotask between batches (an agent runtime
+// spawns in response to events, not in one synchronous loop), on the system clock, each body
+// completing at once: the time until every task has ended, then (attached) the final flush() that
+// puts every end on disk, reported on its own.
+async function autosaveRun(n, attach, dir) {
+  const { FileStore } = await import('../../js/src/index.js');
+  let writes = 0;
+  class CountingStore extends FileStore {
+    async saveText(...a) {
+      writes++;
+      return super.saveText(...a);
+    }
+  }
+  const store = attach ? new CountingStore(dir) : null;
+  const mgr = await createTaskManager(attach ? { store } : {});
+  gc();
+  const t0 = performance.now();
+  const ends = [];
+  for (let i = 0; i < n; i += SIZES.batch) {
+    for (let j = i; j < Math.min(n, i + SIZES.batch); j++) ends.push(mgr.wait(mgr.spawn({ thread: 'bench', type: 'job' }, async () => j)));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await Promise.all(ends);
+  const ms = performance.now() - t0;
+  await mgr.flush();
+  const flushMs = performance.now() - t0 - ms;
+  if (attach) check(Object.keys((await store.load('bench')).tasks).length === n, 'every task saved');
+  mgr.dispose();
+  return { ms, flushMs, writes };
+}
+
+async function autosave() {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const n = SIZES.autosaveTasks;
+  const s = { plain: [], attached: [], flush: [], writes: [] };
+  for (let r = 0; r < REPS; r++) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bgtasks-bench-autosave-'));
+    try {
+      const order = r % 2 ? [true, false] : [false, true];
+      for (const attach of order) {
+        const run = await autosaveRun(n, attach, dir);
+        if (attach) {
+          s.attached.push(run.ms);
+          s.flush.push(run.flushMs);
+          s.writes.push(run.writes);
+        } else s.plain.push(run.ms);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const plain = median(s.plain);
+  const attached = median(s.attached);
+  return {
+    tasks: n,
+    batch: SIZES.batch,
+    plain_ms: round(plain, 2),
+    attached_ms: round(attached, 2),
+    ratio_attached_vs_plain: round(attached / plain, 2),
+    final_flush_ms: round(median(s.flush), 2),
+    writes: median(s.writes),
+    writes_per_task: round(median(s.writes) / n, 4),
+  };
+}
+
 // ---- run, write, print -----------------------------------------------------------------------
 function gitCommit() {
   try {
@@ -275,6 +341,7 @@ const results = {
 if (ONLY.includes('workload')) results.workload = await workload();
 if (ONLY.includes('drain')) results.drain = await drain();
 if (ONLY.includes('snapshot')) results.snapshot = await snapshot();
+if (ONLY.includes('autosave')) results.autosave = await autosave();
 
 mkdirSync(path.dirname(OUT), { recursive: true });
 writeFileSync(OUT, `${JSON.stringify(results, null, 2)}\n`);
@@ -300,6 +367,12 @@ if (results.snapshot) {
   rows.push([`  snapshot vs JSON.stringify`, `${s.snapshot_ms} ms`, `${s.json_stringify_ms} ms`, `${s.ratio_snapshot_vs_stringify}x`, '', '']);
   const restoreNote = s.restore_measured ? '' : ` (projected: restore scales n^${s.restore_scaling_exponent})`;
   rows.push([`  restore vs JSON.parse${restoreNote}`, `${s.restore_ms} ms`, `${s.json_parse_ms} ms`, `${s.ratio_restore_vs_parse}x`, '', '']);
+}
+if (results.autosave) {
+  const a = results.autosave;
+  rows.push([`spawn→complete ${a.tasks} tasks, FileStore attached vs none`, `${a.attached_ms} ms`, `${a.plain_ms} ms`, `${a.ratio_attached_vs_plain}x`, '<= 1.1x', mark(a.ratio_attached_vs_plain, 1.1)]);
+  rows.push([`  then flush() (every end on disk)`, `${a.final_flush_ms} ms`, '', '', '', '']);
+  rows.push([`  writes per task (coalesced)`, `${a.writes_per_task}`, '', '', '', '']);
 }
 const head = ['figure', 'bgtasks', 'peer', 'ratio', 'target', ''];
 const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));

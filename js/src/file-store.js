@@ -146,12 +146,18 @@ export class FileStore {
    * nothing changes. Saves of one thread made in this process land in call order.
    */
   async save(thread, snapshot, options = {}) {
+    const text = JSON.stringify(snapshot);
+    if (typeof text !== 'string') throw new TypeError('snapshot must be JSON-serializable');
+    return this.saveText(thread, text, options);
+  }
+
+  /** save() for a snapshot that is already JSON text (an attached manager's writes: no parse and re-stringify). */
+  async saveText(thread, text, options = {}) {
     const path = this.pathFor(thread);
+    if (typeof text !== 'string') throw new TypeError('text must be a string of JSON');
     const epoch = options?.epoch;
     if (epoch !== undefined && !(Number.isSafeInteger(epoch) && epoch > 0))
       throw new TypeError(`options.epoch must be a positive integer (got ${typeof epoch === 'number' ? epoch : typeof epoch})`);
-    const text = JSON.stringify(snapshot);
-    if (typeof text !== 'string') throw new TypeError('snapshot must be JSON-serializable');
     const before = saveTails.get(path);
     const mine = (async () => {
       if (before) await before.catch(() => {});

@@ -36,7 +36,9 @@ const MANAGER_OPTIONS = [
   'onStoreError',
   'idBlockSize',
 ];
-const DEFAULT_ID_BLOCK = 4096;
+// Ids are plentiful (2^53 before they stop being exact JS numbers): a big block keeps a burst of
+// spawns from outrunning the store's reservation of the next one.
+const DEFAULT_ID_BLOCK = 65536;
 const SPAWN_OPTIONS = ['thread', 'type', 'name', 'description', 'parent'];
 const AGENT_OPTIONS = ['thread', 'name', 'description', 'parent'];
 const PARENT_FIELDS = ['task_id', 'run_id', 'call_id', 'agent_id'];
@@ -143,7 +145,7 @@ function overflowPolicy(value, name) {
  * Creates a task manager (one wasm Core). Options: clock ('system' | 'manual'), now (manual start,
  * ms), retainFinished, agentInboxCapacity/agentInboxOverflow, ownerInboxCapacity/ownerInboxOverflow;
  * store (attach: ids from the store, threads claimed and saved automatically), onStoreError
- * (error, thread) and idBlockSize (ids reserved at a time, default 4096) with it.
+ * (error, thread) and idBlockSize (ids reserved at a time, default 65536) with it.
  */
 export async function createTaskManager(options = {}) {
   checkOptions(options, 'options', MANAGER_OPTIONS);
@@ -237,6 +239,10 @@ export class TaskManager {
         {
           takeChanged: () => (core.takeChangedThreads() > 0 ? JSON.parse(this.#readText()) : []),
           snapshot: (thread) => this.snapshot(thread),
+          snapshotText: (thread) => {
+            core.snapshot(thread, true);
+            return this.#readText();
+          },
           restore: (thread, snapshot) => this.restore(thread, snapshot),
           grantIds: (first, count) => core.grantIds(first, count),
           idsLeft: () => core.idsLeft(),
@@ -1009,7 +1015,7 @@ export class TaskManager {
   // next deadline (none while idle).
   #touch() {
     this.#activity++;
-    if (this.#link !== null) this.#link.collect();
+    if (this.#link !== null) this.#link.changed();
     if (this.#manual || this.#pumpQueued || this.#disposed) return;
     this.#pumpQueued = true;
     queueMicrotask(() => {

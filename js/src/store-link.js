@@ -44,6 +44,9 @@ export class StoreLink {
   #refill = null; // the id reservation in flight
   #grantedEnd = 0; // end of the highest block granted (floor raises below it are not needed)
   #usedSinceRefill = 0;
+  #lastBlock = 0; // size of the last block reserved in the background (the low-water mark is half)
+  #leftEstimate = 0; // ids left, counted down per spawn between looks at the core's count
+  #collectQueued = false;
   #floor = Promise.resolve(); // raises of the store's id floor, awaited before the next write
   #closed = false;
 
@@ -72,9 +75,13 @@ export class StoreLink {
   /** After each spawn: keep a block ahead, so that spawns never wait for the store. */
   afterSpawn() {
     this.#usedSinceRefill++;
-    if (this.#refill === null && this.#core.idsLeft() < this.#blockSize / 2) {
-      // A block used up within one reservation round trip: reserve bigger ones.
-      const size = Math.min(MAX_BLOCK, Math.max(this.#blockSize, 2 * this.#usedSinceRefill));
+    // A countdown spares a crossing per spawn; the core's own count decides (it may have skipped
+    // numbers a restore took).
+    if (--this.#leftEstimate >= this.#lastBlock / 2) return;
+    this.#leftEstimate = this.#core.idsLeft();
+    if (this.#refill === null && this.#leftEstimate < this.#lastBlock / 2) {
+      // Blocks grow with the spawn rate: the next one lasts four times as long as the last did.
+      const size = Math.min(MAX_BLOCK, Math.max(this.#blockSize, 4 * this.#usedSinceRefill));
       this.#usedSinceRefill = 0;
       this.#reserve(size).catch((e) => this.#report(e, undefined));
     }
@@ -92,9 +99,11 @@ export class StoreLink {
       if (!Number.isSafeInteger(first) || first < 0) throw new TypeError(`store.reserveIds() returned ${first}, not a task number`);
       if (this.#closed) return;
       this.#core.grantIds(first, count);
+      this.#leftEstimate = this.#core.idsLeft();
       this.#grantedEnd = Math.max(this.#grantedEnd, first + count);
     })();
     if (extra) return run;
+    this.#lastBlock = count;
     this.#refill = run;
     try {
       await run;
@@ -117,6 +126,16 @@ export class StoreLink {
   }
 
   // ---- changes and writes ----
+  /** Something may have changed: collect once this turn's synchronous work is done. */
+  changed() {
+    if (this.#collectQueued) return;
+    this.#collectQueued = true;
+    queueMicrotask(() => {
+      this.#collectQueued = false;
+      if (!this.#closed) this.collect();
+    });
+  }
+
   /** Takes the threads the core changed and schedules their writes. */
   collect() {
     for (const thread of this.#core.takeChanged()) {
@@ -192,8 +211,10 @@ export class StoreLink {
       await this.#floor;
       while (st.gen > st.savedGen && st.status === 'owned' && !this.#closed) {
         const target = st.gen;
-        const snapshot = this.#core.snapshot(st.thread);
-        await this.#store.save(st.thread, snapshot, { epoch: st.epoch });
+        // A store that takes JSON text (FileStore) skips a parse and a re-stringify of the thread.
+        if (typeof this.#store.saveText === 'function')
+          await this.#store.saveText(st.thread, this.#core.snapshotText(st.thread), { epoch: st.epoch });
+        else await this.#store.save(st.thread, this.#core.snapshot(st.thread), { epoch: st.epoch });
         st.savedGen = target;
         this.#resolveWaiters(st);
       }
