@@ -2,6 +2,7 @@
 // coalescing and flush(), overlapping persists, fenced ownership (StaleOwner), failed saves.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -269,4 +270,58 @@ test('option checks name what was wrong', async () => {
   assert.equal(mgr.ownership('t'), 'none');
   await mgr.flush();
   mgr.dispose();
+});
+
+// A real full disk and a real read-only folder: a 64 KiB tmpfs, remounted read-only. Needs root
+// (CI runs the suite as root); without it the test says so and is skipped.
+function tryMount(dir, options) {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const remount = (dir, options) => execFileSync('mount', ['-o', `remount,${options}`, dir], { stdio: 'ignore' });
+
+test('a full disk, then a read-only folder: flush() rejects with the cause, nothing is lost, saving resumes', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'bgtasks-fulldisk-'));
+  const mounted = process.getuid?.() === 0 && tryMount(dir, 'size=64k');
+  t.after(async () => {
+    if (mounted) execFileSync('umount', ['-l', dir], { stdio: 'ignore' });
+    await rm(dir, { recursive: true, force: true, maxRetries: 10 });
+  });
+  if (!mounted) {
+    t.skip('needs root and tmpfs mounts to make a real full disk');
+    return;
+  }
+  const store = new FileStore(dir);
+  const errors = [];
+  const mgr = await attached(t, store, { onStoreError: (e) => errors.push(e) });
+  const ids = [];
+  const description = 'x'.repeat(2000);
+  let failure = null;
+  for (let i = 0; i < 200 && failure === null; i++) {
+    ids.push(mgr.spawn({ thread: 't', type: 'x', description }, untilCancelled));
+    await mgr.flush().catch((e) => (failure = e));
+  }
+  assert.ok(failure, 'the 64 KiB disk filled up');
+  assert.match(failure.message, /FileStore: saving thread 't' to .* failed: ENOSPC/);
+  assert.equal(failure.cause.code, 'ENOSPC');
+  assert.equal(errors.at(-1), failure, 'reported to onStoreError too');
+  assert.equal(mgr.list('t').length, ids.length, 'nothing lost in memory');
+  const onDiskBefore = Object.keys((await onDisk(store, 't')).tasks).length;
+  assert.ok(onDiskBefore < ids.length, 'the last saved snapshot is intact');
+
+  remount(dir, 'size=4m');
+  await mgr.flush();
+  assert.equal(Object.keys((await onDisk(store, 't')).tasks).length, ids.length, 'the next save has everything');
+
+  remount(dir, 'ro');
+  ids.push(mgr.spawn({ thread: 't', type: 'x' }, untilCancelled));
+  await assert.rejects(mgr.flush(), (e) => e.cause?.code === 'EROFS' && /saving thread 't'/.test(e.message));
+  assert.equal(mgr.list('t').length, ids.length);
+  remount(dir, 'rw');
+  await mgr.flush();
+  assert.equal(Object.keys((await onDisk(store, 't')).tasks).length, ids.length);
 });
