@@ -14,12 +14,8 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { REPO, JS_DIR } from './server.mjs';
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync',
-];
 const DEMO = join(REPO, 'demo');
 const SHOTS = join(REPO, 'build', 'web-tests', 'screenshots');
 const ORPHANED = 'task orphaned: runtime restarted while running';
