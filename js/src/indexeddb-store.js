@@ -242,6 +242,14 @@ export class IndexedDbStore {
     return hold.settled ?? Promise.resolve();
   }
 
+  /** Who claimed the thread last: {epoch, owner, at}, or null (never claimed, or deleted). */
+  async owner(thread) {
+    checkString(thread, 'thread');
+    const db = await this.#open();
+    const record = await db.get(this.#ownersName, thread);
+    return record === undefined ? null : record;
+  }
+
   /**
    * Gives up the thread's Web Lock. The epoch stays: saves with it still work until another
    * owner claims the thread.

@@ -165,7 +165,7 @@ function checkResumed(before, r, { title }) {
   assert.equal(r.survivorWasReset, true, `${title}: the page's module state was really thrown away`);
   assert.deepEqual(r.raw, before.snapshot, `${title}: the stored record is exactly snapshot(thread)`);
   assert.deepEqual(r.threads, [THREAD, 'other'].sort());
-  assert.equal(r.restored, 4);
+  assert.deepEqual(r.restored, { added: 4, skipped: [] });
   assert.equal(r.missing, null);
   const byId = Object.fromEntries(r.list.map((s) => [s.task_id, s]));
   assert.deepEqual(Object.keys(byId), [running, completed, failed, cancelled]);

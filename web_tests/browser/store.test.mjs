@@ -211,6 +211,10 @@ test("a claim in tab B fences tab A: A's save with its epoch is refused (StaleOw
   const stored = await inTab('A', 'inspect', db);
   assert.equal(stored.records.meta.nextId, undefined, 'nor the id counter');
   assert.deepEqual({ ...stored.records.owners.t, at: 0 }, { epoch: e2, owner: 'tab B', at: 0 });
+  const who = await ok('A', 's', 'owner', 't');
+  assert.deepEqual([who.epoch, who.owner], [e2, 'tab B']);
+  assert.ok(Math.abs(who.at - Date.now()) < 60_000, 'at: when it was claimed (ms since the epoch)');
+  assert.equal(await ok('A', 's', 'owner', 'never-claimed'), null);
 
   const second = snap('bg_0', 'bg_5');
   await ok('B', 's', 'save', 't', second, { epoch: e2 });
@@ -262,6 +266,7 @@ test('release gives up the lock but keeps the epoch; close releases every lock; 
   assert.equal(gone.code, 'StaleOwner');
   assert.equal(gone.message, `thread 'd' has no owner on record (it was deleted; this writer holds epoch ${ed}): the write was refused`);
   assert.equal(await ok('A', 'r', 'load', 'd'), null);
+  assert.equal(await ok('A', 'r', 'owner', 'd'), null);
   const { epoch: again } = await ok('A', 'r', 'claim', 'd', { owner: 'A' });
   assert.ok(again > ed, 'epochs never repeat, even for a deleted thread');
   for (const tab of ['A', 'B']) await inTab(tab, 'close', 'r');
@@ -347,6 +352,7 @@ test('bad arguments are TypeErrors naming what was wrong', async () => {
     ['raiseIdFloor', [-1]],
     ['raiseIdFloor', [null]],
     ['release', [undefined]],
+    ['owner', [7]],
   ];
   const got = [];
   for (const [method, args] of cases) {
@@ -368,6 +374,7 @@ test('bad arguments are TypeErrors naming what was wrong', async () => {
     'raiseIdFloor: TypeError: next must be an integer from 0 to 9007199254740991, got number -1',
     'raiseIdFloor: TypeError: next must be an integer from 0 to 9007199254740991, got null',
     'release: TypeError: thread must be a string, got undefined undefined',
+    'owner: TypeError: thread must be a string, got number 7',
   ]);
   const reserved = await inTab('A', 'open', 'bad', db, { storeName: 'owners' });
   assert.equal(reserved.error?.name, 'TypeError');
