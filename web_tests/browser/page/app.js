@@ -275,11 +275,62 @@ async function saveAgain({ dbName, thread, value }) {
   return { outcome, after };
 }
 
+// ---- a manager with the store attached (createTaskManager({ store })) ------------------------
+// One per page load: the tests drive it across calls, and from two tabs at once.
+let attached = null;
+
+/** Creates this page's attached manager (system clock); store errors are kept for the test. */
+async function attach({ dbName }) {
+  const store = new IndexedDbStore(dbName);
+  const errors = [];
+  const mgr = await createTaskManager({ store, onStoreError: (e, thread) => errors.push({ thread, ...errorInfo(e) }) });
+  attached = { mgr, store, errors, dbName };
+  show(`attached manager (db ${dbName})`, true, '');
+  return true;
+}
+
+function attachedManager() {
+  if (attached === null) throw new Error('attach() first');
+  return attached.mgr;
+}
+
+/** A task that runs until cancelled (or until its page goes away). */
+function spawnLong({ thread, description = 'long' }) {
+  return attachedManager().spawn({ thread, type: 'shell', description }, untilCancelled);
+}
+
+/** A task that completes at once; resolves with its id once it has. */
+async function spawnQuick({ thread, description = 'quick' }) {
+  const mgr = attachedManager();
+  const id = mgr.spawn({ thread, type: 'shell', description }, async () => ({ done: description }));
+  await mgr.wait(id);
+  return id;
+}
+
+function settled(promise) {
+  return promise.then((value) => ({ value: value ?? null }), (error) => ({ error: errorInfo(error) }));
+}
+
+const attachedFlush = () => settled(attachedManager().flush());
+const attachedResume = ({ thread }) => settled(attachedManager().resume(thread));
+const attachedLoad = ({ thread }) => settled(attached.store.load(thread));
+
+/** What the attached manager knows of the thread, and the store errors it reported. */
+function attachedState({ thread }) {
+  const mgr = attachedManager();
+  const list = mgr.list(thread);
+  show(`attached: thread ${thread} is ${mgr.ownership(thread)}`, true, table(list, ['task_id', 'description', 'status', 'error']));
+  return { ownership: mgr.ownership(thread), list, snapshot: mgr.snapshot(thread), errors: attached.errors };
+}
+
 function markStatus(text) {
   document.getElementById('status').textContent = text;
 }
 
-window.bgtest = { core, persistSave, persistLoad, quotaBaseline, quotaOverflow, cloneError, saveAgain, markStatus };
+window.bgtest = {
+  core, persistSave, persistLoad, quotaBaseline, quotaOverflow, cloneError, saveAgain, markStatus,
+  attach, spawnLong, spawnQuick, attachedFlush, attachedResume, attachedLoad, attachedState,
+};
 const loads = Number(sessionStorage.getItem('loads') ?? 0) + 1;
 sessionStorage.setItem('loads', String(loads));
 document.getElementById('loads').textContent = `#${loads}`;
