@@ -252,10 +252,14 @@ export class IndexedDbStore {
 
   /**
    * Gives up the thread's Web Lock. The epoch stays: saves with it still work until another
-   * owner claims the thread.
+   * owner claims the thread. With `epoch`, only the claim that got that epoch is given up (a
+   * late release from a disposed manager must not end a newer claim made through this store).
    */
-  async release(thread) {
+  async release(thread, options = {}) {
     checkString(thread, 'thread');
+    checkOptions(options, 'options', ['epoch']);
+    const epoch = options.epoch === undefined ? undefined : checkEpoch(options.epoch, 'options.epoch');
+    if (epoch !== undefined && this.#holds.get(thread)?.epoch !== epoch) return;
     await this.#letGo(thread);
   }
 

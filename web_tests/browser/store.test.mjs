@@ -246,6 +246,15 @@ test('release gives up the lock but keeps the epoch; close releases every lock; 
   assert.equal((await fails('A', 'r', 'save', 'x', snap('bg_2'), { epoch })).code, 'StaleOwner');
   assert.deepEqual(await inTab('A', 'lost', 'r'), [], 'a released claim is not reported lost');
 
+  // release with an epoch gives up only the claim that got it.
+  const { epoch: k1 } = await ok('A', 'r', 'claim', 'k', { owner: 'A', recordLost: true });
+  const { epoch: k2 } = await ok('A', 'r', 'claim', 'k', { owner: 'A again', recordLost: true });
+  await ok('A', 'r', 'release', 'k', { epoch: k1 });
+  await waitHeld('A', db, 'k', 1);
+  await ok('A', 'r', 'release', 'k', { epoch: k2 });
+  await waitHeld('A', db, 'k', 0);
+  assert.deepEqual(await inTab('A', 'lost', 'r'), [], 'claiming again from the same store is no loss');
+
   // close() in B lets go of its lock: a later claim from A steals nothing, B hears nothing.
   await ok('B', 'r', 'claim', 'y', { owner: 'B', recordLost: true });
   await waitHeld('B', db, 'y', 1);
@@ -353,6 +362,7 @@ test('bad arguments are TypeErrors naming what was wrong', async () => {
     ['raiseIdFloor', [null]],
     ['release', [undefined]],
     ['owner', [7]],
+    ['release', ['t', { epoch: -2 }]],
   ];
   const got = [];
   for (const [method, args] of cases) {
@@ -375,6 +385,7 @@ test('bad arguments are TypeErrors naming what was wrong', async () => {
     'raiseIdFloor: TypeError: next must be an integer from 0 to 9007199254740991, got null',
     'release: TypeError: thread must be a string, got undefined undefined',
     'owner: TypeError: thread must be a string, got number 7',
+    'release: TypeError: options.epoch must be an epoch returned by claim() (an integer >= 1), got -2',
   ]);
   const reserved = await inTab('A', 'open', 'bad', db, { storeName: 'owners' });
   assert.equal(reserved.error?.name, 'TypeError');
