@@ -18,6 +18,8 @@ const CLOCK_KEY = 'bgtasks-demo:clock';
 const THREAD_KEY = 'bgtasks-demo:thread';
 const POLL_MS = 100;
 const SAVE_DEBOUNCE_MS = 250;
+// Small id blocks keep ids short (bg_12, not bg_65548); each tab still gets its own blocks.
+const ID_BLOCK = 100;
 const LOG_LIMIT = 80;
 
 const THREADS = [
@@ -122,20 +124,26 @@ async function knownThreads() {
 }
 
 /**
- * Creates the manager for `clockMode` and restores every thread from IndexedDB (what
- * `mgr.resume(store, thread)` does: load, then restore). Returns how many tasks came back and how
- * many of them had been saved while running (they are restored as failed "orphaned").
+ * Creates the manager for `clockMode` with the store attached (ids come from IndexedDB in blocks,
+ * every change is saved as it happens) and resumes every thread: `mgr.resume(thread)` claims it
+ * for this tab (a tab that owned it before is told it lost it) and restores its saved tasks.
+ * Returns how many tasks came back and how many had been saved while running (they are restored
+ * as failed "orphaned").
  */
 async function startManager() {
   const options = clockMode === 'manual' ? { clock: 'manual', now: (manualOrigin = Math.floor(Date.now() / 1000) * 1000) } : {};
-  const m = await createTaskManager(options);
+  const m = await createTaskManager({ ...options, store, idBlockSize: ID_BLOCK, onStoreError: (e, thread) => storeTrouble(m, e, thread) });
   let restored = 0;
   let orphans = 0;
   for (const thread of await knownThreads()) {
+    // Read first only to count what was running: resume() turns those into orphans.
     const saved = await store.load(thread);
-    if (!saved) continue;
-    orphans += Object.values(saved.tasks).filter((meta) => meta.status === 'running').length;
-    restored += m.restore(thread, saved);
+    if (saved) orphans += Object.values(saved.tasks).filter((meta) => meta.status === 'running').length;
+    try {
+      restored += (await m.resume(thread)).added;
+    } catch {
+      continue; // onStoreError has reported it; the thread shows as not owned
+    }
     for (const s of m.list(thread)) {
       owners.set(s.task_id, thread);
       extra(s.task_id).restored = true;
@@ -145,6 +153,17 @@ async function startManager() {
   mgr = m;
   document.body.dataset.clock = clockMode;
   return { restored, orphans };
+}
+
+/** onStoreError: a takeover by another tab (StaleOwner) or a failed save or claim. */
+function storeTrouble(m, error, thread) {
+  if (m !== mgr && mgr !== null) return; // a manager already replaced
+  if (error?.code !== 'StaleOwner') {
+    const el = $('#save-status');
+    el.dataset.state = 'error';
+    el.textContent = `Save failed${thread === undefined ? '' : ` (${thread})`}: ${error?.message ?? error}`;
+  }
+  if (mgr) render();
 }
 
 function restoreBanner({ restored, orphans }, why) {
@@ -170,7 +189,10 @@ function scheduleSave() {
   }, SAVE_DEBOUNCE_MS);
 }
 
-/** Persists every thread's snapshot (one IndexedDB record per thread). Serialised. */
+/**
+ * Waits until every change so far is in IndexedDB (the manager saves by itself; flush() says when
+ * it is done) and shows it. Serialised: a flush that completes started after the previous one.
+ */
 function saveNow() {
   if (saveTimer !== null) {
     clearTimeout(saveTimer);
@@ -179,18 +201,22 @@ function saveNow() {
   const m = mgr;
   saveChain = saveChain.then(async () => {
     if (!m || m.disposed) return;
-    const threads = await knownThreads();
+    const el = $('#save-status');
     try {
-      for (const thread of threads) await m.persist(store, thread);
+      await m.flush();
       saveSeq++;
-      const el = $('#save-status');
       el.dataset.seq = String(saveSeq);
       el.dataset.state = 'saved';
       el.textContent = `Saved to IndexedDB · ${fmtClock(Date.now())}`;
     } catch (e) {
-      const el = $('#save-status');
-      el.dataset.state = 'error';
-      el.textContent = `Save failed: ${e.message}`;
+      if (m !== mgr) return;
+      if (e?.code === 'StaleOwner') {
+        el.dataset.state = 'lost';
+        el.textContent = 'Not saved: another tab owns a thread this tab changed';
+      } else {
+        el.dataset.state = 'error';
+        el.textContent = `Save failed: ${e.message}`;
+      }
     }
   });
   return saveChain;
@@ -246,6 +272,13 @@ function parentFor(thread) {
   return { run_id: `run-${thread}`, call_id: `call_${String(callCount).padStart(3, '0')}` };
 }
 
+/** Spawning into a thread another tab took over would only add work that is never saved. */
+function ownedHere(thread) {
+  if (mgr.ownership(thread) !== 'lost') return true;
+  say(`Another tab owns “${threadTitle(thread)}” now: reload this tab to take it back before starting tasks here.`, 'error');
+  return false;
+}
+
 async function afterSpawn(id, thread, what) {
   owners.set(id, thread);
   extra(id);
@@ -257,6 +290,7 @@ async function afterSpawn(id, thread, what) {
 }
 
 function spawnShell() {
+  if (!ownedHere(current)) return undefined;
   const job = SHELL_JOBS[spawnCounts.shell++ % SHELL_JOBS.length];
   const thread = current;
   const id = mgr.spawn({ thread, type: 'shell', description: job.cmd, parent: parentFor(thread) }, shellBody(job));
@@ -264,6 +298,7 @@ function spawnShell() {
 }
 
 function spawnDownload() {
+  if (!ownedHere(current)) return undefined;
   const dl = DOWNLOADS[spawnCounts.download++ % DOWNLOADS.length];
   const thread = current;
   const id = mgr.spawn({ thread, type: 'download', description: `download ${dl.file}`, parent: parentFor(thread) }, downloadBody(dl));
@@ -273,6 +308,7 @@ function spawnDownload() {
 }
 
 function spawnAgent() {
+  if (!ownedHere(current)) return undefined;
   const topic = RESEARCH_TOPICS[spawnCounts.agent++ % RESEARCH_TOPICS.length];
   const thread = current;
   const m = mgr;
@@ -289,6 +325,7 @@ function spawnAgent() {
 }
 
 function spawnFlaky() {
+  if (!ownedHere(current)) return undefined;
   const endpoint = FLAKY_ENDPOINTS[spawnCounts.flaky++ % FLAKY_ENDPOINTS.length];
   const thread = current;
   const id = mgr.spawn({ thread, type: 'api_call', description: `GET ${endpoint}`, parent: parentFor(thread) }, flakyBody(endpoint));
@@ -555,6 +592,7 @@ function renderTabs() {
         h('span', { class: 'tab-avatar', 'aria-hidden': 'true', text: t.title[0] }),
         h('span', { class: 'tab-text' }, h('span', { class: 'tab-title', text: t.title }), h('span', { class: 'tab-id', text: t.id })),
         h('span', { class: 'tab-badge', 'data-badge': t.id }),
+        h('span', { class: 'tab-owner', 'data-owner': t.id }),
       );
       tab.addEventListener('click', () => selectThread(t.id));
       tab.addEventListener('keydown', onTabKey);
@@ -573,6 +611,12 @@ function renderTabs() {
     const badge = tab.querySelector('.tab-badge');
     setText(badge, running > 0 ? `${running} running` : `${list.length} task${list.length === 1 ? '' : 's'}`);
     badge.dataset.running = String(running > 0);
+    const ownership = mgr.ownership(t.id);
+    tab.dataset.ownership = ownership;
+    const owner = tab.querySelector('.tab-owner');
+    owner.hidden = ownership !== 'lost';
+    setText(owner, 'other tab');
+    owner.title = 'Another tab took this thread over';
   }
   $('#thread-panel').setAttribute('aria-labelledby', `tab-${current}`);
   const mine = mgr.list(current).length;
@@ -794,11 +838,38 @@ function renderSnapshot() {
   setText($('#snapshot-size'), `${n} task${n === 1 ? '' : 's'}, ${fmtBytes(new Blob([text]).size)}.`);
 }
 
+/**
+ * Which tab owns the current thread. Every tab that opens the demo claims the threads (the newest
+ * tab wins); the one that lost them is told at once (a stolen Web Lock) and says so here instead
+ * of saving over the new owner's state.
+ */
+function renderOwnership() {
+  const state = mgr.ownership(current);
+  const box = $('#owner-note');
+  const title = threadTitle(current);
+  const lost = state === 'lost';
+  box.dataset.ownership = state;
+  let html;
+  if (state === 'owned') html = `This tab owns “${escapeHtml(title)}”: its changes are saved to IndexedDB as they happen. Open the demo in another tab and that tab takes the threads over.`;
+  else if (lost)
+    html = `<b>Another tab took over “${escapeHtml(title)}”.</b> It owns the saved state now; what this tab does to the thread is no longer saved. Reload to take it back.`;
+  else if (state === 'claiming') html = `Claiming “${escapeHtml(title)}” for this tab…`;
+  else if (state === 'failed') html = `This tab could not claim “${escapeHtml(title)}”: its changes are not saved. Reload to try again.`;
+  else html = `“${escapeHtml(title)}” is not claimed by this tab yet.`;
+  if (box.dataset.html !== html) {
+    box.dataset.html = html;
+    $('#owner-text').innerHTML = html;
+  }
+  $('#owner-reload').hidden = !(lost || state === 'failed');
+  for (const b of document.querySelectorAll('.spawn-btn')) b.disabled = lost;
+}
+
 let lastRender = 0;
 function render() {
   if (!mgr) return;
   lastRender = Date.now();
   renderRuntimeBar();
+  renderOwnership();
   renderTabs();
   renderTree();
   renderMessageTargets();
@@ -885,6 +956,7 @@ function wire() {
   $('#step-100').addEventListener('click', () => step(100));
   $('#step-1000').addEventListener('click', () => step(1000));
   $('#reset').addEventListener('click', () => reset());
+  $('#owner-reload').addEventListener('click', () => location.reload());
   $('#banner-close').addEventListener('click', () => {
     $('#banner').hidden = true;
   });

@@ -1,7 +1,7 @@
 // The demo (demo/, a Vite app importing the bgtasks package) driven as a person would, in headless
 // Chromium: spawn tasks, watch a progress bar move, cancel one task, a tree and a whole thread,
 // message a sub-agent (and see the error cases), switch threads, reload mid-run and find the
-// orphans, step the manual clock. Every wait is on a DOM condition (with a timeout), never a fixed
+// orphans, step the manual clock, open a second tab that takes the threads over and take them back. Every wait is on a DOM condition (with a timeout), never a fixed
 // sleep. Screenshots go to build/web-tests/screenshots/demo-*.png (git-ignored).
 // Run: cd web_tests && node --test browser/demo.test.mjs
 // Needs: js/build/bgtasks.wasm (cmake --preset wasm && cmake --build --preset wasm); the npm
@@ -82,6 +82,18 @@ function watch(p) {
   });
   p.on('response', (res) => {
     if (res.status() >= 400) failedRequests.push(`${res.status()} ${res.url()}`);
+  });
+  return p;
+}
+
+/** A second tab: its errors count, its navigations are its own. */
+function watchOther(p) {
+  p.on('console', (msg) => {
+    if (msg.type() === 'error') consoleErrors.push(`second tab: ${msg.text()} @ ${JSON.stringify(msg.location())}`);
+  });
+  p.on('pageerror', (err) => pageErrors.push(`second tab: ${String(err?.stack ?? err)}`));
+  p.on('response', (res) => {
+    if (res.status() >= 400) failedRequests.push(`second tab: ${res.status()} ${res.url()}`);
   });
   return p;
 }
@@ -217,6 +229,9 @@ test('the page loads from the Vite dev server, explains itself, and fetches the 
   assert.equal(await page.getByRole('tab').count(), 3);
   assert.equal(await page.getAttribute('[role="tab"][aria-selected="true"]', 'data-thread'), 'chat-release');
   assert.equal(await page.isVisible('#tree-empty'), true, 'a fresh profile starts with no tasks');
+  await page.locator('#owner-note[data-ownership="owned"]').waitFor(WAIT);
+  assert.match(await page.textContent('#owner-text'), /This tab owns “Release”: its changes are saved to IndexedDB/);
+  assert.equal(await page.isVisible('#owner-reload'), false);
   const wasm = await page.evaluate(() =>
     performance.getEntriesByType('resource').filter((e) => e.name.endsWith('.wasm')).map((e) => new URL(e.name).pathname));
   assert.equal(wasm.length, 1);
@@ -502,6 +517,50 @@ test('screenshots at 1280×800 and at 390 px phone width; no horizontal scrollin
   await page.setViewportSize({ width: 1280, height: 800 });
 });
 
+test('two tabs: the newest one owns the threads; the other says so, stops saving, and takes them back on reload', async () => {
+  const running = await spawnVia('#spawn-agent'); // runs until told to finish
+  await saveSeq().then((n) => page.waitForFunction((k) => Number(document.querySelector('#save-status').dataset.seq) >= k + 2, n, WAIT));
+
+  // A second tab of the same origin: it claims every thread; the first tab is told at once.
+  const second = watchOther(await context.newPage());
+  await second.goto(`${origin}/`);
+  await second.waitForFunction(() => document.body.dataset.ready === 'true', null, WAIT);
+  await second.locator('#owner-note[data-ownership="owned"]').waitFor(WAIT);
+  await explained(page.locator('#owner-note[data-ownership="lost"]').waitFor(WAIT));
+  assert.match(await page.textContent('#owner-text'), /Another tab took over “Release”\..*no longer saved\. Reload to take it back\./);
+  assert.equal(await page.isVisible('#owner-reload'), true);
+  for (const t of ['release', 'research', 'support']) {
+    assert.equal(await page.getAttribute(`#tab-chat-${t}`, 'data-ownership'), 'lost', `${t}: taken over too`);
+    assert.equal(await page.isVisible(`#tab-chat-${t} .tab-owner`), true);
+  }
+  assert.equal(await page.isDisabled('#spawn-download'), true, 'no new work in a thread this tab cannot save');
+  // The task that was running here is an orphan in the new owner (nothing runs it there).
+  await second.locator(`.task-node[data-task-id="${running}"][data-orphaned="true"]`).waitFor(WAIT);
+  await shot('two-tabs-taken-over', { fullPage: false });
+
+  // The owner works on; what it saves stays, whatever the first tab still does in memory.
+  await second.click('#spawn-shell');
+  await second.waitForFunction(() => document.querySelector('#save-status').dataset.state === 'saved', null, WAIT);
+  const seq2 = Number(await second.getAttribute('#save-status', 'data-seq'));
+  await second.waitForFunction((k) => Number(document.querySelector('#save-status').dataset.seq) >= k + 1, seq2, WAIT);
+  const owned = JSON.parse(await second.textContent('#snapshot-json'));
+  // The first tab can still stop its own work, but the change is not saved over the owner's.
+  await page.getByRole('button', { name: `Cancel ${running}`, exact: true }).click();
+  assert.equal(await waitStatus(running, 'cancelled'), 'cancelled');
+  await page.locator('#save-status[data-state="lost"]').waitFor(WAIT);
+  assert.match(await page.textContent('#save-status'), /another tab owns/);
+
+  // "Reload to take it back": the first tab owns the threads again, with the second tab's tasks.
+  await page.click('#owner-reload');
+  await page.waitForFunction(() => document.body.dataset.ready === 'true', null, WAIT);
+  await page.locator('#owner-note[data-ownership="owned"]').waitFor(WAIT);
+  await second.locator('#owner-note[data-ownership="lost"]').waitFor(WAIT);
+  for (const id of Object.keys(owned.tasks)) await page.locator(nodeSel(id)).waitFor({ state: 'attached', ...WAIT });
+  assert.equal(await page.getAttribute(nodeSel(running), 'data-orphaned'), 'true', "the owner's state, not the cancel the first tab could not save");
+  assert.equal(await page.isDisabled('#spawn-download'), false);
+  await second.close();
+});
+
 test('"Clear saved state" empties every thread, in memory and in IndexedDB', async () => {
   await page.click('#reset');
   await page.locator('#tree-empty').waitFor({ state: 'visible', ...WAIT });
@@ -515,7 +574,7 @@ test('"Clear saved state" empties every thread, in memory and in IndexedDB', asy
 });
 
 test('no console errors, page errors or failed requests during the whole run; no unplanned reloads', () => {
-  assert.equal(navigations.length, 3, `the test's goto and two reloads only (no dev-server reloads): ${navigations.join(', ')}`);
+  assert.equal(navigations.length, 4, `the test's goto, two reloads and the take-back reload only (no dev-server reloads): ${navigations.join(', ')}`);
   assert.deepEqual(pageErrors, []);
   assert.deepEqual(consoleErrors, []);
   assert.deepEqual(failedRequests, []);
