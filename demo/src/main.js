@@ -132,7 +132,8 @@ async function knownThreads() {
  */
 async function startManager() {
   const options = clockMode === 'manual' ? { clock: 'manual', now: (manualOrigin = Math.floor(Date.now() / 1000) * 1000) } : {};
-  const m = await createTaskManager({ ...options, store, idBlockSize: ID_BLOCK, onStoreError: (e, thread) => storeTrouble(m, e, thread) });
+  let m = null; // null while createTaskManager runs: a failure there rejects it instead
+  m = await createTaskManager({ ...options, store, idBlockSize: ID_BLOCK, onStoreError: (e, thread) => storeTrouble(m, e, thread) });
   let restored = 0;
   let orphans = 0;
   for (const thread of await knownThreads()) {
@@ -157,7 +158,7 @@ async function startManager() {
 
 /** onStoreError: a takeover by another tab (StaleOwner) or a failed save or claim. */
 function storeTrouble(m, error, thread) {
-  if (m !== mgr && mgr !== null) return; // a manager already replaced
+  if (mgr !== null && m !== mgr) return; // from a manager already replaced
   if (error?.code !== 'StaleOwner') {
     const el = $('#save-status');
     el.dataset.state = 'error';
@@ -171,7 +172,7 @@ function restoreBanner({ restored, orphans }, why) {
   const orphanText =
     orphans === 0
       ? 'none was running, so nothing was lost.'
-      : `${orphans} ${orphans === 1 ? 'was' : 'were'} still running and came back as <b>failed (orphaned)</b>: the runtime that ran ${orphans === 1 ? 'it' : 'them'} is gone.`;
+      : `${orphans} ${orphans === 1 ? 'was' : 'were'} still running and came back as <b>failed (orphaned)</b>: the tab that ran ${orphans === 1 ? 'it' : 'them'} was reloaded, closed or taken over.`;
   showBanner(`${why} Restored <b>${restored}</b> task${restored === 1 ? '' : 's'} from IndexedDB; ${orphanText}`);
 }
 
