@@ -392,8 +392,8 @@ export interface TaskStore extends SnapshotStore {
   raiseIdFloor(next: number): Promise<void>;
   /** Optional: `save` for a snapshot already in JSON text; used instead of `save` when present. */
   saveText?(thread: string, text: string, options?: { epoch?: number }): Promise<void>;
-  /** Gives the thread's claim up (optional). */
-  release?(thread: string): Promise<void>;
+  /** Gives the thread's claim up (optional); with `epoch`, only the claim that got that epoch. */
+  release?(thread: string, options?: { epoch?: number }): Promise<void>;
 }
 
 /** What `restore` / `resume` did: how many entries were added, and which ids the thread already had (kept as they were). */
@@ -652,7 +652,7 @@ export declare class FileStore implements TaskStore {
   /** Who claimed the thread last, or null. */
   owner(thread: string): Promise<{ epoch: number; owner: string; pid: number; at: number } | null>;
   /** Nothing to release in a FileStore: ownership ends by another claim. */
-  release(thread: string): Promise<void>;
+  release(thread: string, options?: { epoch?: number }): Promise<void>;
   /** Reserves a block of task numbers from the folder's shared counter (`.ids`). */
   reserveIds(count: number): Promise<number>;
   /** Later blocks start at or above `next`. */
@@ -677,20 +677,33 @@ export interface IndexedDbStoreOptions {
  * Browsers (or Node with an IndexedDB polyfill): one record per thread in one object store, each
  * save one transaction; an aborted transaction (quota, closing tab) rejects the save.
  */
-export declare class IndexedDbStore implements SnapshotStore {
+export declare class IndexedDbStore implements TaskStore {
   /**
    * @param dbName the IndexedDB database name (opened on first use)
    * @param options object store name and durability
    */
   constructor(dbName: string, options?: IndexedDbStoreOptions);
-  /** Replaces the thread's snapshot in one transaction. */
-  save(thread: string, snapshot: BackgroundTaskState): Promise<void>;
+  /**
+   * Replaces the thread's snapshot in one transaction. With `epoch` (from `claim`): refused with
+   * `BgTasksError` `StaleOwner`, nothing written, if the thread was claimed again since or deleted.
+   */
+  save(thread: string, snapshot: BackgroundTaskState, options?: { epoch?: number }): Promise<void>;
   /** The thread's snapshot, or null. */
   load(thread: string): Promise<BackgroundTaskState | null>;
+  /** Raises the thread's epoch (never reused in the database) and steals its Web Lock; the previous holder's `onLost(thread)` is called. */
+  claim(thread: string, options?: { owner?: string; onLost?: (thread: string) => void }): Promise<{ epoch: number }>;
+  /** Who claimed the thread last, or null (never claimed, or deleted). */
+  owner(thread: string): Promise<{ epoch: number; owner?: string; at: number } | null>;
+  /** Gives up the thread's Web Lock (the epoch stays valid until another claim); with `epoch`, only that claim's lock. */
+  release(thread: string, options?: { epoch?: number }): Promise<void>;
+  /** Reserves a block of `count` task numbers (1 to 2^32) from the database's counter. */
+  reserveIds(count: number): Promise<number>;
+  /** Later blocks start at or above `next`. */
+  raiseIdFloor(next: number): Promise<void>;
   /** The threads that have a saved snapshot. */
   threads(): Promise<string[]>;
-  /** Removes the thread's snapshot. */
+  /** Removes the thread's snapshot and owner record (a later save with an old epoch is refused). */
   delete(thread: string): Promise<void>;
-  /** Closes the database connection (the next call reopens it). */
+  /** Closes the connection (reopened on next use) and releases the Web Locks this store holds. */
   close(): void;
 }

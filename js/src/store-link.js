@@ -328,7 +328,7 @@ export class StoreLink {
       this.#rejectWaiters(st, new Error('TaskManager is disposed'));
       if (st.status === 'owned' && typeof this.#store.release === 'function')
         Promise.resolve()
-          .then(() => this.#store.release(st.thread))
+          .then(() => this.#store.release(st.thread, { epoch: st.epoch }))
           .catch(() => {});
     }
   }

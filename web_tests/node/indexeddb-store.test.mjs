@@ -66,3 +66,59 @@ test('bad arguments to IndexedDbStore are TypeErrors', async (t) => {
   const store = freshStore(t);
   await assert.rejects(store.save(1, { tasks: {} }), (e) => e instanceof TypeError && /thread/.test(e.message));
 });
+
+// Without Web Locks (Node has none), the epoch alone fences: these are the store's rules.
+test('claim / fenced save / id blocks without Web Locks: a stale epoch writes nothing', async (t) => {
+  const name = `bgtasks-test-fence-${process.pid}`;
+  const a = new IndexedDbStore(name);
+  const b = new IndexedDbStore(name);
+  t.after(() => {
+    a.close();
+    b.close();
+  });
+  const one = await a.claim('x', { owner: 'a' });
+  await a.save('x', { tasks: {} }, { epoch: one.epoch });
+  const two = await b.claim('x', { owner: 'b' });
+  assert.ok(two.epoch > one.epoch);
+  const bState = { tasks: { bg_7: { task_id: 'bg_7', owner_thread_id: 'x', task_type: 'x', description: 'b', status: 'running', created_at_ms: 1, parent_context: {} } } };
+  await b.save('x', bState, { epoch: two.epoch });
+  await assert.rejects(a.save('x', { tasks: {} }, { epoch: one.epoch }), (e) => e.code === 'StaleOwner' && /thread 'x'/.test(e.message));
+  assert.deepEqual(await a.load('x'), bState, "the newer owner's state is intact");
+  assert.equal((await a.owner('x')).owner, 'b');
+  // Blocks never overlap and start above every saved id.
+  const blocks = await Promise.all([a.reserveIds(10), b.reserveIds(10), a.reserveIds(5)]);
+  assert.ok(blocks.every((first) => first >= 8), blocks.join());
+  const ranges = blocks.map((first, i) => [first, first + [10, 10, 5][i]]).sort((p, q) => p[0] - q[0]);
+  for (let i = 1; i < ranges.length; i++) assert.ok(ranges[i][0] >= ranges[i - 1][1], JSON.stringify(ranges));
+});
+
+test('a manager attached to an IndexedDbStore: take-in, auto-save, takeover (epoch only)', async (t) => {
+  const name = `bgtasks-test-attached-${process.pid}`;
+  const storeA = freshStoreNamed(t, name);
+  const storeB = freshStoreNamed(t, name);
+  const errors = [];
+  const a = await manual(t, { store: storeA, onStoreError: (e, thread) => errors.push([e.code, thread]) });
+  const long = a.spawn({ thread: 'x', type: 'x' }, untilCancelled);
+  await a.flush();
+  assert.equal((await storeA.load('x')).tasks[long].status, 'running');
+
+  const b = await manual(t, { store: storeB });
+  const mine = b.spawn({ thread: 'x', type: 'x' }, untilCancelled);
+  assert.notEqual(mine, long);
+  assert.deepEqual(await b.resume('x'), { added: 1, skipped: [] });
+  assert.equal(b.get(long).error, 'task orphaned: runtime restarted while running');
+  await b.flush();
+  const bState = await storeB.load('x');
+
+  a.spawn({ thread: 'x', type: 'x' }, untilCancelled);
+  await assert.rejects(a.flush(), (e) => e.code === 'StaleOwner');
+  assert.equal(a.ownership('x'), 'lost');
+  assert.deepEqual(errors, [['StaleOwner', 'x']]);
+  assert.deepEqual(await storeB.load('x'), bState);
+});
+
+function freshStoreNamed(t, name) {
+  const store = new IndexedDbStore(name);
+  t.after(() => store.close());
+  return store;
+}

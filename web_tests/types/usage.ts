@@ -36,6 +36,9 @@ import type {
   AgentTaskBody,
   AgentTaskContext,
   SnapshotStore,
+  TaskStore,
+  RestoreResult,
+  ThreadOwnership,
   IndexedDbStoreOptions,
 } from 'bgtasks';
 
@@ -167,7 +170,10 @@ async function main(): Promise<void> {
     const name: string | undefined = meta.name;
     void owner, pc, name;
   }
-  const restored: number = mgr.restore('t2', all);
+  const restored: RestoreResult = mgr.restore('t2', all);
+  const addedCount: number = restored.added;
+  const skippedIds: string[] = restored.skipped;
+  void addedCount, skippedIds;
   const legacyEntry: PersistedTaskMetaInput = {
     task_id: 'bg_old',
     task_type: 'shell',
@@ -191,7 +197,25 @@ async function main(): Promise<void> {
   const threads: string[] = await files.threads();
   await files.delete('t1');
   await mgr.persist(files, 't1');
-  const resumed: number = await mgr.resume(files, 't1');
+  const resumed: RestoreResult = await mgr.resume(files, 't1');
+  await files.saveText('t1', JSON.stringify(snap), { epoch: 1 });
+  const lease: { epoch: number } = await files.claim('t1', { owner: 'me' });
+  const firstId: number = await files.reserveIds(10);
+  await files.raiseIdFloor(firstId + lease.epoch);
+  const fileOwner = await files.owner('t1');
+  void fileOwner?.pid;
+
+  // ---- an attached store ----
+  const durable = await createTaskManager({ store: files, onStoreError: (e: Error, thread: string | undefined) => void [e, thread], idBlockSize: 1000 });
+  const attachedStore: TaskStore | null = durable.store;
+  const taken: RestoreResult = await durable.resume('t1');
+  await durable.flush();
+  await durable.reserveIds(5000);
+  const own: ThreadOwnership = durable.ownership('t1');
+  assertType<Equal<ThreadOwnership, 'none' | 'claiming' | 'owned' | 'lost' | 'failed'>>(true);
+  void attachedStore, taken, own;
+  // @ts-expect-error a store must be an object with the store methods
+  await createTaskManager({ store: 'files' });
 
   const idbOptions: IndexedDbStoreOptions = { storeName: 'snapshots', durability: 'relaxed' };
   const idb = new IndexedDbStore('bgtasks-db', idbOptions);
@@ -203,6 +227,13 @@ async function main(): Promise<void> {
   idb.close();
   await mgr.persist(idb, 't1');
   await mgr.resume(idb, 't1');
+  const idbLease: { epoch: number } = await idb.claim('t1', { onLost: (thread: string) => void thread });
+  await idb.save('t1', snap, { epoch: idbLease.epoch });
+  await idb.release('t1', { epoch: idbLease.epoch });
+  const idbFirst: number = await idb.reserveIds(100);
+  await idb.raiseIdFloor(idbFirst + 100);
+  const idbStore: TaskStore = idb;
+  void idbStore;
   // @ts-expect-error durability values are fixed
   new IndexedDbStore('db', { durability: 'fast' });
 
