@@ -16,6 +16,9 @@ export const ERROR_CODES = Object.freeze([
   'InvalidSnapshot',
   'NotHostTask',
   'InvalidArgument',
+  'IdConflict',
+  'IdsUnavailable',
+  'StaleOwner',
 ]);
 
 const STATUSES = ['running', 'completed', 'failed', 'cancelled'];
@@ -48,8 +51,10 @@ const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, 'g');
 export const toWellFormed =
   typeof String.prototype.toWellFormed === 'function' ? (s) => s.toWellFormed() : (s) => s.replace(LONE_SURROGATES, '\uFFFD');
 
+// What an argument was, for error texts: `number 1`, `string abc`, `undefined` (nothing given).
 function describe(value) {
   if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value).slice(0, 40)}`;
 }

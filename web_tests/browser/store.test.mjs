@@ -383,7 +383,7 @@ test('bad arguments are TypeErrors naming what was wrong', async () => {
     'reserveIds: TypeError: count must be an integer from 1 to 4294967296, got 1099511627776',
     'raiseIdFloor: TypeError: next must be an integer from 0 to 9007199254740991, got number -1',
     'raiseIdFloor: TypeError: next must be an integer from 0 to 9007199254740991, got null',
-    'release: TypeError: thread must be a string, got undefined undefined',
+    'release: TypeError: thread must be a string, got undefined',
     'owner: TypeError: thread must be a string, got number 7',
     'release: TypeError: options.epoch must be an epoch returned by claim() (an integer >= 1), got -2',
   ]);

@@ -144,3 +144,19 @@ test('counts beyond the binding\'s int32 are refused or honoured, never wrapped'
     assert.equal(mgr.drain().length, 6, `${key}: no event refused`);
   }
 });
+
+test('an argument error names the argument and what it got, once', async (t) => {
+  const mgr = await manual(t);
+  const cases = [
+    [() => mgr.spawn(), 'spawn options must be an object, got undefined'],
+    [() => mgr.spawn({ thread: 't' }, fn), 'options.type must be a string, got undefined'],
+    [() => mgr.spawn({ thread: 't', type: 'x' }), 'body must be a function, got undefined'],
+    [() => mgr.cancel(), 'id must be a string, got undefined'],
+    [() => mgr.advance(), 'ms must be a finite number of milliseconds >= 0, got undefined'],
+    [() => mgr.cancel(7), 'id must be a string, got number 7'],
+    [() => mgr.spawn({ thread: 't', type: true }, fn), 'options.type must be a string, got boolean true'],
+    [() => mgr.spawn({ thread: 't', type: [] }, fn), 'options.type must be a string, got an array'],
+    [() => mgr.list(null), 'thread must be a string, got null'],
+  ];
+  for (const [call, message] of cases) assert.throws(call, (e) => e instanceof TypeError && e.message === message, message);
+});
