@@ -48,6 +48,11 @@ export interface TaskSummary {
    * string as it is; any other value as JSON). Always well-formed: a lone surrogate in it is U+FFFD.
    */
   error?: string;
+  /**
+   * Failed tasks of this manager whose body threw an object: what it threw (an `Error` keeps its
+   * `name`, `stack`, `cause`, an `AggregateError` its `errors`). Not enumerable, never persisted.
+   */
+  readonly cause?: unknown;
   /** Completed tasks: the JSON value the body resolved with (`null` for `undefined`). */
   result?: JsonValue;
   /** When the task reached its terminal status, in ms. Absent while running and for orphans. */
@@ -143,6 +148,8 @@ export interface FailedTaskEvent {
   task_id: string;
   /** The error message. */
   error: string;
+  /** What the body threw, when it threw an object (not enumerable; see {@link TaskSummary.cause}). */
+  readonly cause?: unknown;
 }
 
 /** The terminal event of a task whose cancel was requested before its body settled. */
@@ -337,6 +344,8 @@ export interface SpawnOptions {
   description?: string | undefined;
   /** Explicit parent context fields. */
   parent?: SpawnParentOptions | undefined;
+  /** An outside signal: its abort cancels the task, and its reason becomes `ctx.signal.reason` (already aborted: cancelled at once). */
+  signal?: AbortSignal | undefined;
 }
 
 /** Options of `spawnAgent` / `ctx.spawnAgent` (the type is always `'sub_agent'`, so no `type`). */
@@ -349,6 +358,8 @@ export interface SpawnAgentOptions {
   description?: string | undefined;
   /** Explicit parent context fields. */
   parent?: SpawnParentOptions | undefined;
+  /** An outside signal: its abort cancels the task, and its reason becomes `ctx.signal.reason` (already aborted: cancelled at once). */
+  signal?: AbortSignal | undefined;
 }
 
 /**

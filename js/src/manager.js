@@ -39,8 +39,8 @@ const MANAGER_OPTIONS = [
 // Ids are plentiful (2^53 before they stop being exact JS numbers): a big block keeps a burst of
 // spawns from outrunning the store's reservation of the next one.
 const DEFAULT_ID_BLOCK = 65536;
-const SPAWN_OPTIONS = ['thread', 'type', 'name', 'description', 'parent'];
-const AGENT_OPTIONS = ['thread', 'name', 'description', 'parent'];
+const SPAWN_OPTIONS = ['thread', 'type', 'name', 'description', 'parent', 'signal'];
+const AGENT_OPTIONS = ['thread', 'name', 'description', 'parent', 'signal'];
 const PARENT_FIELDS = ['task_id', 'run_id', 'call_id', 'agent_id'];
 const CODE_INVALID_ARGUMENT = 13; // ERROR_CODES index: the core refused a JSON text
 const HANDLE_NOT_TAKEN = -1; // Core::complete: settled, but no queued event holds the result's handle
@@ -208,6 +208,10 @@ export class TaskManager {
   #payLive = 0;
   #dropOldestCap = 0; // the owner inbox's capacity when it evicts (dropOldest), else 0
   #link = null; // StoreLink of an attached store
+  // What the bodies of failed tasks threw (an Error keeps its name, stack, cause, errors), by id,
+  // while the task exists: the stored error is awaken's string, these ride along as `cause`.
+  #failures = new Map();
+  #failuresPruneAt = 64;
   #persists = new WeakMap(); // store → thread → the explicit persist in flight and the one queued
 
   static {
@@ -422,6 +426,7 @@ export class TaskManager {
     const name = hasName ? checkString(options.name, 'options.name') : '';
     const description = options.description === undefined ? '' : checkString(options.description, 'options.description');
     const parent = options.parent === undefined ? '' : parentJson(options.parent);
+    const signal = options.signal === undefined || options.signal === null ? null : checkSignal(options.signal, 'options.signal');
     checkFunction(body, 'body');
 
     const core = this.#core;
@@ -472,12 +477,29 @@ export class TaskManager {
       id = this.#readText();
       this.#otherIds.set(h, id);
     }
-    const rec = { id, h, cancel: new CancelState(), ctx: null, body, recvWaiters: agent ? [] : null };
+    const rec = { id, h, cancel: new CancelState(), ctx: null, body, recvWaiters: agent ? [] : null, abortReason: undefined, unlink: null };
     rec.ctx = new TaskContext(this, rec, agent ? new AgentInbox(this, rec) : undefined);
     this.#live.set(id, rec);
     this.#pendingStarts.push(rec);
     this.#touch();
+    if (signal !== null) this.#linkSignal(rec, signal);
     return id;
+  }
+
+  // An outside AbortSignal cancels the task (its reason becomes ctx.signal's reason); the link goes
+  // when the task ends.
+  #linkSignal(rec, signal) {
+    const onAbort = () => {
+      if (this.#disposed || this.#live.get(rec.id) !== rec) return;
+      rec.abortReason = signal.reason;
+      this.cancel(rec.id);
+    };
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    rec.unlink = () => signal.removeEventListener('abort', onAbort);
   }
 
   // Runs the synchronous part of each pending body with the task as ambient parent
@@ -544,13 +566,17 @@ export class TaskManager {
         }
       }
     }
-    if (!ok) code = core.failTask(rec.h, this.#encodeText(failureText(value)), want);
+    if (!ok) {
+      code = core.failTask(rec.h, this.#encodeText(failureText(value)), want);
+      if (code === 0 && value !== null && (typeof value === 'object' || typeof value === 'function')) this.#keepFailure(id, value);
+    }
     void code; // TaskTerminated only if the core already settled it (cannot happen for a live body)
     this.#live.delete(id);
+    rec.unlink?.();
     if (rec.recvWaiters !== null) for (const wake of rec.recvWaiters.splice(0)) wake(null);
     if (waiters) {
       this.#endWaiters.delete(id);
-      const summary = this.#readJson(core.lastEnded()); // retention may already have dropped the task
+      const summary = this.#withCause(this.#readJson(core.lastEnded())); // retention may already have dropped the task
       for (const resolve of waiters) resolve(summary);
     }
     this.#wakeEventWaiters();
@@ -643,7 +669,26 @@ export class TaskManager {
 
   #getSummary(id) {
     const len = this.#core.get(id);
-    return len === 0 ? null : this.#readJson(len);
+    return len === 0 ? null : this.#withCause(this.#readJson(len));
+  }
+
+  #keepFailure(id, thrown) {
+    this.#failures.set(id, thrown);
+    if (this.#failures.size < this.#failuresPruneAt) return;
+    // Retention drops tasks inside the core: forget the throws of tasks that are gone.
+    for (const known of this.#failures.keys()) if (this.#core.get(known) === 0) this.#failures.delete(known);
+    this.#failuresPruneAt = Math.max(64, this.#failures.size * 2);
+  }
+
+  // A failed task's summary or event gets what its body threw as a non-enumerable `cause` (so
+  // JSON and deep-equality views stay awaken's).
+  #withCause(record) {
+    if (record !== null && record.status !== 'running' && this.#failures.size > 0) {
+      const thrown = this.#failures.get(record.task_id);
+      if (thrown !== undefined && (record.status === 'failed' || record.kind === 'failed'))
+        Object.defineProperty(record, 'cause', { value: thrown, configurable: true, writable: true });
+    }
+    return record;
   }
 
   /** The thread's tasks in id order. */
@@ -674,6 +719,7 @@ export class TaskManager {
   forget(id) {
     this.#alive();
     const gone = this.#core.forget(this.#id(id));
+    if (gone) this.#failures.delete(id);
     if (this.#link !== null) this.#link.collect();
     return gone;
   }
@@ -712,7 +758,7 @@ export class TaskManager {
     for (const id of ids) {
       const rec = this.#live.get(id);
       if (!rec) continue;
-      rec.cancel.abort(abortError());
+      rec.cancel.abort(rec.abortReason !== undefined ? rec.abortReason : abortError());
       if (rec.recvWaiters !== null) for (const wake of rec.recvWaiters.splice(0)) wake(null);
     }
     this.#touch();
@@ -777,7 +823,7 @@ export class TaskManager {
         out[i] = { event_type: t >= 0 ? this.#strings[t] : extras[-1 - t], kind: 'custom', payload: this.#payTake(heap[at + 3]), task_id: id };
       } else if (kind === KIND_COMPLETED)
         out[i] = { kind: 'completed', result: this.#payTake(heap[at + 3]), task_id: id };
-      else if (kind === KIND_FAILED) out[i] = { error: extras[heap[at + 3]], kind: 'failed', task_id: id };
+      else if (kind === KIND_FAILED) out[i] = this.#withCause({ error: extras[heap[at + 3]], kind: 'failed', task_id: id });
       else if (kind === KIND_CANCELLED) out[i] = { kind: 'cancelled', task_id: id };
       else out[i] = extras[heap[at + 3]];
     }
@@ -1075,6 +1121,7 @@ export class TaskManager {
     this.#clearWakeup();
     this.#link?.close();
     for (const rec of this.#live.values()) {
+      rec.unlink?.();
       rec.cancel.abort(abortError('The task manager was disposed'));
       if (rec.recvWaiters !== null) for (const wake of rec.recvWaiters.splice(0)) wake(null);
     }
@@ -1095,6 +1142,12 @@ if (typeof Symbol.dispose === 'symbol') {
   TaskManager.prototype[Symbol.dispose] = function dispose() {
     this.dispose();
   };
+}
+
+function checkSignal(value, name) {
+  if (typeof value !== 'object' || typeof value.aborted !== 'boolean' || typeof value.addEventListener !== 'function')
+    throw new TypeError(`${name} must be an AbortSignal`);
+  return value;
 }
 
 function parentJson(parent) {
