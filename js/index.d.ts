@@ -9,6 +9,84 @@
 /** Any value JSON can carry: what payloads, results and snapshots are made of. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
+/**
+ * `T` checked for JSON: `T` itself where it is made of what JSON carries (strings, numbers,
+ * booleans, `null`, arrays, tuples and objects of those; `readonly` ones, interfaces and optional
+ * members too), `never` in each place where it is not (a function, an object with methods such as a
+ * `Date` or a `Map`, a `bigint`, a `symbol`, `undefined`). So `T` is assignable to
+ * `JsonCompatible<T>` exactly when it is JSON-compatible (a check to apply to an inferred type; as
+ * the constraint of `T` itself TypeScript calls it circular). `unknown` and `any` pass: what they
+ * hold is checked at run time.
+ *
+ * @example
+ * type Ok = JsonCompatible<{ pct: number; tags?: readonly string[] }>; // the same type
+ * type No = JsonCompatible<{ at: Date }>; // { at: { toString: never; ... } }: Date is refused
+ */
+export type JsonCompatible<T> = unknown extends T
+  ? T
+  : T extends JsonValue
+    ? T
+    : T extends bigint | symbol | undefined | void | Function
+      ? never
+      : T extends object
+        ? { [K in keyof T]: JsonCompatible<T[K]> }
+        : never;
+
+/**
+ * An event map: each custom event type a task emits, mapped to the JSON type of its payload, e.g.
+ * `{ progress: { pct: number }; done: null }` (a `type` or an `interface`). Give it to
+ * {@link createTaskManager} to type `ctx.emit` and the custom events of `drain()` / `events()`.
+ * `Events extends EventMap<Events>` holds when every payload type is {@link JsonCompatible};
+ * `EventMap` alone is `Record<string, JsonValue>`.
+ */
+export type EventMap<Events = Record<string, JsonValue>> = { [K in keyof Events]: JsonCompatible<Events[K]> };
+
+/**
+ * The event map of a manager created without one: any event type, and `ctx.emit` takes any payload
+ * (as `unknown`, optional) while custom events carry it as `JsonValue`.
+ */
+export type DefaultEventMap = Record<string, JsonValue>;
+
+/**
+ * The payload argument(s) of `ctx.emit(eventType, payload)` for event type `K` of `Events`:
+ * `payload: Events[K]`, required; optional when `null` is one of its values (an omitted payload
+ * arrives as `null`); `payload?: unknown` when it is all of `JsonValue` (as in
+ * {@link DefaultEventMap}): any value JSON.stringify can write, copied as
+ * {@link CustomTaskEvent} `payload` says.
+ */
+export type EmitPayload<Events, K extends keyof Events> = JsonValue extends Events[K]
+  ? [payload?: unknown]
+  : null extends Events[K]
+    ? [payload?: Events[K]]
+    : [payload: Events[K]];
+
+/** The key of {@link TaskId}'s brand: a type only, nothing at run time has it (not exported). */
+declare const taskResultType: unique symbol;
+// Exports only what is marked `export` (a declaration file exports every declaration otherwise).
+export {};
+
+/**
+ * A task id as `spawn` / `spawnAgent` return it: a `string` (use it wherever an id goes) that
+ * carries the type `R` of the task's result, so that `wait(id)` and `get(id)` give a
+ * `TaskSummary<R>`. Only a type: at run time it is the plain string (`bg_<n>`). A plain `string`
+ * is not a `TaskId`; `get` / `wait` take one too and give `TaskSummary<JsonValue>`.
+ */
+export type TaskId<R = JsonValue> = string & { readonly [taskResultType]: R };
+
+/**
+ * What a body may resolve with, as a check: `R` itself when `R` is {@link JsonCompatible},
+ * `undefined` or `void` (a body that returns nothing completes with `null`), or a union of those.
+ * `spawn` takes a body that is both a `TaskBody<R>` (which infers `R`) and a
+ * `TaskBody<ResultCompatible<R>>` (which refuses a non-JSON `R` at the call).
+ */
+export type ResultCompatible<R> = R extends undefined | void ? R : JsonCompatible<R>;
+
+/**
+ * The result of a task whose body resolves with `R`: `R` with `undefined` / `void` as `null`
+ * (`{ ok: true } | undefined` gives `{ ok: true } | null`); `JsonValue` when `R` is `unknown`.
+ */
+export type TaskResult<R> = unknown extends R ? JsonValue : R extends undefined | void ? null : R;
+
 /** awaken's `TaskStatus`: `running` until the body settles, then one of the three terminal states. */
 export type TaskStatus = 'running' | 'completed' | 'failed' | 'cancelled';
 
@@ -30,9 +108,11 @@ export interface TaskParentContext {
 
 /**
  * awaken's `TaskSummary`, as returned by `get`, `list` and `wait`. It has no `name` and no
- * `owner_thread_id` (those live in {@link PersistedTaskMeta}).
+ * `owner_thread_id` (those live in {@link PersistedTaskMeta}). `R` is the type of `result`:
+ * `get` / `wait` with a {@link TaskId} give the spawned body's {@link TaskResult}, anything else
+ * `JsonValue`.
  */
-export interface TaskSummary {
+export interface TaskSummary<R = JsonValue> {
   /** The task's id, `bg_<n>` for spawned tasks (any non-empty string for restored ones). */
   task_id: string;
   /** The task's type as given at spawn; always `'sub_agent'` for `spawnAgent`. */
@@ -54,7 +134,7 @@ export interface TaskSummary {
    */
   readonly cause?: unknown;
   /** Completed tasks: the JSON value the body resolved with (`null` for `undefined`). */
-  result?: JsonValue;
+  result?: R;
   /** When the task reached its terminal status, in ms. Absent while running and for orphans. */
   completed_at_ms?: number;
   /** Omitted when empty. */
@@ -116,20 +196,29 @@ export interface BackgroundTaskStateInput {
   tasks: Record<string, PersistedTaskMetaInput>;
 }
 
-/** A `custom` event: sent by `ctx.emit(event_type, payload)`, in order, also after a cancel. */
-export interface CustomTaskEvent {
+/**
+ * A `custom` event: sent by `ctx.emit(event_type, payload)`, in order, also after a cancel. With
+ * an event map, the union of one such event per event type, so testing `event_type` narrows
+ * `payload` (`if (ev.event_type === 'progress') ev.payload.pct`).
+ */
+export type CustomTaskEvent<Events extends EventMap<Events> = DefaultEventMap> = {
+  [K in keyof Events & string]: CustomTaskEventOf<K, Events[K]>;
+}[keyof Events & string];
+
+/** One event type's {@link CustomTaskEvent}: its `event_type` is `K`, its payload a `P`. */
+export interface CustomTaskEventOf<K extends string, P> {
   kind: 'custom';
   /** The emitting task. */
   task_id: string;
   /** The event type given to `ctx.emit`. */
-  event_type: string;
+  event_type: K;
   /**
    * The payload given to `ctx.emit` (`null` for `undefined`), as a round trip through JSON makes
    * it: a copy taken at `emit` with object keys sorted (DECISIONS.md §3, as the native core writes
    * them); a `Date` arrives as its string, `undefined` members vanish, `NaN` is `null`. The copy
    * stays on the JS side (the core orders, counts and evicts the event by a handle).
    */
-  payload: JsonValue;
+  payload: P;
 }
 
 /** The terminal event of a task whose body resolved (not cancelled). */
@@ -161,9 +250,14 @@ export interface CancelledTaskEvent {
 
 /**
  * An owner-inbox event (awaken's `TaskEvent`), as `drain()` and `events()` yield them. Every event
- * carries `task_id`; a body that emits N events and then settles produces N + 1 events.
+ * carries `task_id`; a body that emits N events and then settles produces N + 1 events. `Events`
+ * is the manager's event map (see {@link CustomTaskEvent}).
  */
-export type TaskEvent = CustomTaskEvent | CompletedTaskEvent | FailedTaskEvent | CancelledTaskEvent;
+export type TaskEvent<Events extends EventMap<Events> = DefaultEventMap> =
+  | CustomTaskEvent<Events>
+  | CompletedTaskEvent
+  | FailedTaskEvent
+  | CancelledTaskEvent;
 
 /**
  * awaken's `agent_message`: what `sendMessage` puts into a sub-agent's own inbox (read it with
@@ -371,11 +465,17 @@ export interface SpawnAgentOptions {
  * surrogate becomes U+FFFD, as `String.prototype.toWellFormed()` does, so the task still fails
  * with its own text. Once a cancel was requested, whatever it settles with is discarded and the
  * task ends `cancelled`.
+ *
+ * `R` is what it resolves with (`unknown`: anything), `Events` the manager's event map.
  */
-export type TaskBody = (ctx: TaskContext) => unknown;
+export type TaskBody<R = unknown, Events extends EventMap<Events> = DefaultEventMap> = (
+  ctx: TaskContext<Events>,
+) => R | PromiseLike<R>;
 
 /** A sub-agent body: like {@link TaskBody}, with `ctx.inbox`. */
-export type AgentTaskBody = (ctx: AgentTaskContext) => unknown;
+export type AgentTaskBody<R = unknown, Events extends EventMap<Events> = DefaultEventMap> = (
+  ctx: AgentTaskContext<Events>,
+) => R | PromiseLike<R>;
 
 /** Where `persist` / `resume` keep snapshots: {@link FileStore}, {@link IndexedDbStore} or your own. */
 export interface SnapshotStore {
@@ -420,8 +520,11 @@ export type ThreadOwnership = 'none' | 'claiming' | 'owned' | 'lost' | 'failed';
 // Task contexts
 // ---------------------------------------------------------------------------------------------
 
-/** What a task body receives. Frozen; do not construct it yourself. */
-export declare class TaskContext {
+/**
+ * What a task body receives. Frozen; do not construct it yourself. `Events` is the manager's event
+ * map: it types `emit`.
+ */
+export declare class TaskContext<Events extends EventMap<Events> = DefaultEventMap> {
   private constructor();
   /** This task's id (`bg_<n>`). */
   readonly taskId: string;
@@ -436,22 +539,34 @@ export declare class TaskContext {
    * false once the task has ended or a bounded owner inbox refused it. A payload JSON cannot
    * carry is a `TypeError`, as is one past the core's limits (nesting deeper than 128 levels,
    * JSON text over 64 MiB, a lone surrogate). The payload is copied at `emit` (see
-   * {@link CustomTaskEvent.payload}): changing it afterwards changes nothing queued.
+   * {@link CustomTaskEvent} `payload`): changing it afterwards changes nothing queued. With an
+   * event map, `eventType` is one of its keys and `payload` that key's type (see
+   * {@link EmitPayload}); without one, any string and any (optional) payload.
    */
-  emit(eventType: string, payload?: unknown): boolean;
+  emit<K extends keyof Events & string>(eventType: K, ...payload: EmitPayload<Events, K>): boolean;
   /**
    * Resolves after `ms` on the manager's clock; rejects with a `DOMException` named `AbortError`
    * as soon as this task's cancel is requested (or the manager is disposed).
    */
   sleep(ms: number): Promise<void>;
-  /** Spawns a child of this task (its `parent_context.task_id` is this task unless given), also after an await. */
-  spawn(options: SpawnOptions, body: TaskBody): string;
-  /** Spawns a sub-agent child of this task. */
-  spawnAgent(options: SpawnAgentOptions, body: AgentTaskBody): string;
+  /**
+   * Spawns a child of this task (its `parent_context.task_id` is this task unless given), also
+   * after an await. The id carries the body's {@link TaskResult}; a body whose resolved type is
+   * not JSON (see {@link ResultCompatible}) is refused.
+   */
+  spawn<R>(
+    options: SpawnOptions,
+    body: TaskBody<R, Events> & TaskBody<ResultCompatible<R>, Events>,
+  ): TaskId<TaskResult<R>>;
+  /** Spawns a sub-agent child of this task; its id carries the body's {@link TaskResult}, as for `spawn`. */
+  spawnAgent<R>(
+    options: SpawnAgentOptions,
+    body: AgentTaskBody<R, Events> & AgentTaskBody<ResultCompatible<R>, Events>,
+  ): TaskId<TaskResult<R>>;
 }
 
 /** What a sub-agent body receives: a {@link TaskContext} with its own inbox. */
-export interface AgentTaskContext extends TaskContext {
+export interface AgentTaskContext<Events extends EventMap<Events> = DefaultEventMap> extends TaskContext<Events> {
   /** The sub-agent's inbox of `agent_message` events sent with `sendMessage`. */
   readonly inbox: AgentInbox;
 }
@@ -475,30 +590,45 @@ export declare class AgentInbox {
  * Creates a task manager (one wasm core). Rejects with a `TypeError` for options that are not an
  * object, an unknown key, or a bad value.
  *
+ * `Events` is the event map (see {@link EventMap}) that types `ctx.emit` and the custom events of
+ * `drain()` / `events()`; without one, any event type and payload, as {@link DefaultEventMap}.
+ *
  * @example
  * const mgr = await createTaskManager({ clock: 'manual', now: 0 });
+ * const typed = await createTaskManager<{ progress: { pct: number }; done: null }>();
  */
-export declare function createTaskManager(options?: TaskManagerOptions): Promise<TaskManager>;
+export declare function createTaskManager<Events extends EventMap<Events> = DefaultEventMap>(
+  options?: TaskManagerOptions,
+): Promise<TaskManager<Events>>;
 
 /**
  * awaken's background task manager. Create it with {@link createTaskManager}. Every method throws
  * an `Error` once the manager is disposed; a wrong argument type is a `TypeError` naming the
  * argument and changes nothing. A thread or task type is any string, `''` included (as in
- * awaken); a string argument with a lone UTF-16 surrogate is a `TypeError`.
+ * awaken); a string argument with a lone UTF-16 surrogate is a `TypeError`. `Events` is the event
+ * map given to {@link createTaskManager}.
  */
-export declare class TaskManager {
+export declare class TaskManager<Events extends EventMap<Events> = DefaultEventMap> {
   /** Use {@link createTaskManager}. */
   private constructor();
 
   /**
    * Spawns a task and returns its id (`bg_<n>`) at once; the body starts at the next poll, never
    * inside `spawn`. Called during the synchronous part of another body, the new task's parent is
-   * that body's task. Throws `BgTasksError` `ReservedName` / `DuplicateName`.
+   * that body's task. Throws `BgTasksError` `ReservedName` / `DuplicateName`. The id is a
+   * {@link TaskId} carrying the body's {@link TaskResult} (`R`, the type the body resolves with,
+   * must be JSON: see {@link ResultCompatible}).
    */
-  spawn(options: SpawnOptions, body: TaskBody): string;
+  spawn<R>(
+    options: SpawnOptions,
+    body: TaskBody<R, Events> & TaskBody<ResultCompatible<R>, Events>,
+  ): TaskId<TaskResult<R>>;
 
   /** Spawns a sub-agent (`task_type` `'sub_agent'`) with its own inbox (`ctx.inbox`). Same rules as `spawn`. */
-  spawnAgent(options: SpawnAgentOptions, body: AgentTaskBody): string;
+  spawnAgent<R>(
+    options: SpawnAgentOptions,
+    body: AgentTaskBody<R, Events> & AgentTaskBody<ResultCompatible<R>, Events>,
+  ): TaskId<TaskResult<R>>;
 
   /**
    * Sends awaken's `agent_message` `{from, content}` to a sub-agent owned by `thread`. Throws
@@ -507,7 +637,8 @@ export declare class TaskManager {
    */
   sendMessage(taskId: string, thread: string, from: string, content: string): void;
 
-  /** The task's summary (any thread), or null for an unknown id. */
+  /** The task's summary (any thread), or null for an unknown id. A {@link TaskId} types its `result`. */
+  get<R>(id: TaskId<R>): TaskSummary<R> | null;
   get(id: string): TaskSummary | null;
 
   /** The thread's tasks, in id order. */
@@ -518,8 +649,10 @@ export declare class TaskManager {
 
   /**
    * Resolves with the terminal summary once the task's body has settled (at once for a task that
-   * is not live; null for an unknown id, or when the manager is disposed first).
+   * is not live; null for an unknown id, or when the manager is disposed first). A
+   * {@link TaskId} types its `result`.
    */
+  wait<R>(id: TaskId<R>): Promise<TaskSummary<R> | null>;
   wait(id: string): Promise<TaskSummary | null>;
 
   /** Drops a finished task (terminal status, body ended). True if something was removed. */
@@ -545,13 +678,13 @@ export declare class TaskManager {
    * Takes the pending owner-inbox events in order: all of them (no argument), or only `thread`'s
    * (the rest stay queued); `drain('')` takes the empty thread's.
    */
-  drain(thread?: string): TaskEvent[];
+  drain(thread?: string): TaskEvent<Events>[];
 
   /**
    * The owner inbox as an async iterator (it consumes, like `drain`): every event, or only
    * `thread`'s, in order; waits for new ones; ends when the manager is disposed.
    */
-  events(thread?: string): AsyncGenerator<TaskEvent, void, undefined>;
+  events(thread?: string): AsyncGenerator<TaskEvent<Events>, void, undefined>;
 
   /** awaken's `background_task_state` value: one thread's tasks (`''` is the empty thread), or every thread's (no argument). */
   snapshot(thread?: string): BackgroundTaskState;

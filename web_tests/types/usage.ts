@@ -40,6 +40,14 @@ import type {
   RestoreResult,
   ThreadOwnership,
   IndexedDbStoreOptions,
+  JsonCompatible,
+  EventMap,
+  DefaultEventMap,
+  EmitPayload,
+  CustomTaskEventOf,
+  TaskId,
+  TaskResult,
+  ResultCompatible,
 } from 'bgtasks';
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -159,6 +167,183 @@ async function main(): Promise<void> {
     break;
   }
   await iter.return();
+
+  // ---- typed events and results ----
+  type MyEvents = { progress: { pct: number; step?: string }; log: string; done: null };
+  const typed = await createTaskManager<MyEvents>({ clock: 'manual' });
+  assertType<Equal<typeof typed, TaskManager<MyEvents>>>(true);
+  const computed = typed.spawn({ thread: 't', type: 'calc' }, async (ctx) => {
+    assertType<Equal<typeof ctx, TaskContext<MyEvents>>>(true);
+    const sent: boolean = ctx.emit('progress', { pct: 10 });
+    ctx.emit('progress', { pct: 20, step: 'fetch' });
+    ctx.emit('log', 'hello');
+    ctx.emit('done');
+    ctx.emit('done', null);
+    // @ts-expect-error a payload of the wrong type for its key
+    ctx.emit('progress', { pct: 'ten' });
+    // @ts-expect-error a payload of the wrong type for its key
+    ctx.emit('log', 42);
+    // @ts-expect-error the payload is required unless null is one of its values
+    ctx.emit('progress');
+    // @ts-expect-error an event type the map does not have
+    ctx.emit('unknown', 1);
+    // @ts-expect-error with a map, any string is not an event type
+    ctx.emit(String('log'), 'hello');
+    const child = ctx.spawn({ thread: 't', type: 'child' }, () => [1, 2, 3]);
+    assertType<Equal<typeof child, TaskId<number[]>>>(true);
+    const helper = ctx.spawnAgent({ thread: 't' }, async (a) => {
+      assertType<Equal<typeof a, AgentTaskContext<MyEvents>>>(true);
+      a.emit('log', 'from the agent');
+      return a.inbox.tryRecv();
+    });
+    assertType<Equal<typeof helper, TaskId<AgentMessage | null>>>(true);
+    // @ts-expect-error ctx.spawn refuses a non-JSON result too
+    ctx.spawn({ thread: 't', type: 'x' }, () => Symbol('s'));
+    return { total: 42, sent, child };
+  });
+  type Computed = { total: number; sent: boolean; child: TaskId<number[]> };
+  assertType<Equal<typeof computed, TaskId<Computed>>>(true);
+  const computedId: string = computed; // a TaskId is a string
+  const awaited = await typed.wait(computed);
+  assertType<Equal<typeof awaited, TaskSummary<Computed> | null>>(true);
+  if (awaited?.result) {
+    const total: number = awaited.result.total;
+    const childSummary: TaskSummary<number[]> | null = typed.get(awaited.result.child);
+    void total, childSummary;
+  }
+  assertType<Equal<ReturnType<typeof typed.get<Computed>>, TaskSummary<Computed> | null>>(true);
+  const byString = typed.get(computedId);
+  assertType<Equal<typeof byString, TaskSummary | null>>(true);
+  assertType<Equal<typeof byString, TaskSummary<JsonValue> | null>>(true);
+  const waitedByString = await typed.wait(computedId);
+  assertType<Equal<typeof waitedByString, TaskSummary | null>>(true);
+  // @ts-expect-error a plain string is not a TaskId
+  const forged: TaskId<number> = 'bg_1';
+  void forged;
+
+  // Bodies that return nothing complete with null; `unknown` results are JsonValue.
+  const nothing = typed.spawn({ thread: 't', type: 'x' }, async () => {});
+  assertType<Equal<typeof nothing, TaskId<null>>>(true);
+  const maybeText = typed.spawn({ thread: 't', type: 'x' }, () => (Math.random() > 0.5 ? 'text' : undefined));
+  assertType<Equal<typeof maybeText, TaskId<'text' | null>>>(true);
+  const untypedBody: TaskBody<unknown, MyEvents> = (ctx) => ctx.taskId;
+  assertType<Equal<typeof untypedBody, (ctx: TaskContext<MyEvents>) => unknown>>(true);
+  const untypedId = typed.spawn({ thread: 't', type: 'x' }, untypedBody);
+  assertType<Equal<typeof untypedId, TaskId<JsonValue>>>(true);
+  assertType<Equal<typeof id, string>>(true);
+  assertType<Equal<ReturnType<typeof mgr.spawn<{ n: number }>>, TaskId<{ n: number }>>>(true);
+  assertType<Equal<ReturnType<typeof mgr.spawn<unknown>>, TaskId<JsonValue>>>(true);
+
+  // Interfaces, readonly arrays, tuples and optional members are JSON too.
+  interface Report {
+    title: string;
+    lines: readonly string[];
+    pages?: number;
+    range: [number, number];
+  }
+  const report = mgr.spawn({ thread: 't', type: 'x' }, async (): Promise<Report> => ({ title: 'r', lines: [], range: [1, 2] }));
+  assertType<Equal<typeof report, TaskId<Report>>>(true);
+  const reported = mgr.get(report);
+  assertType<Equal<typeof reported, TaskSummary<Report> | null>>(true);
+
+  // Results JSON cannot carry are refused.
+  // @ts-expect-error a function is not a JSON result
+  mgr.spawn({ thread: 't', type: 'x' }, () => () => 1);
+  // @ts-expect-error a bigint is not a JSON result
+  mgr.spawn({ thread: 't', type: 'x' }, async () => 10n);
+  // @ts-expect-error a Date (an object with methods) is not a JSON result
+  mgr.spawn({ thread: 't', type: 'x' }, async () => ({ at: new Date() }));
+  // @ts-expect-error a Map is not a JSON result
+  typed.spawnAgent({ thread: 't' }, () => new Map<string, number>());
+  // @ts-expect-error undefined inside an array is not JSON (it would become null)
+  typed.spawn({ thread: 't', type: 'x' }, () => [1, undefined]);
+
+  // Custom events: a union over the map, narrowed by event_type.
+  for (const ev of typed.drain('t')) {
+    if (ev.kind === 'custom' && ev.event_type === 'progress') {
+      const pct: number = ev.payload.pct;
+      const step: string | undefined = ev.payload.step;
+      void pct, step;
+    }
+    if (ev.kind === 'custom') {
+      switch (ev.event_type) {
+        case 'log': {
+          const line: string = ev.payload;
+          void line;
+          break;
+        }
+        case 'done': {
+          const none: null = ev.payload;
+          void none;
+          break;
+        }
+        case 'progress':
+          break;
+        default: {
+          const never: never = ev;
+          void never;
+        }
+      }
+      // @ts-expect-error 'nope' is not an event type of the map
+      if (ev.event_type === 'nope') void ev;
+    }
+    if (ev.kind === 'completed') {
+      const result: JsonValue = ev.result;
+      void result;
+    }
+  }
+  for await (const ev of typed.events('t')) {
+    assertType<Equal<typeof ev, TaskEvent<MyEvents>>>(true);
+    break;
+  }
+  assertType<
+    Equal<
+      CustomTaskEvent<MyEvents>,
+      | CustomTaskEventOf<'progress', { pct: number; step?: string }>
+      | CustomTaskEventOf<'log', string>
+      | CustomTaskEventOf<'done', null>
+    >
+  >(true);
+  assertType<Equal<CustomTaskEvent, CustomTaskEventOf<string, JsonValue>>>(true);
+  assertType<Equal<TaskEvent, TaskEvent<DefaultEventMap>>>(true);
+  assertType<Equal<TaskManager, TaskManager<DefaultEventMap>>>(true);
+  assertType<Equal<ReturnType<typeof mgr.drain>, TaskEvent[]>>(true);
+
+  // Event maps: a `type` or an `interface` whose payload types are JSON.
+  interface TickEvents {
+    tick: { n: number };
+  }
+  const ticking = await createTaskManager<TickEvents>();
+  ticking.spawn({ thread: 't', type: 'clock' }, (ctx) => void ctx.emit('tick', { n: 1 }));
+  // @ts-expect-error a function payload type is not JSON
+  await createTaskManager<{ bad: () => void }>();
+  // @ts-expect-error a bigint payload type is not JSON
+  await createTaskManager<{ big: bigint }>();
+  // @ts-expect-error an undefined payload type is not JSON (use null)
+  await createTaskManager<{ nothing: undefined }>();
+  const maps: [EventMap<MyEvents>, EventMap<TickEvents>] = [
+    { progress: { pct: 1 }, log: '', done: null },
+    { tick: { n: 0 } },
+  ];
+  void maps;
+  assertType<Equal<EventMap, { [x: string]: JsonValue }>>(true);
+  assertType<Equal<DefaultEventMap, Record<string, JsonValue>>>(true);
+
+  // The building blocks.
+  assertType<Equal<EmitPayload<DefaultEventMap, 'any'>, [payload?: unknown]>>(true);
+  assertType<Equal<EmitPayload<MyEvents, 'log'>, [payload: string]>>(true);
+  assertType<Equal<EmitPayload<MyEvents, 'done'>, [payload?: null]>>(true);
+  assertType<Equal<JsonCompatible<{ a: number[] }>, { a: number[] }>>(true);
+  assertType<Equal<JsonCompatible<unknown>, unknown>>(true);
+  assertType<Equal<JsonCompatible<bigint>, never>>(true);
+  assertType<Equal<ResultCompatible<void>, void>>(true);
+  assertType<Equal<TaskResult<void>, null>>(true);
+  assertType<Equal<TaskResult<unknown>, JsonValue>>(true);
+  assertType<Equal<TaskResult<{ ok: true } | undefined>, { ok: true } | null>>(true);
+  const reportCheck: JsonCompatible<Report> = { title: 't', lines: ['a'], range: [0, 1] };
+  void reportCheck;
+  typed.dispose();
+  ticking.dispose();
 
   // ---- persistence ----
   const snap: BackgroundTaskState = mgr.snapshot('t1');
