@@ -731,6 +731,8 @@ export declare class TaskManager<Events extends EventMap<Events> = DefaultEventM
   /**
    * Manual clock only (else `BgTasksError` `InvalidArgument`): lets `ms` pass the way real time
    * would — stops at every timer deadline on the way and runs what it woke (`runUntilIdle`).
+   * Calls queue: one made while another is running (a forgotten `await`) starts when that one
+   * ends, so time moves by the sum, as if each had been awaited.
    */
   runFor(ms: number): Promise<void>;
 

@@ -208,6 +208,7 @@ export class TaskManager {
   #payLive = 0;
   #dropOldestCap = 0; // the owner inbox's capacity when it evicts (dropOldest), else 0
   #link = null; // StoreLink of an attached store
+  #runForTail = Promise.resolve(); // the last runFor() queued
   // What the bodies of failed tasks threw (an Error keeps its name, stack, cause, errors), by id,
   // while the task exists: the stored error is awaken's string, these ride along as `cause`.
   #failures = new Map();
@@ -1007,10 +1008,23 @@ export class TaskManager {
    * Manual clock only: lets `ms` pass the way real time would — it stops at every timer deadline
    * on the way and runs what that woke (runUntilIdle) before moving on.
    */
-  async runFor(ms) {
-    this.#alive();
-    const delta = checkMs(ms, 'ms');
-    if (!this.#manual) throw new BgTasksError('InvalidArgument', 'runFor() needs a manager created with clock: "manual"');
+  runFor(ms) {
+    try {
+      this.#alive();
+      const delta = checkMs(ms, 'ms');
+      if (!this.#manual) throw new BgTasksError('InvalidArgument', 'runFor() needs a manager created with clock: "manual"');
+      // Calls queue: one made while another runs (a forgotten await) starts when that one ends, so
+      // time moves by the sum of the two, as if they had been awaited one after the other.
+      const run = this.#runForTail.then(() => this.#runFor(delta));
+      this.#runForTail = run.catch(() => {});
+      return run;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  async #runFor(delta) {
+    if (this.#disposed) return;
     const target = this.#core.now() + delta;
     await this.runUntilIdle();
     for (;;) {

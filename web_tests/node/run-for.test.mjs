@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTaskManager, BgTasksError } from 'bgtasks';
+import { manual } from './_helpers.mjs';
 
 test('runFor stops at every deadline on the way; advance jumps once', async (t) => {
   const mgr = await createTaskManager({ clock: 'manual', now: 0 });
@@ -44,4 +45,25 @@ test('runFor and advance need the manual clock; bad ms is a TypeError', async (t
   await assert.rejects(manual.runFor(-1), TypeError);
   await assert.rejects(manual.runFor('10'), TypeError);
   assert.equal(manual.now(), 0);
+});
+
+test('overlapping runFor calls queue: the clock moves by their sum, timers fire in order', async (t) => {
+  const mgr = await manual(t);
+  const fired = [];
+  for (const ms of [50, 120, 260])
+    mgr.spawn({ thread: 't', type: 'x' }, async (ctx) => {
+      await ctx.sleep(ms);
+      fired.push([ms, mgr.now()]);
+    });
+  const first = mgr.runFor(100); // not awaited: the forgotten await
+  const second = mgr.runFor(100);
+  assert.equal(mgr.now(), 0, 'nothing runs synchronously');
+  await second;
+  assert.equal(mgr.now(), 200, 'both ran, one after the other');
+  await first;
+  assert.deepEqual(fired, [[50, 50], [120, 120]]);
+  await mgr.runFor(60);
+  assert.deepEqual(fired.at(-1), [260, 260]);
+  await assert.rejects(mgr.runFor(-1), TypeError);
+  await mgr.runFor(0); // a refused call does not block the queue
 });
