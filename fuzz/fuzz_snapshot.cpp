@@ -1,14 +1,18 @@
 // fuzz_snapshot: the input bytes are a snapshot text handed to restore_json of a manager that
 // already has live tasks (host-driven and a coroutine body, one with cancel requested, one finished).
 // Invariants:
-//  - error  → InvalidSnapshot, and the state is exactly unchanged (snapshot_json and
-//             next_task_number equal before/after); parse_snapshot refuses the text too;
-//  - success → existing entries untouched, each new entry is the decoded one with owner := thread
-//             and running → failed "orphaned"; the counter is max(before, bg_N + 1);
+//  - error  → InvalidSnapshot (parse_snapshot refuses the text too), or IdConflict exactly when the
+//             decoded snapshot names an id stored for another thread; either way the state is
+//             exactly unchanged (snapshot_json and next_task_number equal before/after);
+//  - success → existing entries untouched and reported as skipped (id order), each new entry is
+//             the decoded one with owner := thread and running → failed "orphaned"; the counter is
+//             max(before, bg_N + 1) and the report's highest the largest bg_N;
 //             snapshot → restore (fresh manager) → snapshot stable; the next spawn gets an id that
 //             no entry has; the live tasks still settle as DECISIONS.md §1 says.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -54,13 +58,26 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto r = m.restore_json(thread, text);
   const std::string after = m.snapshot_json();
 
+  // Ids of the decoded snapshot that another thread's entries hold.
+  std::size_t held = 0;
+  if (auto decoded = parse_snapshot(text); decoded.ok())
+    for (const auto& [id, meta] : decoded->tasks)
+      if (auto it = before_val->tasks.find(id); it != before_val->tasks.end() && it->second.owner_thread_id != thread) ++held;
+
   if (!r.ok()) {
-    FUZZ_CHECK(r.error().code == Errc::InvalidSnapshot, std::string("unexpected error code ") + errc_name(r.error().code));
     FUZZ_CHECK(!r.error().message.empty(), "error without a message");
     FUZZ_CHECK(after == before, "a refused snapshot changed the state:\n before=" + before + "\n after=" + after);
     FUZZ_CHECK(m.next_task_number() == n0, "a refused snapshot moved the counter");
-    FUZZ_CHECK(!parse_snapshot(text).ok(), "restore_json refused what parse_snapshot accepts");
+    if (r.error().code == Errc::IdConflict) {
+      FUZZ_CHECK(held > 0, "IdConflict without an id of another thread: " + r.error().message);
+      FUZZ_CHECK(r.error().message.rfind("restore refused: ids held by tasks of another thread: ", 0) == 0,
+                 "IdConflict message: " + r.error().message);
+    } else {
+      FUZZ_CHECK(r.error().code == Errc::InvalidSnapshot, std::string("unexpected error code ") + errc_name(r.error().code));
+      FUZZ_CHECK(!parse_snapshot(text).ok(), "restore_json refused what parse_snapshot accepts");
+    }
   } else {
+    FUZZ_CHECK(held == 0, "a snapshot naming another thread's ids was accepted");
     auto snap = parse_snapshot(text);
     FUZZ_CHECK(snap.ok(), "restore_json accepted what parse_snapshot refuses");
     auto after_val = parse_snapshot(after);
@@ -69,6 +86,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto& now = after_val->tasks;
 
     std::size_t added = 0;
+    std::size_t skipped = 0;
+    std::optional<std::uint64_t> highest;
+    for (const auto& [id, meta] : snap->tasks)
+      if (auto n = parse_bg_number(id)) highest = std::max(highest.value_or(0), *n);
     for (const auto& [id, meta] : was) {
       auto it = now.find(id);
       FUZZ_CHECK(it != now.end() && it->second == meta,
@@ -76,7 +97,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                      show(it == now.end() ? nullptr : &it->second));
     }
     for (const auto& [id, meta] : snap->tasks) {
-      if (was.count(id)) continue;
+      if (was.count(id)) {
+        ++skipped;
+        FUZZ_CHECK(std::count(r->skipped.begin(), r->skipped.end(), id) == 1, "skipped id " + id + " not reported once");
+        continue;
+      }
       ++added;
       BackgroundTaskStateSnapshot one;
       one.tasks.emplace(id, meta);
@@ -85,7 +110,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       FUZZ_CHECK(it != now.end() && it->second == want,
                  "restored entry " + id + " is " + show(it == now.end() ? nullptr : &it->second) + ", want " + show(&want));
     }
-    FUZZ_CHECK(*r == added, "restore_json returned " + std::to_string(*r) + ", added " + std::to_string(added));
+    FUZZ_CHECK(r->added == added, "restore_json returned " + std::to_string(r->added) + ", added " + std::to_string(added));
+    FUZZ_CHECK(r->skipped.size() == skipped, "restore_json reported " + std::to_string(r->skipped.size()) + " skipped");
+    FUZZ_CHECK(std::is_sorted(r->skipped.begin(), r->skipped.end(),
+                              [](const std::string& a, const std::string& b) {
+                                const auto na = parse_bg_number(a), nb = parse_bg_number(b);
+                                if (na.has_value() != nb.has_value()) return na.has_value();
+                                if (na && *na != *nb) return *na < *nb;
+                                return a < b;
+                              }),
+               "skipped ids out of id order");
+    FUZZ_CHECK(r->highest_number == highest, "restore_json reported the wrong highest number");
     FUZZ_CHECK(now.size() == was.size() + added, "restore added entries that were not in the snapshot");
     FUZZ_CHECK(m.next_task_number() == fuzz::counter_after(*snap, n0),
                "counter " + std::to_string(m.next_task_number()) + ", want " + std::to_string(fuzz::counter_after(*snap, n0)));

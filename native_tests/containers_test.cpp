@@ -408,7 +408,7 @@ TEST(OptionalSharedString, RestoredEntriesShareRepeatedLineageIds) {
     return e;
   };
   json snap{{"tasks", {{"bg_1", entry(1, "")}, {"bg_2", entry(2, nullptr)}, {"bg_3", entry(3, "x")}}}};
-  ASSERT_EQ(*m.restore_json("t", dump(snap)), 3u);
+  ASSERT_EQ(m.restore_json("t", dump(snap))->added, 3u);
   const auto* s = h->store->peek<BackgroundTaskStateKey>();
   ASSERT_NE(s, nullptr);
   const auto& a = s->tasks.at("bg_1");

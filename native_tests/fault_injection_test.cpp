@@ -614,7 +614,7 @@ TEST(Fault, RestoreAfterACrashOrphansRunningDescendantsAndKeepsTerminalOnesUntou
   auto& m = *b->manager;
   auto r = m.restore_json("t2", saved);
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(*r, 7u);
+  EXPECT_EQ(r->added, 7u);
   auto after = json::parse(m.snapshot_json())["tasks"];
   std::size_t orphans = 0;
   for (auto it = before.begin(); it != before.end(); ++it) {
@@ -644,7 +644,8 @@ TEST(Fault, RestoreAfterACrashOrphansRunningDescendantsAndKeepsTerminalOnesUntou
   const auto snap = m.snapshot_json();
   auto again = m.restore_json("t2", saved);
   ASSERT_TRUE(again.ok());
-  EXPECT_EQ(*again, 0u);
+  EXPECT_EQ(again->added, 0u);
+  EXPECT_EQ(again->skipped.size(), 7u);
   EXPECT_EQ(m.snapshot_json(), snap);
   auto next = m.spawn_host("t2", "after", std::nullopt, "after the restore", {}, false);
   ASSERT_TRUE(next.ok());
@@ -673,11 +674,19 @@ TEST(Fault, RestoreIntoAManagerWithLiveTasksOfTheSameIdsSkipsThemAndLeavesThemRu
     "bg_0":{"task_id":"bg_0","owner_thread_id":"x","task_type":"shell","description":"impostor","status":"completed","result":"fake","created_at_ms":1,"completed_at_ms":2},
     "bg_1":{"task_id":"bg_1","owner_thread_id":"x","task_type":"sub_agent","description":"impostor agent","status":"running","created_at_ms":1},
     "bg_5":{"task_id":"bg_5","owner_thread_id":"x","task_type":"shell","description":"new","status":"running","created_at_ms":1}}})";
-  for (const char* thread : {"t1", "t2"}) {
-    auto r = m.restore_json(thread, foreign);
-    ASSERT_TRUE(r.ok()) << r.error().message;
-    EXPECT_EQ(*r, std::string(thread) == "t1" ? 1u : 0u) << thread;
-  }
+  // The owning thread: its live tasks are kept over the snapshot's copies (skipped).
+  auto r = m.restore_json("t1", foreign);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->added, 1u);
+  EXPECT_EQ(r->skipped, (std::vector<TaskId>{"bg_0", "bg_1"}));
+  // Another thread: refused whole (the ids are t1's), nothing changes.
+  const std::string held = m.snapshot_json();
+  auto refused = m.restore_json("t2", foreign);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::IdConflict);
+  EXPECT_EQ(refused.error().message,
+            "restore refused: ids held by tasks of another thread: bg_0 (thread 't1'), bg_1 (thread 't1'), bg_5 (thread 't1')");
+  EXPECT_EQ(m.snapshot_json(), held);
   EXPECT_EQ(m.persisted_snapshot().tasks.at("bg_0"), worker_meta);
   EXPECT_EQ(m.persisted_snapshot().tasks.at("bg_1"), agent_meta);
   EXPECT_EQ(m.get("bg_5")->status, TaskStatus::Failed) << "a new running entry without a body is orphaned";

@@ -447,7 +447,7 @@ TEST(Snapshot, SnapshotJsonIsSortedAndExact) {
       "t9",
       R"({"tasks":{"bg_9":{"task_id":"bg_9","task_type":"shell","description":"legacy task","status":"completed","created_at_ms":100,"completed_at_ms":200}}})");
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(*r, 1u);
+  EXPECT_EQ(r->added, 1u);
   EXPECT_EQ(h->manager->snapshot_json("t9"),
             R"({"tasks":{"bg_9":{"completed_at_ms":200,"created_at_ms":100,"description":"legacy task",)"
             R"("owner_thread_id":"t9","parent_context":{},"status":"completed","task_id":"bg_9","task_type":"shell"}}})");
@@ -476,7 +476,7 @@ TEST(Snapshot, RepeatedIdKeepsItsLastEntryInParseAndRestore) {
   auto h = manager_with_store();
   auto r = h->manager->restore_json("t", text);
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(*r, 4u);
+  EXPECT_EQ(r->added, 4u);
   EXPECT_EQ(h->manager->get("bg_2")->description, "second");
   EXPECT_EQ(h->manager->get("bg_3")->description, "fixed");
   EXPECT_EQ(h->manager->get("x")->description, "b");
@@ -499,7 +499,7 @@ TEST(Restore, FixtureOrphansRunningKeepsTerminalAndClaimsOwner) {
   auto h = manager_with_store();
   auto r = h->manager->restore_json("thread-2", read_fixture());
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(*r, 7u);
+  EXPECT_EQ(r->added, 7u);
 
   const auto stored = h->manager->persisted_snapshot();
   ASSERT_EQ(stored.tasks.size(), 7u);
@@ -530,11 +530,22 @@ TEST(Restore, FixtureOrphansRunningKeepsTerminalAndClaimsOwner) {
   EXPECT_FALSE(h->manager->cancel("bg_3"));
   EXPECT_FALSE(h->manager->cancel("bg_7"));
 
-  // Restoring the same snapshot again adds nothing and changes nothing.
+  // Restoring the same snapshot again adds nothing and changes nothing: into the same thread
+  // every entry is skipped; into another thread the checked form refuses (the ids are
+  // thread-2's now), and awaken's form skips them all.
   const std::string before = h->manager->snapshot_json();
-  auto again = h->manager->restore_json("thread-3", read_fixture());
+  auto again = h->manager->restore_json("thread-2", read_fixture());
   ASSERT_TRUE(again.ok()) << again.error().message;
-  EXPECT_EQ(*again, 0u);
+  EXPECT_EQ(again->added, 0u);
+  EXPECT_EQ(again->skipped.size(), 7u);
+  EXPECT_EQ(h->manager->snapshot_json(), before);
+  auto other = h->manager->restore_json("thread-3", read_fixture());
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().code, Errc::IdConflict);
+  EXPECT_EQ(h->manager->snapshot_json(), before);
+  auto parsed = parse_snapshot(read_fixture());
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(h->manager->restore_for_thread("thread-3", *parsed), 0u);
   EXPECT_EQ(h->manager->snapshot_json(), before);
 }
 
@@ -553,7 +564,7 @@ TEST(Restore, NonBgIdDoesNotBumpCounterAndCounterNeverGoesDown) {
       "t", R"({"tasks":{"bg_restored":{"task_id":"bg_restored","task_type":"shell","description":"restored",)"
            R"("status":"completed","created_at_ms":100,"completed_at_ms":200}}})");
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(*r, 1u);
+  EXPECT_EQ(r->added, 1u);
   EXPECT_EQ(h->manager->next_task_number(), 0u);
   auto id = h->manager->spawn("t", "shell", std::nullopt, "first", {}, succeed_null);
   ASSERT_TRUE(id.ok());
@@ -591,16 +602,25 @@ TEST(Restore, SkipsIdsAlreadyInStoreAndLiveTaskStillCompletes) {
   run4.erase("completed_at_ms");
   run4.erase("result");
   snap["tasks"]["bg_4"] = run4;
-  auto r = h->manager->restore_json("restorer", snap.dump());
-  ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(*r, 1u);
+  // The checked form refuses: bg_0 is thread "live"'s; nothing changes.
+  const std::string untouched = h->manager->snapshot_json();
+  auto refused = h->manager->restore_json("restorer", snap.dump());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::IdConflict);
+  EXPECT_EQ(refused.error().message, "restore refused: ids held by tasks of another thread: bg_0 (thread 'live')");
+  EXPECT_EQ(h->manager->snapshot_json(), untouched);
+  EXPECT_EQ(h->manager->next_task_number(), 1u);
+  // awaken's form skips it.
+  auto parsed = parse_snapshot(snap.dump());
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(h->manager->restore_for_thread("restorer", *parsed), 1u);
 
   stale["status"] = "running";
   json snap2;
   snap2["tasks"]["bg_0"] = stale;
-  auto r2 = h->manager->restore_json("restorer", snap2.dump());
-  ASSERT_TRUE(r2.ok()) << r2.error().message;
-  EXPECT_EQ(*r2, 0u);
+  auto parsed2 = parse_snapshot(snap2.dump());
+  ASSERT_TRUE(parsed2.ok());
+  EXPECT_EQ(h->manager->restore_for_thread("restorer", *parsed2), 0u);
 
   const auto live = h->manager->persisted_snapshot().tasks.at("bg_0");
   EXPECT_EQ(live.status, TaskStatus::Running);
@@ -656,7 +676,7 @@ TEST(Restore, RoundTripThroughSnapshotJsonIsEqualByValue) {
   auto b = manager_with_store();
   auto r = b->manager->restore_json("t1", text);
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(*r, 10u);
+  EXPECT_EQ(r->added, 10u);
   EXPECT_EQ(json::parse(b->manager->snapshot_json("t1")), value);
   EXPECT_EQ(json::parse(b->manager->snapshot_json()), value);
   EXPECT_EQ(b->manager->next_task_number(), 16u);  // bg_15 (the agent) is the highest on t1
@@ -677,7 +697,7 @@ TEST(Restore, RoundTripOrphansRunningAndDropsNullResult) {
   auto b = manager_with_store();
   auto r = b->manager->restore_json("t1", text);
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(*r, 2u);
+  EXPECT_EQ(r->added, 2u);
   want["tasks"][*running]["status"] = "failed";
   want["tasks"][*running]["error"] = kOrphanedError;
   want["tasks"][*nul].erase("result");  // null decodes as None, which is skipped
@@ -867,6 +887,6 @@ TEST(Restore, ResultAtTheValueDepthLimitSurvivesSnapshotAndRestore) {
   auto other = manager_with_store();
   auto restored = other->manager->restore_json("t", text);
   ASSERT_TRUE(restored.ok()) << restored.error().message;
-  EXPECT_EQ(*restored, 1u);
+  EXPECT_EQ(restored->added, 1u);
   EXPECT_EQ(other->manager->snapshot_json("t"), text);
 }

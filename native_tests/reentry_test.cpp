@@ -264,7 +264,7 @@ TEST(Reentry, ACommitHookThatDestroysTheManagerStopsForgetAndRestore) {
                                           R"("status":"completed","created_at_ms":1},"y":{"task_id":"y",)"
                                           R"("task_type":"a","description":"d","status":"running","created_at_ms":1}}})");
       ASSERT_TRUE(added.ok());
-      EXPECT_EQ(*added, 0u) << "the first commit's hook destroyed the manager";
+      EXPECT_EQ(added->added, 0u) << "the first commit's hook destroyed the manager";
     }
     EXPECT_TRUE(r.watch.expired());
   }
@@ -474,7 +474,7 @@ TEST(Reentry, ACommitHookThatRestoresWhileATaskEndsKeepsBoth) {
       inside = true;
       auto n = m.restore_json("u", R"({"tasks":{"bg_40":{"task_id":"bg_40","task_type":"a","description":"d",)"
                                    R"("status":"running","created_at_ms":1}}})");
-      if (n.ok()) restored = *n;
+      if (n.ok()) restored = n->added;
       inside = false;
     }
     return {};
@@ -617,7 +617,7 @@ TEST(Reentry, ACommitHookThatRestoresTheSameIdsCountsEachEntryOnce) {
   r.store->set_commit_hook([&](const std::vector<std::string_view>&) -> Result<void> {
     if (!inside && !inner) {
       inside = true;
-      inner = *m.restore_json("t", snap);
+      inner = m.restore_json("t", snap)->added;
       inside = false;
     }
     return {};
@@ -625,7 +625,7 @@ TEST(Reentry, ACommitHookThatRestoresTheSameIdsCountsEachEntryOnce) {
   auto outer = m.restore_json("t", snap);
   ASSERT_TRUE(outer.ok());
   EXPECT_EQ(*inner, 2u);
-  EXPECT_EQ(*inner + *outer, 2u) << "each entry was added once";
+  EXPECT_EQ(*inner + outer->added, 2u) << "each entry was added once";
   EXPECT_EQ(m.list("t").size(), 2u);
 }
 

@@ -229,7 +229,7 @@ class Runner {
         ADD_FAILURE() << "restore without a snapshot";
       }
       auto r = m.restore_json(str(s, "thread"), s.value("snapshot", json(nullptr)).dump());
-      return r ? json(*r) : error_json(r.error());
+      return r ? json{{"added", r->added}, {"skipped", r->skipped}} : error_json(r.error());
     }
     if (op == "forget") return m.forget(task_ref(s));
     if (op == "stats") return m.stats().to_json();

@@ -197,12 +197,12 @@ TEST(RestoreMetric, RestoreJsonCountsItsFailedCommitsTooAndSucceedsOnceTheStoreH
     "description":"d","status":"completed","created_at_ms":1,"completed_at_ms":2}}})";
   auto r = h->manager->restore_json("thread-1", text);
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(*r, 0u);
+  EXPECT_EQ(r->added, 0u);
   EXPECT_EQ(rec.counter(metrics::kCommitFailuresTotal, {{"operation", "restore_task_metadata"}}), 1u);
   h->store->set_commit_hook(nullptr);
   r = h->manager->restore_json("thread-1", text);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(*r, 1u);
+  EXPECT_EQ(r->added, 1u);
   EXPECT_EQ(rec.counter(metrics::kCommitFailuresTotal, {{"operation", "restore_task_metadata"}}), 1u);
   EXPECT_EQ(h->manager->persisted_snapshot().tasks.at("bg_1").owner_thread_id, "thread-1");
 }

@@ -316,12 +316,52 @@ class Core {
   std::size_t snapshot(const std::string& thread, bool has_thread) {
     return put(manager_->snapshot_json(has_thread ? std::optional<std::string_view>(thread) : std::nullopt));
   }
-  // The snapshot JSON text (text_len bytes) in the input buffer. Restored entry count, or a
-  // negative error code.
+  // The snapshot JSON text (text_len bytes) in the input buffer; the checked restore. Restored
+  // entry count, or a negative error code. On success the text buffer holds the report:
+  // {"added":N,"highest":H,"skipped":["bg_1",…]} (H: the largest N of the snapshot's bg_N ids, -1
+  // without one).
   int restore(const std::string& thread, double text_len) {
     auto r = manager_->restore_json(thread, std::string_view(input_.data(), static_cast<std::size_t>(text_len)));
     if (!r) return -fail(r.error());
-    return static_cast<int>(*r);
+    std::string text = "{\"added\":" + std::to_string(r->added) + ",\"highest\":";
+    text += r->highest_number ? std::to_string(*r->highest_number) : std::string("-1");
+    text += ",\"skipped\":[";
+    for (std::size_t i = 0; i < r->skipped.size(); ++i) {
+      if (i > 0) text += ',';
+      write_json_string(text, r->skipped[i]);
+    }
+    text += "]}";
+    put(std::move(text));
+    return static_cast<int>(r->added);
+  }
+
+  // ---- ids granted by a shared allocator ----
+  // Grants the numbers [first, first + count) (integers from 0 to 2^53). 0, or InvalidArgument's
+  // code for other numbers (nothing granted).
+  int grantIds(double first, double count) {
+    auto exact = [](double v) { return std::isfinite(v) && v >= 0 && v <= static_cast<double>(kMaxExactHandle) && std::floor(v) == v; };
+    if (!exact(first) || !exact(count))
+      return fail(errors::invalid_argument("grantIds: first and count must be integers from 0 to 2^53"));
+    manager_->grant_ids(static_cast<std::uint64_t>(first), static_cast<std::uint64_t>(count));
+    return 0;
+  }
+  double idsLeft() const { return static_cast<double>(manager_->granted_ids_left()); }
+
+  // ---- change tracking ----
+  void trackChanges(bool on) { manager_->track_changed_threads(on); }
+  // How many threads changed since the last call; when any, the text buffer holds their names as
+  // a JSON array, in first-change order.
+  int takeChangedThreads() {
+    const auto threads = manager_->take_changed_threads();
+    if (threads.empty()) return 0;
+    std::string text = "[";
+    for (std::size_t i = 0; i < threads.size(); ++i) {
+      if (i > 0) text += ',';
+      write_json_string(text, threads[i]);
+    }
+    text += ']';
+    put(std::move(text));
+    return static_cast<int>(threads.size());
   }
 
   // ---- introspection and retention ----
@@ -469,6 +509,10 @@ EMSCRIPTEN_BINDINGS(bgtasks) {
       .function("pendingEvents", &Core::pendingEvents)
       .function("snapshot", &Core::snapshot)
       .function("restore", &Core::restore)
+      .function("grantIds", &Core::grantIds)
+      .function("idsLeft", &Core::idsLeft)
+      .function("trackChanges", &Core::trackChanges)
+      .function("takeChangedThreads", &Core::takeChangedThreads)
       .function("stats", &Core::stats)
       .function("taskTree", &Core::taskTree)
       .function("forget", &Core::forget)

@@ -272,7 +272,7 @@ void BM_bgtasks_restore_json(benchmark::State& state) {
     state.ResumeTiming();
     auto added = rig->m().restore_json("t2", text);
     state.PauseTiming();
-    if (!added.ok() || *added != n) fail("restore_json: count");
+    if (!added.ok() || added->added != n) fail("restore_json: count");
     rig.reset();
     state.ResumeTiming();
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <unordered_set>
 
 #include "bgtasks/codec.hpp"
@@ -105,7 +106,8 @@ bool id_less(const TaskId& a, const TaskId& b) {
 
 // Sorts metas in id order, parsing each id once (id_less parses both ids at every comparison:
 // most of a 1e5-entry restore went there).
-void sort_by_id(std::vector<const PersistedTaskMeta*>& metas) {
+// Returns the largest N among the bg_N ids.
+std::optional<std::uint64_t> sort_by_id(std::vector<const PersistedTaskMeta*>& metas) {
   struct Keyed {
     bool numbered;
     std::uint64_t n;
@@ -124,6 +126,41 @@ void sort_by_id(std::vector<const PersistedTaskMeta*>& metas) {
     return a.meta < b.meta;  // one id twice (entries of a list): in list order
   });
   for (std::size_t i = 0; i < keyed.size(); ++i) metas[i] = keyed[i].meta;
+  // Numbered ids come first, by N: the last of them holds the largest.
+  std::optional<std::uint64_t> highest;
+  for (auto k = keyed.rbegin(); k != keyed.rend() && !highest; ++k)
+    if (k->numbered) highest = k->n;
+  return highest;
+}
+
+// The canonical id text of bg_N, in a caller's buffer (no allocation). Digits by hand, for the
+// reason same_text gives.
+struct IdText {
+  char buf[24] = {'b', 'g', '_'};
+  std::size_t len;
+  explicit IdText(std::uint64_t n) noexcept {
+    char digits[20];
+    std::size_t k = 0;
+    do {
+      digits[k++] = static_cast<char>('0' + n % 10);
+      n /= 10;
+    } while (n != 0);
+    for (len = 3; k > 0;) buf[len++] = digits[--k];
+  }
+  std::string_view view() const noexcept { return {buf, len}; }
+};
+
+// Text equality without std::string_view::compare: each more call of it in this file can make
+// GCC stop inlining it, and the spawn path pays a call per compare (as it does for to_chars).
+bool same_text(std::string_view a, std::string_view b) noexcept {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size()) == 0);
+}
+
+// N of a canonical bg_N id ("bg_07" and "bg_+7" name other ids than bg_7).
+std::optional<std::uint64_t> canonical_bg_number(std::string_view id) noexcept {
+  const auto n = parse_bg_number(id);
+  if (n && same_text(IdText(*n).view(), id)) return n;
+  return std::nullopt;
 }
 
 TaskId format_id(std::uint64_t n) {
@@ -260,15 +297,18 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
       if (running_names_.count(name_key(owner, *name))) return errors::duplicate_name(*name);
     }
   }
-  // bg_18446744073709551615 is the last id; after it, spawning is refused instead of wrapping
-  // around onto ids that may still be stored.
-  if (ids_exhausted_) return errors::invalid_argument("task ids exhausted: bg_18446744073709551615 was handed out");
+  // One test on the counter's path, as before ids could be granted: with granted ids, the
+  // number is put in counter_ (unused then otherwise) and taken from there.
+  if (id_source_ != IdSource::Counter) [[unlikely]] {
+    if (auto refused = take_other_id()) return std::move(*refused);
+  }
   const std::uint64_t number = counter_;
   TaskId id = format_id(number);
-  if (counter_ == UINT64_MAX)
-    ids_exhausted_ = true;
-  else
+  if (counter_ == UINT64_MAX) {
+    if (id_source_ == IdSource::Counter) id_source_ = IdSource::Exhausted;
+  } else {
     ++counter_;
+  }
   if (!store_) return errors::store_not_configured();
 
   // What may allocate or throw comes before the commit, so a stored meta always gets a handle.
@@ -332,6 +372,8 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   if (!guard.alive()) return errors::invalid_argument("spawn refused: the manager was destroyed");
   if (!r) return r.error();
   if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
+  if (track_changes_) [[unlikely]]
+    note_changed(core->owner);
 
   TaskCore& t = *core;
   if (body.valid()) t.start_body(std::move(body));
@@ -434,6 +476,8 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
   if (!guard.alive()) return false;
   t.finish_seq = finish_seq;  // also when the commit failed
   if (committed && fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
+  if (committed && track_changes_) [[unlikely]]
+    note_changed(t.owner);
   if (!committed) {
     // awaken: counted and logged; the stored meta stays `running` (a zombie entry).
     // awaken labels by how the task was spawned: spawn_agent (here also a host sub-agent) or spawn,
@@ -818,42 +862,96 @@ BackgroundTaskStateSnapshot BackgroundTaskManager::persisted_snapshot(std::strin
   return out;
 }
 
-std::size_t BackgroundTaskManager::restore_for_thread(std::string_view owner, const BackgroundTaskStateSnapshot& snapshot) {
+namespace {
+std::vector<const PersistedTaskMeta*> entries_of(const BackgroundTaskStateSnapshot& snapshot) {
   std::vector<const PersistedTaskMeta*> entries;
   entries.reserve(snapshot.tasks.size());
   for (const auto& [id, m] : snapshot.tasks) entries.push_back(&m);
-  return restore_entries(owner, entries, false);
+  return entries;
+}
+}  // namespace
+
+std::size_t BackgroundTaskManager::restore_for_thread(std::string_view owner, const BackgroundTaskStateSnapshot& snapshot) {
+  auto entries = entries_of(snapshot);
+  auto r = restore_entries(owner, entries, false, false);
+  return r ? r->added : 0;  // unchecked: never refused
 }
 
 std::size_t BackgroundTaskManager::restore_for_thread(std::string_view owner, BackgroundTaskStateSnapshot&& snapshot) {
-  std::vector<const PersistedTaskMeta*> entries;
-  entries.reserve(snapshot.tasks.size());
-  for (const auto& [id, m] : snapshot.tasks) entries.push_back(&m);
-  return restore_entries(owner, entries, true);
+  auto entries = entries_of(snapshot);
+  auto r = restore_entries(owner, entries, true, false);
+  return r ? r->added : 0;
+}
+
+Result<RestoreReport> BackgroundTaskManager::restore(std::string_view owner, BackgroundTaskStateSnapshot snapshot) {
+  auto entries = entries_of(snapshot);
+  return restore_checked(owner, entries);
+}
+
+Result<RestoreReport> BackgroundTaskManager::restore_checked(std::string_view owner,
+                                                             std::vector<const PersistedTaskMeta*>& entries) {
+  if (!store_) return errors::store_not_configured();
+  if (destroying_) return errors::invalid_argument("restore refused: the manager is being destroyed");
+  if (!store_->is_registered(BackgroundTaskStateKey::name)) return errors::unknown_key(BackgroundTaskStateKey::name);
+  return restore_entries(owner, entries, true, true);
 }
 
 // take: the entries belong to a snapshot the caller gave up (moved from, not copied).
-std::size_t BackgroundTaskManager::restore_entries(std::string_view owner, std::vector<const PersistedTaskMeta*>& entries,
-                                                   bool take) {
-  if (!store_ || destroying_) return 0;
+Result<RestoreReport> BackgroundTaskManager::restore_entries(std::string_view owner,
+                                                             std::vector<const PersistedTaskMeta*>& entries, bool take,
+                                                             bool checked) {
+  RestoreReport report;
+  if (!store_ || destroying_) return report;
+  // Ids are visited in id order so that the outcome does not depend on hash order.
+  report.highest_number = sort_by_id(entries);
+  // An id listed twice (restore_json's entry list): its last entry counts, as in parse_snapshot.
+  auto superseded = [&](std::size_t i) { return i + 1 < entries.size() && entries[i + 1]->task_id == entries[i]->task_id; };
+  if (checked && state() && !state()->tasks.empty()) {
+    // Before anything changes: an id another thread's task holds refuses the whole restore
+    // (awaken would drop the entry silently, and the other thread's task would keep the id).
+    constexpr std::size_t kNamed = 10;
+    std::string named;
+    std::size_t conflicts = 0;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      if (superseded(i)) continue;
+      const PersistedTaskMeta* held = meta(entries[i]->task_id);
+      if (!held || same_text(held->owner_thread_id, owner)) continue;
+      if (++conflicts > kNamed) continue;
+      if (conflicts > 1) named += ", ";
+      named += entries[i]->task_id;
+      named += " (thread '";
+      named += held->owner_thread_id.view();
+      named += "')";
+    }
+    if (conflicts > 0) {
+      std::string message = "restore refused: ids held by tasks of another thread: " + named;
+      if (conflicts > kNamed) message += " and " + std::to_string(conflicts - kNamed) + " more";
+      return errors::id_conflict(std::move(message));
+    }
+  }
   const SharedString owner_name(owner);  // one text for every restored entry
   const auto store_hold = hold_store_for_hook();
   StateStore* store = store_.get();
   UserCallGuard guard(*this);
-  // Ids are visited in id order so that the outcome does not depend on hash order.
-  sort_by_id(entries);
-  std::size_t added = 0;
+  bool wrote = false;
   for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (superseded(i)) continue;
     const PersistedTaskMeta* entry = entries[i];
     const TaskId& id = entry->task_id;
-    // An id listed twice (restore_json's entry list): its last entry counts, as in parse_snapshot.
-    if (i + 1 < entries.size() && entries[i + 1]->task_id == id) continue;
-    if (meta(id)) continue;  // existing ids (live tasks among them) are kept as they are
+    if (meta(id)) {  // existing ids (live tasks among them) are kept as they are
+      if (checked) report.skipped.push_back(id);
+      continue;
+    }
     const auto number = parse_bg_number(id);
     if (number) {
-      if (*number == UINT64_MAX) {
+      if (id_source_ == IdSource::Granted) {
+        // The counter is not this manager's to move; a granted number now stored is used up.
+        if (!granted_.empty()) {
+          if (const auto canonical = canonical_bg_number(id)) carve_granted(*canonical);
+        }
+      } else if (*number == UINT64_MAX) {
         counter_ = UINT64_MAX;  // no bg_N is left to hand out
-        ids_exhausted_ = true;
+        id_source_ = IdSource::Exhausted;
       } else {
         counter_ = std::max(counter_, *number + 1);
       }
@@ -878,28 +976,140 @@ std::size_t BackgroundTaskManager::restore_entries(std::string_view owner, std::
       it->second = std::move(m);
       if (fresh) index_add(it->second);
     });
-    if (!guard.alive()) return added;
+    if (!guard.alive()) return report;
     if (r.ok()) {
+      wrote = true;
       if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
-      if (inserted_here) ++added;
+      if (inserted_here) ++report.added;
     } else {
       metrics::increment_counter(metrics::kCommitFailuresTotal, {{"operation", "restore_task_metadata"}});
     }
   }
+  if (wrote && track_changes_) note_changed(owner_name);
   apply_retention(owner_name);
-  return added;
+  return report;
 }
 
-Result<std::size_t> BackgroundTaskManager::restore_json(std::string_view owner, std::string_view text) {
+Result<RestoreReport> BackgroundTaskManager::restore_json(std::string_view owner, std::string_view text) {
   if (!store_) return errors::store_not_configured();
   if (destroying_) return errors::invalid_argument("restore refused: the manager is being destroyed");
   auto parsed = parse_snapshot_entries(text);
   if (!parsed) return parsed.error();
-  if (!store_->is_registered(BackgroundTaskStateKey::name)) return errors::unknown_key(BackgroundTaskStateKey::name);
   std::vector<const PersistedTaskMeta*> entries;
   entries.reserve(parsed->size());
   for (const auto& m : *parsed) entries.push_back(&m);
-  return restore_entries(owner, entries, true);
+  return restore_checked(owner, entries);
+}
+
+// ---- ids granted by a shared allocator -------------------------------------------------------------------------
+std::optional<Error> BackgroundTaskManager::take_other_id() {
+  // bg_18446744073709551615 is the last id; after it, spawning is refused instead of wrapping
+  // around onto ids that may still be stored.
+  if (id_source_ == IdSource::Exhausted)
+    return errors::invalid_argument("task ids exhausted: bg_18446744073709551615 was handed out");
+  const auto granted = find_granted();
+  if (!granted) return errors::ids_unavailable();
+  take_granted(*granted);
+  counter_ = *granted;
+  return std::nullopt;
+}
+
+bool BackgroundTaskManager::number_in_use(std::uint64_t n) const {
+  if (handles_.find(n)) return true;
+  const auto* s = state();
+  return s && s->tasks.find(IdText(n).view()) != s->tasks.end();
+}
+
+void BackgroundTaskManager::grant_ids(std::uint64_t first, std::uint64_t count) {
+  if (count == 0) return;
+  id_source_ = IdSource::Granted;
+  // [first, last], cut at UINT64_MAX.
+  const std::uint64_t last = count - 1 > UINT64_MAX - first ? UINT64_MAX : first + (count - 1);
+  // Numbers in the block that are stored already (a restore put them there) are left out.
+  std::vector<std::uint64_t> used;
+  if (const auto* s = state())
+    for (const auto& [id, m] : s->tasks)
+      if (const auto n = canonical_bg_number(id); n && *n >= first && *n <= last) used.push_back(*n);
+  handles_.for_each([&](std::uint64_t n, const TaskCore&) {
+    if (n >= first && n <= last) used.push_back(n);
+  });
+  std::sort(used.begin(), used.end());
+  used.erase(std::unique(used.begin(), used.end()), used.end());
+  std::uint64_t from = first;
+  bool more = true;  // false once `from` would pass UINT64_MAX
+  for (const std::uint64_t n : used) {
+    if (n > from) granted_.push_back({from, n - from});
+    if (n == UINT64_MAX) more = false;
+    else from = n + 1;
+  }
+  if (more && from <= last) granted_.push_back({from, last - from + 1});
+}
+
+std::uint64_t BackgroundTaskManager::granted_ids_left() const {
+  std::uint64_t left = 0;
+  for (const IdBlock& b : granted_) left = b.left > UINT64_MAX - left ? UINT64_MAX : left + b.left;
+  return left;
+}
+
+std::optional<std::uint64_t> BackgroundTaskManager::find_granted() const {
+  // Numbers stored since they were granted (written by someone else) are passed over.
+  for (const IdBlock& b : granted_)
+    for (std::uint64_t k = 0; k < b.left; ++k)
+      if (!number_in_use(b.next + k)) return b.next + k;
+  return std::nullopt;
+}
+
+void BackgroundTaskManager::take_granted(std::uint64_t n) {
+  // Blocks before the one holding n had only numbers in use: they go too.
+  while (!granted_.empty()) {
+    IdBlock& b = granted_.front();
+    if (n >= b.next && n - b.next < b.left) {
+      b.left -= n - b.next + 1;
+      b.next = n + 1;  // n < UINT64_MAX whenever numbers are left after it
+      if (b.left == 0) granted_.pop_front();
+      return;
+    }
+    granted_.pop_front();
+  }
+}
+
+void BackgroundTaskManager::carve_granted(std::uint64_t n) {
+  for (auto it = granted_.begin(); it != granted_.end();) {
+    if (n < it->next || n - it->next >= it->left) {
+      ++it;
+      continue;
+    }
+    const std::uint64_t before = n - it->next;
+    const std::uint64_t after = it->left - before - 1;
+    if (before == 0 && after == 0) {
+      it = granted_.erase(it);
+    } else if (before == 0) {
+      *it = {n + 1, after};
+      ++it;
+    } else {
+      it->left = before;
+      it = after > 0 ? granted_.insert(it + 1, IdBlock{n + 1, after}) + 1 : it + 1;
+    }
+  }
+}
+
+// ---- change tracking ---------------------------------------------------------------------------------------------
+void BackgroundTaskManager::track_changed_threads(bool on) {
+  track_changes_ = on;
+  if (!on) {
+    changed_threads_.clear();
+    changed_seen_.clear();
+  }
+}
+
+std::vector<std::string> BackgroundTaskManager::take_changed_threads() {
+  changed_seen_.clear();
+  return std::exchange(changed_threads_, {});
+}
+
+void BackgroundTaskManager::note_changed(std::string_view owner) {
+  if (!changed_threads_.empty() && same_text(changed_threads_.back(), owner)) return;  // the usual repeat
+  if (changed_seen_.emplace(owner).second) changed_threads_.emplace_back(owner);
 }
 
 std::string BackgroundTaskManager::snapshot_json(std::optional<std::string_view> owner) const {
@@ -1008,17 +1218,20 @@ bool BackgroundTaskManager::forget(std::string_view id) {
     const auto store_hold = hold_store_for_hook();
     StateStore* store = store_.get();
     bool fresh = false;
+    std::optional<SharedString> erased_owner;  // kept only while changes are tracked
     auto r = store->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
       if (!guard.alive()) return;
       fresh = indexes_fresh();
       auto it = state.tasks.find(id);
       if (it == state.tasks.end()) return;
       if (fresh) index_remove(it->second);
+      if (track_changes_) erased_owner = it->second.owner_thread_id;
       state.tasks.erase(it);
     });
     if (!guard.alive()) return false;
     if (!r) return false;
     if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
+    if (erased_owner && track_changes_) note_changed(*erased_owner);
   }
   if (has_handle) handles_.erase(number);
   return true;  // also when a commit hook's own forget of the same task got there first

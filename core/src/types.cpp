@@ -102,6 +102,9 @@ const char* errc_name(Errc code) noexcept {
     case Errc::InvalidSnapshot: return "InvalidSnapshot";
     case Errc::NotHostTask: return "NotHostTask";
     case Errc::InvalidArgument: return "InvalidArgument";
+    case Errc::IdConflict: return "IdConflict";
+    case Errc::IdsUnavailable: return "IdsUnavailable";
+    case Errc::StaleOwner: return "StaleOwner";
   }
   return "Unknown";
 }
@@ -132,6 +135,13 @@ Error not_host_task(std::string_view id) {
   return {Errc::NotHostTask, "task " + std::string(id) + " is not host-driven", std::nullopt};
 }
 Error invalid_argument(std::string message) { return {Errc::InvalidArgument, std::move(message), std::nullopt}; }
+Error id_conflict(std::string message) { return {Errc::IdConflict, std::move(message), std::nullopt}; }
+Error ids_unavailable() {
+  return {Errc::IdsUnavailable,
+          "no task id available: every id block granted to this manager is used; reserve more before spawning",
+          std::nullopt};
+}
+Error stale_owner(std::string message) { return {Errc::StaleOwner, std::move(message), std::nullopt}; }
 }  // namespace errors
 
 }  // namespace bgtasks

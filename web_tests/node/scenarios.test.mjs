@@ -66,6 +66,23 @@ function errorJson(e) {
   throw e;
 }
 
+// Id order, as the core lists ids: bg_N by N, then the other ids by their UTF-8 bytes.
+function idOrder(a, b) {
+  const na = /^bg_\+?(\d+)$/.exec(a);
+  const nb = /^bg_\+?(\d+)$/.exec(b);
+  if (na && nb) {
+    const x = BigInt(na[1]);
+    const y = BigInt(nb[1]);
+    if (x !== y) return x < y ? -1 : 1;
+  } else if (na || nb) return na ? -1 : 1;
+  return Buffer.compare(utf8(a), utf8(b));
+}
+
+function skippedIds(stored, snapshot) {
+  const had = new Set(stored);
+  return Object.keys(snapshot?.tasks ?? {}).filter((id) => had.has(id)).sort(idOrder);
+}
+
 // Every task is host-driven: its body parks on a promise that a complete/fail step settles.
 function hostBody(rec) {
   return (ctx) => {
@@ -195,7 +212,12 @@ class Runner {
         return 'thread' in step ? mgr.snapshot(step.thread) : mgr.snapshot();
       case 'restore':
         try {
-          return mgr.restore(step.thread, step.snapshot);
+          const stored = Object.keys(mgr.snapshot().tasks);
+          const report = mgr.restore(step.thread, step.snapshot);
+          // A package whose restore still answers a bare count: the skipped ids are the
+          // snapshot's ids that were stored before (a refused restore threw instead).
+          if (typeof report === 'number') return { added: report, skipped: skippedIds(stored, step.snapshot) };
+          return { added: report.added, skipped: report.skipped };
         } catch (e) {
           return errorJson(e);
         }

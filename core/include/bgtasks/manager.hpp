@@ -15,6 +15,7 @@
 #include <string_view>
 #include <type_traits>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -126,6 +127,17 @@ struct ManagerStats {
   json to_json() const;
 };
 
+// What a checked restore (restore / restore_json) did.
+struct RestoreReport {
+  std::size_t added = 0;
+  // Ids this thread already had: the stored entry (a live task among them) was kept over the
+  // snapshot's copy, as awaken keeps it. In id order.
+  std::vector<TaskId> skipped;
+  // The largest N among the snapshot's bg_N ids, skipped ones included; none without one. A host
+  // whose ids come from a shared allocator tells the allocator ids up to here are taken.
+  std::optional<std::uint64_t> highest_number;
+};
+
 // Host notifications (the JS binding uses them to abort signals and resolve waits).
 struct ManagerHooks {
   std::function<void(const TaskId&)> on_cancel_requested;
@@ -235,13 +247,19 @@ class BackgroundTaskManager {
   // awaken's restore_for_thread: existing ids skipped, bg_N bumps the counter, the owner is set,
   // running entries without a live body become failed "orphaned". Returns how many were added;
   // retain_finished applies afterwards (restored tasks count as older than every task that
-  // ended in this manager).
+  // ended in this manager). With granted ids the counter is left alone (see grant_ids).
   std::size_t restore_for_thread(std::string_view owner_thread_id, const BackgroundTaskStateSnapshot& snapshot);
   // The same, moving the entries out of a snapshot the caller no longer needs.
   std::size_t restore_for_thread(std::string_view owner_thread_id, BackgroundTaskStateSnapshot&& snapshot);
+  // The checked forms (docs/ids-and-restore.md). As restore_for_thread, except that an entry whose
+  // id is stored for another thread refuses the whole restore with IdConflict, naming the ids and
+  // their threads, before anything changes (awaken would drop such an entry silently); ids this
+  // thread already has are skipped and listed in the report. StoreNotConfigured without a store,
+  // UnknownKey without the plugin's key, InvalidArgument while the manager is being destroyed.
+  Result<RestoreReport> restore(std::string_view owner_thread_id, BackgroundTaskStateSnapshot snapshot);
   // Decodes and validates the whole JSON value first: an invalid one is InvalidSnapshot and
-  // changes nothing. StoreNotConfigured without a store.
-  Result<std::size_t> restore_json(std::string_view owner_thread_id, std::string_view snapshot_json);
+  // changes nothing. Then as restore().
+  Result<RestoreReport> restore_json(std::string_view owner_thread_id, std::string_view snapshot_json);
   std::string snapshot_json(std::optional<std::string_view> owner_thread_id = std::nullopt) const;
 
   // ---- introspection and retention ----
@@ -252,8 +270,36 @@ class BackgroundTaskManager {
   // (also when a commit hook's own forget of it got there first).
   bool forget(std::string_view id);
   // N of the next id bg_N; once bg_18446744073709551615 is taken (ids_exhausted()), spawns are refused.
-  std::uint64_t next_task_number() const noexcept { return counter_; }
-  bool ids_exhausted() const noexcept { return ids_exhausted_; }
+  // With granted ids: the first number left in the granted blocks; UINT64_MAX when none is left
+  // (then ids_exhausted() is true and spawns fail with IdsUnavailable).
+  std::uint64_t next_task_number() const noexcept {
+    if (id_source_ != IdSource::Granted) return counter_;
+    return granted_.empty() ? UINT64_MAX : granted_.front().next;
+  }
+  bool ids_exhausted() const noexcept {
+    return id_source_ == IdSource::Granted ? granted_.empty() : id_source_ == IdSource::Exhausted;
+  }
+
+  // ---- ids granted by a shared allocator (a store shared by several managers) ----
+  // Appends the block of numbers [first, first + count) (cut at UINT64_MAX; count 0 is ignored).
+  // From the first grant on, spawns take ids only from granted blocks, in grant order, passing
+  // over every number whose bg_N id is stored already (or held by a live task); none left:
+  // IdsUnavailable, nothing changed. Restores no longer move the local counter; the numbers they
+  // add are taken out of the blocks. Blocks are taken as given: the allocator keeps them disjoint.
+  void grant_ids(std::uint64_t first, std::uint64_t count);
+  // Granted numbers not yet handed out, less those this manager knows to be stored (a write by
+  // anyone else to the state key may store more; spawn passes over those too). Saturates.
+  std::uint64_t granted_ids_left() const;
+  bool uses_granted_ids() const noexcept { return id_source_ == IdSource::Granted; }
+
+  // ---- change tracking (for a host that saves threads it changed) ----
+  // When on, every write of the manager's own to a thread's stored entries (a spawn's commit, a
+  // task's end, a restore that wrote an entry, forget, retention's drops) records the thread.
+  // Reads and cancel requests record nothing. Off by default. Turning it off clears the record.
+  void track_changed_threads(bool on);
+  // The recorded threads, each once, in the order of their first change since the last take;
+  // the record is then empty.
+  std::vector<std::string> take_changed_threads();
 
   // co_await manager.wait(id): the summary once the task's body has ended (at once if it is not
   // live); nullopt for an unknown id.
@@ -347,7 +393,22 @@ class BackgroundTaskManager {
   const BackgroundTaskStateSnapshot* state() const;
   const PersistedTaskMeta* meta(std::string_view id) const;
   void apply_retention(const SharedString& owner);
-  std::size_t restore_entries(std::string_view owner, std::vector<const PersistedTaskMeta*>& entries, bool take);
+  // checked: refuse the ids of other threads (IdConflict) before any change. Without a store, or
+  // while the manager is being destroyed, restores nothing.
+  Result<RestoreReport> restore_entries(std::string_view owner, std::vector<const PersistedTaskMeta*>& entries,
+                                        bool take, bool checked);
+  Result<RestoreReport> restore_checked(std::string_view owner, std::vector<const PersistedTaskMeta*>& entries);
+  // A spawn's id when the counter is not the source: the next granted number, taken and put in
+  // counter_; or why there is none. Out of line: spawn_impl's counter path stays as it was.
+  [[gnu::noinline]] std::optional<Error> take_other_id();
+  // Granted ids: the number the next spawn takes, found without changing anything; commit it with
+  // take_granted(). Nullopt: none left.
+  std::optional<std::uint64_t> find_granted() const;
+  void take_granted(std::uint64_t n);
+  // Takes n out of the granted blocks (a restore stored bg_n).
+  void carve_granted(std::uint64_t n);
+  bool number_in_use(std::uint64_t n) const;
+  void note_changed(std::string_view owner);
 
   // ---- indexes derived from the stored metas (duplicate names, retention order) ----
   // They are kept in step by the manager's own writes; any other write to the key (a commit, a
@@ -401,8 +462,19 @@ class BackgroundTaskManager {
   std::uint64_t index_version_ = 0;  // key version the indexes reflect; 0: never built
   std::unordered_map<std::string, std::size_t> running_names_;  // name_key(owner, name) -> running count
   std::unordered_map<SharedString, FinishedSet> finished_;       // owner -> terminal tasks (retention only)
-  std::uint64_t counter_ = 0;
-  bool ids_exhausted_ = false;  // bg_<UINT64_MAX> was handed out or restored
+  std::uint64_t counter_ = 0;  // with granted ids: only the number a spawn is taking
+  // Where spawns take ids: the counter; nowhere, once bg_<UINT64_MAX> was handed out or restored;
+  // the granted blocks only, once a block was granted.
+  enum class IdSource : std::uint8_t { Counter, Exhausted, Granted };
+  IdSource id_source_ = IdSource::Counter;
+  bool track_changes_ = false;
+  struct IdBlock {
+    std::uint64_t next;  // the block's first number not handed out
+    std::uint64_t left;  // numbers from `next` on, at least 1
+  };
+  std::deque<IdBlock> granted_;  // in grant order; empty blocks are dropped
+  std::vector<std::string> changed_threads_;  // in first-change order
+  std::unordered_set<std::string> changed_seen_;
   std::uint64_t host_timer_counter_ = 0;
   std::uint64_t finish_counter_ = 0;
   std::uint64_t ended_agent_inbox_dropped_ = 0;  // drops counted by sub-agents that have ended

@@ -29,6 +29,10 @@ enum class Errc : std::uint8_t {
   // host-driven tasks and argument checks
   NotHostTask,
   InvalidArgument,
+  // ids shared with other managers (departures from awaken: docs/ids-and-restore.md)
+  IdConflict,      // a checked restore met ids that tasks of another thread hold
+  IdsUnavailable,  // spawn with granted ids: every granted id is used
+  StaleOwner,      // produced by the JS stores (a newer owner holds the thread), never by the core
 };
 
 // "TaskNotFound", … — the JS BgTasksError.code.
@@ -57,6 +61,9 @@ Error unknown_key(std::string_view key);
 Error invalid_snapshot(std::string message);
 Error not_host_task(std::string_view id);
 Error invalid_argument(std::string message);
+Error id_conflict(std::string message);
+Error ids_unavailable();
+Error stale_owner(std::string message);
 }  // namespace errors
 
 // A minimal expected<T, Error>.
