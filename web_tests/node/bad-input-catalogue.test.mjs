@@ -50,6 +50,9 @@ function expectation(row) {
 
 const idNumber = (id) => Number(/^bg_(\d+)$/.exec(id)?.[1] ?? NaN);
 
+// restore() answers {added, skipped}; a package that still answers the bare count is read as one.
+const addedBy = (report) => (typeof report === 'number' ? report : report.added);
+
 // ---- the fixture ---------------------------------------------------------------------------------
 const pending = () => new Promise(() => {});
 
@@ -57,7 +60,7 @@ async function world() {
   const mgr = await createTaskManager({ clock: 'manual' });
   const ctxs = {};
   const refs = { ...setup.refs };
-  assert.equal(mgr.restore(setup.thread, setup.snapshot), Object.keys(setup.snapshot.tasks).length);
+  assert.equal(addedBy(mgr.restore(setup.thread, setup.snapshot)), Object.keys(setup.snapshot.tasks).length);
   for (const t of setup.tasks) {
     const body = (ctx) => {
       ctxs[`@${t.as}`] = ctx;
@@ -164,7 +167,8 @@ for (const row of rows.filter((r) => !r.native_only)) {
         assert.equal(error, undefined, `refused: ${error?.stack ?? error}`);
         const a = want.accepted;
         if (row.op === 'restore') {
-          assert.equal(value, a.added);
+          assert.equal(addedBy(value), a.added);
+          if ('skipped' in a && typeof value !== 'number') assert.deepEqual(value.skipped, a.skipped);
           nextId = a.next_id;
         } else if (row.op === 'spawn') {
           assert.equal(value, a.id);
