@@ -19,7 +19,16 @@
 //    was lost; sub-agent messages arrive in order (drop-oldest keeps the newest);
 //  - host timers fire once, `true` only after their ms have passed, `false` only after a cancel;
 //  - stats agree with the state; retain_finished holds per thread;
-//  - snapshot → restore (fresh manager) → snapshot is stable (fuzz_common.hpp).
+//  - snapshot → restore (fresh manager) → snapshot is stable (fuzz_common.hpp);
+//  - the checked restore: a snapshot naming ids that another thread's entries hold is refused
+//    (IdConflict) and changes nothing; otherwise the ids the thread had are reported as skipped (in
+//    id order) and the largest bg_N as highest;
+//  - granted ids (options bit 0x40; opcode bytes 47, 95, 143 and 191 then grant a block): once a block
+//    is granted, every spawn takes the first granted number not seen before (never the counter),
+//    IdsUnavailable exactly when none is left, and granted_ids_left() counts the granted numbers
+//    not seen. Blocks come as a shared allocator hands them out: disjoint, and never holding a
+//    number this manager may have handed out before (numbers stored now are left out by the
+//    manager).
 // Tasks: host-driven (plain and sub-agent) and coroutine bodies that return, sleep and emit, wait for
 // cancel, throw, spawn a child (ambient lineage), fail, call into the manager while they run
 // (cancel, settle, forget, retention), co_await manager.wait(id), or echo their sub-agent inbox. The
@@ -146,8 +155,8 @@ bool tracing() {
 
 class Model {
  public:
-  explicit Model(const ManagerOptions& opts)
-      : opts_(opts), h_(opts, /*with_inbox=*/false, [this](BackgroundTaskManager* m) { destroy_manager(m); }) {
+  explicit Model(const ManagerOptions& opts, bool grants = false)
+      : grants_(grants), opts_(opts), h_(opts, /*with_inbox=*/false, [this](BackgroundTaskManager* m) { destroy_manager(m); }) {
     mgr_ = h_.manager.get();
     weak_ = h_.manager;
     // The owner inbox, with a fallback that sees what is sent after the receiver is dropped.
@@ -220,6 +229,7 @@ class Model {
   void op_drain(Reader& r);
   void op_queries(Reader& r);
   void op_close_inbox();
+  void op_grant(Reader& r);
   void check_terminal_event(const std::string& id, TaskRec& rec, EventKind kind, const json& data, const std::string& error, const json& shown);
   void check_fallback();
 
@@ -243,12 +253,34 @@ class Model {
   std::size_t tree_count(const std::string& root, std::vector<std::string>* hit);
   void check_restore_result(const std::string& thread, const BackgroundTaskStateSnapshot& snap,
                             const BackgroundTaskStateSnapshot& before, std::uint64_t counter_before,
-                            const Result<std::size_t>& r);
+                            const Result<RestoreReport>& r, const std::string& before_text);
+  // ---- granted ids ----
+  bool seen_number(std::uint64_t n) const { return ever_.count("bg_" + str(n)) > 0 || maybe_seen_.count(n) > 0; }
+  // The number the next spawn takes: the first granted number not seen.
+  std::optional<std::uint64_t> grant_next() const {
+    for (const std::uint64_t n : granted_seq_)
+      if (!seen_number(n)) return n;
+    return std::nullopt;
+  }
+  std::uint64_t grant_left() const {
+    std::uint64_t left = 0;
+    for (const std::uint64_t n : granted_seq_) left += seen_number(n) ? 0 : 1;
+    return left;
+  }
+  // What a restore that succeeded may have stored (it took those numbers out of the blocks).
+  void note_restored(const BackgroundTaskStateSnapshot& snap) {
+    for (const auto& [id, m] : snap.tasks)
+      if (auto n = parse_bg_number(id); n && "bg_" + str(*n) == id) maybe_seen_.insert(*n);
+  }
+  std::uint64_t expected_next(const BackgroundTaskStateSnapshot& snap, std::uint64_t counter_before) const {
+    return granting_ ? grant_next().value_or(UINT64_MAX) : fuzz::counter_after(snap, counter_before);
+  }
   void check_events(const std::vector<Event>& events, const std::string* thread);
   void check_fired_timers();
   void check_step(bool full = false);
   void finish();
 
+  bool grants_;  // options bit 0x40: some opcode bytes grant ids (op_grant)
   ManagerOptions opts_;
   Harness h_;
   std::map<std::string, TaskRec> tasks_;  // spawned in this run
@@ -279,6 +311,11 @@ class Model {
   // settles and polls (spawn, forget and restore predict the counter and the entries exactly).
   bool commit_reentry_ = false;
   int in_commit_hook_ = 0;
+  // Granted ids: every granted number (the manager leaves out those stored at the grant), in
+  // grant order; numbers a restore may have stored.
+  bool granting_ = false;
+  std::vector<std::uint64_t> granted_seq_;
+  std::set<std::uint64_t> maybe_seen_;
   std::uint64_t acts_started_ = 0;  // re-entrant calls begun (a restore checks none ran inside it)  // commit hooks on the stack: what they call sees half-written entries
 };
 
@@ -465,6 +502,11 @@ void Model::record_spawn(const Result<TaskId>& id, const std::string& thread, Ki
   if (!id.ok()) return;
   FUZZ_CHECK(!ever_.count(*id), "spawn reused id " + *id);
   FUZZ_CHECK(!tasks_.count(*id), "spawn returned a known id " + *id);
+  if (granting_) {
+    const auto n = parse_bg_number(*id);
+    FUZZ_CHECK(n && std::find(granted_seq_.begin(), granted_seq_.end(), *n) != granted_seq_.end(),
+               "with granted ids, spawn returned " + *id + ", not a granted number");
+  }
   ever_.insert(*id);
   TRACE("  spawned %s on '%s'", id->c_str(), thread.c_str());
   TaskRec rec;
@@ -716,6 +758,7 @@ void Model::act(const std::string& at_hand, const Reentry& e, Where where) {
       auto snap = parse_snapshot(text);
       FUZZ_CHECK(snap.ok(), "re-entrant restore text does not parse");
       const auto before = manager().persisted_snapshot();
+      const std::string before_text = manager().snapshot_json();
       const std::uint64_t counter = manager().next_task_number();
       const std::uint64_t acts_before = acts_started_;
       auto got = manager().restore_json(thread, text);
@@ -724,8 +767,13 @@ void Model::act(const std::string& at_hand, const Reentry& e, Where where) {
       // add some of its entries first (it then skips them, as any existing id), a spawn moves the
       // counter.
       const bool overlapped = acts_started_ != acts_before;
-      if (exact && !overlapped) check_restore_result(thread, *snap, before, counter, got);
-      else FUZZ_CHECK(got.ok(), who + " failed: " + got.error().message);
+      if (exact && !overlapped) {
+        check_restore_result(thread, *snap, before, counter, got, before_text);
+      } else {
+        // Another thread's ids refuse it; what it then finds is not known exactly here.
+        FUZZ_CHECK(got.ok() || got.error().code == Errc::IdConflict, who + " failed: " + got.error().message);
+        if (got.ok()) note_restored(*snap);
+      }
       break;
     }
     case Act::Drop:
@@ -850,10 +898,12 @@ void Model::op_spawn(Reader& r, Kind kind) {
         if (m.owner_thread_id == thread && m.status == TaskStatus::Running && m.name == std::string(*name))
           want_error = Errc::DuplicateName;
   }
-  // The last id, bg_18446744073709551615, once handed out or restored, ends spawning.
-  const bool exhausted = ever_.count("bg_" + str(UINT64_MAX)) > 0;
+  // The last id, bg_18446744073709551615, once handed out or restored, ends spawning; with granted
+  // ids, the last granted number not seen does.
+  const std::optional<std::uint64_t> granted = granting_ ? grant_next() : std::nullopt;
+  const bool exhausted = granting_ ? !granted : ever_.count("bg_" + str(UINT64_MAX)) > 0;
   FUZZ_CHECK(manager().ids_exhausted() == exhausted, "ids_exhausted() disagrees with the ids seen");
-  if (!want_error && exhausted) want_error = Errc::InvalidArgument;
+  if (!want_error && exhausted) want_error = granting_ ? Errc::IdsUnavailable : Errc::InvalidArgument;
   TaskParentContext want_parent = p;
   if (!want_parent.task_id && ambient_task) want_parent.task_id = ambient_task;
   if (lineage) {
@@ -862,6 +912,7 @@ void Model::op_spawn(Reader& r, Kind kind) {
     if (!want_parent.agent_id && !lineage->agent_id.empty()) want_parent.agent_id = lineage->agent_id;
   }
   const std::uint64_t counter = manager().next_task_number();
+  if (granted) FUZZ_CHECK(counter == *granted, "next granted id bg_" + str(counter) + ", want bg_" + str(*granted));
 
   Result<TaskId> id = errors::invalid_argument("not spawned");
   {
@@ -901,6 +952,8 @@ void Model::op_spawn_body(Reader& r) {
     for (const auto& [id, m] : state_.tasks)
       if (m.owner_thread_id == thread && m.status == TaskStatus::Running && m.name == std::string(*name)) dup = true;
 
+  // Spawning ends once the last id is taken, or with granted ids once none is left.
+  const bool none_left = granting_ ? !grant_next() : ever_.count("bg_" + str(UINT64_MAX)) > 0;
   Result<TaskId> id = errors::invalid_argument("not spawned");
   BodyKind body = static_cast<BodyKind>(k % (static_cast<int>(BodyKind::kCount) + 1));
   Kind kind = Kind::Body;
@@ -962,8 +1015,9 @@ void Model::op_spawn_body(Reader& r) {
     FUZZ_CHECK(!id.ok() && id.error().code == Errc::DuplicateName, "duplicate running name accepted");
     return;
   }
-  if (ever_.count("bg_" + str(UINT64_MAX))) {  // the last id is taken: spawning ends
-    FUZZ_CHECK(!id.ok() && id.error().code == Errc::InvalidArgument, "spawn with ids exhausted");
+  if (none_left) {
+    FUZZ_CHECK(!id.ok() && id.error().code == (granting_ ? Errc::IdsUnavailable : Errc::InvalidArgument),
+               "spawn with ids exhausted");
     return;
   }
   FUZZ_CHECK(id.ok(), "body spawn refused: " + id.error().message);
@@ -1198,12 +1252,33 @@ void Model::op_snapshot_save(Reader& r) {
 
 void Model::check_restore_result(const std::string& thread, const BackgroundTaskStateSnapshot& snap,
                                  const BackgroundTaskStateSnapshot& before, std::uint64_t counter_before,
-                                 const Result<std::size_t>& r) {
+                                 const Result<RestoreReport>& r, const std::string& before_text) {
+  // Ids another thread's entries hold refuse the whole restore.
+  std::vector<std::string> held;
+  for (const auto& [id, m] : snap.tasks)
+    if (auto it = before.tasks.find(id); it != before.tasks.end() && it->second.owner_thread_id != thread) held.push_back(id);
+  if (!held.empty()) {
+    FUZZ_CHECK(!r.ok() && r.error().code == Errc::IdConflict,
+               "restore naming " + held.front() + " of another thread: " + (r.ok() ? std::string("accepted") : r.error().message));
+    FUZZ_CHECK(r.error().message.rfind("restore refused: ids held by tasks of another thread: ", 0) == 0 &&
+                   r.error().message.find(held.front() + " (thread '") != std::string::npos,
+               "IdConflict message: " + r.error().message);
+    FUZZ_CHECK(manager().snapshot_json() == before_text && manager().next_task_number() == counter_before,
+               "a refused restore changed the state");
+    return;
+  }
   FUZZ_CHECK(r.ok(), "restore of a valid snapshot failed: " + r.error().message);
   const auto after = manager().persisted_snapshot();
   std::size_t added = 0;
+  std::vector<std::pair<std::optional<std::uint64_t>, std::string>> skipped;  // (bg number, id)
+  std::optional<std::uint64_t> highest;
   for (const auto& [id, m] : snap.tasks) {
-    if (before.tasks.count(id)) continue;
+    const auto number = parse_bg_number(id);
+    if (number) highest = std::max(highest.value_or(0), *number);
+    if (before.tasks.count(id)) {
+      skipped.emplace_back(number, id);
+      continue;
+    }
     ++added;
     if (restored_.size() < 32) restored_.push_back(id);
     ever_.insert(id);
@@ -1217,8 +1292,19 @@ void Model::check_restore_result(const std::string& thread, const BackgroundTask
     const auto want = fuzz::restored_into_empty(one, thread).tasks.at(id);
     FUZZ_CHECK(it->second == want, "restored " + show(it->second) + ", want " + show(want));
   }
-  FUZZ_CHECK(*r == added, "restore returned " + str(*r) + ", added " + str(added));
-  FUZZ_CHECK(manager().next_task_number() == fuzz::counter_after(snap, counter_before),
+  note_restored(snap);
+  FUZZ_CHECK(r->added == added, "restore returned " + str(r->added) + ", added " + str(added));
+  // Id order: bg_N by N, then the other ids.
+  std::sort(skipped.begin(), skipped.end(), [](const auto& a, const auto& b) {
+    if (a.first.has_value() != b.first.has_value()) return a.first.has_value();
+    if (a.first && *a.first != *b.first) return *a.first < *b.first;
+    return a.second < b.second;
+  });
+  std::vector<TaskId> want_skipped;
+  for (const auto& [n, id] : skipped) want_skipped.push_back(id);
+  FUZZ_CHECK(r->skipped == want_skipped, "restore reported " + str(r->skipped.size()) + " skipped, want " + str(want_skipped.size()));
+  FUZZ_CHECK(r->highest_number == highest, "restore reported the wrong highest number");
+  FUZZ_CHECK(manager().next_task_number() == expected_next(snap, counter_before),
              "counter after restore " + str(manager().next_task_number()));
 }
 
@@ -1229,9 +1315,10 @@ void Model::op_restore_saved(Reader& r) {
   auto snap = parse_snapshot(text);
   FUZZ_CHECK(snap.ok(), "saved snapshot no longer parses");
   const auto before = manager().persisted_snapshot();
+  const std::string before_text = manager().snapshot_json();
   const std::uint64_t counter = manager().next_task_number();
   auto got = manager().restore_json(thread, text);
-  check_restore_result(thread, *snap, before, counter, got);
+  check_restore_result(thread, *snap, before, counter, got, before_text);
 }
 
 void Model::op_restore_crafted(Reader& r) {
@@ -1276,7 +1363,56 @@ void Model::op_restore_crafted(Reader& r) {
                "a refused restore changed the state");
     return;
   }
-  check_restore_result(thread, *snap, before, counter, got);
+  check_restore_result(thread, *snap, before, counter, got, before_text);
+}
+
+void Model::op_grant(Reader& r) {
+  const std::uint8_t b = r.u8();
+  const std::uint64_t count = b % 5;  // 0 is ignored
+  std::uint64_t first = 0;
+  switch (b / 5 % 4) {
+    case 0:
+    case 1: {
+      // Above every number seen, counted or granted: what a shared allocator hands out.
+      std::uint64_t top = granting_ ? 0 : manager().next_task_number();
+      for (const auto& id : ever_)
+        if (auto n = parse_bg_number(id)) top = std::max(top, *n == UINT64_MAX ? *n : *n + 1);
+      for (const std::uint64_t n : granted_seq_) top = std::max(top, n == UINT64_MAX ? n : n + 1);
+      for (const std::uint64_t n : maybe_seen_) top = std::max(top, n == UINT64_MAX ? n : n + 1);
+      first = top + r.u8() % 3;
+      if (first < top) first = UINT64_MAX;  // wrapped
+      break;
+    }
+    case 2: first = UINT64_MAX - r.u8() % 4; break;  // cut at the last id
+    default: {
+      // Numbers stored now: the manager leaves them out.
+      std::vector<std::uint64_t> stored;
+      for (const auto& [id, m] : state_.tasks)
+        if (auto n = parse_bg_number(id); n && "bg_" + str(*n) == id) stored.push_back(*n);
+      first = stored.empty() ? 0 : stored[r.u8() % stored.size()];
+      break;
+    }
+  }
+  const std::uint64_t last = count == 0 ? first : (count - 1 > UINT64_MAX - first ? UINT64_MAX : first + (count - 1));
+  std::vector<std::uint64_t> fresh;
+  for (std::uint64_t n = first;; ++n) {
+    const bool stored = state_.tasks.count("bg_" + str(n)) > 0;
+    // An allocator never grants a number twice, nor one this manager may have handed out.
+    if (std::find(granted_seq_.begin(), granted_seq_.end(), n) != granted_seq_.end()) return;
+    if (!stored && seen_number(n)) return;
+    if (!stored && !in_handles("bg_" + str(n))) fresh.push_back(n);
+    if (n == last) break;
+  }
+  const bool was = manager().uses_granted_ids();
+  TRACE("  grant_ids(%llu, %llu)", static_cast<unsigned long long>(first), static_cast<unsigned long long>(count));
+  manager().grant_ids(first, count);
+  if (count == 0) {
+    FUZZ_CHECK(manager().uses_granted_ids() == was, "an empty grant changed the mode");
+    return;
+  }
+  FUZZ_CHECK(manager().uses_granted_ids(), "grant_ids did not switch to granted ids");
+  granting_ = true;
+  granted_seq_.insert(granted_seq_.end(), fresh.begin(), fresh.end());
 }
 
 void Model::op_forget(Reader& r) {
@@ -1401,6 +1537,12 @@ void Model::op_queries(Reader& r) {
 void Model::check_step(bool full) {
   check_fired_timers();
   check_fallback();
+  if (granting_) {
+    FUZZ_CHECK(manager().next_task_number() == grant_next().value_or(UINT64_MAX),
+               "next granted id bg_" + str(manager().next_task_number()));
+    FUZZ_CHECK(manager().granted_ids_left() == grant_left(),
+               "granted_ids_left() " + str(manager().granted_ids_left()) + ", want " + str(grant_left()));
+  }
   const std::uint64_t version = h_.store->version();
   if (version == state_version_ && !full) return;  // nothing committed since the last check
   state_version_ = version;
@@ -1588,7 +1730,10 @@ bool Model::run(Reader& r, std::size_t& ops) {
         break;
       }
       case 22: op_drain(r); break;
-      default: op_queries(r); break;
+      default:
+        if (grants_ && byte / 24 % 2 == 1) op_grant(r);
+        else op_queries(r);
+        break;
     }
     commit_reentry_ = false;
     hold_.reset();  // the manager dies here if user code dropped every other reference
@@ -1612,9 +1757,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (o & 0x07) opts.retain_finished = (o & 0x07) - 1;  // 0..6
   opts.agent_inbox.capacity = (o >> 3) & 0x03;          // 0 = unbounded
   opts.agent_inbox.overflow = (o & 0x20) ? OverflowPolicy::DropOldest : OverflowPolicy::Reject;
+  // 0x40: ids may be granted (op_grant).
   std::size_t ops = 0;
   for (int generation = 0; generation < kMaxGenerations; ++generation) {
-    Model model(opts);
+    Model model(opts, (o & 0x40) != 0);
     if (!model.run(r, ops) || r.empty() || ops >= kMaxOps) break;
     TRACE("-- a fresh manager");
   }

@@ -78,8 +78,18 @@ NONAME, A, B, PARENT, SELF = 0, 1, 2, 3, 4
 V_NULL, V_INT, V_STR, V_OBJ, V_ARR = [0], [1, 7], [2, 1], [3, 9], [4]
 
 
-def opts(retain=None, capacity=0, drop_oldest=False):
-    return [(0 if retain is None else retain + 1) | (capacity << 3) | (0x20 if drop_oldest else 0)]
+def opts(retain=None, capacity=0, drop_oldest=False, grants=False):
+    return [(0 if retain is None else retain + 1) | (capacity << 3) | (0x20 if drop_oldest else 0) | (0x40 if grants else 0)]
+
+
+# With opts(grants=True), opcode byte 47 (also 95, 143, 191) grants ids: then a byte b (count b % 5;
+# b // 5 % 4: 0-1 above every number seen, plus an offset byte; 2 at the end of the range, minus a
+# byte; 3 from a stored number, picked by a byte).
+GRANT = 47
+
+
+def grant(count, mode=0, arg=0):
+    return [GRANT, count + 5 * mode, arg]
 
 
 def spawn(thread=T1, ttype=SHELL, name=NONAME, parent=(0,), ctx=(0,)):
@@ -136,6 +146,11 @@ seqs = {
     + body(WAITER, extra=(0,)) + body(WAITER, extra=(1,)) + body(MEDDLE, extra=(0, 3)) + advance(0) + complete(1)
     + advance(0) + [DRAIN, 3],
     # the owner inbox's receiver dropped mid-run: later events reach the fallback
+    # ids granted in blocks: spawns take them in grant order, a restore takes its numbers out, none
+    # left is IdsUnavailable; blocks at the end of the range and over stored numbers
+    "granted_ids": opts(grants=True) + spawn() + grant(3, 0, 1) + spawn() + [CRAFTED, T1, 0, 24, 1, 0, 0] + spawn(T2)
+    + body(VALUE) + spawn() + advance(0) + grant(2, 3, 0) + spawn() + grant(2, 2, 0) + spawn() + spawn()
+    + [SAVE, 0, RESTORE_SAVED, 0, T2, RESTORE_SAVED, 0, T1] + grant(2, 1, 2) + spawn(T2) + complete(0) + [DRAIN, 3],
     "inbox_closed": opts() + spawn() + spawn() + [EMIT, 0, *V_INT, FORGET_RETAIN, 3] + complete(0) + [EMIT, 1, *V_INT]
     + [CANCEL, 1] + complete(1) + body(VALUE) + advance(0),
 }
