@@ -191,7 +191,7 @@ async function timeRestore(snap, expected) {
   const dst = await createTaskManager({ clock: 'manual' });
   gc();
   const t0 = performance.now();
-  const added = dst.restore('t', snap);
+  const { added } = dst.restore('t', snap);
   const ms = performance.now() - t0;
   check(added === expected, `restore added ${added} of ${expected}`);
   dst.dispose();

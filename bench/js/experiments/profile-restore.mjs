@@ -29,7 +29,7 @@ for (let rep = 0; rep < reps; rep++) {
   const dst = await createTaskManager({ clock: 'manual' });
   gc();
   t0 = performance.now();
-  const added = dst.restore('t', snap);
+  const { added } = dst.restore('t', snap);
   const restoreMs = performance.now() - t0;
   dst.dispose();
   if (added !== n) throw new Error(`restore added ${added} of ${n}`);
