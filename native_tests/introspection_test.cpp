@@ -236,7 +236,7 @@ TEST(Introspection, ForgetOnlyTerminalTasks) {
 // ---------------------------------------------------------------------------------------------
 
 TEST(Retention, RetainFinishedKeepsTheNewestTerminalTasksPerThread) {
-  auto h = harness_with(ManagerOptions{.retain_finished = 2, .agent_inbox = {}});
+  auto h = harness_with(ManagerOptions{.retain_finished = 2, .agent_inbox = {}, .concurrency = {}, .cancel_grace_ms = {}});
   auto& m = *h->manager;
   std::vector<TaskId> t1;
   for (int i = 0; i < 5; ++i) t1.push_back(host(m, kThread, "t1"));  // bg_0..bg_4
@@ -259,7 +259,7 @@ TEST(Retention, RetainFinishedKeepsTheNewestTerminalTasksPerThread) {
 }
 
 TEST(Retention, RetentionAppliesToCoroutineBodiesAndKeepsRunningOnes) {
-  auto h = harness_with(ManagerOptions{.retain_finished = 2, .agent_inbox = {}});
+  auto h = harness_with(ManagerOptions{.retain_finished = 2, .agent_inbox = {}, .concurrency = {}, .cancel_grace_ms = {}});
   auto& m = *h->manager;
   for (int i = 0; i < 4; ++i) {
     ASSERT_TRUE(m.spawn(kThread, "shell", std::nullopt, "quick", {}, [](TaskContext) -> Co<TaskResult> {
@@ -281,7 +281,7 @@ TEST(Retention, RetentionAppliesToCoroutineBodiesAndKeepsRunningOnes) {
 }
 
 TEST(Retention, ATaskForgottenByHandDoesNotCostARetentionSlot) {
-  auto h = harness_with(ManagerOptions{.retain_finished = 2, .agent_inbox = {}});
+  auto h = harness_with(ManagerOptions{.retain_finished = 2, .agent_inbox = {}, .concurrency = {}, .cancel_grace_ms = {}});
   auto& m = *h->manager;
   auto a = host(m, kThread, "a");
   auto b = host(m, kThread, "b");

@@ -272,6 +272,7 @@ void write_json(std::string& out, const TaskSummary& s) {
     out += ",\"parent_context\":"sv;
     write_json(out, s.parent_context);
   }
+  if (s.queued) out += ",\"queued\":true"sv;
   if (s.result) {
     out += ",\"result\":"sv;
     write_json(out, *s.result);
@@ -394,6 +395,7 @@ json to_json(const TaskSummary& s) {
   j["created_at_ms"] = s.created_at_ms;
   if (s.completed_at_ms) j["completed_at_ms"] = *s.completed_at_ms;
   if (!s.parent_context.is_empty()) j["parent_context"] = to_json(s.parent_context);
+  if (s.queued) j["queued"] = true;
   return j;
 }
 
@@ -473,6 +475,10 @@ Result<TaskSummary> summary_from_json(const json& j, std::string_view where) {
     auto p = parent_context_from_json(*it, field(where, "parent_context"));
     if (!p) return p.error();
     s.parent_context = std::move(*p);
+  }
+  if (auto it = j.find("queued"); it != j.end()) {
+    if (!it->is_boolean()) return wrong_type(field(where, "queued"), "a boolean", *it);
+    s.queued = it->get<bool>();
   }
   return s;
 }

@@ -33,12 +33,37 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
   // goes only once the end is recorded, since its captures may own the manager (as awaken's
   // running task holds its manager until then); nothing of this core or the manager is read after.
   void finished() override {
+    if (zombie) [[unlikely]] {
+      discard_body();
+      return;
+    }
     TaskResult result = body_result();
     auto body = frame();  // not const: libc++'s experimental handle has a non-const destroy()
     forget_top();  // the manager's destructor, if user code below runs it, leaves the frame to us
     ambient.manager->finish(*this, result);
     body.destroy();  // may destroy the manager, or free this core
   }
+
+  // The body of a task the manager ended by force returned: its result (or what it threw) is
+  // discarded; nothing is committed or reported.
+  void discard_body() {
+    zombie = false;
+#if defined(__cpp_exceptions)
+    try {
+      (void)body_result();
+    } catch (...) {
+    }
+#endif
+    // A forgotten task's core is kept by the manager's zombie list until here.
+    std::shared_ptr<TaskCore> self;
+    if (BackgroundTaskManager* m = ambient.manager) {
+      if (auto it = m->zombies_.find(number); it != m->zombies_.end()) {
+        self = std::move(it->second);
+        m->zombies_.erase(it);
+      }
+    }
+    destroy_frame();  // may destroy the manager
+  }  // `self` goes last: it may free this core
 
   // The manager was destroyed while this body's step ran; the step has returned now.
   void abandoned() noexcept override { destroy_frame(); }
@@ -78,11 +103,22 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
   // The id's key in the stored map, hashed from the number (no text parsed).
   detail::HashedId key() const noexcept { return {id(), detail::task_number_hash(number)}; }
 
+  bool has_frame() const noexcept { return static_cast<bool>(top()); }
+
   std::uint64_t number;  // N of the id bg_N (spawned tasks are always numbered)
   SharedString owner;
   SharedString task_type;
   BodyKind kind;
-  bool live = true;              // the body has not ended
+  bool live = true;              // the task has not ended (its terminal status is not recorded)
+  // Scheduling state (kQueued, kHoldsSlot, kTimers): one test on the completion path.
+  std::uint8_t sched = 0;
+  static constexpr std::uint8_t kQueued = 1;     // waiting for a concurrency slot: no body yet
+  static constexpr std::uint8_t kHoldsSlot = 2;  // counted in the limits' running counts
+  static constexpr std::uint8_t kTimers = 4;     // a deadline or grace timer is armed
+  bool zombie = false;  // ended by the manager while its frame still runs: what it does is discarded
+  std::uint8_t reason = kNoReason;  // CancelReason of the first cancel request
+  static constexpr std::uint8_t kNoReason = 0xff;
+  bool queued() const noexcept { return (sched & kQueued) != 0; }
   std::uint64_t finish_seq = 0;  // order of ending in this manager (retention's tie-break)
   // Sub-agents only (boxed: most tasks are not sub-agents, and every byte here is per task).
   struct AgentInbox {
@@ -93,6 +129,49 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
 };
 
 inline std::uint64_t BackgroundTaskManager::TaskNumberOf::operator()(const TaskCore& t) const noexcept { return t.number; }
+
+// The counts behind the concurrency limits, kept once limits were first set.
+struct BackgroundTaskManager::Limits {
+  // Tasks holding a slot: by owner thread (while a per-thread limit is set), and by type (the
+  // limited types only).
+  std::map<std::string, std::size_t, std::less<>> per_thread;
+  std::map<std::string, std::size_t, std::less<>> per_type;
+  std::deque<std::uint64_t> queue;  // queued task numbers, in spawn order
+  bool scanning = false;            // start_eligible() is on the stack
+  bool rescan = false;              // something changed meanwhile: one more pass
+};
+
+// The manager's timer fiber: not a coroutine. The executor resumes it (its step) when its timer
+// fires; the step ends the tasks whose deadlines or grace periods are due, then re-arms.
+class BackgroundTaskManager::Ticker final : public Fiber {
+ public:
+  explicit Ticker(BackgroundTaskManager& m) : Fiber(m.executor()), m_(&m) { timer_.waiter = &waiter_; }
+  ~Ticker() override { executor().disarm(timer_); }
+  void arm_at(std::uint64_t when) noexcept {
+    waiter_.arm(this);
+    executor().arm(timer_, when);
+  }
+  void disarm() noexcept { executor().disarm(timer_); }
+  std::optional<std::uint64_t> armed_at() const noexcept {
+    return timer_.pos != TimerNode::npos ? std::optional<std::uint64_t>(timer_.deadline) : std::nullopt;
+  }
+  void detach() noexcept {
+    m_ = nullptr;
+    disarm();
+  }
+  bool stepping_now() const noexcept { return stepping(); }
+
+ protected:
+  void step() override {
+    if (m_) m_->run_due_deadlines();  // may destroy the manager (then m_ is null afterwards)
+  }
+  void finished() override {}
+
+ private:
+  BackgroundTaskManager* m_;
+  Waiter waiter_;
+  TimerNode timer_;
+};
 
 namespace {
 
@@ -179,9 +258,35 @@ Executor& TaskContextBase::executor() const noexcept {
 }
 
 bool TaskContextBase::emit(std::string_view event_type, json payload) const {
+  auto& core = static_cast<BackgroundTaskManager::TaskCore&>(*task_);
+  // Ended (also by force, or with its manager): no event after the terminal one. While the task
+  // lives its manager does too (the manager's destructor ends every task).
+  if (!core.live) return false;
+  if (!core.ambient.manager->listeners_.empty()) [[unlikely]]
+    return core.ambient.manager->emit_published(core, event_type, payload);
   const InboxSender* inbox = task_->owner_inbox();
   if (!inbox) return false;
   return inbox->send_custom(task_id(), {}, event_type, std::move(payload)) == SendOutcome::Delivered;
+}
+
+std::optional<CancelReason> TaskContextBase::cancel_reason() const noexcept {
+  const auto& core = static_cast<const BackgroundTaskManager::TaskCore&>(*task_);
+  if (core.reason != BackgroundTaskManager::TaskCore::kNoReason) return static_cast<CancelReason>(core.reason);
+  if (core.cancel.cancelled) return CancelReason::Cancel;  // through the token itself
+  return std::nullopt;
+}
+
+const char* as_str(CancelReason r) noexcept {
+  switch (r) {
+    case CancelReason::Cancel: return "cancel";
+    case CancelReason::CancelTree: return "cancel_tree";
+    case CancelReason::CancelAll: return "cancel_all";
+    case CancelReason::Run: return "run";
+    case CancelReason::Timeout: return "timeout";
+    case CancelReason::Shutdown: return "shutdown";
+    case CancelReason::Grace: return "grace";
+  }
+  return "cancel";
 }
 
 json ManagerStats::to_json() const {
@@ -193,12 +298,19 @@ json ManagerStats::to_json() const {
               {"live_bodies", live_bodies},
               {"owner_inbox_depth", owner_inbox_depth},
               {"owner_inbox_dropped", owner_inbox_dropped},
-              {"agent_inbox_dropped", agent_inbox_dropped}};
+              {"agent_inbox_dropped", agent_inbox_dropped},
+              {"queued", queued},
+              {"listener_errors", listener_errors}};
 }
 
 // ---- lifecycle --------------------------------------------------------------------------------------
 BackgroundTaskManager::BackgroundTaskManager(Executor& executor, ManagerOptions options)
-    : executor_(&executor), options_(std::move(options)) {}
+    : executor_(&executor), options_(std::move(options)) {
+  if (!options_.concurrency.empty()) {
+    limits_ = std::make_unique<Limits>();  // no task yet: every count is 0
+    update_spawn_refusal();                // a limit of 0 refuses spawns until set_concurrency
+  }
+}
 
 BackgroundTaskManager::~BackgroundTaskManager() {
   // Manager code further down this stack, which called the user code that destroys the manager,
@@ -206,23 +318,43 @@ BackgroundTaskManager::~BackgroundTaskManager() {
   for (UserCallGuard* g = open_guards_; g; g = g->outer_) g->m_ = nullptr;
   open_guards_ = nullptr;
   destroying_ = true;
+  update_spawn_refusal();
   // The table is emptied before any frame is destroyed: a frame's destructors may call back in
   // (lookups then find nothing, spawns are refused) and must not see a table being iterated.
   detail::TaskHandleMap<TaskCore, TaskNumberOf> doomed(std::move(handles_));
-  doomed.for_each([&](std::uint64_t n, TaskCore& core) {
+  auto zombies = std::move(zombies_);
+  zombies_.clear();
+  auto teardown = [&](TaskCore& core, const std::shared_ptr<TaskCore>& keep) {
     core.dying_for_teardown();
+    core.live = false;  // a context kept elsewhere emits nothing more
+    core.zombie = false;
     if (core.stepping()) {
       // Its body destroyed the manager from inside its step: the frame is still running. The
       // executor holds the core and destroys the frame once the step returns.
-      core.ambient.manager = nullptr;
-      executor_->abandon_after_step(core, doomed.share(n));
+      executor_->abandon_after_step(core, keep);
     }
-  });
+    core.ambient.manager = nullptr;
+  };
+  doomed.for_each([&](std::uint64_t n, TaskCore& core) { teardown(core, doomed.share(n)); });
+  for (auto& [n, core] : zombies) teardown(*core, core);
+  if (ticker_) {
+    // The timer fiber: if a forced end it ran destroyed the manager, its step is on the stack.
+    ticker_->detach();
+    if (ticker_->stepping_now()) executor_->abandon_after_step(*ticker_, ticker_);
+  }
   executor_->purge_dying();  // every queued fiber of ours in one pass
+  ticker_.reset();
   // Frames hold tokens that share their core: free the frames first, then the cores.
   doomed.for_each([](std::uint64_t, TaskCore& core) {
     if (!core.stepping()) core.destroy_frame();
   });
+  for (auto& [n, core] : zombies)
+    if (!core->stepping()) core->destroy_frame();
+  // What queued tasks' callables and listeners captured goes now, while calls back in are refused.
+  auto deferred = std::move(deferred_);
+  deferred.clear();
+  auto listeners = std::move(listeners_);
+  listeners.clear();
   // What still waits for one of our tasks' ends is another manager's body or a detached
   // coroutine: it resumes with nothing to read.
   for (auto& [n, list] : end_waiters_) {
@@ -284,10 +416,11 @@ const BackgroundTaskManager::TaskCore* BackgroundTaskManager::find_core(std::str
 Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::string_view task_type,
                                                  std::optional<std::string_view> name, std::string_view description,
                                                  TaskParentContext& parent, BodyKind kind, const BodyFactory& make_body,
-                                                 bool host_agent) {
+                                                 bool host_agent, const std::uint64_t* timeout_ms) {
   // awaken's order: merge lineage, validate the name, take the id, commit, start the body. The
   // body's frame is made before the commit, so that a factory that throws leaves no stored entry.
-  if (destroying_) return errors::invalid_argument("spawn refused: the manager is being destroyed");
+  if (refuse_spawns_) [[unlikely]]
+    return spawn_refusal();
   merge_ambient_parent_into(parent);
   if (name) {
     for (const char* reserved : kReservedNames)
@@ -319,6 +452,9 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   if (owner_inbox_) core->set_owner_inbox(owner_inbox_->for_thread(core->owner));
   UserCallGuard guard(*this);  // the body's factory and the commit hook are user code
   Co<TaskResult> body;
+  std::unique_ptr<DeferredBody> deferred;  // a queued task's callable, built once it has a slot
+  // Decided before the body is built: a queued body is not built until it gets its slot.
+  const bool queue_it = limits_ && !fits(owner, task_type);
   std::string description_copy;
   std::optional<std::string> name_copy;
   if (kind == BodyKind::Host) {
@@ -332,7 +468,17 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
     description_copy.assign(description);
     description = description_copy;
     if (name) name = name_copy.emplace(*name);
-    body = make_body.make(make_body.fn, core);
+    if (queue_it) [[unlikely]] {
+      deferred = make_body.defer(make_body.defer_fn);
+      if (kind == BodyKind::Agent) {
+        // Messages may reach a queued sub-agent: its inbox exists from the spawn on (the receiving
+        // end waits in the core until the body is built).
+        auto [tx, rx] = inbox_channel(options_.agent_inbox);
+        core->agent = std::make_unique<TaskCore::AgentInbox>(TaskCore::AgentInbox{std::move(tx), std::move(rx)});
+      }
+    } else {
+      body = make_body.make(make_body.fn, core);
+    }
     if (!guard.alive()) return errors::invalid_argument("spawn refused: the manager was destroyed");
     // The factory is user code: it may have spawned a running task of the same name meanwhile.
     if (name) {
@@ -376,9 +522,25 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
     note_changed(core->owner);
 
   TaskCore& t = *core;
-  if (body.valid()) t.start_body(std::move(body));
   handles_.insert(std::move(core));  // reserved above (a commit hook that spawns may use the room up)
+  if (limits_ || timeout_ms) [[unlikely]] {
+    if (timeout_ms) arm_deadline(t, DeadlineKind::Timeout, saturating_add(now, *timeout_ms), *timeout_ms);
+    if (!limits_) {
+      if (body.valid()) t.start_body(std::move(body));
+      return t.id();
+    }
+    TaskId id = t.id();  // placing may start queued tasks (user code): `t` may go meanwhile
+    place_limited(t, queue_it, std::move(body), std::move(deferred));
+    return id;
+  }
+  if (body.valid()) t.start_body(std::move(body));
   return t.id();
+}
+
+Error BackgroundTaskManager::spawn_refusal() const {
+  if (destroying_) return errors::invalid_argument("spawn refused: the manager is being destroyed");
+  if (shutting_down_) return errors::shutting_down();
+  return errors::invalid_argument("spawn refused: concurrency limits must be at least 1");
 }
 
 TaskContext BackgroundTaskManager::make_task_context(const std::shared_ptr<TaskCore>& t) {
@@ -386,6 +548,11 @@ TaskContext BackgroundTaskManager::make_task_context(const std::shared_ptr<TaskC
 }
 
 AgentTaskContext BackgroundTaskManager::make_agent_context(const std::shared_ptr<TaskCore>& t) {
+  if (t->agent && t->agent->host_rx) {  // a queued sub-agent: its inbox was made at spawn
+    InboxReceiver rx = std::move(*t->agent->host_rx);
+    t->agent->host_rx.reset();
+    return AgentTaskContext(t, t->agent->tx, std::move(rx));
+  }
   auto [tx, rx] = inbox_channel(options_.agent_inbox);
   t->agent = std::make_unique<TaskCore::AgentInbox>(TaskCore::AgentInbox{tx, std::nullopt});
   return AgentTaskContext(t, std::move(tx), std::move(rx));
@@ -398,22 +565,42 @@ Result<TaskId> BackgroundTaskManager::spawn_host(std::string_view owner, std::st
                     BodyKind::Host, {}, sub_agent);
 }
 
+Result<TaskId> BackgroundTaskManager::spawn_host(const SpawnOptions& o, bool sub_agent) {
+  TaskParentContext parent = o.parent_context;
+  return spawn_impl(o.owner_thread_id, sub_agent ? std::string_view("sub_agent") : o.task_type, o.name, o.description,
+                    parent, BodyKind::Host, {}, sub_agent, o.timeout_ms ? &*o.timeout_ms : nullptr);
+}
+
 // ---- completion -------------------------------------------------------------------------------------
-bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_value) {
+bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_value, bool forced) {
   // The commit hook, the inbox's fallback, the end hook and retention's commits run user code.
   UserCallGuard guard(*this);
+  // A queued task's callable: its destructor is user code, run once the end is reported.
+  std::unique_ptr<DeferredBody> dropped_body;
+  const bool tap = !listeners_.empty();
   // `t` is read after the commit hook and after the fallback, either of which may forget the task
-  // (or destroy the manager): hold it while one of them can run. Nothing reads `t` after the end
-  // hook, and retention only forgets.
+  // (or destroy the manager): hold it while one of them can run (listeners too). Nothing reads
+  // `t` after the end hook, and retention only forgets.
   std::shared_ptr<TaskCore> hold_core;
-  if ((store_ && store_->has_commit_hook()) || (t.owner_inbox() && t.owner_inbox()->is_closed()))
+  if ((store_ && store_->has_commit_hook()) || (t.owner_inbox() && t.owner_inbox()->is_closed()) || tap)
     hold_core = handles_.share(t.number);
   t.live = false;
   // Set once the stored meta has left the retention index: the index key reads finish_seq, and a
   // meta already terminal (written by someone else, or restored as orphaned) is indexed under 0.
   const std::uint64_t finish_seq = ++finish_counter_;
-  // DECISIONS.md §1: once cancel was requested, the task ends cancelled; a late value is discarded.
-  if (t.cancel.cancelled) result = TaskResult::cancelled();
+  // Once cancel was requested, the task ends cancelled (failed, for a shutdown's request); a late
+  // value is discarded. A forced end brings its own result.
+  if (t.cancel.cancelled && !forced) result = cancelled_result(t);
+  bool freed_slot = false;
+  if (t.sched != 0) [[unlikely]] {
+    if (t.queued()) {
+      if (auto it = deferred_.find(t.number); it != deferred_.end()) {
+        dropped_body = std::move(it->second);
+        deferred_.erase(it);
+      }
+    }
+    freed_slot = leave_schedule(t);
+  }
   const std::uint64_t now = executor_->now_ms();
   // The list, not an iterator: user code runs before its use, and a wait() it polls into may
   // rehash the map (elements never move).
@@ -437,7 +624,7 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
   // The terminal event needs the value and the error afterwards; otherwise they are moved. A
   // Completed event given its own value (event_value) does not need the result's.
   const bool event_carries_own_value = event_value != nullptr && result.kind == TaskResult::Kind::Success;
-  const bool keep_result = t.owner_inbox() != nullptr && !event_carries_own_value;
+  const bool keep_result = (t.owner_inbox() != nullptr || tap) && !event_carries_own_value;
   const auto store_hold = hold_store_for_hook();
   StateStore* store = store_.get();
   Result<void> committed = store ? store->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
@@ -491,12 +678,22 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
   // manager, they still resume with it (the destructor wakes them).
   if (end_waiters)
     end_waiters->for_each([&](WaitNode& n) { *static_cast<WaitAwaiter::Node&>(n).summary = summary; });
+  std::optional<Event> tapped;  // the terminal event as listeners see it
   if (const InboxSender* inbox = t.owner_inbox()) {
     // A copy of event_value: the caller's is taken only once the event is queued.
     if (event_carries_own_value) result.value = *event_value;
+    if (tap) [[unlikely]]
+      tapped.emplace(Event::terminal(t.id(), t.owner, result));
     const SendOutcome sent = inbox->send_event(Event::terminal(t.id(), t.owner, std::move(result)));
     if (event_carries_own_value && sent == SendOutcome::Delivered) *event_value = nullptr;
     if (!guard.alive()) return false;  // a closed inbox's fallback may have destroyed the manager
+  } else if (tap) [[unlikely]] {
+    if (event_carries_own_value) result.value = *event_value;
+    tapped.emplace(Event::terminal(t.id(), t.owner, std::move(result)));
+  }
+  if (tapped) [[unlikely]] {
+    publish(std::move(*tapped));
+    if (!guard.alive()) return false;
   }
 
   // Retention may free `t`: keep the owner (only then; a copy per completion otherwise).
@@ -518,6 +715,7 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
     if (!guard.alive()) return false;
   }
   if (owner) apply_retention(*owner);
+  if (freed_slot && guard.alive()) start_eligible();
   return guard.alive();
 }
 
@@ -636,15 +834,31 @@ bool BackgroundTaskManager::emit(TaskNumber task, std::string_view event_type, j
 }
 
 bool BackgroundTaskManager::emit_core(TaskCore* t, std::string_view event_type, json& payload) {
-  const InboxSender* inbox = t ? t->owner_inbox() : nullptr;
-  if (!inbox || !t->live) return false;
+  if (!t || !t->live) return false;
+  if (!listeners_.empty()) [[unlikely]]
+    return emit_published(*t, event_type, payload);
+  const InboxSender* inbox = t->owner_inbox();
+  if (!inbox) return false;
   return inbox->send_custom(t->id(), t->owner, event_type, std::move(payload)) == SendOutcome::Delivered;
+}
+
+bool BackgroundTaskManager::emit_published(TaskCore& t, std::string_view event_type, json& payload) {
+  Event event(t.id(), t.owner, event_type, json(payload));  // the listeners' copy
+  bool delivered = false;
+  if (const InboxSender* inbox = t.owner_inbox()) {
+    UserCallGuard guard(*this);  // a closed inbox's fallback is user code
+    delivered = inbox->send_custom(t.id(), t.owner, event_type, std::move(payload)) == SendOutcome::Delivered;
+    if (!guard.alive()) return delivered;
+  }
+  publish(std::move(event));
+  return delivered;
 }
 
 std::vector<json> BackgroundTaskManager::take_agent_messages(std::string_view id, std::size_t max) {
   std::vector<json> out;
   TaskCore* t = find_core(id);
-  if (!t || !t->agent || !t->agent->host_rx) return out;
+  // A queued coroutine sub-agent's receiving end waits in the core too: it is its body's.
+  if (!t || t->kind != BodyKind::Host || !t->agent || !t->agent->host_rx) return out;
   while (out.size() < max) {
     auto m = t->agent->host_rx->try_recv();
     if (!m) break;
@@ -655,7 +869,7 @@ std::vector<json> BackgroundTaskManager::take_agent_messages(std::string_view id
 
 std::size_t BackgroundTaskManager::agent_inbox_len(std::string_view id) const {
   const TaskCore* t = find_core(id);
-  return t && t->agent && t->agent->host_rx ? t->agent->host_rx->len() : 0;
+  return t && t->kind == BodyKind::Host && t->agent && t->agent->host_rx ? t->agent->host_rx->len() : 0;
 }
 
 BackgroundTaskScope BackgroundTaskManager::enter_task(std::string_view id) {
@@ -683,6 +897,20 @@ Result<std::uint64_t> BackgroundTaskManager::arm_host_timer(std::string_view id,
   return number;
 }
 
+namespace {
+Co<void> plain_timer(Executor& exec, std::uint64_t deadline, std::uint64_t number,
+                     std::shared_ptr<std::vector<std::pair<std::uint64_t, bool>>> fired) {
+  co_await sleep_until(exec, deadline);
+  fired->emplace_back(number, true);
+}
+}  // namespace
+
+std::uint64_t BackgroundTaskManager::arm_plain_timer(std::uint64_t ms) {
+  const std::uint64_t number = ++host_timer_counter_;
+  executor_->spawn(plain_timer(*executor_, saturating_add(executor_->now_ms(), ms), number, fired_host_timers_));
+  return number;
+}
+
 std::vector<std::pair<std::uint64_t, bool>> BackgroundTaskManager::take_fired_host_timers() {
   std::vector<std::pair<std::uint64_t, bool>> out;
   out.swap(*fired_host_timers_);
@@ -693,7 +921,10 @@ std::vector<std::pair<std::uint64_t, bool>> BackgroundTaskManager::take_fired_ho
 std::optional<TaskSummary> BackgroundTaskManager::get(std::string_view id) const {
   const auto* m = meta(id);
   if (!m) return std::nullopt;
-  return m->to_summary();
+  TaskSummary s = m->to_summary();
+  if (limits_) [[unlikely]]  // only limits queue tasks
+    s.queued = is_queued(id);
+  return s;
 }
 
 std::vector<TaskSummary> BackgroundTaskManager::list(std::string_view owner) const {
@@ -704,7 +935,11 @@ std::vector<TaskSummary> BackgroundTaskManager::list(std::string_view owner) con
   sort_by_id(metas);
   std::vector<TaskSummary> out;
   out.reserve(metas.size());
-  for (const auto* m : metas) out.push_back(m->to_summary());
+  for (const auto* m : metas) {
+    out.push_back(m->to_summary());
+    if (limits_) [[unlikely]]
+      out.back().queued = is_queued(m->task_id);
+  }
   return out;
 }
 
@@ -723,37 +958,83 @@ bool BackgroundTaskManager::is_cancel_requested(std::string_view id) const {
   return t && t->live && t->cancel.cancelled;
 }
 
+namespace {
+template <class Core>
+std::optional<CancelReason> reason_of(const Core* t) {
+  if (!t) return std::nullopt;
+  if (t->reason != Core::kNoReason) return static_cast<CancelReason>(t->reason);
+  if (t->cancel.cancelled) return CancelReason::Cancel;  // through the task's token itself
+  return std::nullopt;
+}
+}  // namespace
+
+std::optional<CancelReason> BackgroundTaskManager::cancel_reason(std::string_view id) const {
+  return reason_of(find_core(id));
+}
+
+std::optional<CancelReason> BackgroundTaskManager::cancel_reason(TaskNumber task) const {
+  return reason_of(handles_.find(static_cast<std::uint64_t>(task)));
+}
+
+bool BackgroundTaskManager::is_queued(std::string_view id) const {
+  const TaskCore* t = find_core(id);
+  return t && t->queued();
+}
+
+bool BackgroundTaskManager::is_queued(TaskNumber task) const {
+  const TaskCore* t = handles_.find(static_cast<std::uint64_t>(task));
+  return t && t->queued();
+}
+
 // ---- cancellation --------------------------------------------------------------------------------------
-bool BackgroundTaskManager::cancel_core(TaskCore& t) {
+bool BackgroundTaskManager::cancel_core(TaskCore& t, CancelReason reason) {
   if (!t.live) return false;
   if (const auto* m = meta(t.id()); m && is_terminal(m->status)) return false;
-  const bool first = !t.cancel.cancelled;
-  if (first) {
+  if (t.queued()) [[unlikely]] {
+    // No body to signal: the task ends at once (cancelled, or failed for a shutdown).
     t.cancel.cancelled = true;
-    t.cancel.waiters.wake_all(WakeReason::Cancel);
-    if (hooks_->on_cancel_requested) {
-      // Copies: the hook may replace the hooks, forget the task or destroy the manager.
-      const auto hooks = hooks_;
-      const TaskId id = t.id();
-      hooks->on_cancel_requested(id);
-    }
+    t.reason = static_cast<std::uint8_t>(reason);
+    force_end(t, cancelled_result(t), reason);
+    return true;
   }
+  if (!t.cancel.cancelled) signal_cancel(t, reason);
   return true;
 }
 
-bool BackgroundTaskManager::cancel_counted(TaskCore& t, bool count_missing_meta) {
+void BackgroundTaskManager::signal_cancel(TaskCore& t, CancelReason reason) {
+  t.cancel.cancelled = true;
+  t.reason = static_cast<std::uint8_t>(reason);
+  t.cancel.waiters.wake_all(WakeReason::Cancel);
+  if (t.live && options_.cancel_grace_ms) [[unlikely]]
+    arm_deadline(t, DeadlineKind::Grace, saturating_add(executor_->now_ms(), *options_.cancel_grace_ms));
+  if (hooks_->on_cancel_requested) {
+    // Copies: the hook may replace the hooks, forget the task or destroy the manager.
+    const auto hooks = hooks_;
+    const TaskId id = t.id();
+    hooks->on_cancel_requested(id);
+  }
+}
+
+TaskResult BackgroundTaskManager::cancelled_result(const TaskCore& t) {
+  if (t.reason == static_cast<std::uint8_t>(CancelReason::Shutdown)) return TaskResult::failed(kInterruptedError);
+  return TaskResult::cancelled();
+}
+
+bool BackgroundTaskManager::cancel_counted(TaskCore& t, bool count_missing_meta, CancelReason reason) {
   const auto* m = meta(t.id());
   if (m ? is_terminal(m->status) : !count_missing_meta) return false;
-  cancel_core(t);  // a body that has ended (its completion commit failed) has nothing to signal
+  cancel_core(t, reason);  // a body that has ended (its completion commit failed) has nothing to signal
   return true;
 }
 
 bool BackgroundTaskManager::cancel(std::string_view id) {
   TaskCore* t = find_core(id);
-  return t && cancel_core(*t);
+  return t && cancel_core(*t, CancelReason::Cancel);
 }
 
-std::size_t BackgroundTaskManager::cancel_tree(std::string_view root) {
+std::size_t BackgroundTaskManager::cancel_tree(std::string_view root) { return cancel_tree_impl(root, CancelReason::CancelTree); }
+
+std::size_t BackgroundTaskManager::cancel_tree_impl(std::string_view root, CancelReason reason) {
   const auto* s = state();
   if (!s || !s->tasks.count(TaskId(root))) return 0;
   // Children through parent_context.task_id, across all threads; each node visited once.
@@ -774,7 +1055,7 @@ std::size_t BackgroundTaskManager::cancel_tree(std::string_view root) {
   std::size_t count = 0;
   UserCallGuard guard(*this);  // the cancel hook is user code
   for (const auto& id : order) {
-    if (TaskCore* t = find_core(id); t && cancel_counted(*t, false)) ++count;
+    if (TaskCore* t = find_core(id); t && cancel_counted(*t, false, reason)) ++count;
     if (!guard.alive()) break;
   }
   return count;
@@ -791,7 +1072,7 @@ std::size_t BackgroundTaskManager::cancel_all(std::string_view owner) {
   // Found again by number: a cancel hook may have forgotten a later target meanwhile.
   UserCallGuard guard(*this);
   for (const std::uint64_t n : targets) {
-    if (TaskCore* t = handles_.find(n); t && cancel_counted(*t, true)) ++count;
+    if (TaskCore* t = handles_.find(n); t && cancel_counted(*t, true, CancelReason::CancelAll)) ++count;
     if (!guard.alive()) break;
   }
   return count;
@@ -806,7 +1087,7 @@ std::size_t BackgroundTaskManager::cancel_descendants_for_run(std::string_view r
   std::size_t count = 0;
   UserCallGuard guard(*this);
   for (const auto& r : roots) {
-    count += cancel_tree(r);
+    count += cancel_tree_impl(r, CancelReason::Run);
     if (!guard.alive()) break;
   }
   return count;
@@ -1133,11 +1414,15 @@ ManagerStats BackgroundTaskManager::stats() const {
   }
   st.agent_inbox_dropped = ended_agent_inbox_dropped_;
   handles_.for_each([&](std::uint64_t, const TaskCore& t) {
+    if (t.zombie) ++st.live_bodies;  // ended by force, its body still runs
     if (!t.live) return;
-    ++st.live_bodies;
+    if (t.queued()) ++st.queued;  // no body yet
+    else ++st.live_bodies;
     if (t.cancel.cancelled) ++st.cancel_requested_running;
     if (t.agent) st.agent_inbox_dropped += t.agent->tx.dropped();
   });
+  st.live_bodies += zombies_.size();
+  st.listener_errors = listener_errors_;
   if (owner_inbox_) {
     st.owner_inbox_depth = owner_inbox_->len();
     st.owner_inbox_dropped = owner_inbox_->dropped();
@@ -1165,13 +1450,14 @@ json BackgroundTaskManager::task_tree(std::optional<std::string_view> owner) con
   // Iterative build (a restored snapshot may nest deeply); a cycle's members are never roots and
   // are left out, each node is emitted once.
   std::unordered_set<std::string_view> emitted;
-  auto node_of = [](const PersistedTaskMeta& m) {
+  auto node_of = [this](const PersistedTaskMeta& m) {
     json n{{"task_id", m.task_id},
            {"task_type", m.task_type},
            {"description", m.description},
            {"status", as_str(m.status)},
            {"children", json::array()}};
     if (m.name) n["name"] = *m.name;
+    if (limits_ && is_queued(m.task_id)) n["queued"] = true;
     return n;
   };
   json forest = json::array();
@@ -1233,8 +1519,396 @@ bool BackgroundTaskManager::forget(std::string_view id) {
     if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
     if (erased_owner && track_changes_) note_changed(*erased_owner);
   }
-  if (has_handle) handles_.erase(number);
+  if (has_handle) {
+    // A body ended by force still runs: its core stays until the body returns.
+    if (TaskCore* core = handles_.find(number); core && core->zombie) zombies_.emplace(number, handles_.share(number));
+    handles_.erase(number);
+  }
   return true;  // also when a commit hook's own forget of the same task got there first
+}
+
+// ---- scheduling: limits, deadlines, grace, shutdown (docs/scheduling.md) ------------------------------------
+struct BackgroundTaskManager::ReadyBody final : DeferredBody {
+  explicit ReadyBody(Co<TaskResult> c) : co(std::move(c)) {}
+  Co<TaskResult> make(BackgroundTaskManager&, const std::shared_ptr<TaskCore>&) override { return std::move(co); }
+  Co<TaskResult> co;
+};
+
+namespace {
+bool limits_valid(const ConcurrencyLimits& c) noexcept {
+  if (c.per_thread && *c.per_thread == 0) return false;
+  for (const auto& [type, n] : c.per_type)
+    if (n == 0) return false;
+  return true;
+}
+
+void count_up(std::map<std::string, std::size_t, std::less<>>& counts, std::string_view key) {
+  auto it = counts.find(key);
+  if (it == counts.end()) it = counts.emplace(std::string(key), 0).first;
+  ++it->second;
+}
+
+void count_down(std::map<std::string, std::size_t, std::less<>>& counts, std::string_view key) {
+  auto it = counts.find(key);
+  if (it == counts.end()) return;
+  if (--it->second == 0) counts.erase(it);
+}
+}  // namespace
+
+void BackgroundTaskManager::update_spawn_refusal() noexcept {
+  refuse_spawns_ = destroying_ || shutting_down_ || (limits_ && !limits_valid(options_.concurrency));
+}
+
+Result<void> BackgroundTaskManager::set_concurrency(ConcurrencyLimits limits) {
+  if (limits.per_thread && *limits.per_thread == 0)
+    return errors::invalid_argument("concurrency limits must be at least 1: per_thread is 0");
+  for (const auto& [type, n] : limits.per_type)
+    if (n == 0) return errors::invalid_argument("concurrency limits must be at least 1: type '" + type + "' is 0");
+  if (destroying_) return errors::invalid_argument("set_concurrency refused: the manager is being destroyed");
+  options_.concurrency = std::move(limits);
+  if (!limits_) {
+    if (options_.concurrency.empty()) return {};
+    limits_ = std::make_unique<Limits>();
+  }
+  recount_slots();
+  update_spawn_refusal();
+  start_eligible();  // queued tasks that fit now start
+  return {};
+}
+
+bool BackgroundTaskManager::fits(std::string_view owner, std::string_view type) const {
+  const ConcurrencyLimits& c = options_.concurrency;
+  if (c.per_thread) {
+    auto it = limits_->per_thread.find(owner);
+    if (it != limits_->per_thread.end() && it->second >= *c.per_thread) return false;
+  }
+  if (!c.per_type.empty()) {
+    if (auto limit = c.per_type.find(type); limit != c.per_type.end()) {
+      auto it = limits_->per_type.find(type);
+      if (it != limits_->per_type.end() && it->second >= limit->second) return false;
+    }
+  }
+  return true;
+}
+
+void BackgroundTaskManager::claim_slot(TaskCore& t) {
+  t.sched |= TaskCore::kHoldsSlot;
+  const ConcurrencyLimits& c = options_.concurrency;
+  if (c.per_thread) count_up(limits_->per_thread, t.owner.view());
+  if (c.per_type.count(t.task_type.view())) count_up(limits_->per_type, t.task_type.view());
+}
+
+void BackgroundTaskManager::release_slot(TaskCore& t) {
+  t.sched &= static_cast<std::uint8_t>(~TaskCore::kHoldsSlot);
+  count_down(limits_->per_thread, t.owner.view());
+  count_down(limits_->per_type, t.task_type.view());
+}
+
+void BackgroundTaskManager::recount_slots() {
+  // Every live task whose body started holds a slot, also one started before any limit was set.
+  limits_->per_thread.clear();
+  limits_->per_type.clear();
+  handles_.for_each([&](std::uint64_t, TaskCore& t) {
+    t.sched &= static_cast<std::uint8_t>(~TaskCore::kHoldsSlot);
+    if (t.live && !t.queued()) claim_slot(t);
+  });
+}
+
+void BackgroundTaskManager::place_limited(TaskCore& t, bool queue_it, Co<TaskResult> body,
+                                          std::unique_ptr<DeferredBody> deferred) {
+  if (!queue_it && fits(t.owner, t.task_type)) {
+    claim_slot(t);
+    if (body.valid()) t.start_body(std::move(body));
+    return;
+  }
+  // Over a limit. (Or decided before the body was built, and user code run during the spawn took
+  // the last slot since: then the built frame waits.)
+  if (!deferred && body.valid()) deferred = std::make_unique<ReadyBody>(std::move(body));
+  t.sched |= TaskCore::kQueued;
+  if (deferred) deferred_[t.number] = std::move(deferred);
+  limits_->queue.push_back(t.number);
+  // User code run during the spawn (a commit hook) may have freed a slot since the decision.
+  if (fits(t.owner, t.task_type)) start_eligible();
+}
+
+void BackgroundTaskManager::start_eligible() {
+  if (!limits_ || shutting_down_ || destroying_) return;  // a shutdown starts nothing
+  if (limits_->scanning) {
+    limits_->rescan = true;  // the scan on the stack takes one more pass
+    return;
+  }
+  UserCallGuard guard(*this);  // factories and on_task_start are user code
+  limits_->scanning = true;
+  do {
+    limits_->rescan = false;
+    auto& queue = limits_->queue;
+    for (std::size_t i = 0; i < queue.size();) {
+      TaskCore* t = handles_.find(queue[i]);
+      if (!t || !t->queued()) {
+        queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(i));
+        continue;
+      }
+      if (!fits(t->owner, t->task_type)) {
+        ++i;
+        continue;
+      }
+      queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(i));
+      start_queued(*t, guard);
+      if (!guard.alive()) return;
+      if (shutting_down_) break;
+    }
+  } while (limits_->rescan && !shutting_down_);
+  limits_->scanning = false;
+}
+
+void BackgroundTaskManager::start_queued(TaskCore& t, const UserCallGuard& guard) {
+  t.sched &= static_cast<std::uint8_t>(~TaskCore::kQueued);
+  claim_slot(t);
+  std::shared_ptr<TaskCore> core = handles_.share(t.number);  // user code below may forget it
+  if (t.kind != BodyKind::Host) {
+    std::unique_ptr<DeferredBody> deferred;
+    if (auto it = deferred_.find(t.number); it != deferred_.end()) {
+      deferred = std::move(it->second);
+      deferred_.erase(it);
+    }
+    Co<TaskResult> body;
+    std::optional<TaskResult> threw;
+#if defined(__cpp_exceptions)
+    try {
+      if (deferred) body = deferred->make(*this, core);
+    } catch (const std::exception& e) {
+      threw = TaskResult::failed(e.what());
+    } catch (...) {
+      threw = TaskResult::failed("task body threw a non-standard exception");
+    }
+#else
+    if (deferred) body = deferred->make(*this, core);
+#endif
+    if (!guard.alive()) return;
+    if (!t.live) return;  // the factory ended it (a forced end): its body never runs
+    if (threw) {
+      // The factory threw where spawn would have let it out: the task fails with it.
+      finish(t, *threw);
+      return;
+    }
+    if (body.valid()) t.start_body(std::move(body));
+  }
+  if (hooks_->on_task_start) {
+    const auto hooks = hooks_;
+    const TaskId id = t.id();
+    hooks->on_task_start(id);
+  }
+}
+
+bool BackgroundTaskManager::leave_schedule(TaskCore& t) {
+  bool freed = false;
+  if (t.queued()) {
+    t.sched &= static_cast<std::uint8_t>(~TaskCore::kQueued);
+    auto& queue = limits_->queue;
+    if (auto it = std::find(queue.begin(), queue.end(), t.number); it != queue.end()) queue.erase(it);
+    if (limits_->scanning) limits_->rescan = true;  // the scan's place may have moved
+  }
+  if (t.sched & TaskCore::kHoldsSlot) {
+    release_slot(t);
+    freed = true;
+  }
+  if (t.sched & TaskCore::kTimers) disarm_deadlines(t);
+  return freed;
+}
+
+void BackgroundTaskManager::arm_deadline(TaskCore& t, DeadlineKind kind, std::uint64_t when, std::uint64_t timeout_ms) {
+  if (!ticker_) ticker_ = std::make_shared<Ticker>(*this);
+  TaskTimers& timers = task_timers_[t.number];
+  std::optional<DeadlineKey>& slot = kind == DeadlineKind::Timeout ? timers.timeout : timers.grace;
+  if (slot) deadlines_.erase(*slot);
+  const DeadlineKey key{when, deadline_seq_++};
+  deadlines_.emplace(key, std::make_pair(t.number, kind));
+  slot = key;
+  if (kind == DeadlineKind::Timeout) timers.timeout_ms = timeout_ms;
+  t.sched |= TaskCore::kTimers;
+  rearm_ticker();
+}
+
+void BackgroundTaskManager::disarm_deadlines(TaskCore& t) {
+  t.sched &= static_cast<std::uint8_t>(~TaskCore::kTimers);
+  auto it = task_timers_.find(t.number);
+  if (it == task_timers_.end()) return;
+  if (it->second.timeout) deadlines_.erase(*it->second.timeout);
+  if (it->second.grace) deadlines_.erase(*it->second.grace);
+  task_timers_.erase(it);
+  rearm_ticker();
+}
+
+void BackgroundTaskManager::rearm_ticker() {
+  if (!ticker_) return;
+  if (deadlines_.empty()) {
+    ticker_->disarm();  // next_deadline() then reports no stale time
+    return;
+  }
+  const std::uint64_t when = deadlines_.begin()->first.first;
+  if (ticker_->armed_at() != when) ticker_->arm_at(when);
+}
+
+void BackgroundTaskManager::run_due_deadlines() {
+  UserCallGuard guard(*this);  // a forced end runs user code
+  while (!deadlines_.empty()) {
+    auto due = deadlines_.begin();
+    if (due->first.first > executor_->now_ms()) break;
+    const auto [number, kind] = due->second;
+    deadlines_.erase(due);
+    std::uint64_t timeout_ms = 0;
+    if (auto it = task_timers_.find(number); it != task_timers_.end()) {
+      (kind == DeadlineKind::Timeout ? it->second.timeout : it->second.grace).reset();
+      timeout_ms = it->second.timeout_ms;
+      if (!it->second.timeout && !it->second.grace) task_timers_.erase(it);
+    }
+    TaskCore* t = handles_.find(number);
+    if (!t || !t->live) continue;
+    if (!task_timers_.count(number)) t->sched &= static_cast<std::uint8_t>(~TaskCore::kTimers);
+    if (kind == DeadlineKind::Timeout) {
+      // A task whose cancel was requested before keeps that promise: it ends as the request says.
+      TaskResult r = t->cancel.cancelled
+                         ? cancelled_result(*t)
+                         : TaskResult::failed("task timed out after " + std::to_string(timeout_ms) + " ms");
+      force_end(*t, std::move(r), CancelReason::Timeout);
+    } else {
+      force_end(*t, cancelled_result(*t), CancelReason::Grace);
+    }
+    if (!guard.alive()) return;
+  }
+  rearm_ticker();
+}
+
+void BackgroundTaskManager::force_end(TaskCore& t, TaskResult result, CancelReason reason) {
+  std::shared_ptr<TaskCore> hold = handles_.share(t.number);  // user code below may forget it
+  UserCallGuard guard(*this);
+  const bool was_queued = t.queued();
+  // A started coroutine body runs on until it returns or notices its cancel; its end is discarded.
+  if (t.kind != BodyKind::Host && t.has_frame()) t.zombie = true;
+  const TaskStatus status = result.status();
+  if (!finish(t, result, nullptr, true)) return;
+  if (!t.cancel.cancelled) {
+    if (was_queued) {
+      t.cancel.cancelled = true;  // recorded for cancel_reason(); there is no body to tell
+      t.reason = static_cast<std::uint8_t>(reason);
+    } else {
+      signal_cancel(t, reason);  // so the body can stop
+      if (!guard.alive()) return;
+    }
+  }
+  if (hooks_->on_forced_end) {
+    const auto hooks = hooks_;
+    const TaskId id = t.id();
+    hooks->on_forced_end(id, status);
+  }
+}
+
+std::size_t BackgroundTaskManager::begin_shutdown() {
+  if (destroying_ || shutting_down_) return 0;
+  shutting_down_ = true;
+  update_spawn_refusal();
+  // In id order; found again by number, as cancel_all does (user code runs in between).
+  std::vector<std::uint64_t> targets;
+  handles_.for_each([&](std::uint64_t n, const TaskCore& t) {
+    if (t.live && !t.cancel.cancelled) targets.push_back(n);
+  });
+  std::sort(targets.begin(), targets.end());
+  std::size_t count = 0;
+  UserCallGuard guard(*this);
+  for (const std::uint64_t n : targets) {
+    TaskCore* t = handles_.find(n);
+    if (t && t->live && !t->cancel.cancelled && cancel_core(*t, CancelReason::Shutdown)) ++count;
+    if (!guard.alive()) break;
+  }
+  return count;
+}
+
+std::size_t BackgroundTaskManager::finish_shutdown() {
+  if (destroying_) return 0;
+  UserCallGuard guard(*this);
+  if (!shutting_down_) {
+    begin_shutdown();
+    if (!guard.alive()) return 0;
+  }
+  std::vector<std::uint64_t> targets;
+  handles_.for_each([&](std::uint64_t n, const TaskCore& t) {
+    if (t.live) targets.push_back(n);
+  });
+  std::sort(targets.begin(), targets.end());
+  std::size_t count = 0;
+  for (const std::uint64_t n : targets) {
+    TaskCore* t = handles_.find(n);
+    if (!t || !t->live) continue;
+    // Every live task's cancel was requested by now (by a user, or by the shutdown) unless its
+    // stored entry was terminal already; either way it ends as the shutdown says.
+    TaskResult r = t->cancel.cancelled ? cancelled_result(*t) : TaskResult::failed(kInterruptedError);
+    force_end(*t, std::move(r), CancelReason::Shutdown);
+    ++count;
+    if (!guard.alive()) break;
+  }
+  return count;
+}
+
+// ---- fan-out -----------------------------------------------------------------------------------------------------
+SubscriptionId BackgroundTaskManager::subscribe(std::function<void(const Event&)> listener,
+                                                std::optional<std::string> thread) {
+  if (!listener) return 0;
+  const SubscriptionId id = ++last_subscription_;
+  listeners_.push_back(Listener{id, std::move(thread),
+                                std::make_shared<std::function<void(const Event&)>>(std::move(listener))});
+  return id;
+}
+
+bool BackgroundTaskManager::unsubscribe(SubscriptionId id) {
+  auto it = std::find_if(listeners_.begin(), listeners_.end(), [id](const Listener& l) { return l.id == id && l.fn; });
+  if (it == listeners_.end()) return false;
+  if (publishing_) {
+    it->fn.reset();  // a delivery is iterating: compacted after it
+    listeners_dirty_ = true;
+  } else {
+    listeners_.erase(it);
+  }
+  return true;
+}
+
+void BackgroundTaskManager::publish(Event event) {
+  if (publishing_) {
+    // Produced by a listener (or by what it called): every listener sees the current event first.
+    publish_queue_.push_back(std::move(event));
+    return;
+  }
+  UserCallGuard guard(*this);
+  publishing_ = true;
+  for (;;) {
+    // Listeners subscribed during this delivery start with the next event.
+    const std::size_t n = listeners_.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!listeners_[i].fn) continue;
+      if (listeners_[i].thread && !same_text(*listeners_[i].thread, event.thread.view())) continue;
+      const auto fn = listeners_[i].fn;  // kept while it runs: it may unsubscribe itself
+      bool threw = false;
+#if defined(__cpp_exceptions)
+      try {
+        (*fn)(event);
+      } catch (...) {
+        threw = true;
+      }
+#else
+      (*fn)(event);
+#endif
+      if (!guard.alive()) return;
+      if (threw) ++listener_errors_;
+    }
+    if (publish_queue_.empty()) break;
+    event = std::move(publish_queue_.front());
+    publish_queue_.pop_front();
+  }
+  publishing_ = false;
+  if (listeners_dirty_) {
+    listeners_dirty_ = false;
+    listeners_.erase(std::remove_if(listeners_.begin(), listeners_.end(), [](const Listener& l) { return !l.fn; }),
+                     listeners_.end());
+  }
 }
 
 // ---- waiting ----------------------------------------------------------------------------------------------------

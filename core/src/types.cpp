@@ -48,7 +48,7 @@ PersistedTaskMeta PersistedTaskMeta::from_summary(const TaskSummary& s, std::str
 }
 
 TaskSummary PersistedTaskMeta::to_summary() const {
-  return TaskSummary{task_id, task_type.str(), description, status, error, result, created_at_ms, completed_at_ms, parent_context};
+  return TaskSummary{task_id, task_type.str(), description, status, error, result, created_at_ms, completed_at_ms, parent_context, false};
 }
 
 std::optional<std::uint64_t> parse_bg_number(std::string_view id) noexcept {
@@ -105,6 +105,8 @@ const char* errc_name(Errc code) noexcept {
     case Errc::IdConflict: return "IdConflict";
     case Errc::IdsUnavailable: return "IdsUnavailable";
     case Errc::StaleOwner: return "StaleOwner";
+    case Errc::Disposed: return "Disposed";
+    case Errc::ShuttingDown: return "ShuttingDown";
   }
   return "Unknown";
 }
@@ -142,6 +144,8 @@ Error ids_unavailable() {
           std::nullopt};
 }
 Error stale_owner(std::string message) { return {Errc::StaleOwner, std::move(message), std::nullopt}; }
+Error disposed() { return {Errc::Disposed, "the task manager was disposed", std::nullopt}; }
+Error shutting_down() { return {Errc::ShuttingDown, "spawn refused: the manager is shutting down", std::nullopt}; }
 }  // namespace errors
 
 }  // namespace bgtasks

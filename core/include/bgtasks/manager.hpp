@@ -32,6 +32,37 @@
 namespace bgtasks {
 
 inline constexpr const char* kOrphanedError = "task orphaned: runtime restarted while running";
+// The error of every task that a shutdown ended (docs/scheduling.md).
+inline constexpr const char* kInterruptedError = "interrupted: host shutdown";
+
+// Why a task's cancel was requested; the first request of a task records it. Timeout and Shutdown
+// come from the manager itself; Grace is never a request reason (kept for hosts that report why a
+// task was ended).
+enum class CancelReason : std::uint8_t { Cancel, CancelTree, CancelAll, Run, Timeout, Shutdown, Grace };
+const char* as_str(CancelReason r) noexcept;  // "cancel", "cancel_tree", …
+
+// How many tasks may run at once (docs/scheduling.md). A spawn over a limit is queued: it gets
+// its id and stored entry at once, its body starts when its thread and its type both have room.
+struct ConcurrencyLimits {
+  std::optional<std::size_t> per_thread;                  // running tasks per owner thread
+  std::map<std::string, std::size_t, std::less<>> per_type;  // running tasks of each listed type
+  bool empty() const noexcept { return !per_thread && per_type.empty(); }
+  friend bool operator==(const ConcurrencyLimits&, const ConcurrencyLimits&) = default;
+};
+
+// spawn's arguments by name (the positional awaken forms stay). spawn_agent ignores task_type.
+struct SpawnOptions {
+  std::string_view owner_thread_id;
+  std::string_view task_type;
+  std::optional<std::string_view> name;
+  std::string_view description;
+  TaskParentContext parent_context;
+  // From the spawn, on the executor's clock: a task still live then ends failed with
+  // "task timed out after N ms", and its body's cancel is requested (reason Timeout).
+  std::optional<std::uint64_t> timeout_ms;
+};
+
+using SubscriptionId = std::uint64_t;
 inline constexpr const char* kReservedNames[] = {"parent", "self", "all", "broadcast"};
 
 namespace detail {
@@ -70,9 +101,12 @@ class TaskContextBase {
   // The executor the task runs on (its clock and timers); valid while that executor lives, also
   // after the manager's end.
   Executor& executor() const noexcept;
-  // A custom event to the owner inbox; false with no inbox or a closed one.
+  // A custom event to the owner inbox; false with no inbox or a closed one, and once the task has
+  // ended (a copy kept after the body, or a body the manager ended by force).
   bool emit(std::string_view event_type, json payload) const;
   bool is_cancelled() const noexcept { return task_->cancel.cancelled; }
+  // Why the cancel was requested (nullopt before any); a cancel through the token reads as Cancel.
+  std::optional<CancelReason> cancel_reason() const noexcept;
   // co_await ctx.cancelled(): resumes once the task's cancel is requested.
   CancellationToken::Awaiter cancelled() const noexcept { return CancellationToken::Awaiter(task_->cancel); }
   // co_await ctx.sleep(ms): true after ms on the executor's clock, false early on cancel.
@@ -112,6 +146,12 @@ struct ManagerOptions {
   std::optional<std::size_t> retain_finished;
   // Capacity and overflow policy of each sub-agent inbox (default unbounded).
   InboxOptions agent_inbox;
+  // Limits on running tasks (none by default). A limit of 0 makes every spawn fail with
+  // InvalidArgument until set_concurrency() sets valid ones.
+  ConcurrencyLimits concurrency;
+  // After a cancel request, a body that has not ended within this many ms is ended by the manager
+  // (cancelled). None (default): such a body keeps its task running, as in awaken.
+  std::optional<std::uint64_t> cancel_grace_ms;
 };
 
 struct ManagerStats {
@@ -124,6 +164,8 @@ struct ManagerStats {
   std::size_t owner_inbox_depth = 0;
   std::uint64_t owner_inbox_dropped = 0;
   std::uint64_t agent_inbox_dropped = 0;
+  std::size_t queued = 0;              // waiting for a concurrency slot (counted in `running` too)
+  std::uint64_t listener_errors = 0;   // exceptions thrown by subscribe() listeners
   json to_json() const;
 };
 
@@ -140,9 +182,21 @@ struct RestoreReport {
 
 // Host notifications (the JS binding uses them to abort signals and resolve waits).
 struct ManagerHooks {
+  // Positional, as the two first hooks were before the others came: ManagerHooks{cancel, end}.
+  ManagerHooks(std::function<void(const TaskId&)> cancel_requested = nullptr,
+               std::function<void(const TaskSummary&)> task_end = nullptr,
+               std::function<void(const TaskId&)> task_start = nullptr,
+               std::function<void(const TaskId&, TaskStatus)> forced_end = nullptr)
+      : on_cancel_requested(std::move(cancel_requested)), on_task_end(std::move(task_end)),
+        on_task_start(std::move(task_start)), on_forced_end(std::move(forced_end)) {}
   std::function<void(const TaskId&)> on_cancel_requested;
   // After the completion commit and the terminal event, before retention may drop the task.
   std::function<void(const TaskSummary&)> on_task_end;
+  // A queued task got its slot: its body starts (a host starts its host-driven body now).
+  std::function<void(const TaskId&)> on_task_start;
+  // The manager ended a task without its body (timeout, grace, shutdown, cancel of a queued task),
+  // after on_task_end; a host drops its record of the body.
+  std::function<void(const TaskId&, TaskStatus)> on_forced_end;
 };
 
 class BackgroundTaskManager {
@@ -174,10 +228,16 @@ class BackgroundTaskManager {
   Result<TaskId> spawn(std::string_view owner_thread_id, std::string_view task_type,
                        std::optional<std::string_view> name, std::string_view description,
                        TaskParentContext parent_context, F&& body);
+  template <class F>
+  Result<TaskId> spawn(const SpawnOptions& options, F&& body);
   // body: callable(CancellationToken, InboxSender, InboxReceiver) -> Co<TaskResult>.
   template <class F>
   Result<TaskId> spawn_agent(std::string_view owner_thread_id, std::optional<std::string_view> name,
                              std::string_view description, TaskParentContext parent_context, F&& body);
+  template <class F>
+  Result<TaskId> spawn_agent(const SpawnOptions& options, F&& body);
+  template <class F>
+  Result<TaskId> spawn_agent_with_context(const SpawnOptions& options, F&& body);
   // body: callable(AgentTaskContext) -> Co<TaskResult>.
   template <class F>
   Result<TaskId> spawn_agent_with_context(std::string_view owner_thread_id, std::optional<std::string_view> name,
@@ -190,8 +250,10 @@ class BackgroundTaskManager {
   Result<TaskId> spawn_host(std::string_view owner_thread_id, std::string_view task_type,
                             std::optional<std::string_view> name, std::string_view description,
                             TaskParentContext parent_context, bool sub_agent = false);
+  Result<TaskId> spawn_host(const SpawnOptions& options, bool sub_agent = false);
   // Settles a live host task. Once cancel was requested the task ends cancelled whatever is
-  // reported (DECISIONS.md §1). TaskNotFound, NotHostTask, TaskTerminated (already settled).
+  // reported (a shutdown's request: failed, kInterruptedError). TaskNotFound, NotHostTask,
+  // TaskTerminated (already settled, or ended by the manager: then nothing is recorded).
   Result<void> settle(std::string_view id, TaskResult result);
   Result<void> settle(TaskNumber task, TaskResult result);
   // As settle, for a host that keeps each result on its side (the JS binding keeps the object and
@@ -219,6 +281,9 @@ class BackgroundTaskManager {
   // Returns a timer number; read outcomes with take_fired_host_timers() after polling.
   Result<std::uint64_t> arm_host_timer(std::string_view id, std::uint64_t ms);
   std::vector<std::pair<std::uint64_t, bool>> take_fired_host_timers();
+  // A timer tied to no task (a host's timed wait): fires `true` after `ms`, read with
+  // take_fired_host_timers(); numbered with the host timers.
+  std::uint64_t arm_plain_timer(std::uint64_t ms);
 
   // ---- queries (awaken) ----
   std::optional<TaskSummary> get(std::string_view id) const;
@@ -227,6 +292,40 @@ class BackgroundTaskManager {
   bool has_running(std::string_view owner_thread_id) const;
   // True once cancel was requested for a task whose body is live.
   bool is_cancel_requested(std::string_view id) const;
+  // Why the task's cancel was requested; nullopt for an unknown task or before any request.
+  std::optional<CancelReason> cancel_reason(std::string_view id) const;
+  std::optional<CancelReason> cancel_reason(TaskNumber task) const;
+  // Waiting for a concurrency slot.
+  bool is_queued(std::string_view id) const;
+  bool is_queued(TaskNumber task) const;
+
+  // ---- scheduling (docs/scheduling.md) ----
+  // Replaces the limits; a limit of 0 is refused (InvalidArgument, nothing changed). Queued tasks
+  // that fit the new limits start at once (their bodies at the next poll).
+  Result<void> set_concurrency(ConcurrencyLimits limits);
+  const ConcurrencyLimits& concurrency() const noexcept { return options_.concurrency; }
+  // Applies to cancels requested from now on.
+  void set_cancel_grace_ms(std::optional<std::uint64_t> ms) { options_.cancel_grace_ms = ms; }
+  // From now on spawns fail with ShuttingDown; every live (or queued) task's cancel is requested
+  // with reason Shutdown, and each of them ends failed with kInterruptedError whatever its body
+  // returns (queued ones at once). Tasks whose cancel was requested before stay `cancelled`.
+  // Returns how many tasks it signalled.
+  std::size_t begin_shutdown();
+  // Ends every task still live (kInterruptedError; `cancelled` for one a user cancelled before),
+  // without waiting for its body. Begins the shutdown first if needed. Returns how many it ended.
+  std::size_t finish_shutdown();
+  bool shutting_down() const noexcept { return shutting_down_; }
+
+  // ---- fan-out ----
+  // `listener` sees every event the manager produces (custom and terminal events; of `thread`
+  // only, if given) as it is produced, whether or not an owner inbox took it; it never takes
+  // events out of the inbox. An event produced while listeners run is delivered once the current
+  // one has reached every listener. A listener's exception is caught and counted
+  // (stats().listener_errors). Raw messages a body sends through its inbox sender are not events
+  // of the manager and are not passed on.
+  SubscriptionId subscribe(std::function<void(const Event&)> listener, std::optional<std::string> thread = std::nullopt);
+  // Safe from inside a listener; nothing more reaches it afterwards. False for an unknown id.
+  bool unsubscribe(SubscriptionId id);
 
   // ---- cancellation (awaken's return values; DECISIONS.md §1) ----
   bool cancel(std::string_view id);
@@ -267,7 +366,8 @@ class BackgroundTaskManager {
   // Forest of {task_id, task_type, description, status, name?, children:[…]}, in id order.
   json task_tree(std::optional<std::string_view> owner_thread_id = std::nullopt) const;
   // Drops a finished task (terminal status, body ended). True if it was finished and is gone now
-  // (also when a commit hook's own forget of it got there first).
+  // (also when a commit hook's own forget of it got there first). A task the manager ended by
+  // force can be forgotten while its body still runs; the body is kept until it returns.
   bool forget(std::string_view id);
   // N of the next id bg_N; once bg_18446744073709551615 is taken (ids_exhausted()), spawns are refused.
   // With granted ids: the first number left in the granted blocks; UINT64_MAX when none is left
@@ -357,29 +457,114 @@ class BackgroundTaskManager {
   friend class WaitAwaiter;
   enum class BodyKind : std::uint8_t { Plain, Agent, Host };
 
-  // Builds the body's frame once the task's handle exists. A plain function pointer over the
-  // caller's lambda: spawn is synchronous, so nothing is stored and nothing is allocated.
+  // A queued task's body, built once the task gets its slot: the caller's callable moved here at
+  // spawn (or, rarely, a frame built already: see place_limited).
+  struct DeferredBody {
+    virtual ~DeferredBody() = default;
+    virtual Co<TaskResult> make(BackgroundTaskManager& m, const std::shared_ptr<TaskCore>& t) = 0;
+  };
+  template <class Fn, BodyKind K>
+  struct DeferredBodyOf final : DeferredBody {
+    explicit DeferredBodyOf(Fn&& fn) : f(std::move(fn)) {}
+    explicit DeferredBodyOf(const Fn& fn) : f(fn) {}
+    Co<TaskResult> make(BackgroundTaskManager& m, const std::shared_ptr<TaskCore>& t) override {
+      if constexpr (K == BodyKind::Plain)
+        return start_moved(m.make_task_context(t));
+      else
+        return start_moved(m.make_agent_context(t));
+    }
+    // As start_body, moving the callable into the holder frame (instantiated as with an lvalue,
+    // as spawn's own calls are).
+    template <class Ctx>
+    Co<TaskResult> start_moved(Ctx ctx) {
+      if constexpr (std::is_empty_v<Fn>)
+        return f(std::move(ctx));
+      else
+        return hold_and_run<Fn&, Ctx>(std::move(f), std::move(ctx));
+    }
+    Fn f;
+  };
+  template <BodyKind K, class F>
+  static std::unique_ptr<DeferredBody> defer_body(F&& f) {
+    return std::make_unique<DeferredBodyOf<std::decay_t<F>, K>>(std::forward<F>(f));
+  }
+
+  // Builds the body's frame once the task's handle exists, or (a queued spawn) moves the callable
+  // into a DeferredBody. Plain function pointers over the caller's lambdas: spawn is synchronous,
+  // so nothing is stored and nothing is allocated.
   struct BodyFactory {
     Co<TaskResult> (*make)(void* fn, const std::shared_ptr<TaskCore>& t) = nullptr;
     void* fn = nullptr;
-    template <class L>
-    static BodyFactory of(L& l) {
-      return {[](void* f, const std::shared_ptr<TaskCore>& t) { return (*static_cast<L*>(f))(t); }, &l};
+    std::unique_ptr<DeferredBody> (*defer)(void* fn) = nullptr;
+    void* defer_fn = nullptr;
+    template <class L, class D>
+    static BodyFactory of(L& l, D& d) {
+      return {[](void* f, const std::shared_ptr<TaskCore>& t) { return (*static_cast<L*>(f))(t); }, &l,
+              [](void* f) { return (*static_cast<D*>(f))(); }, &d};
     }
   };
   Result<TaskId> spawn_impl(std::string_view owner, std::string_view task_type,
                             std::optional<std::string_view> name, std::string_view description,
                             TaskParentContext& parent, BodyKind kind, const BodyFactory& make_body,
-                            bool host_agent = false);
+                            bool host_agent = false, const std::uint64_t* timeout_ms = nullptr);
+  [[gnu::noinline]] Error spawn_refusal() const;
+
+  // ---- scheduling (manager.cpp, "scheduling") ----
+  struct Limits;  // the counts of running tasks and the queue, once limits were set
+  class Ticker;   // the manager's one timer fiber: deadlines and grace ends
+  enum class DeadlineKind : std::uint8_t { Timeout, Grace };
+  using DeadlineKey = std::pair<std::uint64_t, std::uint64_t>;  // {when, arming order}
+  struct TaskTimers {
+    std::optional<DeadlineKey> timeout;
+    std::optional<DeadlineKey> grace;
+    std::uint64_t timeout_ms = 0;
+  };
+  // A spawn under limits, once committed: start it, or queue it (queue_it: decided before the body
+  // was built; `body` or `deferred` holds what it runs).
+  void place_limited(TaskCore& t, bool queue_it, Co<TaskResult> body, std::unique_ptr<DeferredBody> deferred);
+  bool fits(std::string_view owner, std::string_view type) const;
+  void claim_slot(TaskCore& t);
+  void release_slot(TaskCore& t);
+  void recount_slots();
+  // Starts every queued task that fits, in queue order (a blocked one does not hold back later
+  // ones of other threads and types).
+  void start_eligible();
+  void start_queued(TaskCore& t, const UserCallGuard& guard);  // guard: the caller's, open
+  // Takes the task out of the schedule (queue, slot, timers) as it ends; true if it freed a slot.
+  bool leave_schedule(TaskCore& t);
+  void arm_deadline(TaskCore& t, DeadlineKind kind, std::uint64_t when, std::uint64_t timeout_ms = 0);
+  void disarm_deadlines(TaskCore& t);
+  void rearm_ticker();
+  void run_due_deadlines();
+  // Ends a live task without its body: commits `result` as is, then requests the body's cancel
+  // (`reason`) so it can stop; what the body does afterwards is discarded.
+  void force_end(TaskCore& t, TaskResult result, CancelReason reason);
+  // The end of a task whose cancel was requested: cancelled, or failed for a shutdown's.
+  static TaskResult cancelled_result(const TaskCore& t);
+  // Records the request (reason, wake-ups) and tells the host, as a first cancel request does.
+  void signal_cancel(TaskCore& t, CancelReason reason);
+  bool cancel_core(TaskCore& t, CancelReason reason);
+  std::size_t cancel_tree_impl(std::string_view root, CancelReason reason);
+  struct ReadyBody;
+  void update_spawn_refusal() noexcept;
+
+  // ---- fan-out ----
+  struct Listener {
+    SubscriptionId id;
+    std::optional<std::string> thread;
+    std::shared_ptr<std::function<void(const Event&)>> fn;  // null once unsubscribed
+  };
+  void publish(Event event);
+  bool emit_published(TaskCore& t, std::string_view event_type, json& payload);
   TaskContext make_task_context(const std::shared_ptr<TaskCore>& t);
   AgentTaskContext make_agent_context(const std::shared_ptr<TaskCore>& t);
   // Consumes result's value and error. event_value: see settle(task, result, event_value). The
   // caller keeps `t` alive (user code run here may forget it); false if the manager was destroyed.
-  bool finish(TaskCore& t, TaskResult& result, json* event_value = nullptr);
+  // forced: the manager ends the task (force_end), `result` stands whatever was requested.
+  bool finish(TaskCore& t, TaskResult& result, json* event_value = nullptr, bool forced = false);
   // How cancel_tree and cancel_all count a task (awaken: it has a handle and its stored status is
   // not terminal, or for cancel_all missing); a live body is signalled as cancel() does.
-  bool cancel_counted(TaskCore& t, bool count_missing_meta);
-  bool cancel_core(TaskCore& t);
+  bool cancel_counted(TaskCore& t, bool count_missing_meta, CancelReason reason);
   TaskCore* find_core(std::string_view id);
   const TaskCore* find_core(std::string_view id) const;
   TaskCore* find_core(TaskNumber task);
@@ -429,10 +614,19 @@ class BackgroundTaskManager {
   void index_remove(const PersistedTaskMeta& m);
   static std::string name_key(std::string_view owner, std::string_view name);
   RetentionKey retention_key(const PersistedTaskMeta& m) const;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+// The frame holds the callable; a queued body's frame is instantiated from a holder's virtual
+// function, which GCC attributes to this header even for a callable local to a test file.
+#pragma GCC diagnostic ignored "-Wsubobject-linkage"
+#endif
   template <class F, class Ctx>
   static Co<TaskResult> hold_and_run(std::decay_t<F> f, Ctx ctx) {
     co_return co_await f(std::move(ctx));
   }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
   // Stateless callables are called directly (one frame); others are kept alive in a holder frame.
   template <class F, class Ctx>
   static Co<TaskResult> start_body(F&& f, Ctx ctx) {
@@ -449,6 +643,9 @@ class BackgroundTaskManager {
   std::shared_ptr<const ManagerHooks> hooks_ = std::make_shared<const ManagerHooks>();
   UserCallGuard* open_guards_ = nullptr;  // innermost first
   bool destroying_ = false;               // in the destructor: spawns are refused
+  bool shutting_down_ = false;            // begin_shutdown() was called: spawns are refused
+  // One test on spawn's path for every refusal: destroying, shutting down, invalid limits.
+  bool refuse_spawns_ = false;
   std::optional<InboxSender> owner_inbox_;
   std::shared_ptr<StateStore> store_;
   // Spawned tasks always have bg_N ids: keyed by N (find_core checks the spelling).
@@ -484,6 +681,26 @@ class BackgroundTaskManager {
   // Shared with the timer coroutines, which may outlive the manager (they belong to the executor).
   std::shared_ptr<std::vector<std::pair<std::uint64_t, bool>>> fired_host_timers_ =
       std::make_shared<std::vector<std::pair<std::uint64_t, bool>>>();
+
+  // ---- scheduling ----
+  std::unique_ptr<Limits> limits_;  // null until limits were first set: spawns pay one test
+  std::shared_ptr<Ticker> ticker_;  // made with the first deadline
+  std::map<DeadlineKey, std::pair<std::uint64_t, DeadlineKind>> deadlines_;  // -> {task number, kind}
+  std::unordered_map<std::uint64_t, TaskTimers> task_timers_;               // task number -> its keys
+  std::uint64_t deadline_seq_ = 0;
+  // Cores of forgotten tasks whose bodies still run after a forced end, by task number: kept
+  // until the body returns (or the manager goes).
+  std::unordered_map<std::uint64_t, std::shared_ptr<TaskCore>> zombies_;
+  // Queued tasks' callables, by task number (host tasks and started ones have none).
+  std::unordered_map<std::uint64_t, std::unique_ptr<DeferredBody>> deferred_;
+
+  // ---- fan-out ----
+  std::vector<Listener> listeners_;
+  std::deque<Event> publish_queue_;  // produced while listeners ran: delivered after the current one
+  bool publishing_ = false;
+  bool listeners_dirty_ = false;  // unsubscribed during a delivery: compacted after it
+  SubscriptionId last_subscription_ = 0;
+  std::uint64_t listener_errors_ = 0;
 };
 
 template <class F>
@@ -491,7 +708,17 @@ Result<TaskId> BackgroundTaskManager::spawn(std::string_view owner, std::string_
                                             std::optional<std::string_view> name, std::string_view description,
                                             TaskParentContext parent, F&& body) {
   auto make = [&](const std::shared_ptr<TaskCore>& t) { return start_body(std::forward<F>(body), make_task_context(t)); };
-  return spawn_impl(owner, task_type, name, description, parent, BodyKind::Plain, BodyFactory::of(make));
+  auto defer = [&] { return defer_body<BodyKind::Plain>(std::forward<F>(body)); };
+  return spawn_impl(owner, task_type, name, description, parent, BodyKind::Plain, BodyFactory::of(make, defer));
+}
+
+template <class F>
+Result<TaskId> BackgroundTaskManager::spawn(const SpawnOptions& o, F&& body) {
+  auto make = [&](const std::shared_ptr<TaskCore>& t) { return start_body(std::forward<F>(body), make_task_context(t)); };
+  auto defer = [&] { return defer_body<BodyKind::Plain>(std::forward<F>(body)); };
+  TaskParentContext parent = o.parent_context;
+  return spawn_impl(o.owner_thread_id, o.task_type, o.name, o.description, parent, BodyKind::Plain,
+                    BodyFactory::of(make, defer), false, o.timeout_ms ? &*o.timeout_ms : nullptr);
 }
 
 template <class F>
@@ -499,21 +726,34 @@ Result<TaskId> BackgroundTaskManager::spawn_agent_with_context(std::string_view 
                                                                std::optional<std::string_view> name,
                                                                std::string_view description,
                                                                TaskParentContext parent, F&& body) {
+  SpawnOptions o{owner, "sub_agent", name, description, std::move(parent), std::nullopt};
+  return spawn_agent_with_context(o, std::forward<F>(body));
+}
+
+template <class F>
+Result<TaskId> BackgroundTaskManager::spawn_agent_with_context(const SpawnOptions& o, F&& body) {
   auto make = [&](const std::shared_ptr<TaskCore>& t) {
     return start_body(std::forward<F>(body), make_agent_context(t));
   };
-  return spawn_impl(owner, "sub_agent", name, description, parent, BodyKind::Agent, BodyFactory::of(make));
+  auto defer = [&] { return defer_body<BodyKind::Agent>(std::forward<F>(body)); };
+  TaskParentContext parent = o.parent_context;
+  return spawn_impl(o.owner_thread_id, "sub_agent", o.name, o.description, parent, BodyKind::Agent,
+                    BodyFactory::of(make, defer), false, o.timeout_ms ? &*o.timeout_ms : nullptr);
 }
 
 template <class F>
 Result<TaskId> BackgroundTaskManager::spawn_agent(std::string_view owner, std::optional<std::string_view> name,
                                                   std::string_view description, TaskParentContext parent, F&& body) {
+  SpawnOptions o{owner, "sub_agent", name, description, std::move(parent), std::nullopt};
+  return spawn_agent(o, std::forward<F>(body));
+}
+
+template <class F>
+Result<TaskId> BackgroundTaskManager::spawn_agent(const SpawnOptions& o, F&& body) {
   // awaken's spawn_agent wraps spawn_agent_with_context, handing the three parts to the body.
-  return spawn_agent_with_context(owner, name, description, std::move(parent),
-                                  [f = std::forward<F>(body)](AgentTaskContext ctx) mutable {
-                                    return f(ctx.cancel_token(), std::move(ctx.inbox_sender),
-                                             std::move(ctx.inbox_receiver));
-                                  });
+  return spawn_agent_with_context(o, [f = std::forward<F>(body)](AgentTaskContext ctx) mutable {
+    return f(ctx.cancel_token(), std::move(ctx.inbox_sender), std::move(ctx.inbox_receiver));
+  });
 }
 
 }  // namespace bgtasks

@@ -33,6 +33,9 @@ enum class Errc : std::uint8_t {
   IdConflict,      // a checked restore met ids that tasks of another thread hold
   IdsUnavailable,  // spawn with granted ids: every granted id is used
   StaleOwner,      // produced by the JS stores (a newer owner holds the thread), never by the core
+  // scheduling (docs/scheduling.md)
+  Disposed,      // the JS layer's answer after dispose(), never produced by the core
+  ShuttingDown,  // spawn after begin_shutdown()
 };
 
 // "TaskNotFound", … — the JS BgTasksError.code.
@@ -64,6 +67,8 @@ Error invalid_argument(std::string message);
 Error id_conflict(std::string message);
 Error ids_unavailable();
 Error stale_owner(std::string message);
+Error disposed();
+Error shutting_down();
 }  // namespace errors
 
 // A minimal expected<T, Error>.

@@ -60,6 +60,9 @@ struct TaskSummary {
   std::uint64_t created_at_ms = 0;
   std::optional<std::uint64_t> completed_at_ms;
   TaskParentContext parent_context;
+  // Waiting for a concurrency slot (its stored status is `running`, as awaken would write it).
+  // Serialized only when true; stored entries and snapshots never carry it.
+  bool queued = false;
 
   friend bool operator==(const TaskSummary&, const TaskSummary&) = default;
 };
