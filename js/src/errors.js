@@ -19,6 +19,8 @@ export const ERROR_CODES = Object.freeze([
   'IdConflict',
   'IdsUnavailable',
   'StaleOwner',
+  'Disposed',
+  'ShuttingDown',
 ]);
 
 const STATUSES = ['running', 'completed', 'failed', 'cancelled'];
