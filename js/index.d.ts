@@ -121,6 +121,11 @@ export interface TaskSummary<R = JsonValue> {
   description: string;
   /** The current status. */
   status: TaskStatus;
+  /**
+   * True while the task waits for a concurrency slot (its status is `running` in awaken's terms;
+   * its body has not started). Absent otherwise, and never in snapshots.
+   */
+  queued?: true;
   /** When the task was spawned, in ms on the manager's clock. */
   created_at_ms: number;
   /**
@@ -296,6 +301,10 @@ export interface Stats {
   owner_inbox_dropped: number;
   /** Messages dropped by the bounded inboxes of live sub-agents (`agentInboxOverflow: 'dropOldest'`). */
   agent_inbox_dropped: number;
+  /** Tasks waiting for a concurrency slot. */
+  queued: number;
+  /** Exceptions thrown by native event listeners (JS listeners' are reported, not counted). */
+  listener_errors: number;
 }
 
 /** One node of `taskTree()`: a task and the tasks whose `parent_context.task_id` is this task. */
@@ -332,6 +341,8 @@ export type BgTasksErrorCode =
   | 'IdConflict'
   | 'IdsUnavailable'
   | 'StaleOwner'
+  | 'Disposed'
+  | 'ShuttingDown'
   | 'Unknown';
 
 /**
@@ -356,6 +367,8 @@ export declare const ERROR_CODES: readonly [
   'IdConflict',
   'IdsUnavailable',
   'StaleOwner',
+  'Disposed',
+  'ShuttingDown',
 ];
 
 /**
@@ -382,6 +395,21 @@ export declare class BgTasksError extends Error {
 // Manager options and spawn options
 // ---------------------------------------------------------------------------------------------
 
+/** Options of `wait(id, options)`. */
+export interface WaitOptions {
+  /** Rejects with a `TimeoutError` `DOMException` after this many ms on the manager's clock. */
+  timeoutMs?: number | undefined;
+  /** Rejects with the signal's reason when it aborts. */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Why a task's signal aborted: `ctx.signal.reason` is a `DOMException` (`AbortError`, or
+ * `TimeoutError` for a deadline) with this `kind`; a cancel caused by `spawn({ signal })` keeps
+ * that signal's own reason.
+ */
+export type CancelKind = 'cancel' | 'cancelTree' | 'cancelAll' | 'run' | 'timeout' | 'shutdown' | 'grace';
+
 /** Options of {@link createTaskManager}. Any other key is a `TypeError`. */
 export interface TaskManagerOptions {
   /**
@@ -402,6 +430,19 @@ export interface TaskManagerOptions {
   ownerInboxCapacity?: number | undefined;
   /** What a full owner inbox does: `'reject'` (default; the new event is not delivered, `ctx.emit` returns false) or `'dropOldest'`. */
   ownerInboxOverflow?: 'reject' | 'dropOldest' | undefined;
+  /**
+   * Concurrency limits: at most `perThread` bodies running per thread and `perType[type]` per task
+   * type. A task over a limit gets its id at once and waits, `queued: true`, in FIFO order; a blocked
+   * task does not hold back a later one of another thread or type. Cancelling a queued task ends it
+   * `cancelled` without its body ever running.
+   */
+  concurrency?: { perThread?: number | undefined; perType?: Record<string, number> | undefined } | undefined;
+  /**
+   * A body whose cancel was requested and that has not settled within this many ms (manager clock)
+   * is ended `cancelled` by the manager; its later result is discarded. Default: none (awaken's
+   * behaviour: a body that ignores its cancel keeps its task running).
+   */
+  cancelGraceMs?: number | undefined;
   /**
    * Attaches a store (see docs/persistence.md): task ids come from the store in blocks (so managers
    * sharing it never collide), each thread the manager touches is claimed and its saved state taken
@@ -440,6 +481,12 @@ export interface SpawnOptions {
   parent?: SpawnParentOptions | undefined;
   /** An outside signal: its abort cancels the task, and its reason becomes `ctx.signal.reason` (already aborted: cancelled at once). */
   signal?: AbortSignal | undefined;
+  /**
+   * A deadline in ms on the manager's clock: at it, the task ends `failed` with
+   * `task timed out after N ms` (unless it ended first) and its signal aborts with a
+   * `TimeoutError`; what the body does afterwards is discarded.
+   */
+  timeoutMs?: number | undefined;
 }
 
 /** Options of `spawnAgent` / `ctx.spawnAgent` (the type is always `'sub_agent'`, so no `type`). */
@@ -454,6 +501,12 @@ export interface SpawnAgentOptions {
   parent?: SpawnParentOptions | undefined;
   /** An outside signal: its abort cancels the task, and its reason becomes `ctx.signal.reason` (already aborted: cancelled at once). */
   signal?: AbortSignal | undefined;
+  /**
+   * A deadline in ms on the manager's clock: at it, the task ends `failed` with
+   * `task timed out after N ms` (unless it ended first) and its signal aborts with a
+   * `TimeoutError`; what the body does afterwards is discarded.
+   */
+  timeoutMs?: number | undefined;
 }
 
 /**
@@ -652,8 +705,25 @@ export declare class TaskManager<Events extends EventMap<Events> = DefaultEventM
    * is not live; null for an unknown id, or when the manager is disposed first). A
    * {@link TaskId} types its `result`.
    */
-  wait<R>(id: TaskId<R>): Promise<TaskSummary<R> | null>;
-  wait(id: string): Promise<TaskSummary | null>;
+  wait<R>(id: TaskId<R>, options?: WaitOptions): Promise<TaskSummary<R> | null>;
+  wait(id: string, options?: WaitOptions): Promise<TaskSummary | null>;
+
+  /**
+   * Calls `listener` with every event of `options.thread` (or of every thread), in order, as it
+   * happens, without consuming the owner inbox that `drain()`/`events()` read. Returns the
+   * unsubscribe function. A listener that throws is reported (`reportError`, else `console.error`)
+   * and the others still get the event. Treat events as read-only: listeners share them.
+   */
+  subscribe(listener: (event: TaskEvent<Events>) => void, options?: { thread?: string | undefined }): () => void;
+
+  /**
+   * Stops the manager as a host stops: spawns are refused (`ShuttingDown`), every live task's signal
+   * aborts (reason `kind: 'shutdown'`), bodies get `graceMs` (manager clock, default 0) to settle,
+   * then every task live when it began ends `failed` with `interrupted: host shutdown` (tasks a user
+   * cancelled before stay `cancelled`); the attached store is flushed and the manager disposed.
+   * Calling it again returns the same promise.
+   */
+  shutdown(options?: { graceMs?: number | undefined }): Promise<void>;
 
   /** Drops a finished task (terminal status, body ended). True if something was removed. */
   forget(id: string): boolean;

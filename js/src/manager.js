@@ -35,12 +35,14 @@ const MANAGER_OPTIONS = [
   'store',
   'onStoreError',
   'idBlockSize',
+  'concurrency',
+  'cancelGraceMs',
 ];
 // Ids are plentiful (2^53 before they stop being exact JS numbers): a big block keeps a burst of
 // spawns from outrunning the store's reservation of the next one.
 const DEFAULT_ID_BLOCK = 65536;
-const SPAWN_OPTIONS = ['thread', 'type', 'name', 'description', 'parent', 'signal'];
-const AGENT_OPTIONS = ['thread', 'name', 'description', 'parent', 'signal'];
+const SPAWN_OPTIONS = ['thread', 'type', 'name', 'description', 'parent', 'signal', 'timeoutMs'];
+const AGENT_OPTIONS = ['thread', 'name', 'description', 'parent', 'signal', 'timeoutMs'];
 const PARENT_FIELDS = ['task_id', 'run_id', 'call_id', 'agent_id'];
 const CODE_INVALID_ARGUMENT = 13; // ERROR_CODES index: the core refused a JSON text
 const HANDLE_NOT_TAKEN = -1; // Core::complete: settled, but no queued event holds the result's handle
@@ -66,6 +68,7 @@ const encoder = new TextEncoder();
 const HDR_RECORDS = 0;
 const HDR_TEXT_PTR = 1;
 const HDR_TEXT_LEN = 2;
+const HDR_QUEUED = 3; // 1 when the last spawn was queued behind a concurrency limit
 const KIND_CUSTOM = 0;
 const KIND_COMPLETED = 1;
 const KIND_FAILED = 2;
@@ -163,6 +166,8 @@ export async function createTaskManager(options = {}) {
     store: options.store === undefined ? null : checkStore(options.store),
     onStoreError: options.onStoreError === undefined ? null : checkFunction(options.onStoreError, 'options.onStoreError'),
     idBlockSize: options.idBlockSize === undefined ? DEFAULT_ID_BLOCK : checkCount(options.idBlockSize, 'options.idBlockSize', 1 << 20),
+    concurrency: options.concurrency === undefined ? null : checkConcurrency(options.concurrency),
+    cancelGraceMs: options.cancelGraceMs === undefined ? -1 : checkMs(options.cancelGraceMs, 'options.cancelGraceMs'),
   };
   if (config.store === null && (options.onStoreError !== undefined || options.idBlockSize !== undefined))
     throw new TypeError('options.onStoreError and options.idBlockSize need options.store');
@@ -209,6 +214,13 @@ export class TaskManager {
   #dropOldestCap = 0; // the owner inbox's capacity when it evicts (dropOldest), else 0
   #link = null; // StoreLink of an attached store
   #runForTail = Promise.resolve(); // the last runFor() queued
+  // Set once the core may start or end tasks on its own (limits, deadlines, grace, shutdown): the
+  // pump then asks it what it did. Unset, the plain path makes none of those calls.
+  #scheduled = false;
+  #shutdown = null; // the shutdown() in progress
+  #listeners = []; // subscribe(): { listener, thread }
+  #dispatching = false;
+  #endedThreads = new Map(); // id → rec of tasks that ended since the last dispatch (listeners only)
   // What the bodies of failed tasks threw (an Error keeps its name, stack, cause, errors), by id,
   // while the task exists: the stored error is awaken's string, these ride along as `cause`.
   #failures = new Map();
@@ -236,6 +248,20 @@ export class TaskManager {
     finalizer?.register(this, this.#core, this);
     this.#header = this.#core.headerPtr() / 8;
     if (config.ownerDropOldest) this.#dropOldestCap = config.ownerInboxCapacity;
+    if (config.concurrency !== null) {
+      const { perThread, perType } = config.concurrency;
+      const code = this.#core.setConcurrency(perThread ?? -1, perType === undefined ? '' : JSON.stringify(perType));
+      if (code !== 0) {
+        const error = coreError(this.#core, code);
+        this.#core.delete();
+        throw new TypeError(`options.concurrency: ${error.message}`);
+      }
+      this.#scheduled = true;
+    }
+    if (config.cancelGraceMs >= 0) {
+      this.#core.setCancelGraceMs(config.cancelGraceMs);
+      this.#scheduled = true;
+    }
     if (config.store !== null) {
       const core = this.#core;
       core.trackChanges(true);
@@ -389,7 +415,7 @@ export class TaskManager {
   }
 
   #alive() {
-    if (this.#disposed) throw new Error('TaskManager is disposed');
+    if (this.#disposed) throw new BgTasksError('Disposed', 'TaskManager is disposed');
   }
 
   // Any string is a thread, "" included (awaken's owner_thread_id is a plain string).
@@ -428,6 +454,7 @@ export class TaskManager {
     const description = options.description === undefined ? '' : checkString(options.description, 'options.description');
     const parent = options.parent === undefined ? '' : parentJson(options.parent);
     const signal = options.signal === undefined || options.signal === null ? null : checkSignal(options.signal, 'options.signal');
+    const timeoutMs = options.timeoutMs === undefined ? -1 : checkMs(options.timeoutMs, 'options.timeoutMs');
     checkFunction(body, 'body');
 
     const core = this.#core;
@@ -460,7 +487,7 @@ export class TaskManager {
     if (scope !== null) scope.enterTask(parentHandle ?? runningHandle);
     let h;
     try {
-      h = core.spawn(agent, th, ty, thLen, tyLen, nameLen, descLen, parentLen);
+      h = core.spawn(agent, th, ty, thLen, tyLen, nameLen, descLen, parentLen, timeoutMs);
     } finally {
       if (scope !== null) scope.leaveTask();
     }
@@ -478,10 +505,12 @@ export class TaskManager {
       id = this.#readText();
       this.#otherIds.set(h, id);
     }
-    const rec = { id, h, cancel: new CancelState(), ctx: null, body, recvWaiters: agent ? [] : null, abortReason: undefined, unlink: null };
+    const rec = { id, h, cancel: new CancelState(), ctx: null, body, recvWaiters: agent ? [] : null, abortReason: undefined, unlink: null, timeoutMs, thread };
     rec.ctx = new TaskContext(this, rec, agent ? new AgentInbox(this, rec) : undefined);
     this.#live.set(id, rec);
-    this.#pendingStarts.push(rec);
+    // A task behind a concurrency limit starts when the core says so (takeStarts).
+    if (this.#module.HEAPF64[this.#header + HDR_QUEUED] !== 1) this.#pendingStarts.push(rec);
+    if (timeoutMs >= 0) this.#scheduled = true;
     this.#touch();
     if (signal !== null) this.#linkSignal(rec, signal);
     return id;
@@ -538,7 +567,7 @@ export class TaskManager {
   }
 
   #settle(rec, ok, value) {
-    if (this.#disposed) return;
+    if (this.#disposed || this.#live.get(rec.id) !== rec) return; // the core ended it already (deadline, grace, shutdown)
     const core = this.#core;
     const id = rec.id;
     const waiters = this.#endWaiters.get(id);
@@ -559,6 +588,10 @@ export class TaskManager {
       if (ok) {
         const handle = this.#payPut(copy);
         code = core.complete(rec.h, this.#encodeText(text), want, handle);
+        if (this.#listeners.length > 0) {
+          this.#dispatchTapped(); // while the result is still held
+          if (this.#disposed) return; // a listener disposed the manager
+        }
         if (code === HANDLE_NOT_TAKEN || code > 0) this.#payUnput(); // no event holds it, or the core refused it
         else this.#payTrim();
         if (code === CODE_INVALID_ARGUMENT) {
@@ -573,6 +606,7 @@ export class TaskManager {
     }
     void code; // TaskTerminated only if the core already settled it (cannot happen for a live body)
     this.#live.delete(id);
+    if (this.#listeners.length > 0) this.#endedThreads.set(id, rec);
     rec.unlink?.();
     if (rec.recvWaiters !== null) for (const wake of rec.recvWaiters.splice(0)) wake(null);
     if (waiters) {
@@ -580,8 +614,60 @@ export class TaskManager {
       const summary = this.#withCause(this.#readJson(core.lastEnded())); // retention may already have dropped the task
       for (const resolve of waiters) resolve(summary);
     }
+    if (this.#listeners.length > 0) this.#dispatchTapped();
+    if (this.#scheduled) this.#afterCoreMoves();
     this.#wakeEventWaiters();
     this.#touch();
+  }
+
+  // ---- what the core did on its own: starts of queued tasks, cancels, forced ends ----
+  #afterCoreMoves() {
+    this.#afterCancel(false);
+    this.#takeForcedEnds();
+    this.#takeStarts();
+    if (this.#listeners.length > 0) this.#dispatchTapped();
+    if (this.#shutdown !== null && this.#live.size === 0) this.#shutdown.drained();
+  }
+
+  #takeStarts() {
+    const count = this.#core.takeStarts();
+    if (count === 0) return;
+    const heap = this.#module.HEAPF64;
+    const at = heap[this.#header + HDR_RECORDS] / 8;
+    for (let i = 0; i < count; i++) {
+      const rec = this.#live.get(this.#idOf(heap[at + i]));
+      if (rec !== undefined && rec.body !== null) this.#pendingStarts.push(rec);
+    }
+    this.#activity++;
+  }
+
+  // Host tasks the core ended without their body (deadline, grace, shutdown, a queued task's
+  // cancel): the body's later settle is ignored; waiters get the summary now.
+  #takeForcedEnds() {
+    const count = this.#core.takeForcedEnds();
+    if (count === 0) return;
+    const heap = this.#module.HEAPF64;
+    const at = heap[this.#header + HDR_RECORDS] / 8;
+    const handles = [];
+    for (let i = 0; i < count; i++) handles.push(heap[at + 2 * i]);
+    for (const h of handles) {
+      const id = this.#idOf(h);
+      const rec = this.#live.get(id);
+      if (rec === undefined) continue;
+      this.#live.delete(id);
+      if (this.#listeners.length > 0) this.#endedThreads.set(id, rec);
+      rec.unlink?.();
+      if (!rec.cancel.cancelled) rec.cancel.abort(abortError('The task was ended by the manager'));
+      if (rec.recvWaiters !== null) for (const wake of rec.recvWaiters.splice(0)) wake(null);
+      const waiters = this.#endWaiters.get(id);
+      if (waiters) {
+        this.#endWaiters.delete(id);
+        const summary = this.#getSummary(id);
+        for (const resolve of waiters) resolve(summary);
+      }
+    }
+    this.#activity++;
+    this.#wakeEventWaiters();
   }
 
   // ---- bodies' calls (through TaskContext) ----
@@ -602,6 +688,7 @@ export class TaskManager {
     const handle = this.#payPut(value);
     const delivered = this.#core.emit(rec.h, ty, tyLen, handle) === 1;
     this.#activity++;
+    if (this.#listeners.length > 0) this.#dispatchTapped(); // while the payload is still held
     if (!delivered) {
       this.#payUnput();
       return false;
@@ -704,15 +791,48 @@ export class TaskManager {
   }
 
   /** Resolves with the terminal summary once the task's body has ended (null for an unknown id). */
-  wait(id) {
+  wait(id, options) {
     this.#alive();
     this.#id(id);
+    let timeoutMs = -1;
+    let signal = null;
+    if (options !== undefined) {
+      checkOptions(options, 'wait options', ['timeoutMs', 'signal']);
+      if (options.timeoutMs !== undefined) timeoutMs = checkMs(options.timeoutMs, 'options.timeoutMs');
+      if (options.signal !== undefined && options.signal !== null) signal = checkSignal(options.signal, 'options.signal');
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const summary = this.#getSummary(id);
     if (summary === null || !this.#live.has(id)) return Promise.resolve(summary);
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
+      let timer = -1;
+      let onAbort = null;
+      const done = (settle) => {
+        const list = this.#endWaiters.get(id);
+        const at = list ? list.indexOf(waiter) : -1;
+        if (at >= 0) list.splice(at, 1);
+        if (list && list.length === 0) this.#endWaiters.delete(id);
+        if (timer >= 0) this.#timers.delete(timer);
+        if (onAbort !== null) signal.removeEventListener('abort', onAbort);
+        settle();
+      };
+      const waiter = (value) => done(() => resolve(value));
       const list = this.#endWaiters.get(id);
-      if (list) list.push(resolve);
-      else this.#endWaiters.set(id, [resolve]);
+      if (list) list.push(waiter);
+      else this.#endWaiters.set(id, [waiter]);
+      if (timeoutMs >= 0) {
+        // On the manager's clock, as the tasks' own deadlines.
+        timer = this.#core.armPlainTimer(timeoutMs);
+        this.#timers.set(timer, {
+          resolve: () => done(() => reject(new DOMException(`wait(${id}) timed out after ${timeoutMs} ms`, 'TimeoutError'))),
+          reject: (e) => done(() => reject(e)),
+        });
+        this.#touch();
+      }
+      if (signal !== null) {
+        onAbort = () => done(() => reject(signal.reason));
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
     });
   }
 
@@ -747,22 +867,31 @@ export class TaskManager {
     return n;
   }
 
-  // The core lists whose cancel was just requested; their signals abort and inbox waits end.
-  #afterCancel() {
+  // The core lists whose cancel was just requested, and why; their signals abort with that reason
+  // and inbox waits end.
+  #afterCancel(touch = true) {
     const count = this.#core.takeCancelRequests();
-    if (count === 0) return;
-    const heap = this.#module.HEAPF64;
-    const at = heap[this.#header + HDR_RECORDS] / 8;
-    const handles = [];
-    for (let i = 0; i < count; i++) handles.push(heap[at + i]);
-    const ids = handles.map((h) => this.#idOf(h));
-    for (const id of ids) {
-      const rec = this.#live.get(id);
-      if (!rec) continue;
-      rec.cancel.abort(rec.abortReason !== undefined ? rec.abortReason : abortError());
-      if (rec.recvWaiters !== null) for (const wake of rec.recvWaiters.splice(0)) wake(null);
+    if (count > 0) {
+      const heap = this.#module.HEAPF64;
+      const at = heap[this.#header + HDR_RECORDS] / 8;
+      const requests = [];
+      for (let i = 0; i < count; i++) requests.push(heap[at + 2 * i], heap[at + 2 * i + 1]);
+      for (let i = 0; i < requests.length; i += 2) {
+        const rec = this.#live.get(this.#idOf(requests[i]));
+        if (!rec) continue;
+        const reason = rec.abortReason !== undefined && requests[i + 1] === 0 ? rec.abortReason : cancelReason(requests[i + 1], rec);
+        rec.cancel.abort(reason);
+        if (rec.recvWaiters !== null) for (const wake of rec.recvWaiters.splice(0)) wake(null);
+      }
     }
-    this.#touch();
+    if (!touch) return;
+    if (this.#scheduled || this.#listeners.length > 0) {
+      // A queued task's cancel ends it at once, and frees nothing; an ended one may free a slot.
+      this.#takeForcedEnds();
+      this.#takeStarts();
+      if (this.#listeners.length > 0) this.#dispatchTapped();
+    }
+    if (count > 0 || this.#scheduled) this.#touch();
   }
 
   // ---- messages ----
@@ -854,6 +983,150 @@ export class TaskManager {
   #wakeEventWaiters() {
     if (this.#eventWaiters.length === 0) return;
     for (const wake of this.#eventWaiters.splice(0)) wake();
+  }
+
+  // ---- fan-out ----
+  /**
+   * Calls `listener(event)` with every event of `thread` (or of every thread), in order, as it
+   * happens; the owner inbox that drain() and events() read is not consumed. Returns the
+   * unsubscribe function. A listener that throws is reported and does not stop the others.
+   */
+  subscribe(listener, options) {
+    this.#alive();
+    checkFunction(listener, 'listener');
+    let thread;
+    if (options !== undefined) {
+      checkOptions(options, 'subscribe options', ['thread']);
+      if (options.thread !== undefined) thread = this.#thread(options.thread, 'options.thread');
+    }
+    const entry = { listener, thread };
+    if (this.#listeners.length === 0) this.#core.setTap(true);
+    this.#listeners = [...this.#listeners, entry]; // a copy: a dispatch in progress keeps its list
+    return () => {
+      const at = this.#listeners.indexOf(entry);
+      if (at < 0) return;
+      this.#listeners = this.#listeners.filter((e) => e !== entry);
+      if (this.#listeners.length === 0 && !this.#disposed) {
+        this.#dispatchTapped(); // what was produced before the last unsubscribe goes nowhere
+        this.#core.setTap(false);
+      }
+    };
+  }
+
+  // Hands the events the core produced since the last call to the listeners, in order. Payloads
+  // are read where they are held, not taken: drain() still gets them.
+  #dispatchTapped() {
+    if (this.#dispatching || this.#disposed) return; // a listener's own calls: the outer loop goes on
+    this.#dispatching = true;
+    try {
+      for (;;) {
+        const events = this.#readTapped();
+        if (events.length === 0) return;
+        for (const event of events) {
+          for (const { listener, thread } of this.#listeners) {
+            if (thread !== undefined && thread !== event.thread) continue;
+            try {
+              listener(event.event);
+            } catch (e) {
+              reportListenerError(e);
+            }
+            if (this.#disposed) return;
+          }
+        }
+      }
+    } finally {
+      this.#dispatching = false;
+      this.#endedThreads.clear();
+    }
+  }
+
+  #readTapped() {
+    const count = this.#core.takeTapped();
+    if (count === 0) return [];
+    let heap = this.#module.HEAPF64;
+    const extras = heap[this.#header + HDR_TEXT_LEN] > 0 ? this.#readJson() : null;
+    let at = heap[this.#header + HDR_RECORDS] / 8;
+    const records = [];
+    for (let i = 0; i < count; i++, at += 4) records.push(heap[at], heap[at + 1], heap[at + 2], heap[at + 3]);
+    const out = [];
+    for (let i = 0; i < records.length; i += 4) {
+      const kind = records[i];
+      const h = records[i + 1];
+      const id = h === h ? this.#idOf(h) : undefined;
+      let event;
+      if (kind === KIND_CUSTOM) {
+        const t = records[i + 2];
+        event = { event_type: t >= 0 ? this.#strings[t] : extras[-1 - t], kind: 'custom', payload: this.#payPeek(records[i + 3]), task_id: id };
+      } else if (kind === KIND_COMPLETED) event = { kind: 'completed', result: this.#payPeek(records[i + 3]), task_id: id };
+      else if (kind === KIND_FAILED) event = this.#withCause({ error: extras[records[i + 3]], kind: 'failed', task_id: id });
+      else if (kind === KIND_CANCELLED) event = { kind: 'cancelled', task_id: id };
+      else event = extras[records[i + 3]];
+      const thread = id === undefined ? event.owner_thread_id : this.#threadOf(id);
+      out.push({ event, thread });
+    }
+    return out;
+  }
+
+  // A held payload, left in place (a completed event's result when no event holds it: from the core).
+  #payPeek(handle) {
+    const value = this.#pay[handle - this.#payBase];
+    return value === undefined ? null : value;
+  }
+
+  #threadOf(id) {
+    const rec = this.#live.get(id) ?? this.#endedThreads.get(id);
+    if (rec !== undefined) return rec.thread;
+    const len = this.#core.get(id);
+    return len === 0 ? undefined : this.#readJson(len).owner_thread_id;
+  }
+
+  // ---- shutdown ----
+  /**
+   * Stops the manager the way a host stops: new spawns are refused (ShuttingDown), every live
+   * task's signal aborts with a shutdown reason, bodies get `graceMs` (on the manager's clock) to
+   * settle, then the rest are ended; every task live when it began ends `failed` with
+   * `interrupted: host shutdown` (tasks cancelled before stay cancelled). Then the attached store
+   * is flushed and the manager disposed. Rejects with the flush's error, after disposing.
+   */
+  shutdown(options) {
+    if (this.#shutdown !== null) return this.#shutdown.promise;
+    try {
+      this.#alive();
+      let graceMs = 0;
+      if (options !== undefined) {
+        checkOptions(options, 'shutdown options', ['graceMs']);
+        if (options.graceMs !== undefined) graceMs = checkMs(options.graceMs, 'options.graceMs');
+      }
+      let drained;
+      const settled = new Promise((resolve) => (drained = resolve));
+      this.#shutdown = { promise: null, drained };
+      this.#scheduled = true;
+      this.#core.beginShutdown();
+      this.#afterCoreMoves();
+      this.#shutdown.promise = this.#finishShutdown(graceMs, settled);
+      return this.#shutdown.promise;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  async #finishShutdown(graceMs, settled) {
+    if (this.#live.size > 0) {
+      const timer = this.#core.armPlainTimer(graceMs);
+      const graceOver = new Promise((resolve) => this.#timers.set(timer, { resolve, reject: resolve }));
+      this.#touch();
+      await Promise.race([settled, graceOver]);
+      this.#timers.delete(timer);
+    }
+    if (this.#disposed) return;
+    this.#core.finishShutdown();
+    this.#afterCoreMoves();
+    this.#link?.collect();
+    try {
+      if (this.#link !== null) await this.#link.flush();
+    } finally {
+      this.dispose();
+    }
   }
 
   // ---- persistence ----
@@ -1068,6 +1341,7 @@ export class TaskManager {
       if (this.#disposed) return; // a body's synchronous part disposed the manager
       this.#core.runUntilIdle();
       this.#deliverTimers();
+      if (this.#scheduled) this.#afterCoreMoves(); // deadlines and grace fire in the core's timers
     } while (this.#pendingStarts.length > 0);
   }
 
@@ -1134,6 +1408,8 @@ export class TaskManager {
     this.#disposed = true;
     this.#clearWakeup();
     this.#link?.close();
+    this.#listeners = [];
+    this.#shutdown?.drained();
     for (const rec of this.#live.values()) {
       rec.unlink?.();
       rec.cancel.abort(abortError('The task manager was disposed'));
@@ -1156,6 +1432,46 @@ if (typeof Symbol.dispose === 'symbol') {
   TaskManager.prototype[Symbol.dispose] = function dispose() {
     this.dispose();
   };
+}
+
+// The reason a task's signal aborts with, by the core's cancel reason.
+const CANCEL_KINDS = ['cancel', 'cancelTree', 'cancelAll', 'run', 'timeout', 'shutdown', 'grace'];
+function cancelReason(code, rec) {
+  const kind = CANCEL_KINDS[code] ?? 'cancel';
+  let reason;
+  if (kind === 'timeout') reason = new DOMException(`task timed out after ${rec.timeoutMs} ms`, 'TimeoutError');
+  else if (kind === 'shutdown') reason = new DOMException('interrupted: host shutdown', 'AbortError');
+  else if (kind === 'cancelTree') reason = abortError('The task was cancelled with its tree (cancelTree)');
+  else if (kind === 'cancelAll') reason = abortError("The task was cancelled with its thread's tasks (cancelAll)");
+  else if (kind === 'run') reason = abortError('The task was cancelled with its run');
+  else reason = abortError();
+  Object.defineProperty(reason, 'kind', { value: kind, enumerable: true });
+  return reason;
+}
+
+function reportListenerError(e) {
+  if (typeof globalThis.reportError === 'function') globalThis.reportError(e);
+  else console.error('bgtasks: an event listener threw:', e);
+}
+
+function checkConcurrency(value) {
+  checkOptions(value, 'options.concurrency', ['perThread', 'perType']);
+  const out = {};
+  if (value.perThread !== undefined) {
+    out.perThread = checkCount(value.perThread, 'options.concurrency.perThread', INT32_MAX);
+    if (out.perThread === 0) throw new TypeError('options.concurrency.perThread must be at least 1');
+  }
+  if (value.perType !== undefined) {
+    if (value.perType === null || typeof value.perType !== 'object' || Array.isArray(value.perType))
+      throw new TypeError('options.concurrency.perType must be an object {type: limit}');
+    out.perType = {};
+    for (const [type, n] of Object.entries(value.perType)) {
+      checkString(type, 'options.concurrency.perType key');
+      out.perType[type] = checkCount(n, `options.concurrency.perType.${type}`, INT32_MAX);
+      if (n === 0) throw new TypeError(`options.concurrency.perType.${type} must be at least 1`);
+    }
+  }
+  return out;
 }
 
 function checkSignal(value, name) {

@@ -23,7 +23,7 @@ test('ERROR_CODES is frozen and indexed by the core code', () => {
   assert.deepEqual(ERROR_CODES.slice(1), [
     'TaskNotFound', 'NotOwner', 'TaskTerminated', 'NoInbox', 'InboxClosed', 'InboxFull', 'ReservedName',
     'DuplicateName', 'StoreNotConfigured', 'UnknownKey', 'InvalidSnapshot', 'NotHostTask', 'InvalidArgument',
-    'IdConflict', 'IdsUnavailable', 'StaleOwner',
+    'IdConflict', 'IdsUnavailable', 'StaleOwner', 'Disposed', 'ShuttingDown',
   ]);
 });
 

@@ -39,6 +39,8 @@ import type {
   TaskStore,
   RestoreResult,
   ThreadOwnership,
+  WaitOptions,
+  CancelKind,
   IndexedDbStoreOptions,
   JsonCompatible,
   EventMap,
@@ -488,6 +490,23 @@ async function main(): Promise<void> {
   assertType<Equal<Exclude<(typeof ERROR_CODES)[number], undefined>, Exclude<BgTasksErrorCode, 'Unknown'>>>(true);
   // @ts-expect-error readonly
   codes[1] = 'NotOwner';
+
+  // ---- scheduling: limits, deadlines, grace, shutdown, fan-out, wait options ----
+  const limited = await createTaskManager({ clock: 'manual', concurrency: { perThread: 4, perType: { shell: 2 } }, cancelGraceMs: 500 });
+  const timed = limited.spawn({ thread: 't', type: 'shell', timeoutMs: 1000, signal: new AbortController().signal }, async (ctx) => {
+    const kind = (ctx.signal.reason as { kind?: CancelKind } | undefined)?.kind;
+    return kind ?? null;
+  });
+  const queuedFlag: true | undefined = limited.get(timed)?.queued;
+  const queuedCount: number = limited.stats().queued + limited.stats().listener_errors;
+  const waitOptions: WaitOptions = { timeoutMs: 5, signal: AbortSignal.timeout(10) };
+  await limited.wait(timed, waitOptions);
+  const off: () => void = limited.subscribe((e) => void e.task_id, { thread: 't' });
+  off();
+  await limited.shutdown({ graceMs: 100 });
+  // @ts-expect-error limits are numbers
+  await createTaskManager({ concurrency: { perThread: 'four' } });
+  void queuedFlag, queuedCount;
 
   void [sys, c1, c2, c3, restored, dir, path, loaded, threads, resumed, idbLoaded, idbThreads, now, counts, isDisposed];
   void [list, running, done, forgotten, made, first, notFound, last];
