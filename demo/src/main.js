@@ -2,12 +2,15 @@
 // Imports the package exactly as an app would (`bgtasks`, resolved by Vite from node_modules).
 import { BgTasksError, IndexedDbStore, createTaskManager } from 'bgtasks';
 import {
+  API_TIMEOUT_MS,
   DOWNLOADS,
   FLAKY_ENDPOINTS,
+  HUNG_ENDPOINTS,
   RESEARCH_TOPICS,
   SHELL_JOBS,
   downloadBody,
   flakyBody,
+  hungBody,
   researchAgentBody,
   shellBody,
 } from './tasks.js';
@@ -16,6 +19,8 @@ const ORPHANED = 'task orphaned: runtime restarted while running';
 const DB_NAME = 'bgtasks-demo';
 const CLOCK_KEY = 'bgtasks-demo:clock';
 const THREAD_KEY = 'bgtasks-demo:thread';
+const LIMIT_KEY = 'bgtasks-demo:per-thread';
+const LIMITS = ['unlimited', '1', '2', '4'];
 const POLL_MS = 100;
 const SAVE_DEBOUNCE_MS = 250;
 // Small id blocks keep ids short (bg_12, not bg_65548); each tab still gets its own blocks.
@@ -39,9 +44,11 @@ const store = new IndexedDbStore(DB_NAME);
 let mgr = null;
 let clockMode = localStorage.getItem(CLOCK_KEY) === 'manual' ? 'manual' : 'system';
 let manualOrigin = 0;
+/** concurrency.perThread of the manager: 'unlimited' or a number as text (the select's values). */
+let perThread = LIMITS.includes(localStorage.getItem(LIMIT_KEY)) ? localStorage.getItem(LIMIT_KEY) : 'unlimited';
 let current = THREADS.some((t) => t.id === sessionStorage.getItem(THREAD_KEY)) ? sessionStorage.getItem(THREAD_KEY) : THREADS[0].id;
 let busy = false; // a clock switch, a reset or a manual step is under way: the poll loop waits
-const spawnCounts = { shell: 0, download: 0, agent: 0, flaky: 0 }; // picks the next job of each kind
+const spawnCounts = { shell: 0, download: 0, agent: 0, flaky: 0, hung: 0 }; // picks the next job of each kind
 let callCount = 0;
 let saveSeq = 0;
 let saveTimer = null;
@@ -132,6 +139,7 @@ async function knownThreads() {
  */
 async function startManager() {
   const options = clockMode === 'manual' ? { clock: 'manual', now: (manualOrigin = Math.floor(Date.now() / 1000) * 1000) } : {};
+  if (perThread !== 'unlimited') options.concurrency = { perThread: Number(perThread) };
   let m = null; // null while createTaskManager runs: a failure there rejects it instead
   m = await createTaskManager({ ...options, store, idBlockSize: ID_BLOCK, onStoreError: (e, thread) => storeTrouble(m, e, thread) });
   let restored = 0;
@@ -153,6 +161,7 @@ async function startManager() {
   callCount = Math.max(callCount, restored);
   mgr = m;
   document.body.dataset.clock = clockMode;
+  document.body.dataset.perThread = perThread;
   return { restored, orphans };
 }
 
@@ -329,8 +338,24 @@ function spawnFlaky() {
   if (!ownedHere(current)) return undefined;
   const endpoint = FLAKY_ENDPOINTS[spawnCounts.flaky++ % FLAKY_ENDPOINTS.length];
   const thread = current;
-  const id = mgr.spawn({ thread, type: 'api_call', description: `GET ${endpoint}`, parent: parentFor(thread) }, flakyBody(endpoint));
-  return afterSpawn(id, thread, `API call to ${endpoint}`);
+  const id = mgr.spawn(
+    { thread, type: 'api_call', description: `GET ${endpoint}`, parent: parentFor(thread), timeoutMs: API_TIMEOUT_MS },
+    flakyBody(endpoint),
+  );
+  extra(id).timeoutMs = API_TIMEOUT_MS;
+  return afterSpawn(id, thread, `API call to ${endpoint} (timeoutMs: ${API_TIMEOUT_MS})`);
+}
+
+function spawnHung() {
+  if (!ownedHere(current)) return undefined;
+  const endpoint = HUNG_ENDPOINTS[spawnCounts.hung++ % HUNG_ENDPOINTS.length];
+  const thread = current;
+  const id = mgr.spawn(
+    { thread, type: 'api_call', description: `GET ${endpoint} (never answers)`, parent: parentFor(thread), timeoutMs: API_TIMEOUT_MS },
+    hungBody(endpoint),
+  );
+  extra(id).timeoutMs = API_TIMEOUT_MS;
+  return afterSpawn(id, thread, `API call to ${endpoint} that hangs (timeoutMs: ${API_TIMEOUT_MS})`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -472,24 +497,51 @@ async function tryErrorCase(kind) {
 
 async function switchClock(mode) {
   if (mode === clockMode || busy) return;
+  await recreate(
+    () => {
+      clockMode = mode;
+      localStorage.setItem(CLOCK_KEY, mode);
+    },
+    mode === 'manual' ? 'Switched to the manual clock: the manager was recreated.' : 'Switched back to the system clock: the manager was recreated.',
+    mode === 'manual' ? 'Manual clock: time moves only when you press +100 ms or +1 s.' : 'System clock: tasks run in real time.',
+  );
+}
+
+/** The concurrency select: a manager's limits are fixed at creation, so it is recreated as for a clock switch. */
+async function setPerThread(value) {
+  if (value === perThread || busy || !LIMITS.includes(value)) return;
+  const limit = value === 'unlimited' ? 'no limit' : `at most ${value} running per thread`;
+  await recreate(
+    () => {
+      perThread = value;
+      localStorage.setItem(LIMIT_KEY, value);
+    },
+    `Concurrency set to ${limit}: the manager was recreated with <code>concurrency: ${value === 'unlimited' ? '{}' : `{ perThread: ${value} }`}</code>.`,
+    value === 'unlimited'
+      ? 'No concurrency limit: every task starts at once.'
+      : `Concurrency ${value} per thread: a task over the limit waits “queued” and starts when a slot frees.`,
+  );
+}
+
+/** Saves, disposes the manager, applies `change`, and starts a new one from the saved snapshots. */
+async function recreate(change, what, status) {
+  if (busy) return;
   busy = true;
   try {
     await saveNow();
     const old = mgr;
     mgr = null;
     old.dispose();
-    clockMode = mode;
-    localStorage.setItem(CLOCK_KEY, mode);
+    change();
     const result = await startManager();
     await saveNow();
-    const what = mode === 'manual' ? 'Switched to the manual clock: the manager was recreated.' : 'Switched back to the system clock: the manager was recreated.';
     showBanner(
       `${what} Every thread was restored from its saved snapshot; ` +
         (result.orphans > 0
           ? `${result.orphans} task${result.orphans === 1 ? ' that was' : 's that were'} running came back <b>failed (orphaned)</b>.`
           : 'nothing was running, so nothing was lost.'),
     );
-    say(mode === 'manual' ? 'Manual clock: time moves only when you press +100 ms or +1 s.' : 'System clock: tasks run in real time.');
+    say(status);
   } finally {
     busy = false;
   }
@@ -563,6 +615,7 @@ function renderClock() {
 function renderRuntimeBar() {
   const manual = clockMode === 'manual';
   for (const input of document.querySelectorAll('input[name="clock"]')) input.checked = input.value === clockMode;
+  if ($('#per-thread').value !== perThread) $('#per-thread').value = perThread;
   $('#step-buttons').hidden = !manual;
   $('#clock-note').textContent = manual
     ? 'Nothing moves until you step (10 ms ticks of advance + runUntilIdle): the same steps give the same events.'
@@ -570,7 +623,8 @@ function renderRuntimeBar() {
   renderClock();
   const s = mgr.stats();
   const items = [
-    ['running', s.running],
+    ['running', s.running - s.queued],
+    ['queued', s.queued],
     ['completed', s.completed],
     ['failed', s.failed],
     ['cancelled', s.cancelled],
@@ -604,14 +658,20 @@ function renderTabs() {
   for (const t of THREADS) {
     const list = mgr.list(t.id);
     total += list.length;
-    const running = list.filter((s) => s.status === 'running').length;
+    const running = list.filter((s) => s.status === 'running' && !s.queued).length;
+    const queued = list.filter((s) => s.queued).length;
     const tab = $(`#tab-${t.id}`);
     const selected = t.id === current;
     tab.setAttribute('aria-selected', String(selected));
     tab.tabIndex = selected ? 0 : -1;
     const badge = tab.querySelector('.tab-badge');
-    setText(badge, running > 0 ? `${running} running` : `${list.length} task${list.length === 1 ? '' : 's'}`);
-    badge.dataset.running = String(running > 0);
+    setText(
+      badge,
+      running + queued > 0
+        ? `${running} running${queued > 0 ? ` · ${queued} queued` : ''}`
+        : `${list.length} task${list.length === 1 ? '' : 's'}`,
+    );
+    badge.dataset.running = String(running + queued > 0);
     const ownership = mgr.ownership(t.id);
     tab.dataset.ownership = ownership;
     const owner = tab.querySelector('.tab-owner');
@@ -706,22 +766,28 @@ function updateNode(v, node, now) {
   const x = extra(node.task_id);
   const orphan = isOrphan(s);
   const running = node.status === 'running';
+  const queued = running && s?.queued === true;
   v.li.dataset.status = node.status;
+  v.li.dataset.queued = String(queued);
   v.li.dataset.type = node.task_type;
   v.li.dataset.orphaned = String(orphan);
   v.li.dataset.restored = String(x.restored);
   setText(v.title, node.description || node.task_type);
   setText(v.icon, TYPE_ICONS[node.task_type] ?? '•');
-  v.chip.className = `chip chip-${orphan ? 'orphaned' : node.status}`;
-  setText(v.chip, orphan ? 'orphaned' : node.status);
+  const chip = orphan ? 'orphaned' : queued ? 'queued' : node.status;
+  v.chip.className = `chip chip-${chip}`;
+  setText(v.chip, chip);
+  v.chip.title = queued ? `Waiting for a concurrency slot (at most ${perThread} running per thread)` : '';
 
   const parts = [node.task_type === 'sub_agent' ? 'sub-agent' : node.task_type];
   const pc = s?.parent_context ?? {};
   if (pc.call_id) parts.push(pc.call_id);
   if (s) {
     if (s.completed_at_ms !== undefined) parts.push(`took ${fmtMs(Math.max(0, s.completed_at_ms - s.created_at_ms))}`);
+    else if (queued) parts.push(`queued for ${fmtMs(Math.max(0, now - s.created_at_ms))}: waits for a slot`);
     else if (running) parts.push(`running for ${fmtMs(Math.max(0, now - s.created_at_ms))}`);
   }
+  if (x.timeoutMs !== undefined) parts.push(`timeout ${fmtMs(x.timeoutMs)}`);
   if (x.restored) parts.push('restored from IndexedDB');
   setText(v.meta, parts.join(' · '));
 
@@ -942,6 +1008,8 @@ function wire() {
   $('#spawn-download').addEventListener('click', guard(spawnDownload));
   $('#spawn-agent').addEventListener('click', guard(spawnAgent));
   $('#spawn-flaky').addEventListener('click', guard(spawnFlaky));
+  $('#spawn-hung').addEventListener('click', guard(spawnHung));
+  $('#per-thread').addEventListener('change', (e) => void setPerThread(e.target.value));
   $('#cancel-all').addEventListener('click', guard(cancelAll));
   $('#forget-finished').addEventListener('click', guard(forgetFinished));
   $('#msg-form').addEventListener('submit', (e) => {

@@ -93,6 +93,25 @@ export function flakyBody(endpoint) {
   };
 }
 
+/**
+ * Deadline of every API call (spawn({ timeoutMs })): a call still running then ends failed with
+ * "task timed out after 2000 ms" and its ctx.signal aborts with a TimeoutError. The flaky call
+ * gives up by itself first (after 1.5 s); the hung one never answers, so the deadline ends it.
+ */
+export const API_TIMEOUT_MS = 2000;
+
+/** An API call whose server never answers: it waits until the task's signal aborts. */
+export function hungBody(endpoint) {
+  return async (ctx) => {
+    ctx.emit('status', { text: `GET ${endpoint}: waiting for a response…` });
+    for (let waited = 0; !ctx.signal.aborted; waited += 1000) {
+      await ctx.sleep(1000);
+      ctx.emit('status', { text: `GET ${endpoint}: no response after ${waited + 1000} ms` });
+    }
+    throw ctx.signal.reason;
+  };
+}
+
 /** A web search: `steps` progress events, `stepMs` apart, then a result. */
 export function searchBody(query, steps = 5, stepMs = 300) {
   return async (ctx) => {
@@ -182,3 +201,4 @@ export function researchAgentBody(topic, thread, mgr, onChild = () => {}) {
 
 export const RESEARCH_TOPICS = ['vector databases', 'WebAssembly runtimes', 'LLM agent frameworks', 'edge caching'];
 export const FLAKY_ENDPOINTS = ['api.weather.example/v2/forecast', 'api.billing.example/invoices', 'api.crm.example/contacts'];
+export const HUNG_ENDPOINTS = ['api.search.example/v1/reindex', 'api.ledger.example/export'];

@@ -1,7 +1,7 @@
 // The demo (demo/, a Vite app importing the bgtasks package) driven as a person would, in headless
 // Chromium: spawn tasks, watch a progress bar move, cancel one task, a tree and a whole thread,
 // message a sub-agent (and see the error cases), switch threads, reload mid-run and find the
-// orphans, step the manual clock, open a second tab that takes the threads over and take them back. Every wait is on a DOM condition (with a timeout), never a fixed
+// orphans, step the manual clock, limit concurrency (a queued task) and time out a hung call, open a second tab that takes the threads over and take them back. Every wait is on a DOM condition (with a timeout), never a fixed
 // sleep. Screenshots go to build/web-tests/screenshots/demo-*.png (git-ignored).
 // Run: cd web_tests && node --test browser/demo.test.mjs
 // Needs: js/build/bgtasks.wasm (cmake --preset wasm && cmake --build --preset wasm); the npm
@@ -492,6 +492,66 @@ test('manual clock: time moves only when stepped, and the same steps give the sa
   await page.getByRole('radio', { name: 'System' }).check();
   await page.waitForFunction(() => document.body.dataset.clock === 'system', null, WAIT);
   await page.locator('#step-buttons').waitFor({ state: 'hidden', ...WAIT });
+});
+
+test('concurrency 1 per thread: a second task waits queued and starts when the first ends; a hung API call times out', async () => {
+  await page.getByRole('radio', { name: 'Manual' }).check();
+  await page.waitForFunction(() => document.body.dataset.clock === 'manual', null, WAIT);
+  await page.selectOption('#per-thread', '1');
+  await page.waitForFunction(() => document.body.dataset.perThread === '1', null, WAIT);
+  await page.waitForFunction(() => /Concurrency set to at most 1 running per thread/.test(document.querySelector('#banner-text').textContent), null, WAIT);
+  assert.equal(await page.inputValue('#per-thread'), '1');
+  const offset = (ms) => page.waitForFunction((v) => document.querySelector('#clock-now').dataset.offset === String(v), ms, WAIT);
+  const lines = (id) => page.getAttribute(`${cardSel(id)} .task-output`, 'data-lines');
+
+  const first = await spawnVia('#spawn-shell');
+  const second = await spawnVia('#spawn-shell');
+  await explained(page.locator(`${nodeSel(first)}[data-queued="false"]`).waitFor(WAIT));
+  assert.equal(await waitStatus(first, 'running'), 'running');
+  await explained(page.locator(`${nodeSel(second)}[data-queued="true"]`).waitFor(WAIT));
+  assert.equal(await page.getAttribute(nodeSel(second), 'data-status'), 'running', 'a queued task is running in awaken terms');
+  assert.equal((await page.textContent(`${cardSel(second)} .chip`)).trim(), 'queued');
+  assert.match(await page.textContent(`${cardSel(second)} .task-meta`), /queued for .*waits for a slot/);
+  assert.equal(await page.isVisible(`${cardSel(second)} .task-output`), false, 'its body has not run');
+  assert.equal(await page.textContent('#stats [data-stat="queued"]'), '1');
+  assert.equal(await page.textContent('#tab-chat-release .tab-badge'), '1 running · 1 queued');
+
+  // Step 100 ms at a time: the second waits as long as the first runs, and starts in the slot it frees.
+  let at = 0;
+  while ((await page.getAttribute(nodeSel(first), 'data-status')) === 'running') {
+    assert.equal(await page.getAttribute(nodeSel(second), 'data-queued'), 'true', `still waiting at +${at} ms while the first runs`);
+    assert.ok(at < 4000, 'a shell job ends within 4 s');
+    await page.click('#step-100');
+    await offset((at += 100));
+  }
+  assert.equal(await waitStatus(first, 'completed'), 'completed');
+  await explained(page.locator(`${nodeSel(second)}[data-queued="false"]`).waitFor(WAIT));
+  assert.equal(await waitStatus(second, 'running'), 'running');
+  assert.ok(Number(await lines(second)) >= 1, 'its body runs now');
+  assert.equal(await page.textContent('#stats [data-stat="queued"]'), '0');
+  await page.getByRole('button', { name: `Cancel ${second}`, exact: true }).click();
+  assert.equal(await waitStatus(second, 'cancelled'), 'cancelled');
+
+  // A call whose server never answers: its 2 s deadline (timeoutMs, shown on the card) ends it.
+  const hung = await spawnVia('#spawn-hung');
+  assert.equal(await waitStatus(hung, 'running'), 'running');
+  assert.match(await page.textContent(`${cardSel(hung)} .task-meta`), /timeout 2\.00 s/);
+  await page.click('#step-1000');
+  await offset((at += 1000));
+  assert.equal(await page.getAttribute(nodeSel(hung), 'data-status'), 'running', 'before its deadline');
+  assert.match(await page.textContent(`${cardSel(hung)} .task-status-line`), /no response after 1000 ms/);
+  await page.click('#step-1000');
+  await offset((at += 1000));
+  assert.equal(await waitStatus(hung, 'failed'), 'failed');
+  assert.equal(await page.textContent(`${cardSel(hung)} .task-outcome`), 'Error: task timed out after 2000 ms');
+  await page.locator(`#event-log li[data-kind="failed"][data-task-id="${hung}"]`).waitFor(WAIT);
+  await shot('desktop-concurrency-timeout', { fullPage: true });
+
+  // Back to no limit and the system clock.
+  await page.selectOption('#per-thread', 'unlimited');
+  await page.waitForFunction(() => document.body.dataset.perThread === 'unlimited', null, WAIT);
+  await page.getByRole('radio', { name: 'System' }).check();
+  await page.waitForFunction(() => document.body.dataset.clock === 'system', null, WAIT);
 });
 
 test('screenshots at 1280×800 and at 390 px phone width; no horizontal scrolling', async () => {
