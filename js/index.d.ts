@@ -720,10 +720,15 @@ export declare class TaskManager<Events extends EventMap<Events> = DefaultEventM
    * Stops the manager as a host stops: spawns are refused (`ShuttingDown`), every live task's signal
    * aborts (reason `kind: 'shutdown'`), bodies get `graceMs` (manager clock, default 0) to settle,
    * then every task live when it began ends `failed` with `interrupted: host shutdown` (tasks a user
-   * cancelled before stay `cancelled`); the attached store is flushed and the manager disposed.
-   * Calling it again returns the same promise.
+   * cancelled before stay `cancelled`); the attached store is flushed and the manager disposed
+   * (`dispose: false` leaves it open for reads and drains; spawns stay refused). A second call while
+   * the grace runs ends it no later than its own `graceMs` (a second Ctrl-C) and returns the same
+   * promise.
    */
-  shutdown(options?: { graceMs?: number | undefined }): Promise<void>;
+  shutdown(options?: { graceMs?: number | undefined; dispose?: boolean | undefined }): Promise<void>;
+
+  /** Replaces the concurrency limits (`{}` removes them); queued tasks that now fit start at the next poll. A limit of 0 is `InvalidArgument`. */
+  setConcurrency(limits: { perThread?: number | undefined; perType?: Record<string, number> | undefined }): void;
 
   /** Drops a finished task (terminal status, body ended). True if something was removed. */
   forget(id: string): boolean;

@@ -985,6 +985,21 @@ export class TaskManager {
     for (const wake of this.#eventWaiters.splice(0)) wake();
   }
 
+  // ---- limits ----
+  /**
+   * Replaces the concurrency limits ({perThread?, perType?}; {} removes them). Queued tasks that
+   * now fit start at the next poll.
+   */
+  setConcurrency(limits) {
+    this.#alive();
+    const { perThread, perType } = checkConcurrency(limits, 'limits');
+    const code = this.#core.setConcurrency(perThread ?? -1, perType === undefined ? '' : JSON.stringify(perType));
+    if (code !== 0) throw coreError(this.#core, code);
+    this.#scheduled = true;
+    this.#afterCoreMoves();
+    this.#touch();
+  }
+
   // ---- fan-out ----
   /**
    * Calls `listener(event)` with every event of `thread` (or of every thread), in order, as it
@@ -1086,38 +1101,64 @@ export class TaskManager {
    * task's signal aborts with a shutdown reason, bodies get `graceMs` (on the manager's clock) to
    * settle, then the rest are ended; every task live when it began ends `failed` with
    * `interrupted: host shutdown` (tasks cancelled before stay cancelled). Then the attached store
-   * is flushed and the manager disposed. Rejects with the flush's error, after disposing.
+   * is flushed and, unless `dispose: false`, the manager disposed (left open, it keeps answering
+   * reads and drains, and refuses spawns). A second call while the grace runs ends it no later than
+   * its own `graceMs` (a second Ctrl-C) and returns the same promise. Rejects with the flush's
+   * error, after disposing.
    */
   shutdown(options) {
-    if (this.#shutdown !== null) return this.#shutdown.promise;
     try {
+      if (this.#shutdown?.finished) return this.#shutdown.promise;
       this.#alive();
       let graceMs = 0;
+      let dispose = true;
       if (options !== undefined) {
-        checkOptions(options, 'shutdown options', ['graceMs']);
+        checkOptions(options, 'shutdown options', ['graceMs', 'dispose']);
         if (options.graceMs !== undefined) graceMs = checkMs(options.graceMs, 'options.graceMs');
+        if (options.dispose !== undefined) {
+          if (typeof options.dispose !== 'boolean') throw new TypeError('options.dispose must be a boolean');
+          dispose = options.dispose;
+        }
+      }
+      if (this.#shutdown !== null) {
+        this.#shutdown.shorten(graceMs);
+        return this.#shutdown.promise;
       }
       let drained;
       const settled = new Promise((resolve) => (drained = resolve));
-      this.#shutdown = { promise: null, drained };
+      this.#shutdown = { promise: null, drained, shorten: () => {}, finished: false };
       this.#scheduled = true;
       this.#core.beginShutdown();
       this.#afterCoreMoves();
-      this.#shutdown.promise = this.#finishShutdown(graceMs, settled);
+      this.#shutdown.promise = this.#finishShutdown(graceMs, settled, dispose);
       return this.#shutdown.promise;
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
-  async #finishShutdown(graceMs, settled) {
+  async #finishShutdown(graceMs, settled, dispose) {
+    const shutdown = this.#shutdown;
     if (this.#live.size > 0) {
-      const timer = this.#core.armPlainTimer(graceMs);
-      const graceOver = new Promise((resolve) => this.#timers.set(timer, { resolve, reject: resolve }));
-      this.#touch();
-      await Promise.race([settled, graceOver]);
-      this.#timers.delete(timer);
+      let graceOver;
+      const over = new Promise((resolve) => (graceOver = resolve));
+      const timers = [];
+      const arm = (ms) => {
+        if (ms === 0) {
+          graceOver(); // no grace: nothing to wait for, not even a poll
+          return;
+        }
+        const timer = this.#core.armPlainTimer(ms);
+        timers.push(timer);
+        this.#timers.set(timer, { resolve: graceOver, reject: graceOver });
+        this.#touch();
+      };
+      arm(graceMs);
+      shutdown.shorten = (ms) => arm(ms);
+      await Promise.race([settled, over]);
+      for (const timer of timers) this.#timers.delete(timer);
     }
+    shutdown.finished = true;
     if (this.#disposed) return;
     this.#core.finishShutdown();
     this.#afterCoreMoves();
@@ -1125,7 +1166,7 @@ export class TaskManager {
     try {
       if (this.#link !== null) await this.#link.flush();
     } finally {
-      this.dispose();
+      if (dispose) this.dispose();
     }
   }
 
@@ -1454,21 +1495,19 @@ function reportListenerError(e) {
   else console.error('bgtasks: an event listener threw:', e);
 }
 
-function checkConcurrency(value) {
-  checkOptions(value, 'options.concurrency', ['perThread', 'perType']);
+function checkConcurrency(value, name = 'options.concurrency') {
+  checkOptions(value, name, ['perThread', 'perType']);
   const out = {};
   if (value.perThread !== undefined) {
-    out.perThread = checkCount(value.perThread, 'options.concurrency.perThread', INT32_MAX);
-    if (out.perThread === 0) throw new TypeError('options.concurrency.perThread must be at least 1');
+    out.perThread = checkCount(value.perThread, `${name}.perThread`, INT32_MAX); // 0: the core refuses it
   }
   if (value.perType !== undefined) {
     if (value.perType === null || typeof value.perType !== 'object' || Array.isArray(value.perType))
-      throw new TypeError('options.concurrency.perType must be an object {type: limit}');
+      throw new TypeError(`${name}.perType must be an object {type: limit}`);
     out.perType = {};
     for (const [type, n] of Object.entries(value.perType)) {
-      checkString(type, 'options.concurrency.perType key');
-      out.perType[type] = checkCount(n, `options.concurrency.perType.${type}`, INT32_MAX);
-      if (n === 0) throw new TypeError(`options.concurrency.perType.${type} must be at least 1`);
+      checkString(type, `${name}.perType key`);
+      out.perType[type] = checkCount(n, `${name}.perType.${type}`, INT32_MAX);
     }
   }
   return out;

@@ -59,7 +59,19 @@ const MANAGER_OPTIONS = {
     if (v !== 'reject' && v !== 'drop_oldest') throw new Error(`agent_inbox_overflow: ${v}`);
     return { agentInboxOverflow: v === 'drop_oldest' ? 'dropOldest' : 'reject' };
   },
+  concurrency: (v) => ({ concurrency: concurrencyLimits(v) }),
+  cancel_grace_ms: (v) => ({ cancelGraceMs: v }),
 };
+
+function concurrencyLimits(v) {
+  const out = {};
+  if ('per_thread' in v) out.perThread = v.per_thread;
+  if ('per_type' in v) out.perType = v.per_type;
+  return out;
+}
+
+// ctx.signal.reason.kind → the scenario's spelling of the core's CancelReason.
+const REASON_NAMES = { cancel: 'cancel', cancelTree: 'cancel_tree', cancelAll: 'cancel_all', run: 'run', timeout: 'timeout', shutdown: 'shutdown', grace: 'grace' };
 
 function errorJson(e) {
   if (e instanceof BgTasksError) return { error: e.code, message: e.message };
@@ -123,6 +135,7 @@ class Runner {
     if (!agent) options.type = step.type;
     if ('name' in step) options.name = step.name;
     if ('parent' in step) options.parent = step.parent;
+    if ('timeout_ms' in step) options.timeoutMs = step.timeout_ms;
     const rec = {};
     let id;
     try {
@@ -227,6 +240,32 @@ class Runner {
         return mgr.stats();
       case 'tree':
         return 'thread' in step ? mgr.taskTree(step.thread) : mgr.taskTree();
+      case 'set_concurrency':
+        try {
+          mgr.setConcurrency(concurrencyLimits(step));
+          return null;
+        } catch (e) {
+          return errorJson(e);
+        }
+      // JS has one shutdown() call: begin starts it with a grace that finish then cuts to 0, and
+      // it leaves the manager open (dispose: false) so that the steps after it can read.
+      case 'begin_shutdown': {
+        if (this.shutdown) return 0;
+        const before = mgr.stats();
+        this.shutdown = mgr.shutdown({ graceMs: 2 ** 40, dispose: false });
+        return before.running - before.cancel_requested_running;
+      }
+      case 'finish_shutdown': {
+        const before = mgr.stats();
+        if (!this.shutdown) this.shutdown = mgr.shutdown({ graceMs: 0, dispose: false });
+        else mgr.shutdown({ graceMs: 0 });
+        await this.shutdown;
+        return before.running - mgr.stats().running;
+      }
+      case 'cancel_reason': {
+        const signal = this.rec(step).ctx.signal;
+        return signal.aborted ? (REASON_NAMES[signal.reason?.kind] ?? null) : null;
+      }
       default:
         throw new Error(`unknown op '${step.op}'`);
     }

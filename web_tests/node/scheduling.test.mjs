@@ -186,7 +186,7 @@ test('shutdown: refuses spawns, ends every live task "interrupted: host shutdown
 
   const done = mgr.shutdown({ graceMs: 100 });
   assert.throws(() => mgr.spawn({ thread: 't', type: 'x' }, untilCancelled), bgError('ShuttingDown'));
-  assert.equal(mgr.shutdown(), done, 'one shutdown');
+  assert.equal(mgr.shutdown({ graceMs: 500 }), done, 'one shutdown; a longer grace does not extend it');
   await mgr.runFor(99);
   assert.equal(mgr.get(ignores).status, 'running', 'the grace is not over');
   assert.equal(mgr.get(honours).status, 'failed', 'a body that honoured the signal ends at once');
@@ -268,13 +268,29 @@ test('wait(id, { timeoutMs, signal }) on the manager clock', async (t) => {
 });
 
 test('option checks for limits, deadlines and grace name what was wrong', async () => {
-  await assert.rejects(createTaskManager({ concurrency: { perThread: 0 } }), /perThread must be at least 1/);
+  await assert.rejects(createTaskManager({ concurrency: { perThread: 0 } }), /options\.concurrency: .*at least 1/);
   await assert.rejects(createTaskManager({ concurrency: { perType: { shell: -1 } } }), /perType\.shell/);
   await assert.rejects(createTaskManager({ concurrency: { max: 1 } }), /unknown option 'max'/);
   await assert.rejects(createTaskManager({ cancelGraceMs: -5 }), /cancelGraceMs/);
   const mgr = await createTaskManager({ clock: 'manual' });
   assert.throws(() => mgr.spawn({ thread: 't', type: 'x', timeoutMs: 'soon' }, async () => {}), /options\.timeoutMs/);
+  assert.throws(() => mgr.setConcurrency({ perType: { shell: 0 } }), bgError('InvalidArgument'));
   mgr.dispose();
   assert.throws(() => mgr.spawn({ thread: 't', type: 'x' }, async () => {}), bgError('Disposed'));
   await assert.rejects(mgr.runUntilIdle(), bgError('Disposed'));
+});
+
+test('a second shutdown() with a shorter grace ends the first one sooner (a second Ctrl-C)', async (t) => {
+  const mgr = await manual(t);
+  const stuck = mgr.spawn({ thread: 't', type: 'x' }, ignoresSignal);
+  await mgr.runUntilIdle();
+  const first = mgr.shutdown({ graceMs: 10_000, dispose: false });
+  await mgr.runFor(10);
+  assert.equal(mgr.get(stuck).status, 'running');
+  assert.equal(mgr.shutdown({ graceMs: 0 }), first);
+  await first;
+  assert.deepEqual([mgr.get(stuck).status, mgr.get(stuck).error], ['failed', 'interrupted: host shutdown']);
+  assert.equal(mgr.disposed, false, 'dispose: false leaves it open for reads and drains');
+  assert.deepEqual(mgr.drain('t'), [{ error: 'interrupted: host shutdown', kind: 'failed', task_id: stuck }]);
+  assert.throws(() => mgr.spawn({ thread: 't', type: 'x' }, ignoresSignal), bgError('ShuttingDown'));
 });

@@ -503,7 +503,8 @@ async function main(): Promise<void> {
   await limited.wait(timed, waitOptions);
   const off: () => void = limited.subscribe((e) => void e.task_id, { thread: 't' });
   off();
-  await limited.shutdown({ graceMs: 100 });
+  limited.setConcurrency({ perType: { shell: 3 } });
+  await limited.shutdown({ graceMs: 100, dispose: false });
   // @ts-expect-error limits are numbers
   await createTaskManager({ concurrency: { perThread: 'four' } });
   void queuedFlag, queuedCount;
