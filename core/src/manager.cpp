@@ -131,11 +131,24 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
 inline std::uint64_t BackgroundTaskManager::TaskNumberOf::operator()(const TaskCore& t) const noexcept { return t.number; }
 
 // The counts behind the concurrency limits, kept once limits were first set.
+namespace {
+// Byte order without std::string_view::compare (see same_text below for why).
+struct TextLess {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const noexcept {
+    const std::size_t n = a.size() < b.size() ? a.size() : b.size();
+    const int c = n == 0 ? 0 : std::memcmp(a.data(), b.data(), n);
+    return c != 0 ? c < 0 : a.size() < b.size();
+  }
+};
+using TextCounts = std::map<std::string, std::size_t, TextLess>;
+}  // namespace
+
 struct BackgroundTaskManager::Limits {
   // Tasks holding a slot: by owner thread (while a per-thread limit is set), and by type (the
   // limited types only).
-  std::map<std::string, std::size_t, std::less<>> per_thread;
-  std::map<std::string, std::size_t, std::less<>> per_type;
+  TextCounts per_thread;
+  TextCounts per_type;
   std::deque<std::uint64_t> queue;  // queued task numbers, in spawn order
   bool scanning = false;            // start_eligible() is on the stack
   bool rescan = false;              // something changed meanwhile: one more pass
@@ -469,13 +482,7 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
     description = description_copy;
     if (name) name = name_copy.emplace(*name);
     if (queue_it) [[unlikely]] {
-      deferred = make_body.defer(make_body.defer_fn);
-      if (kind == BodyKind::Agent) {
-        // Messages may reach a queued sub-agent: its inbox exists from the spawn on (the receiving
-        // end waits in the core until the body is built).
-        auto [tx, rx] = inbox_channel(options_.agent_inbox);
-        core->agent = std::make_unique<TaskCore::AgentInbox>(TaskCore::AgentInbox{std::move(tx), std::move(rx)});
-      }
+      deferred = defer_queued(make_body, *core);
     } else {
       body = make_body.make(make_body.fn, core);
     }
@@ -523,18 +530,35 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
 
   TaskCore& t = *core;
   handles_.insert(std::move(core));  // reserved above (a commit hook that spawns may use the room up)
-  if (limits_ || timeout_ms) [[unlikely]] {
-    if (timeout_ms) arm_deadline(t, DeadlineKind::Timeout, saturating_add(now, *timeout_ms), *timeout_ms);
-    if (!limits_) {
-      if (body.valid()) t.start_body(std::move(body));
-      return t.id();
-    }
-    TaskId id = t.id();  // placing may start queued tasks (user code): `t` may go meanwhile
-    place_limited(t, queue_it, std::move(body), std::move(deferred));
-    return id;
-  }
+  if (limits_ || timeout_ms) [[unlikely]]
+    return place_scheduled(t, queue_it, std::move(body), std::move(deferred), timeout_ms, now);
   if (body.valid()) t.start_body(std::move(body));
   return t.id();
+}
+
+std::unique_ptr<BackgroundTaskManager::DeferredBody> BackgroundTaskManager::defer_queued(const BodyFactory& make_body,
+                                                                                        TaskCore& t) {
+  auto deferred = make_body.defer(make_body.defer_fn);
+  if (t.kind == BodyKind::Agent) {
+    // Messages may reach a queued sub-agent: its inbox exists from the spawn on (the receiving end
+    // waits in the core until the body is built).
+    auto [tx, rx] = inbox_channel(options_.agent_inbox);
+    t.agent = std::make_unique<TaskCore::AgentInbox>(TaskCore::AgentInbox{std::move(tx), std::move(rx)});
+  }
+  return deferred;
+}
+
+TaskId BackgroundTaskManager::place_scheduled(TaskCore& t, bool queue_it, Co<TaskResult> body,
+                                              std::unique_ptr<DeferredBody> deferred, const std::uint64_t* timeout_ms,
+                                              std::uint64_t now) {
+  if (timeout_ms) arm_deadline(t, DeadlineKind::Timeout, saturating_add(now, *timeout_ms), *timeout_ms);
+  if (!limits_) {
+    if (body.valid()) t.start_body(std::move(body));
+    return t.id();
+  }
+  TaskId id = t.id();  // placing may start queued tasks (user code): `t` may go meanwhile
+  place_limited(t, queue_it, std::move(body), std::move(deferred));
+  return id;
 }
 
 Error BackgroundTaskManager::spawn_refusal() const {
@@ -575,8 +599,6 @@ Result<TaskId> BackgroundTaskManager::spawn_host(const SpawnOptions& o, bool sub
 bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_value, bool forced) {
   // The commit hook, the inbox's fallback, the end hook and retention's commits run user code.
   UserCallGuard guard(*this);
-  // A queued task's callable: its destructor is user code, run once the end is reported.
-  std::unique_ptr<DeferredBody> dropped_body;
   const bool tap = !listeners_.empty();
   // `t` is read after the commit hook and after the fallback, either of which may forget the task
   // (or destroy the manager): hold it while one of them can run (listeners too). Nothing reads
@@ -593,13 +615,8 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
   if (t.cancel.cancelled && !forced) result = cancelled_result(t);
   bool freed_slot = false;
   if (t.sched != 0) [[unlikely]] {
-    if (t.queued()) {
-      if (auto it = deferred_.find(t.number); it != deferred_.end()) {
-        dropped_body = std::move(it->second);
-        deferred_.erase(it);
-      }
-    }
     freed_slot = leave_schedule(t);
+    if (!guard.alive()) return false;  // a queued callable's destructor (user code) ran
   }
   const std::uint64_t now = executor_->now_ms();
   // The list, not an iterator: user code runs before its use, and a wait() it polls into may
@@ -678,22 +695,14 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
   // manager, they still resume with it (the destructor wakes them).
   if (end_waiters)
     end_waiters->for_each([&](WaitNode& n) { *static_cast<WaitAwaiter::Node&>(n).summary = summary; });
-  std::optional<Event> tapped;  // the terminal event as listeners see it
-  if (const InboxSender* inbox = t.owner_inbox()) {
+  if (tap) [[unlikely]] {
+    if (!send_terminal_published(t, result, event_carries_own_value ? event_value : nullptr)) return false;
+  } else if (const InboxSender* inbox = t.owner_inbox()) {
     // A copy of event_value: the caller's is taken only once the event is queued.
     if (event_carries_own_value) result.value = *event_value;
-    if (tap) [[unlikely]]
-      tapped.emplace(Event::terminal(t.id(), t.owner, result));
     const SendOutcome sent = inbox->send_event(Event::terminal(t.id(), t.owner, std::move(result)));
     if (event_carries_own_value && sent == SendOutcome::Delivered) *event_value = nullptr;
     if (!guard.alive()) return false;  // a closed inbox's fallback may have destroyed the manager
-  } else if (tap) [[unlikely]] {
-    if (event_carries_own_value) result.value = *event_value;
-    tapped.emplace(Event::terminal(t.id(), t.owner, std::move(result)));
-  }
-  if (tapped) [[unlikely]] {
-    publish(std::move(*tapped));
-    if (!guard.alive()) return false;
   }
 
   // Retention may free `t`: keep the owner (only then; a copy per completion otherwise).
@@ -840,6 +849,19 @@ bool BackgroundTaskManager::emit_core(TaskCore* t, std::string_view event_type, 
   const InboxSender* inbox = t->owner_inbox();
   if (!inbox) return false;
   return inbox->send_custom(t->id(), t->owner, event_type, std::move(payload)) == SendOutcome::Delivered;
+}
+
+bool BackgroundTaskManager::send_terminal_published(TaskCore& t, TaskResult& result, json* event_value) {
+  UserCallGuard guard(*this);
+  if (event_value) result.value = *event_value;  // the event carries the caller's value
+  Event event = Event::terminal(t.id(), t.owner, result);  // the listeners' copy
+  if (const InboxSender* inbox = t.owner_inbox()) {
+    const SendOutcome sent = inbox->send_event(Event::terminal(t.id(), t.owner, std::move(result)));
+    if (event_value && sent == SendOutcome::Delivered) *event_value = nullptr;
+    if (!guard.alive()) return false;  // a closed inbox's fallback may have destroyed the manager
+  }
+  publish(std::move(event));
+  return guard.alive();
 }
 
 bool BackgroundTaskManager::emit_published(TaskCore& t, std::string_view event_type, json& payload) {
@@ -1542,16 +1564,24 @@ bool limits_valid(const ConcurrencyLimits& c) noexcept {
   return true;
 }
 
-void count_up(std::map<std::string, std::size_t, std::less<>>& counts, std::string_view key) {
+void count_up(TextCounts& counts, std::string_view key) {
   auto it = counts.find(key);
   if (it == counts.end()) it = counts.emplace(std::string(key), 0).first;
   ++it->second;
 }
 
-void count_down(std::map<std::string, std::size_t, std::less<>>& counts, std::string_view key) {
+void count_down(TextCounts& counts, std::string_view key) {
   auto it = counts.find(key);
   if (it == counts.end()) return;
   if (--it->second == 0) counts.erase(it);
+}
+
+// The limit of a type: a walk over the few limited types, not the map's own (std::less<>) lookup,
+// whose string_view compares would change what GCC inlines elsewhere in this file.
+std::optional<std::size_t> type_limit(const ConcurrencyLimits& c, std::string_view type) {
+  for (const auto& [name, n] : c.per_type)
+    if (same_text(name, type)) return n;
+  return std::nullopt;
 }
 }  // namespace
 
@@ -1583,9 +1613,9 @@ bool BackgroundTaskManager::fits(std::string_view owner, std::string_view type) 
     if (it != limits_->per_thread.end() && it->second >= *c.per_thread) return false;
   }
   if (!c.per_type.empty()) {
-    if (auto limit = c.per_type.find(type); limit != c.per_type.end()) {
+    if (const auto limit = type_limit(c, type)) {
       auto it = limits_->per_type.find(type);
-      if (it != limits_->per_type.end() && it->second >= limit->second) return false;
+      if (it != limits_->per_type.end() && it->second >= *limit) return false;
     }
   }
   return true;
@@ -1595,7 +1625,7 @@ void BackgroundTaskManager::claim_slot(TaskCore& t) {
   t.sched |= TaskCore::kHoldsSlot;
   const ConcurrencyLimits& c = options_.concurrency;
   if (c.per_thread) count_up(limits_->per_thread, t.owner.view());
-  if (c.per_type.count(t.task_type.view())) count_up(limits_->per_type, t.task_type.view());
+  if (type_limit(c, t.task_type.view())) count_up(limits_->per_type, t.task_type.view());
 }
 
 void BackgroundTaskManager::release_slot(TaskCore& t) {
@@ -1702,7 +1732,12 @@ void BackgroundTaskManager::start_queued(TaskCore& t, const UserCallGuard& guard
 
 bool BackgroundTaskManager::leave_schedule(TaskCore& t) {
   bool freed = false;
+  std::unique_ptr<DeferredBody> dropped;  // destroyed last: its destructor is user code
   if (t.queued()) {
+    if (auto it = deferred_.find(t.number); it != deferred_.end()) {
+      dropped = std::move(it->second);
+      deferred_.erase(it);
+    }
     t.sched &= static_cast<std::uint8_t>(~TaskCore::kQueued);
     auto& queue = limits_->queue;
     if (auto it = std::find(queue.begin(), queue.end(), t.number); it != queue.end()) queue.erase(it);

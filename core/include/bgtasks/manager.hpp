@@ -521,8 +521,13 @@ class BackgroundTaskManager {
   };
   // A spawn under limits, once committed: start it, or queue it (queue_it: decided before the body
   // was built; `body` or `deferred` holds what it runs).
+  // Out of line, as everything below: spawn's and finish's own paths stay as they were.
+  [[gnu::noinline]] TaskId place_scheduled(TaskCore& t, bool queue_it, Co<TaskResult> body,
+                                           std::unique_ptr<DeferredBody> deferred, const std::uint64_t* timeout_ms,
+                                           std::uint64_t now);
+  [[gnu::noinline]] std::unique_ptr<DeferredBody> defer_queued(const BodyFactory& make_body, TaskCore& t);
   void place_limited(TaskCore& t, bool queue_it, Co<TaskResult> body, std::unique_ptr<DeferredBody> deferred);
-  bool fits(std::string_view owner, std::string_view type) const;
+  [[gnu::noinline]] bool fits(std::string_view owner, std::string_view type) const;
   void claim_slot(TaskCore& t);
   void release_slot(TaskCore& t);
   void recount_slots();
@@ -531,14 +536,15 @@ class BackgroundTaskManager {
   void start_eligible();
   void start_queued(TaskCore& t, const UserCallGuard& guard);  // guard: the caller's, open
   // Takes the task out of the schedule (queue, slot, timers) as it ends; true if it freed a slot.
-  bool leave_schedule(TaskCore& t);
+  // Drops a queued task's callable last (its destructor is user code: callers check their guard).
+  [[gnu::noinline]] bool leave_schedule(TaskCore& t);
   void arm_deadline(TaskCore& t, DeadlineKind kind, std::uint64_t when, std::uint64_t timeout_ms = 0);
   void disarm_deadlines(TaskCore& t);
   void rearm_ticker();
   void run_due_deadlines();
   // Ends a live task without its body: commits `result` as is, then requests the body's cancel
   // (`reason`) so it can stop; what the body does afterwards is discarded.
-  void force_end(TaskCore& t, TaskResult result, CancelReason reason);
+  [[gnu::noinline]] void force_end(TaskCore& t, TaskResult result, CancelReason reason);
   // The end of a task whose cancel was requested: cancelled, or failed for a shutdown's.
   static TaskResult cancelled_result(const TaskCore& t);
   // Records the request (reason, wake-ups) and tells the host, as a first cancel request does.
@@ -554,8 +560,10 @@ class BackgroundTaskManager {
     std::optional<std::string> thread;
     std::shared_ptr<std::function<void(const Event&)>> fn;  // null once unsubscribed
   };
-  void publish(Event event);
-  bool emit_published(TaskCore& t, std::string_view event_type, json& payload);
+  [[gnu::noinline]] void publish(Event event);
+  [[gnu::noinline]] bool emit_published(TaskCore& t, std::string_view event_type, json& payload);
+  // finish's terminal event while listeners are subscribed; false if the manager was destroyed.
+  [[gnu::noinline]] bool send_terminal_published(TaskCore& t, TaskResult& result, json* event_value);
   TaskContext make_task_context(const std::shared_ptr<TaskCore>& t);
   AgentTaskContext make_agent_context(const std::shared_ptr<TaskCore>& t);
   // Consumes result's value and error. event_value: see settle(task, result, event_value). The

@@ -48,7 +48,10 @@ class SharedString {
   // Keeps this text when it already reads s, else takes a copy of s: a run of equal texts (one
   // thread's spawns, one snapshot's task types) then shares one block.
   const SharedString& reuse_for(std::string_view s) {
-    if (view() != s) *this = SharedString(s);
+    // memcmp, not string_view's ==: GCC may keep string_view::compare out of line in a large
+    // caller (spawn's), and this runs twice per spawn.
+    const std::string_view v = view();
+    if (v.size() != s.size() || (!s.empty() && std::memcmp(v.data(), s.data(), s.size()) != 0)) *this = SharedString(s);
     return *this;
   }
   // Same storage (so the same text): a cheap test before comparing characters.
