@@ -66,6 +66,10 @@ class Runner {
         const auto v = it->get<std::string>();
         EXPECT_TRUE(v == "reject" || v == "drop_oldest") << "agent_inbox_overflow: " << v;
         options.agent_inbox.overflow = v == "drop_oldest" ? OverflowPolicy::DropOldest : OverflowPolicy::Reject;
+      } else if (it.key() == "concurrency") {
+        options.concurrency = limits_of(*it);
+      } else if (it.key() == "cancel_grace_ms") {
+        options.cancel_grace_ms = it->get<std::uint64_t>();
       } else {
         ADD_FAILURE() << "unknown option " << it.key();
       }
@@ -117,6 +121,15 @@ class Runner {
     return s["ms"].get<std::uint64_t>();
   }
 
+  // {"per_thread": n?, "per_type": {type: n}?}
+  static ConcurrencyLimits limits_of(const json& j) {
+    ConcurrencyLimits l;
+    if (j.contains("per_thread")) l.per_thread = j["per_thread"].get<std::size_t>();
+    if (j.contains("per_type"))
+      for (auto it = j["per_type"].begin(); it != j["per_type"].end(); ++it) l.per_type[it.key()] = it->get<std::size_t>();
+    return l;
+  }
+
   // A task reference: an alias bound by an earlier "as", or "=<literal id>".
   std::string task_ref(const json& s, const char* key = "task") {
     std::string r = str(s, key);
@@ -143,7 +156,13 @@ class Runner {
     const std::string type = agent ? std::string("sub_agent") : str(s, "type");
     const std::optional<std::string> name = opt_str(s, "name");
     const std::string description = str(s, "description");
+    std::optional<std::uint64_t> timeout;
+    if (s.contains("timeout_ms")) timeout = s["timeout_ms"].get<std::uint64_t>();
     auto spawn = [&] {
+      if (timeout)
+        return manager_->spawn_host(SpawnOptions{thread, type, name ? std::optional<std::string_view>(*name) : std::nullopt,
+                                                 description, parent, timeout},
+                                    agent);
       return manager_->spawn_host(thread, type, name ? std::optional<std::string_view>(*name) : std::nullopt,
                                   description, parent, agent);
     };
@@ -232,6 +251,16 @@ class Runner {
       return r ? json{{"added", r->added}, {"skipped", r->skipped}} : error_json(r.error());
     }
     if (op == "forget") return m.forget(task_ref(s));
+    if (op == "set_concurrency") {
+      auto r = m.set_concurrency(limits_of(s));
+      return r ? json(nullptr) : error_json(r.error());
+    }
+    if (op == "begin_shutdown") return m.begin_shutdown();
+    if (op == "finish_shutdown") return m.finish_shutdown();
+    if (op == "cancel_reason") {
+      auto r = m.cancel_reason(task_ref(s));
+      return r ? json(as_str(*r)) : json(nullptr);
+    }
     if (op == "stats") return m.stats().to_json();
     if (op == "tree") {
       return s.contains("thread") ? m.task_tree(str(s, "thread")) : m.task_tree(std::nullopt);
