@@ -3,7 +3,7 @@
 //
 //   cd bench/js && npm ci && node run.mjs            # full run (a few minutes)
 //   node run.mjs --smoke                             # tiny sizes, 1 repetition (CI: proves it runs)
-//   node run.mjs --reps=7 --only=workload,drain      # sections: workload, drain, snapshot, autosave
+//   node run.mjs --reps=7 --only=workload,drain      # sections: workload, drain, snapshot, autosave, cancel
 //   node run.mjs --shared-heap                       # workload peers on one thread (no workers)
 //
 // Writes build/bench/results/js.json (relative to the repo root) and prints a table.
@@ -28,12 +28,12 @@ const value = (name, dflt) => {
 };
 const SMOKE = Boolean(flag('smoke'));
 const REPS = Number(value('reps', SMOKE ? 1 : 5));
-const ONLY = value('only', 'workload,drain,snapshot,autosave').split(',');
+const ONLY = value('only', 'workload,drain,snapshot,autosave,cancel').split(',');
 const OUT = path.resolve(repoRoot, value('out', 'build/bench/results/js.json'));
 const SHARED_HEAP = Boolean(flag('shared-heap'));
 const SIZES = SMOKE
-  ? { workload: [200, 100], batch: 50, drainEvents: 200, snapshotTasks: 200, autosaveTasks: 200 }
-  : { workload: [100000, 20000], batch: 1000, drainEvents: 10000, snapshotTasks: 100000, autosaveTasks: 10000 };
+  ? { workload: [200, 100], batch: 50, drainEvents: 200, snapshotTasks: 200, autosaveTasks: 200, cancel: [100, 1000] }
+  : { workload: [100000, 20000], batch: 1000, drainEvents: 10000, snapshotTasks: 100000, autosaveTasks: 10000, cancel: [1000, 10000, 100000] };
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
@@ -318,6 +318,61 @@ async function autosave() {
   };
 }
 
+// ---- cancelAll over n live tasks, then every body settling, against AbortController -------------
+// Each body waits on its signal and rejects with the reason; the peer is the same with n plain
+// AbortControllers aborted in a loop. Both measured from the cancel to the last settle.
+async function cancelRun(n) {
+  const mgr = await createTaskManager({ clock: 'manual' });
+  for (let i = 0; i < n; i++)
+    mgr.spawn({ thread: 't', type: 'x' }, (ctx) => new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))));
+  await mgr.runUntilIdle();
+  gc();
+  const t0 = performance.now();
+  mgr.cancelAll('t');
+  await mgr.runUntilIdle();
+  const ms = performance.now() - t0;
+  check(mgr.stats().cancelled === n, 'every task cancelled');
+  mgr.dispose();
+  return ms;
+}
+
+async function plainCancelRun(n) {
+  const controllers = [];
+  const ends = [];
+  for (let i = 0; i < n; i++) {
+    const c = new AbortController();
+    controllers.push(c);
+    ends.push(new Promise((_, reject) => c.signal.addEventListener('abort', () => reject(c.signal.reason))).catch(() => 'cancelled'));
+  }
+  gc();
+  const t0 = performance.now();
+  for (const c of controllers) c.abort();
+  await Promise.all(ends);
+  return performance.now() - t0;
+}
+
+async function cancel() {
+  const out = {};
+  for (const n of SIZES.cancel) {
+    const ours = [];
+    const plain = [];
+    for (let r = 0; r < REPS; r++) {
+      if (r % 2) {
+        plain.push(await plainCancelRun(n));
+        ours.push(await cancelRun(n));
+      } else {
+        ours.push(await cancelRun(n));
+        plain.push(await plainCancelRun(n));
+      }
+    }
+    out[n] = { tasks: n, us_per_task: round((median(ours) * 1000) / n, 3), plain_us_per_task: round((median(plain) * 1000) / n, 3) };
+    out[n].ratio = round(out[n].us_per_task / out[n].plain_us_per_task, 2);
+  }
+  const sizes = Object.values(out);
+  const flat = round(sizes.at(-1).us_per_task / sizes[0].us_per_task, 2);
+  return { sizes, flatness_largest_vs_smallest: flat };
+}
+
 // ---- run, write, print -----------------------------------------------------------------------
 function gitCommit() {
   try {
@@ -342,6 +397,7 @@ if (ONLY.includes('workload')) results.workload = await workload();
 if (ONLY.includes('drain')) results.drain = await drain();
 if (ONLY.includes('snapshot')) results.snapshot = await snapshot();
 if (ONLY.includes('autosave')) results.autosave = await autosave();
+if (ONLY.includes('cancel')) results.cancel = await cancel();
 
 mkdirSync(path.dirname(OUT), { recursive: true });
 writeFileSync(OUT, `${JSON.stringify(results, null, 2)}\n`);
@@ -373,6 +429,11 @@ if (results.autosave) {
   rows.push([`spawn→complete ${a.tasks} tasks, FileStore attached vs none`, `${a.attached_ms} ms`, `${a.plain_ms} ms`, `${a.ratio_attached_vs_plain}x`, '<= 1.1x', mark(a.ratio_attached_vs_plain, 1.1)]);
   rows.push([`  then flush() (every end on disk)`, `${a.final_flush_ms} ms`, '', '', '', '']);
   rows.push([`  writes per task (coalesced)`, `${a.writes_per_task}`, '', '', '', '']);
+}
+if (results.cancel) {
+  for (const c of results.cancel.sizes)
+    rows.push([`cancelAll ${c.tasks} live tasks + settle vs AbortController loop`, `${c.us_per_task} us/task`, `${c.plain_us_per_task} us/task`, `${c.ratio}x`, '<= 2x', mark(c.ratio, 2)]);
+  rows.push([`  per-task cost, largest vs smallest size`, `${results.cancel.flatness_largest_vs_smallest}x`, '', '', '<= 1.3x', mark(results.cancel.flatness_largest_vs_smallest, 1.3)]);
 }
 const head = ['figure', 'bgtasks', 'peer', 'ratio', 'target', ''];
 const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));

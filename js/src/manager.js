@@ -601,7 +601,10 @@ export class TaskManager {
       }
     }
     if (!ok) {
-      code = core.failTask(rec.h, this.#encodeText(failureText(value)), want);
+      // Once its cancel was requested the core ends the task its own way (cancelled, or as a
+      // shutdown says): the body's error text would be discarded, so none is made.
+      const text = rec.cancel.cancelled ? 0 : this.#encodeText(failureText(value));
+      code = core.failTask(rec.h, text, want);
       if (code === 0 && value !== null && (typeof value === 'object' || typeof value === 'function')) this.#keepFailure(id, value);
     }
     void code; // TaskTerminated only if the core already settled it (cannot happen for a live body)
