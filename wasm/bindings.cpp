@@ -40,8 +40,9 @@ int code_of(Errc e) { return static_cast<int>(e) + 1; }
 constexpr std::uint64_t kMaxExactHandle = 9007199254740992ull;  // 2^53
 constexpr std::size_t kMaxInterned = 4096;
 constexpr int kHandleNotTaken = -1;  // complete(): settled, but no queued event holds the result's handle
-// header_ slots (doubles), read by js/src/manager.js.
-enum Header { kRecordsPtr = 0, kTextPtr = 1, kTextLen = 2, kHeaderSize = 4 };
+// header_ slots (doubles), read by js/src/manager.js. kQueued: after each successful spawn, 1 if
+// the task waits for a concurrency slot (its body must not start until takeStarts lists it).
+enum Header { kRecordsPtr = 0, kTextPtr = 1, kTextLen = 2, kQueued = 3, kHeaderSize = 4 };
 
 class Core {
  public:
@@ -95,10 +96,11 @@ class Core {
 
   // ---- spawning (host-driven bodies) ----
   // Input text, in order: the thread (if thread_id < 0), the type (if type_id < 0), the name
-  // (name_len < 0: none), the description, the parent JSON (parent_len 0: none). Returns the new
-  // task's handle, or NaN on error (the id text of a handle < 0 is in the text buffer).
+  // (name_len < 0: none), the description, the parent JSON (parent_len 0: none). timeout_ms < 0:
+  // no deadline. Returns the new task's handle, or NaN on error (the id text of a handle < 0 is in
+  // the text buffer); header slot kQueued says whether it was queued.
   double spawn(bool sub_agent, int thread_id, int type_id, int thread_len, int type_len, int name_len, int desc_len,
-               int parent_len) {
+               int parent_len, double timeout_ms) {
     std::size_t at = 0;
     auto take = [&](int len) {
       std::string_view v(input_.data() + at, static_cast<std::size_t>(len));
@@ -118,11 +120,17 @@ class Core {
       if (!p) return fail_nan(p.error());
       parent = std::move(*p);
     }
-    auto r = manager_->spawn_host(thread, sub_agent ? std::string_view("sub_agent") : type, name, description,
-                                  std::move(parent), sub_agent);
+    auto r = timeout_ms >= 0
+                 ? manager_->spawn_host(SpawnOptions{thread, type, name, description, std::move(parent),
+                                                     static_cast<std::uint64_t>(timeout_ms)},
+                                        sub_agent)
+                 : manager_->spawn_host(thread, sub_agent ? std::string_view("sub_agent") : type, name, description,
+                                        std::move(parent), sub_agent);
     if (!r) return fail_nan(r.error());
     const double h = handle_of(*r);
     if (h < 0) put(*r);
+    // Only limits queue tasks: without them no lookup.
+    header_[kQueued] = limited_ && on_task(h, [&](auto task) { return manager_->is_queued(task); }) ? 1 : 0;
     return h;
   }
   // The id text of a handle (text buffer); its length.
@@ -172,6 +180,8 @@ class Core {
     if (!r) return -fail(r.error());
     return static_cast<double>(*r);
   }
+  // A timer tied to no task (JS wait(id, {timeoutMs})): it fires as slept = 1 in takeFiredTimers.
+  double armPlainTimer(double ms) { return static_cast<double>(manager_->arm_plain_timer(static_cast<std::uint64_t>(ms))); }
   // Records [timer, slept] (slept 0: cancelled first) of the timers that fired; their count.
   int takeFiredTimers() {
     auto fired = manager_->take_fired_host_timers();
@@ -204,13 +214,105 @@ class Core {
   bool cancel(const std::string& id) { return manager_->cancel(id); }
   int cancelTree(const std::string& id) { return static_cast<int>(manager_->cancel_tree(id)); }
   int cancelAll(const std::string& thread) { return static_cast<int>(manager_->cancel_all(thread)); }
-  // Handles of the tasks whose cancel was requested since the last call (records); their count.
+  // The tasks whose cancel was requested since the last call, as records [handle, reason]
+  // (reason: CancelReason, 0 cancel 1 cancelTree 2 cancelAll 3 run 4 timeout 5 shutdown 6 grace);
+  // their count.
   int takeCancelRequests() {
-    records_.resize(cancel_requests_.size());
-    for (std::size_t i = 0; i < cancel_requests_.size(); ++i) records_[i] = handle_of(cancel_requests_[i]);
+    const std::size_t n = cancel_requests_.size();
+    records_.resize(2 * n);
+    for (std::size_t i = 0; i < n; ++i) {
+      records_[2 * i] = handle_of(cancel_requests_[i].first);
+      records_[2 * i + 1] = static_cast<double>(static_cast<int>(cancel_requests_[i].second));
+    }
     cancel_requests_.clear();
     header_[kRecordsPtr] = static_cast<double>(reinterpret_cast<std::uintptr_t>(records_.data()));
-    return static_cast<int>(records_.size());
+    return static_cast<int>(n);
+  }
+  // Queued host tasks that got their slot since the last call: their bodies may start now.
+  // Records [handle]; their count.
+  int takeStarts() {
+    const std::size_t n = starts_.size();
+    records_.resize(n);
+    for (std::size_t i = 0; i < n; ++i) records_[i] = handle_of(starts_[i]);
+    starts_.clear();
+    header_[kRecordsPtr] = static_cast<double>(reinterpret_cast<std::uintptr_t>(records_.data()));
+    return static_cast<int>(n);
+  }
+  // Tasks the core ended without their body settling (timeout, grace, finishShutdown, cancel of a
+  // queued task, a queued task at beginShutdown) since the last call: records [handle, status]
+  // (status 1 completed 2 failed 3 cancelled); their count.
+  int takeForcedEnds() {
+    const std::size_t n = forced_ends_.size();
+    records_.resize(2 * n);
+    for (std::size_t i = 0; i < n; ++i) {
+      records_[2 * i] = handle_of(forced_ends_[i].first);
+      records_[2 * i + 1] = static_cast<double>(static_cast<int>(forced_ends_[i].second));
+    }
+    forced_ends_.clear();
+    header_[kRecordsPtr] = static_cast<double>(reinterpret_cast<std::uintptr_t>(records_.data()));
+    return static_cast<int>(n);
+  }
+
+  // ---- scheduling ----
+  // per_thread < 0: no per-thread limit; per_type_json: '' (none) or an object of type -> integer
+  // limit, e.g. '{"shell":2}'. 0, or InvalidArgument's code (a bad value or JSON, a 0 limit:
+  // nothing changed).
+  int setConcurrency(double per_thread, const std::string& per_type_json) {
+    ConcurrencyLimits limits;
+    if (per_thread >= 0) {
+      if (!whole(per_thread))
+        return fail(errors::invalid_argument("setConcurrency: perThread must be an integer from 1 to 2^53"));
+      limits.per_thread = static_cast<std::size_t>(per_thread);
+    } else if (!(per_thread == -1)) {
+      return fail(errors::invalid_argument("setConcurrency: perThread must be an integer from 1 to 2^53, or -1"));
+    }
+    if (!per_type_json.empty()) {
+      auto j = parse_json(per_type_json, "perType", Errc::InvalidArgument);
+      if (!j) return fail(j.error());
+      if (!j->is_object()) return fail(errors::invalid_argument("setConcurrency: perType must be an object"));
+      for (const auto& [type, n] : j->items()) {
+        if (!n.is_number_unsigned() && !(n.is_number_integer() && n.get<std::int64_t>() >= 0))
+          return fail(errors::invalid_argument("setConcurrency: the limit of type '" + type + "' must be an integer"));
+        limits.per_type.emplace(type, n.get<std::uint64_t>());
+      }
+    }
+    const bool any = !limits.empty();
+    if (const int c = code(manager_->set_concurrency(std::move(limits)))) return c;
+    limited_ = limited_ || any;
+    return 0;
+  }
+  void setCancelGraceMs(double ms) {
+    manager_->set_cancel_grace_ms(ms >= 0 ? std::optional<std::uint64_t>(static_cast<std::uint64_t>(ms)) : std::nullopt);
+  }
+  // How many tasks it signalled (queued ones end at once and show in takeForcedEnds).
+  int beginShutdown() { return static_cast<int>(manager_->begin_shutdown()); }
+  // How many tasks it ended (each shows in takeForcedEnds).
+  int finishShutdown() { return static_cast<int>(manager_->finish_shutdown()); }
+
+  // ---- fan-out ----
+  // While on, every event the core produces is kept (also those a bounded inbox refused), for
+  // takeTapped. Turning it off drops what was kept.
+  void setTap(bool on) {
+    if (on == (tap_ != 0)) return;
+    if (on) {
+      tap_ = manager_->subscribe([this](const Event& e) { tapped_.push_back(e); });
+    } else {
+      manager_->unsubscribe(tap_);
+      tap_ = 0;
+      tapped_.clear();
+    }
+  }
+  // The events produced since the last call, as drain writes them (records and extras text). A
+  // custom event's payload handle, or a completed one's result handle, is the one JS gave: a
+  // tapped record never takes it (JS keeps the value until every reader is done).
+  int takeTapped() {
+    std::vector<Event> events;
+    events.swap(tapped_);
+    records_.resize(4 * events.size());
+    RecordWriter w(*this);
+    for (const Event& e : events) w.write(e);
+    w.finish();
+    return static_cast<int>(w.count);
   }
 
   // ---- messages ----
@@ -225,37 +327,35 @@ class Core {
   }
 
   // ---- events ----
-  // Takes pending events (thread_id >= 0: only that interned thread's; -2: only the thread given
-  // as input text of thread_len bytes; -1: all), at most max (< 0: all). Writes one record of 4
-  // doubles per event: [kind, task handle, type id, payload handle or extra index]; kind as
-  // EventKind (0 custom, 1 completed, 2 failed, 3 cancelled, 4 raw). A completed event's fourth
-  // double is its result's handle. What the core alone holds — an error (failed), a raw event, an
-  // event type past the interning limit (then type id is -1 - its extra index) — is an element of
-  // one JSON array text (header).
-  int drain(int thread_id, int thread_len, int max) {
-    const std::size_t limit = max < 0 ? SIZE_MAX : static_cast<std::size_t>(max);
+  // Writes events as records of 4 doubles into records_ (sized by the caller) and what only the
+  // core holds as one JSON array text (drain's format, below); finish() puts the text and the
+  // records' address in the header.
+  struct RecordWriter {
+    explicit RecordWriter(Core& c) : core(c) {}
+    Core& core;
     std::string extras;
     std::size_t n_extras = 0;
-    auto extra = [&](const json& j) {
-      extras += n_extras++ == 0 ? '[' : ',';
-      write_json(extras, j);  // appended in place: no text per element
-      return static_cast<double>(n_extras - 1);
-    };
+    std::size_t count = 0;
     // A task's events, and events of one type, often come in a row: look each up once per run.
     const TaskId* last_id = nullptr;
     double last_handle = 0;
     const std::string* last_type = nullptr;
     double last_type_id = -1;
-    std::size_t count = 0;
-    auto write = [&](const Event& e) {
-      double* r = records_.data() + 4 * count++;  // sized by the caller below
+
+    double extra(const json& j) {
+      extras += n_extras++ == 0 ? '[' : ',';
+      write_json(extras, j);  // appended in place: no text per element
+      return static_cast<double>(n_extras - 1);
+    }
+    void write(const Event& e) {
+      double* r = core.records_.data() + 4 * count++;
       r[0] = static_cast<double>(static_cast<int>(e.kind));
       if (e.kind == EventKind::Raw) {
         r[1] = 0;
       } else {
         if (last_id == nullptr || *last_id != e.task_id) {
           last_id = &e.task_id;
-          last_handle = handle_of(e.task_id);
+          last_handle = core.handle_of(e.task_id);
         }
         r[1] = last_handle;
       }
@@ -264,9 +364,9 @@ class Core {
       switch (e.kind) {
         case EventKind::Custom: {
           if (last_type == nullptr || *last_type != e.event_type) {
-            auto it = intern_ids_.find(e.event_type);
-            last_type = it != intern_ids_.end() ? &e.event_type : nullptr;
-            last_type_id = it != intern_ids_.end() ? it->second : -1;
+            auto it = core.intern_ids_.find(e.event_type);
+            last_type = it != core.intern_ids_.end() ? &e.event_type : nullptr;
+            last_type_id = it != core.intern_ids_.end() ? it->second : -1;
           }
           r[2] = last_type != nullptr ? last_type_id : -1 - extra(json(e.event_type));
           // Every custom event of this binding carries a payload handle; anything else is data.
@@ -294,21 +394,36 @@ class Core {
           r[3] = extra(e.data);
           break;
       }
-    };
+    }
+    void finish() {
+      if (n_extras > 0) extras += ']';
+      core.put(std::move(extras));
+      core.header_[kRecordsPtr] = static_cast<double>(reinterpret_cast<std::uintptr_t>(core.records_.data()));
+    }
+  };
+
+  // Takes pending events (thread_id >= 0: only that interned thread's; -2: only the thread given
+  // as input text of thread_len bytes; -1: all), at most max (< 0: all). Writes one record of 4
+  // doubles per event: [kind, task handle, type id, payload handle or extra index]; kind as
+  // EventKind (0 custom, 1 completed, 2 failed, 3 cancelled, 4 raw). A completed event's fourth
+  // double is its result's handle. What the core alone holds — an error (failed), a raw event, an
+  // event type past the interning limit (then type id is -1 - its extra index) — is an element of
+  // one JSON array text (header).
+  int drain(int thread_id, int thread_len, int max) {
+    const std::size_t limit = max < 0 ? SIZE_MAX : static_cast<std::size_t>(max);
+    RecordWriter w(*this);
     if (thread_id == -1) {
       // Every thread's: read in place in the queue (no vector of moved events).
       records_.resize(4 * std::min(limit, inbox_->len()));
-      inbox_->consume(write, limit);
+      inbox_->consume([&](const Event& e) { w.write(e); }, limit);
     } else {
       const std::string thread = thread_id >= 0 ? strings_[thread_id] : std::string(input_.data(), static_cast<std::size_t>(thread_len));
       const std::vector<Event> events = inbox_->drain_events(thread, limit);
       records_.resize(4 * events.size());
-      for (const Event& e : events) write(e);
+      for (const Event& e : events) w.write(e);
     }
-    if (n_extras > 0) extras += ']';
-    put(std::move(extras));
-    header_[kRecordsPtr] = static_cast<double>(reinterpret_cast<std::uintptr_t>(records_.data()));
-    return static_cast<int>(count);
+    w.finish();
+    return static_cast<int>(w.count);
   }
   int pendingEvents() { return static_cast<int>(inbox_->len()); }
 
@@ -391,10 +506,15 @@ class Core {
   // while a settle wants its summary (the manager builds a summary per completion while one is).
   ManagerHooks hooks(bool keep_summary) {
     ManagerHooks h;
-    h.on_cancel_requested = [this](const TaskId& id) { cancel_requests_.push_back(id); };
+    h.on_cancel_requested = [this](const TaskId& id) {
+      cancel_requests_.emplace_back(id, manager_->cancel_reason(id).value_or(CancelReason::Cancel));
+    };
     if (keep_summary) h.on_task_end = [this](const TaskSummary& s) { last_ended_ = s; };
+    h.on_task_start = [this](const TaskId& id) { starts_.push_back(id); };
+    h.on_forced_end = [this](const TaskId& id, TaskStatus status) { forced_ends_.emplace_back(id, status); };
     return h;
   }
+  static bool whole(double v) { return std::isfinite(v) && v >= 0 && v <= static_cast<double>(kMaxExactHandle) && std::floor(v) == v; }
   // Settles a host task with `result`; with want_summary, its terminal summary is kept for
   // lastEnded(); with event_value, the completed event carries it instead of the result
   // (BackgroundTaskManager::settle). Returns 0 or an error code.
@@ -459,7 +579,12 @@ class Core {
   std::shared_ptr<BackgroundTaskManager> manager_;
   // A deque holds the (unmovable) scopes in place: no allocation per enterTask.
   std::deque<BackgroundTaskScope> scopes_;
-  std::vector<TaskId> cancel_requests_;
+  std::vector<std::pair<TaskId, CancelReason>> cancel_requests_;
+  std::vector<TaskId> starts_;
+  std::vector<std::pair<TaskId, TaskStatus>> forced_ends_;
+  std::vector<Event> tapped_;
+  SubscriptionId tap_ = 0;
+  bool limited_ = false;  // limits were set once: spawns may be queued
   TaskSummary last_ended_;
   double header_[kHeaderSize] = {};
   std::vector<char> input_;
@@ -503,6 +628,15 @@ EMSCRIPTEN_BINDINGS(bgtasks) {
       .function("cancelTree", &Core::cancelTree)
       .function("cancelAll", &Core::cancelAll)
       .function("takeCancelRequests", &Core::takeCancelRequests)
+      .function("takeStarts", &Core::takeStarts)
+      .function("takeForcedEnds", &Core::takeForcedEnds)
+      .function("setConcurrency", &Core::setConcurrency)
+      .function("setCancelGraceMs", &Core::setCancelGraceMs)
+      .function("beginShutdown", &Core::beginShutdown)
+      .function("finishShutdown", &Core::finishShutdown)
+      .function("setTap", &Core::setTap)
+      .function("takeTapped", &Core::takeTapped)
+      .function("armPlainTimer", &Core::armPlainTimer)
       .function("sendMessage", &Core::sendMessage)
       .function("takeAgentMessages", &Core::takeAgentMessages)
       .function("drain", &Core::drain)

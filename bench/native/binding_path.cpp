@@ -26,7 +26,7 @@ constexpr int kEmits = 10;
   double handles[kBatch];
   for (int first = 0; first < tasks; first += kBatch) {
     const int n = std::min(kBatch, tasks - first);
-    for (int i = 0; i < n; ++i) handles[i] = core.spawn(false, thread, type, 0, 0, -1, 0, 0);
+    for (int i = 0; i < n; ++i) handles[i] = core.spawn(false, thread, type, 0, 0, -1, 0, 0, -1);
     core.runUntilIdle();
     for (int i = 0; i < n; ++i)
       for (int k = 0; k < kEmits; ++k) core.emit(handles[i], progress, 0, payload++);
