@@ -3,7 +3,8 @@
 # noisy machine, unlike wall time). Builds -O3 -g into build/bench-prof, then for each section runs
 #   valgrind --tool=callgrind --toggle-collect=<the section's work function> bench_driver TASKS EVENTS 1
 # and prints the instruction count per task/event and the top functions by inclusive and self cost.
-#   bash bench/profile.sh [spawn|host|emit|floor|asio|binding ...]   (default: spawn host emit)
+#   bash bench/profile.sh [spawn|host|emit|floor|asio|binding|limited|deadline ...]   (default: spawn host emit)
+# limited / deadline: spawn -> complete under a per-thread limit of 64 / with a deadline per spawn.
 # binding: the JS agent workload's calls into wasm/bindings.cpp made natively (binding_path), per task.
 # Env: TASKS (default 20000), EVENTS (default 20000), TOP (default 25).
 # Outputs: build/bench-prof/callgrind.<section>.out (open with callgrind_annotate or kcachegrind).
@@ -25,6 +26,8 @@ for s in "${SECTIONS[@]}"; do
   case "$s" in
     spawn) fn='*work_spawn_complete*'; per=$TASKS; unit=task ;;
     host) fn='*work_host_spawn_complete*'; per=$TASKS; unit=task ;;
+    limited) fn='*work_limited_spawn_complete*'; per=$TASKS; unit=task ;;
+    deadline) fn='*work_deadline_spawn_complete*'; per=$TASKS; unit=task ;;
     emit) fn='*work_emit_drain*'; per=$EVENTS; unit=event ;;
     floor) fn='*work_bare_floor*'; per=$TASKS; unit=task ;;
     asio) fn='*work_asio*'; per=$TASKS; unit=task ;;

@@ -59,6 +59,55 @@ void BM_bgtasks_spawn_complete(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
 }
 
+// The same under a per-thread limit of 64: all but 64 spawns queue (their callables wait, unbuilt)
+// and start as slots free.
+void BM_bgtasks_spawn_complete_limited(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  bool checked = false;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto rig = std::make_unique<Rig>(false, limited_options(64));
+    state.ResumeTiming();
+    for (std::size_t i = 0; i < n; ++i) {
+      auto id = rig->m().spawn("t", "job", std::nullopt, "d", {}, kTrivialBody);
+      benchmark::DoNotOptimize(id);
+    }
+    rig->exec.run_until_idle();
+    state.PauseTiming();
+    if (!checked) {
+      if (rig->m().stats().completed != n) fail("bgtasks spawn_complete_limited: not all tasks completed");
+      checked = true;
+    }
+    rig.reset();
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
+}
+
+// The same with a deadline on every spawn (armed at spawn, disarmed at the end).
+void BM_bgtasks_spawn_complete_deadline(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  bool checked = false;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto rig = std::make_unique<Rig>();
+    state.ResumeTiming();
+    for (std::size_t i = 0; i < n; ++i) {
+      auto id = rig->m().spawn(deadline_spawn(), kTrivialBody);
+      benchmark::DoNotOptimize(id);
+    }
+    rig->exec.run_until_idle();
+    state.PauseTiming();
+    if (!checked) {
+      if (rig->m().stats().completed != n) fail("bgtasks spawn_complete_deadline: not all tasks completed");
+      checked = true;
+    }
+    rig.reset();
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
+}
+
 // The same, with the manager's teardown (every record and handle freed) inside the timed region.
 void BM_bgtasks_spawn_complete_teardown(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
@@ -357,6 +406,8 @@ void register_all() {
   };
   // Peers side by side for each size.
   sized("spawn_complete/bgtasks", BM_bgtasks_spawn_complete);
+  sized("spawn_complete/bgtasks_limited", BM_bgtasks_spawn_complete_limited);
+  sized("spawn_complete/bgtasks_deadline", BM_bgtasks_spawn_complete_deadline);
   sized("spawn_complete/asio", BM_asio_spawn_complete);
   sized("spawn_complete/bare_floor", BM_bare_floor_spawn_complete);
   sized("spawn_complete/bgtasks_host", BM_bgtasks_host_spawn_complete);

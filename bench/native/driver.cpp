@@ -1,6 +1,7 @@
 // The same C++ driver, compiled natively (g++, bench/CMakeLists.txt) and to wasm (em++,
 // bench/wasm/CMakeLists.txt, run with `node driver.js`): spawn -> complete of N trivial tasks, and
-// emit -> drain of E events, plus the bare floor (and, natively only, asio co_spawn) for reference. Each section is timed twice over:
+// emit -> drain of E events, plus the bare floor (and, natively only, asio co_spawn) for reference,
+// and spawn -> complete under a per-thread limit of 64 and with a deadline on every spawn. Each section is timed twice over:
 // wall time with std::chrono::steady_clock, and the process's CPU time (clock_gettime natively,
 // process.cpuUsage() under Node) — on a shared, overloaded machine wall time mostly measures the
 // share of a core the process got, so the ratios use CPU time. REPS repetitions after one warm-up
@@ -79,6 +80,18 @@ double minimum(const std::vector<double>& xs) { return *std::min_element(xs.begi
   rig.exec.run_until_idle();
 }
 
+[[gnu::noinline]] void work_limited_spawn_complete(Rig& rig, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    if (!rig.m().spawn("t", "job", std::nullopt, "d", {}, kTrivialBody).ok()) fail("driver: limited spawn");
+  rig.exec.run_until_idle();
+}
+
+[[gnu::noinline]] void work_deadline_spawn_complete(Rig& rig, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    if (!rig.m().spawn(deadline_spawn(), kTrivialBody).ok()) fail("driver: deadline spawn");
+  rig.exec.run_until_idle();
+}
+
 [[gnu::noinline]] void work_host_spawn_complete(Rig& rig, std::vector<TaskId>& ids, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) ids.push_back(std::move(*rig.m().spawn_host("t", "job", std::nullopt, "d", {})));
   for (const auto& id : ids)
@@ -115,6 +128,25 @@ Sample spawn_complete(std::size_t n) {
   work_spawn_complete(*rig, n);
   const Sample s = t.stop(static_cast<double>(n));
   if (rig->m().stats().completed != n) fail("driver: completed");
+  return s;
+}
+
+// Per task, under a per-thread limit of 64 / with a deadline on every spawn.
+Sample limited_spawn_complete(std::size_t n) {
+  auto rig = std::make_unique<Rig>(false, limited_options(64));
+  const Timer t;
+  work_limited_spawn_complete(*rig, n);
+  const Sample s = t.stop(static_cast<double>(n));
+  if (rig->m().stats().completed != n) fail("driver: limited completed");
+  return s;
+}
+
+Sample deadline_spawn_complete(std::size_t n) {
+  auto rig = std::make_unique<Rig>();
+  const Timer t;
+  work_deadline_spawn_complete(*rig, n);
+  const Sample s = t.stop(static_cast<double>(n));
+  if (rig->m().stats().completed != n) fail("driver: deadline completed");
   return s;
 }
 
@@ -172,18 +204,20 @@ int main(int argc, char** argv) {
   const std::size_t events = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 100000;
   const std::size_t reps = argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 7;
 #if defined(__EMSCRIPTEN__)
-  constexpr int kSections = 4;
+  constexpr int kSections = 6;
 #else
-  constexpr int kSections = 5;  // + the asio peer, native only
+  constexpr int kSections = 7;  // + the asio peer, native only
 #endif
   const char* names[] = {"spawn_complete_ns_per_task", "host_spawn_complete_ns_per_task", "emit_drain_ns_per_event",
-                         "bare_floor_ns_per_task", "asio_spawn_complete_ns_per_task"};
+                         "bare_floor_ns_per_task", "limited_spawn_complete_ns_per_task",
+                         "deadline_spawn_complete_ns_per_task", "asio_spawn_complete_ns_per_task"};
   std::vector<double> wall[kSections], cpu[kSections];
   std::size_t bytes = 0;
   // One unmeasured warm-up round (wasm tiers up; the native heap warms), then the repetitions.
   for (std::size_t r = 0; r < reps + 1; ++r) {
-    const Sample s[kSections] = {spawn_complete(tasks), host_spawn_complete(tasks), emit_drain(events, &bytes),
-                                 bare_floor(tasks)
+    const Sample s[kSections] = {spawn_complete(tasks),         host_spawn_complete(tasks),
+                                 emit_drain(events, &bytes),    bare_floor(tasks),
+                                 limited_spawn_complete(tasks), deadline_spawn_complete(tasks)
 #if !defined(__EMSCRIPTEN__)
                                      ,
                                  asio_spawn_complete(tasks)

@@ -39,8 +39,8 @@ struct Rig {
   std::optional<InboxReceiver> inbox;
   std::shared_ptr<BackgroundTaskManager> manager;  // declared last: destroyed first
 
-  explicit Rig(bool with_inbox = false) {
-    manager = std::make_shared<BackgroundTaskManager>(exec);
+  explicit Rig(bool with_inbox = false, ManagerOptions options = {}) {
+    manager = std::make_shared<BackgroundTaskManager>(exec, std::move(options));
     if (with_inbox) {
       auto [tx, rx] = inbox_channel();
       inbox.emplace(std::move(rx));
@@ -60,6 +60,15 @@ struct Rig {
 
   BackgroundTaskManager& m() { return *manager; }
 };
+
+// Options for the scheduling rows: a per-thread limit (most spawns wait in the queue), or none.
+inline ManagerOptions limited_options(std::size_t per_thread) {
+  ManagerOptions o;
+  o.concurrency.per_thread = per_thread;
+  return o;
+}
+// Every spawn of the deadline rows: a deadline far enough never to fire.
+inline SpawnOptions deadline_spawn() { return SpawnOptions{"t", "job", std::nullopt, "d", {}, 60'000}; }
 
 // The trivial task: a captureless body that co_returns at once (one frame, no holder).
 inline const auto kTrivialBody = [](TaskContext) -> Co<TaskResult> { co_return TaskResult::success(nullptr); };

@@ -149,9 +149,46 @@ struct BackgroundTaskManager::Limits {
   // limited types only).
   TextCounts per_thread;
   TextCounts per_type;
-  std::deque<std::uint64_t> queue;  // queued task numbers, in spawn order
-  bool scanning = false;            // start_eligible() is on the stack
-  bool rescan = false;              // something changed meanwhile: one more pass
+  // Queued tasks, grouped by (thread, type): a group's tasks fit or not together, so only its
+  // oldest is a candidate, and a start costs a walk over the groups, not over the queue.
+  struct Waiting {
+    std::uint64_t seq;     // spawn order over all groups
+    std::uint64_t number;  // the task
+  };
+  struct Group {
+    std::string thread;
+    std::string type;
+    std::deque<Waiting> tasks;  // oldest first
+  };
+  std::map<std::string, Group, TextLess> groups;  // by group_key(thread, type)
+  std::uint64_t next_seq = 0;
+  bool scanning = false;  // start_eligible() is on the stack: its loop sees every change
+
+  static std::string group_key(std::string_view thread, std::string_view type) {
+    std::string k = std::to_string(thread.size());  // length-prefixed: no pair spells another's key
+    k += ':';
+    k += thread;
+    k += type;
+    return k;
+  }
+  void push(std::string_view thread, std::string_view type, std::uint64_t number) {
+    auto it = groups.find(group_key(thread, type));
+    if (it == groups.end())
+      it = groups.emplace(group_key(thread, type), Group{std::string(thread), std::string(type), {}}).first;
+    it->second.tasks.push_back({next_seq++, number});
+  }
+  void remove(std::string_view thread, std::string_view type, std::uint64_t number) {
+    auto it = groups.find(group_key(thread, type));
+    if (it == groups.end()) return;
+    auto& tasks = it->second.tasks;
+    // Usually the oldest (cancels and deadlines go in spawn order).
+    for (auto w = tasks.begin(); w != tasks.end(); ++w) {
+      if (w->number != number) continue;
+      tasks.erase(w);
+      break;
+    }
+    if (tasks.empty()) groups.erase(it);
+  }
 };
 
 // The manager's timer fiber: not a coroutine. The executor resumes it (its step) when its timer
@@ -1656,38 +1693,33 @@ void BackgroundTaskManager::place_limited(TaskCore& t, bool queue_it, Co<TaskRes
   if (!deferred && body.valid()) deferred = std::make_unique<ReadyBody>(std::move(body));
   t.sched |= TaskCore::kQueued;
   if (deferred) deferred_[t.number] = std::move(deferred);
-  limits_->queue.push_back(t.number);
+  limits_->push(t.owner.view(), t.task_type.view(), t.number);
   // User code run during the spawn (a commit hook) may have freed a slot since the decision.
   if (fits(t.owner, t.task_type)) start_eligible();
 }
 
 void BackgroundTaskManager::start_eligible() {
   if (!limits_ || shutting_down_ || destroying_) return;  // a shutdown starts nothing
-  if (limits_->scanning) {
-    limits_->rescan = true;  // the scan on the stack takes one more pass
-    return;
-  }
+  if (limits_->scanning) return;  // the loop on the stack re-evaluates after every start
   UserCallGuard guard(*this);  // factories and on_task_start are user code
   limits_->scanning = true;
-  do {
-    limits_->rescan = false;
-    auto& queue = limits_->queue;
-    for (std::size_t i = 0; i < queue.size();) {
-      TaskCore* t = handles_.find(queue[i]);
-      if (!t || !t->queued()) {
-        queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(i));
-        continue;
-      }
-      if (!fits(t->owner, t->task_type)) {
-        ++i;
-        continue;
-      }
-      queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(i));
-      start_queued(*t, guard);
-      if (!guard.alive()) return;
-      if (shutting_down_) break;
+  // The oldest queued task that fits, again and again. Starting a task only takes room, so this
+  // starts exactly the tasks one pass over the queue in spawn order would.
+  while (!shutting_down_) {
+    Limits::Group* best = nullptr;
+    for (auto& [key, group] : limits_->groups) {
+      if (best && group.tasks.front().seq > best->tasks.front().seq) continue;
+      if (fits(group.thread, group.type)) best = &group;
     }
-  } while (limits_->rescan && !shutting_down_);
+    if (!best) break;
+    const std::uint64_t number = best->tasks.front().number;
+    best->tasks.pop_front();
+    if (best->tasks.empty()) limits_->groups.erase(Limits::group_key(best->thread, best->type));
+    TaskCore* t = handles_.find(number);
+    if (!t || !t->queued()) continue;
+    start_queued(*t, guard);  // user code: the groups may change; they are walked afresh
+    if (!guard.alive()) return;
+  }
   limits_->scanning = false;
 }
 
@@ -1739,9 +1771,7 @@ bool BackgroundTaskManager::leave_schedule(TaskCore& t) {
       deferred_.erase(it);
     }
     t.sched &= static_cast<std::uint8_t>(~TaskCore::kQueued);
-    auto& queue = limits_->queue;
-    if (auto it = std::find(queue.begin(), queue.end(), t.number); it != queue.end()) queue.erase(it);
-    if (limits_->scanning) limits_->rescan = true;  // the scan's place may have moved
+    limits_->remove(t.owner.view(), t.task_type.view(), t.number);
   }
   if (t.sched & TaskCore::kHoldsSlot) {
     release_slot(t);
