@@ -212,6 +212,8 @@ class BackgroundTaskManager::Ticker final : public Fiber {
   bool stepping_now() const noexcept { return stepping(); }
 
  protected:
+  // While it runs, the manager does not re-arm it (a fiber is only ever queued while suspended):
+  // run_due_deadlines picks up what came due meanwhile and re-arms once at its end.
   void step() override {
     if (m_) m_->run_due_deadlines();  // may destroy the manager (then m_ is null afterwards)
   }
@@ -1805,7 +1807,7 @@ void BackgroundTaskManager::disarm_deadlines(TaskCore& t) {
 }
 
 void BackgroundTaskManager::rearm_ticker() {
-  if (!ticker_) return;
+  if (!ticker_ || ticker_->stepping_now()) return;  // the running step re-arms at its end
   if (deadlines_.empty()) {
     ticker_->disarm();  // next_deadline() then reports no stale time
     return;
@@ -1841,7 +1843,12 @@ void BackgroundTaskManager::run_due_deadlines() {
     }
     if (!guard.alive()) return;
   }
-  rearm_ticker();
+  if (!ticker_) return;
+  // rearm_ticker() leaves a stepping ticker alone: arm it here.
+  if (deadlines_.empty())
+    ticker_->disarm();
+  else if (ticker_->armed_at() != deadlines_.begin()->first.first)
+    ticker_->arm_at(deadlines_.begin()->first.first);
 }
 
 void BackgroundTaskManager::force_end(TaskCore& t, TaskResult result, CancelReason reason) {
