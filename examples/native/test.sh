@@ -64,7 +64,7 @@ expect "package waited for the build" '"text":"build ended completed, packaging"
 expect "host task completed via post" '\{"kind":"completed","result":\{"sha256":"9f86d081884c7d65"\},"task_id":"bg_4"\}'
 expect "final: bg_2 cancelled" '^  bg_2 watch cancelled$'
 expect "final: bg_4 completed" '^  bg_4 host completed$'
-expect "stats" '^stats .*"cancelled":1,"completed":4,"failed":0,"live_bodies":0,.*"running":0\}$'
+expect "stats" '^stats .*"cancelled":1,"completed":4,"failed":0,.*"live_bodies":0,.*"running":0\}$'
 expect "snapshot lineage" '^snapshot .*"parent_context":\{"task_id":"bg_0"\}'
 # Every event precedes the final report, and the run stays short.
 elapsed="$(sed -n 's/^elapsed \([0-9]*\) ms$/\1/p' "$work/out.txt")"
