@@ -230,6 +230,28 @@ TEST(Limits, CancellingAQueuedTaskEndsItAtOnceWithoutEverBuildingItsBody) {
   EXPECT_FALSE(m.cancel(b)) << "ended";
 }
 
+TEST(Limits, AQueuedTasksCancelIsReportedBeforeItsEndAndItsHookMaySettleIt) {
+  auto h = harness_with(limits(1));
+  auto& m = *h->manager;
+  std::vector<std::string> seen;
+  must(m.spawn_host("t1", "job", std::nullopt, "holds the slot", {}));
+  const TaskId b = must(m.spawn_host("t1", "job", std::nullopt, "queued", {}));
+  const TaskId c = must(m.spawn_host("t1", "job", std::nullopt, "queued, settled by the hook", {}));
+  m.set_hooks(ManagerHooks{[&](const TaskId& id) {
+                             seen.push_back("cancel " + id + (m.get(id)->status == TaskStatus::Running ? " running" : " ended"));
+                             if (id == c) {
+                               EXPECT_TRUE(m.complete(c, json("late")).ok());
+                             }
+                           },
+                           [&](const TaskSummary& s) { seen.push_back("end " + s.task_id + " " + as_str(s.status)); }, nullptr,
+                           [&](const TaskId& id, TaskStatus) { seen.push_back("forced " + id); }});
+  EXPECT_TRUE(m.cancel(b));
+  EXPECT_TRUE(m.cancel(c));
+  EXPECT_EQ(seen, (std::vector<std::string>{"cancel " + b + " running", "end " + b + " cancelled", "forced " + b,
+                                            "cancel " + c + " running", "end " + c + " cancelled"}))
+      << "a queued task settled by the hook ends as its cancel says, and was not ended by force";
+}
+
 TEST(Limits, QueuedShowsInSummariesTreeAndJsonOnlyWhileQueued) {
   auto h = harness_with(limits(1));
   auto& m = *h->manager;

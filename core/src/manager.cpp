@@ -1052,21 +1052,27 @@ bool BackgroundTaskManager::cancel_core(TaskCore& t, CancelReason reason) {
   if (!t.live) return false;
   if (const auto* m = meta(t.id()); m && is_terminal(m->status)) return false;
   if (t.queued()) [[unlikely]] {
-    // No body to signal: the task ends at once (cancelled, or failed for a shutdown).
-    t.cancel.cancelled = true;
-    t.reason = static_cast<std::uint8_t>(reason);
-    force_end(t, cancelled_result(t), reason);
+    cancel_queued(t, reason);
     return true;
   }
   if (!t.cancel.cancelled) signal_cancel(t, reason);
   return true;
 }
 
+void BackgroundTaskManager::cancel_queued(TaskCore& t, CancelReason reason) {
+  // Reported as any first request (on_cancel_requested may even settle it); then, having no body to
+  // wait for, the task ends at once: cancelled, or failed for a shutdown.
+  std::shared_ptr<TaskCore> hold = handles_.share(t.number);
+  UserCallGuard guard(*this);
+  if (!t.cancel.cancelled) signal_cancel(t, reason);
+  if (guard.alive() && t.live) force_end(t, cancelled_result(t), reason);
+}
+
 void BackgroundTaskManager::signal_cancel(TaskCore& t, CancelReason reason) {
   t.cancel.cancelled = true;
   t.reason = static_cast<std::uint8_t>(reason);
   t.cancel.waiters.wake_all(WakeReason::Cancel);
-  if (t.live && options_.cancel_grace_ms) [[unlikely]]
+  if (t.live && !t.queued() && options_.cancel_grace_ms) [[unlikely]]
     arm_deadline(t, DeadlineKind::Grace, saturating_add(executor_->now_ms(), *options_.cancel_grace_ms));
   if (hooks_->on_cancel_requested) {
     // Copies: the hook may replace the hooks, forget the task or destroy the manager.
@@ -1861,8 +1867,11 @@ void BackgroundTaskManager::force_end(TaskCore& t, TaskResult result, CancelReas
   if (!finish(t, result, nullptr, true)) return;
   if (!t.cancel.cancelled) {
     if (was_queued) {
-      t.cancel.cancelled = true;  // recorded for cancel_reason(); there is no body to tell
+      // A queued task's deadline: recorded for cancel_reason(); there is no body to tell (a host
+      // timer armed for it wakes).
+      t.cancel.cancelled = true;
       t.reason = static_cast<std::uint8_t>(reason);
+      t.cancel.waiters.wake_all(WakeReason::Cancel);
     } else {
       signal_cancel(t, reason);  // so the body can stop
       if (!guard.alive()) return;

@@ -438,6 +438,12 @@ class BackgroundTaskManager {
   // frame's destructor), which may destroy the manager. Guards nest on the stack; the destructor
   // clears every open one, and the code after the user call checks alive() before it touches the
   // manager again.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+// The guard's address is stored while it lives and taken back in its destructor (or cleared by
+// the manager's destructor); GCC 12 cannot see the latter and reports a dangling pointer.
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
   class UserCallGuard {
    public:
     explicit UserCallGuard(BackgroundTaskManager& m) noexcept : m_(&m), outer_(m.open_guards_) { m.open_guards_ = this; }
@@ -453,6 +459,9 @@ class BackgroundTaskManager {
     BackgroundTaskManager* m_;
     UserCallGuard* outer_;
   };
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic pop
+#endif
   friend class TaskContextBase;  // reaches the executor through the core
   friend class WaitAwaiter;
   enum class BodyKind : std::uint8_t { Plain, Agent, Host };
@@ -550,6 +559,7 @@ class BackgroundTaskManager {
   // Records the request (reason, wake-ups) and tells the host, as a first cancel request does.
   void signal_cancel(TaskCore& t, CancelReason reason);
   bool cancel_core(TaskCore& t, CancelReason reason);
+  [[gnu::noinline]] void cancel_queued(TaskCore& t, CancelReason reason);
   std::size_t cancel_tree_impl(std::string_view root, CancelReason reason);
   struct ReadyBody;
   void update_spawn_refusal() noexcept;
