@@ -29,6 +29,12 @@
 //    not seen. Blocks come as a shared allocator hands them out: disjoint, and never holding a
 //    number this manager may have handed out before (numbers stored now are left out by the
 //    manager).
+//  - scheduling (options bit 0x80, then one byte: a per-thread limit, a "shell" limit, a cancel
+//    grace; op_sched: spawns with deadlines, set_concurrency, begin/finish_shutdown): a task ends
+//    as its body or host says or as the manager may force it (cancelled, timed out, interrupted),
+//    never as its own end after a cancel request; spawns during a shutdown are ShuttingDown;
+//    finish_shutdown leaves nothing running; `queued` only while waiting; a listener never sees
+//    an event after a task's terminal one.
 // Tasks: host-driven (plain and sub-agent) and coroutine bodies that return, sleep and emit, wait for
 // cancel, throw, spawn a child (ambient lineage), fail, call into the manager while they run
 // (cancel, settle, forget, retention), co_await manager.wait(id), or echo their sub-agent inbox. The
@@ -110,6 +116,9 @@ struct TaskRec {
   int custom_sent = 0, custom_seen = 0;
   std::int64_t last_seq = -1;
   std::deque<json> agent_pending;  // host sub-agents: messages not yet taken
+  // Spawned with scheduling on (options bit 0x80): it may wait in a queue, time out, or end by a
+  // shutdown, so its end is any the manager may force (cancelled, timed out, interrupted) as well.
+  bool sched = false;
 };
 
 struct Timer {
@@ -155,8 +164,9 @@ bool tracing() {
 
 class Model {
  public:
-  explicit Model(const ManagerOptions& opts, bool grants = false)
-      : grants_(grants), opts_(opts), h_(opts, /*with_inbox=*/false, [this](BackgroundTaskManager* m) { destroy_manager(m); }) {
+  explicit Model(const ManagerOptions& opts, bool grants = false, bool sched = false)
+      : grants_(grants), sched_(sched), opts_(opts),
+        h_(opts, /*with_inbox=*/false, [this](BackgroundTaskManager* m) { destroy_manager(m); }) {
     mgr_ = h_.manager.get();
     weak_ = h_.manager;
     // The owner inbox, with a fallback that sees what is sent after the receiver is dropped.
@@ -167,6 +177,8 @@ class Model {
     hooks.on_cancel_requested = [this](const TaskId& id) { on_cancel_requested(id); };
     hooks.on_task_end = [this](const TaskSummary& s) { on_task_end(s); };
     h_.manager->set_hooks(std::move(hooks));
+    // Scheduling: a listener sees every event as it is produced, never one after a task's end.
+    if (sched_) h_.manager->subscribe([this](const Event& e) { on_listened(e); });
   }
   ~Model() {
     g_model = nullptr;  // capture destructors run by the manager's destructor do nothing now
@@ -199,6 +211,7 @@ class Model {
   void on_cancel_requested(const TaskId& id);
   void on_task_end(const TaskSummary& s);
   void on_fallback(const json& m);
+  void on_listened(const Event& e);
   void fire(Where where, const std::string& at_hand);
   void act(const std::string& at_hand, const Reentry& e, Where where);
   bool live_now(const std::string& id);
@@ -230,6 +243,9 @@ class Model {
   void op_queries(Reader& r);
   void op_close_inbox();
   void op_grant(Reader& r);
+  void op_sched(Reader& r);
+  void check_cancel_count(const std::string& what, std::size_t got, std::size_t want, const std::vector<std::string>& hit,
+                          std::uint64_t acts_before);
   void check_terminal_event(const std::string& id, TaskRec& rec, EventKind kind, const json& data, const std::string& error, const json& shown);
   void check_fallback();
 
@@ -281,6 +297,9 @@ class Model {
   void finish();
 
   bool grants_;  // options bit 0x40: some opcode bytes grant ids (op_grant)
+  bool sched_;   // options bit 0x80: limits, grace, deadlines, shutdown (op_sched)
+  bool shutdown_ = false;  // begin_shutdown was called: every spawn is refused
+  std::set<std::string> listened_end_;  // tasks whose terminal event a listener saw
   ManagerOptions opts_;
   Harness h_;
   std::map<std::string, TaskRec> tasks_;  // spawned in this run
@@ -516,6 +535,7 @@ void Model::record_spawn(const Result<TaskId>& id, const std::string& thread, Ki
   rec.expected = expected;
   rec.expected_result = std::move(result);
   rec.expected_error = std::move(error);
+  rec.sched = sched_;
   tasks_.emplace(*id, std::move(rec));
   order_.push_back(*id);
 }
@@ -525,10 +545,12 @@ void Model::on_cancel_requested(const TaskId& id) {
   auto it = tasks_.find(id);
   FUZZ_CHECK(it != tasks_.end(), "on_cancel_requested for a task not spawned here: " + id);
   FUZZ_CHECK(!it->second.cancel_hooked, "on_cancel_requested twice for " + id);
-  FUZZ_CHECK(!it->second.ended, "on_cancel_requested after the end of " + id);
+  // A forced end (deadline, grace, shutdown) requests the body's cancel after the task's end.
+  FUZZ_CHECK(!it->second.ended || it->second.sched, "on_cancel_requested after the end of " + id);
   it->second.cancel_hooked = true;
-  // A cancel made by user code: the acting code checked its answer; the model learns it here.
-  if (reentry_depth_ > 0) it->second.cancel_true = true;
+  // A cancel made by user code: the acting code checked its answer; the model learns it here. With
+  // scheduling, shutdowns and forced ends request cancels too: the hook is the record.
+  if (reentry_depth_ > 0 || it->second.sched) it->second.cancel_true = true;
   fire(Where::Cancel, id);
 }
 
@@ -552,6 +574,15 @@ void Model::on_task_end(const TaskSummary& s) {
     }
   } fire_after_checks{this, s.task_id};
   FUZZ_CHECK(s.completed_at_ms == h_.clock.now_ms(), "completed_at_ms is not the end time");
+  if (rec.sched) {
+    // Ends the manager may force: a cancel (also of a queued task, or after a grace), a deadline,
+    // a shutdown. Otherwise the body's or host's own end, which a cancel request rules out.
+    const bool cancelled = s.status == TaskStatus::Cancelled && !s.result && !s.error;
+    const bool forced = s.status == TaskStatus::Failed && s.error &&
+                        (s.error->view() == kInterruptedError || s.error->view().rfind("task timed out after ", 0) == 0);
+    if (cancelled || forced) return;
+    FUZZ_CHECK(!rec.cancel_hooked, "cancel was requested but the task ended " + show(to_json(s)));
+  }
   // DECISIONS §1: cancel said true (the hook fired) → cancelled, whatever the body or host reported.
   if (rec.cancel_hooked) {
     FUZZ_CHECK(s.status == TaskStatus::Cancelled && !s.result && !s.error,
@@ -720,7 +751,10 @@ void Model::act(const std::string& at_hand, const Reentry& e, Where where) {
       }
       const std::size_t got = manager().cancel_tree(target);
       if (dead()) return;
-      if (exact) FUZZ_CHECK(got == want, who + " = " + str(got) + ", want " + str(want));
+      // Scheduling: a queued task ends at its cancel, and user code its end runs may end a later
+      // target first, which then no longer counts.
+      if (exact && !sched_) FUZZ_CHECK(got == want, who + " = " + str(got) + ", want " + str(want));
+      if (exact && sched_) FUZZ_CHECK(got <= want, who + " = " + str(got) + ", at most " + str(want));
       break;
     }
     case Act::CancelAll: {
@@ -730,7 +764,8 @@ void Model::act(const std::string& at_hand, const Reentry& e, Where where) {
         if (rec.thread == thread && live_now(id)) ++want;
       const std::size_t got = manager().cancel_all(thread);
       if (dead()) return;
-      if (exact) FUZZ_CHECK(got == want, who + " on '" + thread + "' = " + str(got) + ", want " + str(want));
+      if (exact && !sched_) FUZZ_CHECK(got == want, who + " on '" + thread + "' = " + str(got) + ", want " + str(want));
+      if (exact && sched_) FUZZ_CHECK(got <= want, who + " on '" + thread + "' = " + str(got) + ", at most " + str(want));
       break;
     }
     case Act::SpawnHost:
@@ -741,7 +776,7 @@ void Model::act(const std::string& at_hand, const Reentry& e, Where where) {
       auto id = body ? manager().spawn(thread, "shell", std::nullopt, "re-entrant", {}, body_value)
                      : manager().spawn_host(thread, "shell", std::nullopt, "re-entrant", {});
       if (dead()) return;
-      if (exact) FUZZ_CHECK(id.ok() == !exhausted, who + ": " + (id.ok() ? *id : id.error().message));
+      if (exact) FUZZ_CHECK(id.ok() == !(exhausted || manager().shutting_down()), who + ": " + (id.ok() ? *id : id.error().message));
       if (body)
         record_spawn(id, thread, Kind::Body, BodyKind::Value, TaskStatus::Completed, json{{"k", 0}}, std::nullopt);
       else
@@ -850,6 +885,10 @@ void Model::op_spawn_reentrant(Reader& r) {
     }
   }
   if (manager().ids_exhausted() && !id.ok()) return;
+  if (shutdown_) {
+    FUZZ_CHECK(!id.ok() && id.error().code == Errc::ShuttingDown, "a re-entrant spawn during a shutdown");
+    return;
+  }
   FUZZ_CHECK(id.ok(), "re-entrant body spawn refused: " + id.error().message);
   record_spawn(id, thread, Kind::Body, BodyKind::Value, TaskStatus::Completed, want, std::nullopt);
 }
@@ -890,7 +929,8 @@ void Model::op_spawn(Reader& r, Kind kind) {
 
   // The model's answer.
   std::optional<Errc> want_error;
-  if (name) {
+  if (shutdown_) want_error = Errc::ShuttingDown;  // before any other check
+  else if (name) {
     for (const char* reserved : kReservedNames)
       if (*name == reserved) want_error = Errc::ReservedName;
     if (!want_error)
@@ -1011,6 +1051,10 @@ void Model::op_spawn_body(Reader& r) {
         break;
     }
   }
+  if (shutdown_) {
+    FUZZ_CHECK(!id.ok() && id.error().code == Errc::ShuttingDown, "a spawn during a shutdown");
+    return;
+  }
   if (dup) {
     FUZZ_CHECK(!id.ok() && id.error().code == Errc::DuplicateName, "duplicate running name accepted");
     return;
@@ -1049,7 +1093,9 @@ void Model::op_complete(Reader& r, bool fail) {
   TaskRec& rec = tasks_.at(id);
   FUZZ_CHECK(rec.ended, "settle returned without ending the task");
   auto s = manager().get(id);
-  if (s) {  // retention may have dropped it already
+  if (s && rec.sched) {  // a shutdown's request makes it fail as interrupted
+    FUZZ_CHECK(s->status == (rec.cancel_true ? s->status : *rec.expected), "settled " + id + " is " + as_str(s->status));
+  } else if (s) {  // retention may have dropped it already
     const TaskStatus want_status = rec.cancel_true ? TaskStatus::Cancelled : *rec.expected;
     FUZZ_CHECK(s->status == want_status, "settled " + id + " is " + as_str(s->status) + ", want " + as_str(want_status));
     if (!rec.cancel_true && !fail) FUZZ_CHECK(s->result && *s->result == v, "completed result differs: " + show(to_json(*s)));
@@ -1079,7 +1125,9 @@ void Model::op_cancel(Reader& r) {
   FUZZ_CHECK(got == want, "cancel " + id + " answered " + (got ? "true" : "false"));
   if (got) {
     tasks_.at(id).cancel_true = true;
-    FUZZ_CHECK(manager().is_cancel_requested(id), "cancel said true but is_cancel_requested is false");
+    // A queued task ends at its cancel.
+    FUZZ_CHECK(manager().is_cancel_requested(id) || (sched_ && tasks_.at(id).ended),
+               "cancel said true but is_cancel_requested is false");
   }
 }
 
@@ -1104,13 +1152,28 @@ std::size_t Model::tree_count(const std::string& root, std::vector<std::string>*
   return n;
 }
 
+void Model::check_cancel_count(const std::string& what, std::size_t got, std::size_t want,
+                               const std::vector<std::string>& hit, std::uint64_t acts_before) {
+  if (!sched_) {
+    FUZZ_CHECK(got == want, what + " = " + str(got) + ", want " + str(want));
+    for (const auto& id : hit) tasks_.at(id).cancel_true = true;
+    return;
+  }
+  // Scheduling: a queued task ends at its cancel, and callbacks its end runs may end a later target
+  // first (which then no longer counts); the hooks record every request.
+  if (acts_started_ == acts_before)
+    FUZZ_CHECK(got == want, what + " = " + str(got) + ", want " + str(want));
+  else
+    FUZZ_CHECK(got <= want, what + " = " + str(got) + ", at most " + str(want));
+}
+
 void Model::op_cancel_tree(Reader& r) {
   const std::string root = ref(r);
   std::vector<std::string> hit;
   const std::size_t want = tree_count(root, &hit);
+  const std::uint64_t acts = acts_started_;
   const std::size_t got = manager().cancel_tree(root);
-  FUZZ_CHECK(got == want, "cancel_tree " + root + " = " + str(got) + ", want " + str(want));
-  for (const auto& id : hit) tasks_.at(id).cancel_true = true;
+  check_cancel_count("cancel_tree " + root, got, want, hit, acts);
 }
 
 void Model::op_cancel_all(Reader& r) {
@@ -1118,9 +1181,9 @@ void Model::op_cancel_all(Reader& r) {
   std::vector<std::string> hit;
   for (const auto& [id, rec] : tasks_)
     if (rec.thread == thread && live(id)) hit.push_back(id);
+  const std::uint64_t acts = acts_started_;
   const std::size_t got = manager().cancel_all(thread);
-  FUZZ_CHECK(got == hit.size(), "cancel_all " + thread + " = " + str(got) + ", want " + str(hit.size()));
-  for (const auto& id : hit) tasks_.at(id).cancel_true = true;
+  check_cancel_count("cancel_all " + thread, got, hit.size(), hit, acts);
 }
 
 void Model::op_cancel_run(Reader& r) {
@@ -1131,9 +1194,9 @@ void Model::op_cancel_run(Reader& r) {
   std::vector<std::string> hit;
   std::size_t want = 0;
   for (const auto& root : roots) want += tree_count(root, &hit);
+  const std::uint64_t acts = acts_started_;
   const std::size_t got = manager().cancel_descendants_for_run(run);
-  FUZZ_CHECK(got == want, "cancel_descendants_for_run " + run + " = " + str(got) + ", want " + str(want));
-  for (const auto& id : hit) tasks_.at(id).cancel_true = true;
+  check_cancel_count("cancel_descendants_for_run " + run, got, want, hit, acts);
 }
 
 void Model::op_send(Reader& r) {
@@ -1221,7 +1284,88 @@ void Model::check_fired_timers() {
     if (slept)
       FUZZ_CHECK(elapsed >= t.ms, "timer " + str(number) + " fired true after " + str(elapsed) + " of " + str(t.ms) + " ms");
     else
-      FUZZ_CHECK(tasks_.at(t.task).cancel_true, "timer fired false without a cancel");
+      FUZZ_CHECK(tasks_.at(t.task).cancel_true || (tasks_.at(t.task).sched && tasks_.at(t.task).ended),
+                 "timer fired false without a cancel");
+  }
+}
+
+void Model::on_listened(const Event& e) {
+  FUZZ_CHECK(e.kind != EventKind::Raw, "a listener got a raw message");
+  FUZZ_CHECK(!listened_end_.count(e.task_id), "a listener got an event of " + e.task_id + " after its end: " + show(e.to_json()));
+  if (e.kind != EventKind::Custom) listened_end_.insert(e.task_id);
+}
+
+// Scheduling: spawns with deadlines, new limits, the two halves of a shutdown.
+void Model::op_sched(Reader& r) {
+  const std::uint8_t b = r.u8();
+  const std::string thread = kThreads[r.u8() % std::size(kThreads)];
+  const std::uint64_t timeout = r.u8() % 50;
+  switch (b % 6) {
+    case 0:
+    case 1:
+    case 2: {
+      const bool body = b % 6 == 2;
+      const bool exhausted = manager().ids_exhausted();
+      SpawnOptions o{thread, kTypes[(b >> 3) % 2], std::nullopt, "timed", {}, timeout};
+      auto id = body ? manager().spawn(o, [ms = timeout](TaskContext ctx) { return body_sleep_emit(std::move(ctx), ms, 1); })
+                     : manager().spawn_host(o);
+      if (dead()) return;
+      if (shutdown_) {
+        FUZZ_CHECK(!id.ok() && id.error().code == Errc::ShuttingDown, "a timed spawn during a shutdown");
+        return;
+      }
+      if (exhausted) {
+        FUZZ_CHECK(!id.ok(), "a timed spawn with ids exhausted");
+        return;
+      }
+      FUZZ_CHECK(id.ok(), "timed spawn refused: " + id.error().message);
+      if (body)
+        record_spawn(id, thread, Kind::Body, BodyKind::SleepEmit, TaskStatus::Completed, json{{"k", 1}}, std::nullopt);
+      else
+        record_spawn(id, thread, Kind::Host, BodyKind::Value, std::nullopt, std::nullopt, std::nullopt);
+      break;
+    }
+    case 3: {
+      ConcurrencyLimits l;
+      if (b & 0x08) l.per_thread = (b >> 4) % 3;  // 0: refused
+      if (b & 0x40) l.per_type["shell"] = (b >> 6) % 2 + (timeout % 2);
+      const bool zero = (l.per_thread && *l.per_thread == 0) || (l.per_type.count("shell") && l.per_type["shell"] == 0);
+      const ConcurrencyLimits before = manager().concurrency();
+      auto got = manager().set_concurrency(l);
+      if (dead()) return;
+      if (zero) {
+        FUZZ_CHECK(!got.ok() && got.error().code == Errc::InvalidArgument, "a limit of 0 accepted");
+        FUZZ_CHECK(manager().concurrency() == before, "a refused set_concurrency changed the limits");
+      } else {
+        FUZZ_CHECK(got.ok(), "set_concurrency refused: " + got.error().message);
+      }
+      break;
+    }
+    case 4: {
+      std::size_t want = 0;
+      for (const auto& [id, rec] : tasks_) want += live(id) && !rec.cancel_true;
+      const bool first = !shutdown_;
+      shutdown_ = true;
+      const std::size_t got = manager().begin_shutdown();
+      if (dead()) return;
+      FUZZ_CHECK(manager().shutting_down(), "shutting_down() after begin_shutdown");
+      if (!first) FUZZ_CHECK(got == 0, "a second begin_shutdown signalled " + str(got));
+      // User code run by the hooks may cancel a later target first: then it is not counted.
+      else if (armed_.empty()) FUZZ_CHECK(got == want, "begin_shutdown signalled " + str(got) + ", want " + str(want));
+      else FUZZ_CHECK(got <= want, "begin_shutdown signalled " + str(got) + ", at most " + str(want));
+      break;
+    }
+    default: {
+      shutdown_ = true;
+      (void)manager().finish_shutdown();
+      if (dead()) return;
+      for (const auto& [id, rec] : tasks_)
+        if (in_handles(id)) {
+          auto s = manager().get(id);
+          FUZZ_CHECK(!s || s->status != TaskStatus::Running, "finish_shutdown left " + id + " running");
+        }
+      break;
+    }
   }
 }
 
@@ -1513,7 +1657,14 @@ void Model::op_queries(Reader& r) {
       any_running |= m.status == TaskStatus::Running;
     }
   FUZZ_CHECK(list.size() == n, "list size");
-  for (const auto& s : list) FUZZ_CHECK(entry(s.task_id) && entry(s.task_id)->to_summary() == s, "list entry differs");
+  for (const auto& s : list) {
+    // `queued` is the live view of a task waiting for a slot; stored entries never carry it.
+    FUZZ_CHECK(!s.queued || (sched_ && s.status == TaskStatus::Running && manager().is_queued(s.task_id)),
+               "list says queued: " + show(to_json(s)));
+    TaskSummary stored = s;
+    stored.queued = false;
+    FUZZ_CHECK(entry(s.task_id) && entry(s.task_id)->to_summary() == stored, "list entry differs");
+  }
   FUZZ_CHECK(manager().has_running(thread) == any_running, "has_running");
   // task_tree: every node a stored task, each at most once.
   std::set<std::string> seen;
@@ -1589,7 +1740,8 @@ void Model::check_step(bool full) {
     FUZZ_CHECK(rec.ended && rec.end_summary, "terminal in the store without on_task_end: " + show(m));
     FUZZ_CHECK(m.to_summary() == *rec.end_summary, "stored end " + show(m) + " differs from on_task_end's " +
                                                      show(to_json(*rec.end_summary)));
-    if (rec.cancel_true) FUZZ_CHECK(m.status == TaskStatus::Cancelled, "cancel said true but the task ended " + show(m));
+    if (rec.cancel_true && !rec.sched)
+      FUZZ_CHECK(m.status == TaskStatus::Cancelled, "cancel said true but the task ended " + show(m));
   }
   state_ = std::move(now);
 
@@ -1605,7 +1757,12 @@ void Model::check_step(bool full) {
     }
   FUZZ_CHECK(st.running == counts[0] && st.completed == counts[1] && st.failed == counts[2] && st.cancelled == counts[3],
              "stats counts: " + show(st.to_json()));
-  FUZZ_CHECK(st.live_bodies == live_n && st.cancel_requested_running == cancel_live, "stats bodies: " + show(st.to_json()));
+  if (sched_)  // queued tasks are live without a body; bodies ended by force still run
+    FUZZ_CHECK(st.queued <= live_n && st.live_bodies + st.queued >= live_n && st.cancel_requested_running == cancel_live,
+               "stats bodies: " + show(st.to_json()));
+  else
+    FUZZ_CHECK(st.live_bodies == live_n && st.cancel_requested_running == cancel_live && st.queued == 0,
+               "stats bodies: " + show(st.to_json()));
   FUZZ_CHECK(st.owner_inbox_depth == h_.inbox->len() && st.owner_inbox_dropped == 0, "stats inbox: " + show(st.to_json()));
 
   // Retention holds per thread.
@@ -1671,6 +1828,14 @@ void Model::finish() {
     const bool due = t.ms < kNever - t.armed_at && h_.clock.now_ms() - t.armed_at >= t.ms;
     if (tasks_.at(t.task).cancel_true || due) FUZZ_CHECK(t.fired, "timer " + str(number) + " never fired");
   }
+  // A queued task that never got its slot keeps its callable, which may own the manager (as a
+  // body that never ends does): the end of a host's run is a shutdown, which drops it.
+  if (sched_) {
+    shutdown_ = true;
+    manager().finish_shutdown();
+    if (!dead()) h_.exec.run_until_idle();
+    if (!dead()) check_step(/*full=*/true);
+  }
 }
 
 bool Model::run(Reader& r, std::size_t& ops) {
@@ -1732,6 +1897,7 @@ bool Model::run(Reader& r, std::size_t& ops) {
       case 22: op_drain(r); break;
       default:
         if (grants_ && byte / 24 % 2 == 1) op_grant(r);
+        else if (sched_ && byte / 24 % 3 != 0) op_sched(r);
         else op_queries(r);
         break;
     }
@@ -1758,9 +1924,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   opts.agent_inbox.capacity = (o >> 3) & 0x03;          // 0 = unbounded
   opts.agent_inbox.overflow = (o & 0x20) ? OverflowPolicy::DropOldest : OverflowPolicy::Reject;
   // 0x40: ids may be granted (op_grant).
+  // 0x80: scheduling (op_sched); one more byte: limits and the cancel grace.
+  const bool sched = (o & 0x80) != 0;
+  if (sched) {
+    const std::uint8_t s = r.u8();
+    if (s & 0x03) opts.concurrency.per_thread = s & 0x03;
+    if (s & 0x04) opts.concurrency.per_type["shell"] = 1 + ((s >> 3) & 1);
+    if (s & 0x10) opts.cancel_grace_ms = 1 + ((s >> 5) & 7) * 3;
+  }
   std::size_t ops = 0;
   for (int generation = 0; generation < kMaxGenerations; ++generation) {
-    Model model(opts, (o & 0x40) != 0);
+    Model model(opts, (o & 0x40) != 0, sched);
     if (!model.run(r, ops) || r.empty() || ops >= kMaxOps) break;
     TRACE("-- a fresh manager");
   }

@@ -78,8 +78,11 @@ NONAME, A, B, PARENT, SELF = 0, 1, 2, 3, 4
 V_NULL, V_INT, V_STR, V_OBJ, V_ARR = [0], [1, 7], [2, 1], [3, 9], [4]
 
 
-def opts(retain=None, capacity=0, drop_oldest=False, grants=False):
-    return [(0 if retain is None else retain + 1) | (capacity << 3) | (0x20 if drop_oldest else 0) | (0x40 if grants else 0)]
+def opts(retain=None, capacity=0, drop_oldest=False, grants=False, sched=None):
+    o = (0 if retain is None else retain + 1) | (capacity << 3) | (0x20 if drop_oldest else 0) | (0x40 if grants else 0)
+    # sched: one more byte (per_thread = s & 3; s & 4: a "shell" limit of 1 + (s >> 3 & 1);
+    # s & 0x10: a cancel grace of 1 + (s >> 5 & 7) * 3 ms); opcode byte 71 is then op_sched.
+    return [o] if sched is None else [o | 0x80, sched]
 
 
 # With opts(grants=True), opcode byte 47 (also 95, 143, 191) grants ids: then a byte b (count b % 5;
@@ -192,6 +195,28 @@ seqs.update({
     # the harness drops its reference while tasks live; the rest runs against a fresh manager
     "reentry_drop": opts() + spawn() + body(SLEEP_EMIT) + body(WAIT_CANCEL) + [RE_DROP]
     + spawn() + complete(0) + [DRAIN, 3],
+})
+
+# Scheduling (opts(sched=...)): op_sched is [SCHED, b, thread, timeout % 50]; b % 6: 0/1 a host
+# spawn with a deadline (type by b >> 3 & 1), 2 a sleeping body with one, 3 set_concurrency
+# (b & 8: per_thread (b >> 4) % 3, 0 refused; b & 0x40: a shell limit), 4 begin_shutdown,
+# 5 finish_shutdown.
+SCHED = 71
+
+
+def sched(b, thread=T1, timeout=10):
+    return [SCHED, b, thread, timeout]
+
+
+seqs.update({
+    "sched_limits": opts(sched=0x01 | 0x04 | 0x10) + spawn() + spawn() + spawn(T2) + body(VALUE) + body(SLEEP_EMIT)
+    + [ARM, 1, 5] + complete(0) + [CANCEL, 2] + advance(0) + sched(3 | 0x08 | (2 << 4)) + advance(20) + [CANCEL, 1]
+    + advance(10) + [DRAIN, 3, QUERIES, T1, 0],
+    "sched_deadline": opts(sched=0x10) + sched(0, T1, 10) + sched(2, T2, 15) + spawn() + advance(5) + [EMIT, 0, *V_INT]
+    + advance(10) + complete(0) + complete(2) + sched(1, T2, 0) + advance(0) + [DRAIN, 3],
+    "sched_shutdown": opts(sched=0x02) + spawn() + spawn() + spawn() + body(WAIT_CANCEL) + body(SLEEP_EMIT, ms=40)
+    + advance(0) + [CANCEL, 0] + sched(4) + spawn() + body(VALUE) + complete(1) + advance(5) + sched(4) + sched(5)
+    + advance(50) + [DRAIN, 3, QUERIES, T1, 0],
 })
 
 for name, seq in seqs.items():
