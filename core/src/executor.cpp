@@ -100,12 +100,26 @@ std::size_t WaitList::wake_all(WakeReason reason) noexcept {
 Executor::Executor(Clock& clock) : clock_(&clock), manual_(clock.is_manual() ? static_cast<ManualClock*>(&clock) : nullptr) {}
 
 Executor::~Executor() {
+  // Clients first, while everything here still works: ending one may end others (a frame that
+  // owned another manager), which then detach themselves.
+  while (!clients_.empty()) {
+    ExecutorClient* c = clients_.back();
+    clients_.pop_back();
+    c->executor_ending();
+  }
   // Abandoned fibers wait for a step that can no longer return (the executor is going): free them.
   for (auto& [f, keep] : std::exchange(abandoned_, {})) f->abandoned();
   for (Fiber* f : detached_) f->dying_ = true;
   purge_dying();
   auto detached = std::move(detached_);
   for (Fiber* f : detached) delete f;
+}
+
+void Executor::attach(ExecutorClient& client) { clients_.push_back(&client); }
+
+void Executor::detach(ExecutorClient& client) noexcept {
+  auto it = std::find(clients_.begin(), clients_.end(), &client);
+  if (it != clients_.end()) clients_.erase(it);
 }
 
 Executor* Executor::current() noexcept { return t_current_executor; }

@@ -154,6 +154,20 @@ class WaitList {
 };
 
 // ---- the executor ---------------------------------------------------------------------------
+// An object that keeps fibers or timers on an executor beyond one call (a task manager). While
+// attached, the executor's destructor calls executor_ending() first, so the client drops what it
+// has on the executor while the executor still exists; the client must not use it afterwards.
+class ExecutorClient {
+ public:
+  virtual void executor_ending() noexcept = 0;
+
+ protected:
+  ExecutorClient() = default;
+  ~ExecutorClient() = default;
+  ExecutorClient(const ExecutorClient&) = default;
+  ExecutorClient& operator=(const ExecutorClient&) = default;
+};
+
 class Executor {
  public:
   explicit Executor(Clock& clock);
@@ -202,6 +216,9 @@ class Executor {
   // is marked dying, and `keep` (what keeps `f` alive) is held until that step returns; then
   // f->abandoned() runs and `keep` is released.
   void abandon_after_step(Fiber& f, std::shared_ptr<void> keep);
+  // Clients are told of the executor's end (newest first); detach is a no-op for one not attached.
+  void attach(ExecutorClient& client);
+  void detach(ExecutorClient& client) noexcept;
 
  private:
   friend class Fiber;
@@ -229,6 +246,7 @@ class Executor {
   std::atomic<bool> has_posted_{false};
   std::vector<Fiber*> detached_;
   std::vector<std::pair<Fiber*, std::shared_ptr<void>>> abandoned_;  // see abandon_after_step
+  std::vector<ExecutorClient*> clients_;  // few (one per manager): a vector beats a list here
 };
 
 // ---- awaitables on the executor ---------------------------------------------------------------
