@@ -26,7 +26,7 @@ done
 BUILD=$ROOT/build/bench
 RESULTS=$BUILD/results
 mkdir -p "$RESULTS"
-# Emscripten's optimised links need Debian's acorn (TOOLCHAIN.md quirk 3); EM_CACHE stays unset (quirk 2).
+# Emscripten's optimised links need Debian's acorn (docs/toolchain.md); EM_CACHE stays unset (Debian's cache is frozen).
 export NODE_PATH=${NODE_PATH:-/usr/share/nodejs}
 unset EM_CACHE
 

@@ -1,11 +1,11 @@
-// The floor: a plain-JS task manager with the semantics the agent workload uses (DECISIONS.md
-// §1-§3): ids bg_N, one record per task (awaken's meta fields, status, result), spawn never runs
+// The floor: a plain-JS task manager with the semantics the agent workload uses (docs/behaviour.md:
+// tasks, running, cancelling, events): ids bg_N, one record per task (awaken's meta fields, status, result), spawn never runs
 // the body (it starts at the next pump), one owner event queue of {kind, task_id, ...} objects in
 // order, cancel flags (a task whose cancel was requested ends 'cancelled'), drain(thread?), and an
 // async runUntilIdle() that returns once every settled promise has delivered. No wasm, no JSON,
 // no AbortController: what any implementation of these rules has to pay at least.
 // Payloads are kept by reference (bgtasks copies them through JSON; see run.mjs "payload copy").
-// `copyValues: true` (experiments/zero-core.mjs only) copies each payload and result as bgtasks
+// `copyValues: true` (the `floor-values` peer) copies each payload and result as bgtasks
 // does (the package's own payloadValue: a sorted, checked copy), to price those semantics in plain JS.
 import { payloadValue } from '../../js/src/errors.js';
 

@@ -18,7 +18,7 @@ function makeBody(i) {
   };
 }
 
-/** bgtasks through its public API (manual clock). `createManager` lets experiments swap the manager. */
+/** bgtasks through its public API (manual clock). `createManager` lets an A/B run swap in another build. */
 export async function bgtasksWorkload(n, batch, createManager = createTaskManager) {
   const mgr = await createManager({ clock: 'manual' });
   const t0 = performance.now();

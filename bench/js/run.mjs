@@ -108,7 +108,7 @@ async function workload() {
         bgtasks_vs_floor: round(med.bgtasks / med.floor, 2),
         bgtasks_vs_pqueue: round(med.bgtasks / med['p-queue'], 2),
         bgtasks_vs_effection: round(med.bgtasks / med.effection, 2),
-        // Not targets: what copying payloads and results (DECISIONS.md §3) costs plain JS, and
+        // Not targets: what copying payloads and results (events carry JSON values) costs plain JS, and
         // bgtasks against a floor that pays it too (README.md, "The floor with value copies").
         floor_values_vs_floor: round(med['floor-values'] / med.floor, 2),
         bgtasks_vs_floor_values: round(med.bgtasks / med['floor-values'], 2),
