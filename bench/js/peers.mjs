@@ -117,6 +117,7 @@ export async function effectionWorkload(n, batch) {
         const id = `bg_${counter++}`;
         const rec = { task_id: id, status: 'running', result: undefined };
         records.set(id, rec);
+        // eslint-disable-next-line require-yield -- an Effection task that never suspends
         yield* spawn(function* () {
           for (let k = 0; k < EMITS; k++) signal.send({ kind: 'custom', task_id: id, event_type: 'progress', payload: { step: k, pct: k * 10 } });
           const result = { ok: true, n: i };

@@ -125,7 +125,7 @@ const build = track(
   'build',
 );
 
-const download = track(
+track(
   mgr.spawn({ thread, type: 'download', name: 'weights', description: 'GET model.bin (4 MiB)' }, async (ctx) => {
     const total = 4 * 1024 * 1024;
     for (let bytes = 512 * 1024; bytes <= total; bytes += 512 * 1024) {
@@ -138,7 +138,7 @@ const download = track(
 );
 
 const sources = ['awaken docs', 'issue tracker', 'design notes'];
-const researcher = track(
+track(
   mgr.spawnAgent({ thread, name: 'researcher', description: 'survey background-task designs' }, async (ctx) => {
     ctx.emit('status', { text: `reading ${sources.length} sources` });
     // Child tasks: their parent_context.task_id is this sub-agent.

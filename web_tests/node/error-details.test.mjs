@@ -21,7 +21,7 @@ test('the thrown error rides along as `cause` on the failed event, wait() and ge
     throw aggregate;
   });
   const three = mgr.spawn({ thread: 't', type: 'tool' }, async () => {
-    throw 'plain text'; // eslint-disable-line no-throw-literal
+    throw 'plain text';
   });
   const waited = mgr.wait(one);
   await mgr.runUntilIdle();

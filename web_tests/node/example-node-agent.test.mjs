@@ -170,9 +170,10 @@ test('node-agent example: --display ansi draws a live panel; --kill-after and --
   const dir = tempDir();
   const r = runAgent(dir, '--display', 'ansi');
   assert.equal(r.status, 0, r.stdout);
+  // eslint-disable-next-line no-control-regex -- the ANSI escapes are what is checked
   assert.match(r.stdout, /\x1b\[\d+A\x1b\[0J/, 'the panel is redrawn in place (cursor up, clear)');
   assert.match(r.stdout, /this run: running 0 · completed 6 · failed 0 · cancelled 0/);
-  assert.match(r.stdout, /done at \[  900ms\]: 6 tasks this run — 6 completed/);
+  assert.match(r.stdout, /done at \[ {2}900ms\]: 6 tasks this run — 6 completed/);
 
   const bad = spawnSync(process.execPath, [agent, '--state', dir, '--kill-after', 'soon'], { encoding: 'utf8' });
   assert.equal(bad.status, 2);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { BgTasksError, createTaskManager } from 'bgtasks';
-import { manual, state } from './_helpers.mjs';
+import { manual } from './_helpers.mjs';
 
 const never = () => new Promise(() => {});
 const ORPHANED = 'task orphaned: runtime restarted while running';
@@ -251,7 +251,7 @@ test('a crash mid-run: restore orphans the running root and all its running desc
     ids.failed = ctx.spawn({ thread: 't', type: 'child' }, async () => {
       throw new Error('boom');
     });
-    ids.cancelled = ctx.spawnAgent({ thread: 't' }, async (c) => {
+    ids.cancelled = ctx.spawnAgent({ thread: 't' }, async () => {
       await gate.promise;
       return 'late';
     });

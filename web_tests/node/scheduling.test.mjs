@@ -60,7 +60,7 @@ test('a per-thread limit: never more than N bodies, FIFO, queued tasks marked an
 test('limits per type and per thread together; cancelling a queued task ends it without its body', async (t) => {
   const mgr = await manual(t, { concurrency: { perThread: 3, perType: { shell: 1 } } });
   const g = gauge();
-  const s1 = mgr.spawn({ thread: 't', type: 'shell' }, g.body('s1'));
+  mgr.spawn({ thread: 't', type: 'shell' }, g.body('s1'));
   const s2 = mgr.spawn({ thread: 't', type: 'shell' }, g.body('s2'));
   const f1 = mgr.spawn({ thread: 't', type: 'fetch' }, g.body('f1'));
   const f2 = mgr.spawn({ thread: 't', type: 'fetch' }, g.body('f2'));
