@@ -1,4 +1,5 @@
-// cancel / cancelTree / cancelAll: awaken's return values and DECISIONS §1's final statuses.
+// cancel / cancelTree / cancelAll: awaken's return values, and the final statuses of
+// docs/behaviour.md (a cancel that said true ends cancelled).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { manual, untilCancelled, blocker } from './_helpers.mjs';
@@ -26,7 +27,7 @@ test('cancel: true while live (also on repeat), status running until the body se
   assert.equal(mgr.stats().cancel_requested_running, 0);
 });
 
-test('a success returned after cancel still ends cancelled; its value is discarded (DECISIONS §1)', async (t) => {
+test('a success returned after cancel still ends cancelled; its value is discarded', async (t) => {
   const mgr = await manual(t);
   const id = mgr.spawn({ thread: 't', type: 'x' }, untilCancelled);
   await mgr.runUntilIdle();

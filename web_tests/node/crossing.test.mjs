@@ -1,4 +1,4 @@
-// The JS ↔ wasm crossing (issue 6): tasks cross as numeric handles (ids past 2^53 through a table),
+// The JS ↔ wasm crossing: tasks cross as numeric handles (ids past 2^53 through a table),
 // strings as interned ints up to a limit and as text past it, payloads stay on the JS side while
 // the core orders, counts and evicts their events, text goes in through TextEncoder.encodeInto.
 import { test } from 'node:test';
@@ -202,7 +202,7 @@ test('results no queued event holds are released: refused (reject), evicted (dro
     assert.equal(mgr.stats().live_bodies, 0, `${policy}: every body settled, whatever became of its event`);
     assert.equal(mgr.list('t').at(-1).status, 'completed', policy);
   }
-  // Cancelled before their bodies resolve: the late results are discarded (DECISIONS.md §1), and
+  // Cancelled before their bodies resolve: the late results are discarded (docs/behaviour.md), and
   // not held while another event stays queued.
   const mgr = await manual(t, { retainFinished: 1 });
   mgr.spawn({ thread: 'keep', type: 'x' }, async (ctx) => ctx.emit('stays', 1));

@@ -1,4 +1,4 @@
-// Fault injection, JS side (issue 7): bounded owner and agent inboxes under both overflow
+// Fault injection, JS side: bounded owner and agent inboxes under both overflow
 // policies, bodies that reject or never settle, a "crash" and restore with orphaned descendants,
 // and a restore into a manager whose live tasks have the same ids. The native counterparts
 // (failing commits, dropped receivers, closed sub-agent inboxes) are in

@@ -158,7 +158,7 @@ test('wait(id) resolves with the terminal summary; at once when finished; null w
   assert.equal(await mgr.wait('bg_999'), null);
 });
 
-test('summary, event and payload keys come out sorted (DECISIONS §3); a payload is copied at emit', async (t) => {
+test('summary, event and payload keys come out sorted; a payload is copied at emit', async (t) => {
   const mgr = await manual(t);
   const payload = { z: 1, a: 2 };
   const id = mgr.spawn({ thread: 't', type: 'x', parent: { run_id: 'r', agent_id: 'a' } }, async (ctx) => {
@@ -304,7 +304,7 @@ test('payload objects are copied by the shape of their key list: any key text, m
     tryEmits(ctx, results, [
       ['lone1', { ['\udc00']: 1, z: 2 }],
       ['lone2', { ['\udc00']: 1, z: 2 }],
-      // DECISIONS §9: a key with a lone surrogate is refused whatever its value (also when
+      // docs/js-api.md: a key with a lone surrogate is refused whatever its value (also when
       // JSON.stringify would drop the member, and whatever a sibling is).
       ['lone3', { a: () => 1, ['\udc00']: undefined }],
       ['lone4', { a: new Date(0), ['\udc00']: undefined }],

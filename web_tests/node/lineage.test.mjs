@@ -1,4 +1,4 @@
-// Lineage (DECISIONS §6): ctx.spawn anywhere, mgr.spawn in the synchronous part, explicit fields win.
+// Lineage (docs/behaviour.md): ctx.spawn anywhere, mgr.spawn in the synchronous part, explicit fields win.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { manual, untilCancelled } from './_helpers.mjs';

@@ -1,4 +1,4 @@
-// The short mode of soak/soak.mjs (issue 7, "Load and soak"; DECISIONS.md §8) as a node:test:
+// The short mode of soak/soak.mjs (retention keeps memory flat) as a node:test:
 // 2e4 spawn → settle → drain cycles with retainFinished: 100 (wasm memory, live objects and the JS
 // heap flat after warm-up), and 1e4 tasks × 100 sequence-numbered emits (none lost or reordered).
 // node --test runs every test file in its own process, so this file's manager is the first to load

@@ -1,5 +1,5 @@
-// Load and soak of the wasm build through the public JS API (issue 7, "Load and soak";
-// DECISIONS.md §8). The counterpart of native_tests/soak/load_soak.cpp.
+// Load and soak of the wasm build through the public JS API (memory stays
+// flat with retention on). The counterpart of native_tests/soak/load_soak.cpp.
 //
 //   node soak/soak.mjs            short mode (CI): 2e4 soak cycles
 //   node soak/soak.mjs --long     1e6 soak cycles
