@@ -401,7 +401,9 @@ Co<TaskResult> body_waiter(TaskContext ctx, std::string target) {
 
 Co<TaskResult> agent_body(AgentTaskContext ctx) {
   // Echo every message to the owner inbox until cancelled.
-  while (auto m = co_await ctx.inbox_receiver.recv_or_cancel(ctx.cancel_token())) {
+  for (;;) {
+    auto m = co_await ctx.inbox_receiver.recv_or_cancel(ctx.cancel_token());  // never in the condition (g++ 12)
+    if (!m) break;
     const std::int64_t seq = g_model->next_seq();
     if (ctx.emit("fz", json{{"seq", seq}, {"m", *m}})) g_model->body_emitted(ctx.task_id());
   }

@@ -77,7 +77,8 @@ int main() {
   // 1. A shell-like job streaming its output lines.
   const TaskId build = must(mgr->spawn(thread, "shell", "build", "cc -o app", {}, [](TaskContext ctx) -> Co<TaskResult> {
     for (const char* line : {"cc -c main.c", "cc -c util.c", "ld -o app main.o util.o"}) {
-      if (!co_await ctx.sleep(100)) co_return TaskResult::cancelled();
+      const bool slept = co_await ctx.sleep(100);  // never `if (!co_await ...)`: g++ 12 miscompiles it
+      if (!slept) co_return TaskResult::cancelled();
       ctx.emit("line", {{"text", line}});
     }
     co_return TaskResult::success({{"exit_code", 0}});
@@ -86,7 +87,8 @@ int main() {
   // 2. A download reporting progress.
   const TaskId download = must(mgr->spawn(thread, "download", "model", "fetch weights.bin", {}, [](TaskContext ctx) -> Co<TaskResult> {
     for (int pct = 25; pct <= 100; pct += 25) {
-      if (!co_await ctx.sleep(60)) co_return TaskResult::cancelled();
+      const bool slept = co_await ctx.sleep(60);
+      if (!slept) co_return TaskResult::cancelled();
       ctx.emit("progress", {{"pct", pct}});
     }
     co_return TaskResult::success({{"bytes", 4096}});
@@ -94,7 +96,8 @@ int main() {
 
   // 3. A watcher that would run for a minute: cancelled once the build is done.
   const TaskId watch = must(mgr->spawn(thread, "watch", "watch", "watch src/ for changes", {}, [](TaskContext ctx) -> Co<TaskResult> {
-    if (!co_await ctx.sleep(60'000)) co_return TaskResult::cancelled();  // false: cancelled early
+    const bool slept = co_await ctx.sleep(60'000);  // false: cancelled early
+    if (!slept) co_return TaskResult::cancelled();
     co_return TaskResult::success(nullptr);
   }));
 
