@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one bench command (issue 6). From the repository root or anywhere:
+# The one bench command. From the repository root or anywhere:
 #   bash bench/run.sh            full run: several minutes on 2 cores
 #   bash bench/run.sh --smoke    tiny sizes, 1 repetition: proves everything builds and runs (CI)
 # Builds the native benchmarks (build/bench), the wasm driver (build/bench/wasm), runs

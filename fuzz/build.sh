@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with Debian's clang (clang 14 has libFuzzer, TOOLCHAIN.md):
+# Builds the libFuzzer targets with Debian's clang (clang 14 has libFuzzer; docs/toolchain.md):
 #   clang++ -std=c++20 -fsanitize=fuzzer,address,undefined -g -O1
 # Every core source (core/src/*.cpp) is compiled with the same flags, so the whole core is
 # instrumented (coverage + ASan + UBSan), and linked into each target. UBSan does not recover: a

@@ -8,7 +8,7 @@
 //             the decoded one with owner := thread and running → failed "orphaned"; the counter is
 //             max(before, bg_N + 1) and the report's highest the largest bg_N;
 //             snapshot → restore (fresh manager) → snapshot stable; the next spawn gets an id that
-//             no entry has; the live tasks still settle as DECISIONS.md §1 says.
+//             no entry has; the live tasks still settle as docs/behaviour.md says.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The agent workload (issue 6): N tasks, each emits 10 custom events and resolves with a small
+// The agent workload: N tasks, each emits 10 custom events and resolves with a small
 // result; every BATCH spawned tasks the driver lets them run to completion and drains the owner
 // inbox. One function per implementation, same body, same batching; each returns what it saw so
 // run.mjs can check that every task completed and every event (10 custom + 1 terminal) arrived.
