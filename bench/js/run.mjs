@@ -1,4 +1,4 @@
-// bgtasks JS/wasm benchmarks every figure next to its
+// bgtasks JS/wasm benchmarks: every figure next to its
 // peer, measured in the same run, repetitions interleaved, medians reported.
 //
 //   cd bench/js && npm ci && node run.mjs            # full run (a few minutes)
