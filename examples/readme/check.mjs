@@ -3,8 +3,10 @@
 //   1. extracts the ```js and ```cpp blocks from README.md and fails if either differs from the
 //      text embedded (between marker lines) in readme-js.mjs / readme-cpp.cpp;
 //   2. runs readme-js.mjs (Node, the `bgtasks` package through ./node_modules: `npm ci` here first);
-//   3. builds readme-cpp.cpp against an installed bgtasks, as examples/native does
-//      (find_package(bgtasks) + bgtasks::core after `cmake --install`), and runs it.
+//   3. builds readme-cpp.cpp — the README's ```cpp block, a whole program, and nothing else —
+//      against an installed bgtasks, as examples/native does (find_package(bgtasks) +
+//      bgtasks::core after `cmake --install`), with the default C++ compiler and with clang++ when
+//      there is one, and runs each build.
 // Exits non-zero on any failure.
 //
 //   node examples/readme/check.mjs            everything
@@ -51,13 +53,19 @@ function codeBlocks(markdown) {
 }
 
 /** The text between `// ---- README ```<lang> block begin ----` and `... end ----` lines. */
-function embedded(file, lang) {
+function embedded(file, lang, { onlyBlock = false } = {}) {
   const text = readFileSync(join(here, file), 'utf8');
   const begin = `// ---- README \`\`\`${lang} block begin ----\n`;
   const end = `// ---- README \`\`\`${lang} block end ----\n`;
   const b = text.indexOf(begin);
   const e = text.indexOf(end, b + begin.length);
   if (b < 0 || e < 0) throw new Error(`${file}: marker lines for the ${lang} block are missing`);
+  if (onlyBlock) {
+    // The README's block must be the whole program: around it, only comments and blank lines.
+    const outside = (text.slice(0, b) + text.slice(e + end.length)).split('\n');
+    const code = outside.find((l) => l.trim() !== '' && !l.trim().startsWith('//'));
+    if (code !== undefined) throw new Error(`${file}: code outside the README block: ${JSON.stringify(code)}`);
+  }
   return text.slice(b + begin.length, e);
 }
 
@@ -78,7 +86,7 @@ for (const [lang, file] of Object.entries(wrappers)) {
     fail(`README.md has ${found.length} \`\`\`${lang} blocks; check.mjs tests exactly one (in ${file})`);
     continue;
   }
-  const copy = embedded(file, lang);
+  const copy = embedded(file, lang, { onlyBlock: lang === 'cpp' });
   if (copy === found[0].text) ok(`README \`\`\`${lang} block (line ${found[0].line}) == examples/readme/${file}`);
   else fail(`README \`\`\`${lang} block (line ${found[0].line}) differs from examples/readme/${file}; first difference at ${firstDifference(found[0].text, copy)}`);
 }
@@ -141,18 +149,24 @@ if (!skipCpp) {
       cmake('--build', join(work, 'core'), jobs);
       cmake('--install', join(work, 'core'), '--prefix', prefix);
     }
-    console.log('== readme-cpp.cpp: configure against the installed package, build, run');
-    cmake('-S', here, '-B', join(work, 'snippet'), ...ninja, `-DCMAKE_PREFIX_PATH=${prefix}`,
-      '-DCMAKE_CXX_FLAGS=-Wall -Wextra -Werror');
-    cmake('--build', join(work, 'snippet'));
-    const started = Date.now();
-    const out = run(join(work, 'snippet', 'readme-cpp'), []);
-    process.stdout.write(out);
-    expectLines(`readme-cpp (${Date.now() - started} ms)`, out, [
-      /^\{"event_type":"progress","kind":"custom","payload":\{"pct":50\},"task_id":"bg_0"\}$/,
-      /^\{"kind":"completed","result":\{"ok":true\},"task_id":"bg_0"\}$/,
-      /^readme-cpp: bg_0 completed$/,
-    ]);
+    // The default compiler (g++ on Debian), then clang++: the README says it compiles with both.
+    const compilers = [['default', []]];
+    if (spawnSync('clang++', ['--version']).status === 0) compilers.push(['clang++', ['-DCMAKE_CXX_COMPILER=clang++']]);
+    for (const [name, extra] of compilers) {
+      console.log(`== readme-cpp.cpp (${name} compiler): configure against the installed package, build, run`);
+      const dir = join(work, `snippet-${name.replace(/\W/g, '')}`);
+      cmake('-S', here, '-B', dir, ...ninja, ...extra, `-DCMAKE_PREFIX_PATH=${prefix}`,
+        '-DCMAKE_CXX_FLAGS=-Wall -Wextra -Werror');
+      cmake('--build', dir);
+      const started = Date.now();
+      const out = run(join(dir, 'readme-cpp'), []);
+      process.stdout.write(out);
+      expectLines(`readme-cpp, ${name} compiler (${Date.now() - started} ms)`, out, [
+        /^\{"event_type":"progress","kind":"custom","payload":\{"pct":50\},"task_id":"bg_0"\}$/,
+        /^\{"kind":"completed","result":\{"ok":true\},"task_id":"bg_0"\}$/,
+        /^bg_0 completed$/,
+      ]);
+    }
   } catch (e) {
     fail(`C++ snippet: ${e.message}`);
   } finally {
