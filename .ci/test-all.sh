@@ -11,9 +11,12 @@ echo "== apt: toolchain, libraries, Emscripten 3.1.6, Chromium, clang (libFuzzer
 $SUDO apt-get update -q
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
   g++ cmake ninja-build libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev emscripten chromium \
-  clang libclang-rt-14-dev libasio-dev valgrind locales
+  clang libclang-rt-14-dev libasio-dev valgrind locales pkg-config
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then echo "Node.js >= 20 is required (found: $(node --version 2>&1))" >&2; exit 1; fi
+
+echo "== source checks (no build): no co_await result used directly as a condition (g++ 12.2)"
+bash .ci/check-source.sh
 
 # A C locale whose decimal point is ',' for the codec's locale test (NumbersDoNotDependOnTheCLocale
 # in native_tests/codec_differential_test.cpp): generated under build/, used only by the native tests.
