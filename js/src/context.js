@@ -28,14 +28,14 @@ export class CancelState {
 
 /** The context handed to a task body. */
 export class TaskContext {
-  #manager;
+  #bodies;
   #cancel;
 
   #rec;
 
-  /** @internal rec: the manager's record of the task ({ id, h, cancel, … }) */
-  constructor(manager, rec, inbox) {
-    this.#manager = manager;
+  /** @internal bodies: the manager's Bodies; rec: its record of the task ({ id, h, cancel, … }) */
+  constructor(bodies, rec, inbox) {
+    this.#bodies = bodies;
     this.#rec = rec;
     this.#cancel = rec.cancel;
     /** This task's id ('bg_N'). */
@@ -56,44 +56,44 @@ export class TaskContext {
 
   /** A custom event to the owner inbox: `{kind:'custom', task_id, event_type, payload}`. */
   emit(eventType, payload) {
-    return this.#manager._emit(this.#rec, eventType, payload);
+    return this.#bodies.emit(this.#rec, eventType, payload);
   }
 
   /** Resolves after `ms` on the manager's clock; rejects with an AbortError on cancel. */
   sleep(ms) {
-    return this.#manager._sleep(this.#rec, ms);
+    return this.#bodies.sleep(this.#rec, ms);
   }
 
   /** Spawns a child of this task (its parent task_id is this task unless given). */
   spawn(options, body) {
-    return this.#manager._spawnChild(this.#rec, options, body, false);
+    return this.#bodies.spawnChild(this.#rec, options, body, false);
   }
 
   /** Spawns a sub-agent child of this task. */
   spawnAgent(options, body) {
-    return this.#manager._spawnChild(this.#rec, options, body, true);
+    return this.#bodies.spawnChild(this.#rec, options, body, true);
   }
 }
 
 /** A sub-agent's inbox: recv(), tryRecv(), and async iteration (ends on cancel or task end). */
 export class AgentInbox {
-  #manager;
+  #bodies;
   #rec;
 
   /** @internal */
-  constructor(manager, rec) {
-    this.#manager = manager;
+  constructor(bodies, rec) {
+    this.#bodies = bodies;
     this.#rec = rec;
   }
 
   /** The next message, or null once the task is cancelled or has ended. */
   recv() {
-    return this.#manager._recv(this.#rec);
+    return this.#bodies.recv(this.#rec);
   }
 
   /** The next message if one is waiting, else null. */
   tryRecv() {
-    return this.#manager._tryRecv(this.#rec);
+    return this.#bodies.tryRecv(this.#rec);
   }
 
   async *[Symbol.asyncIterator]() {

@@ -14,7 +14,8 @@
 import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import lockfile from 'proper-lockfile';
-import { BgTasksError, checkString } from './errors.js';
+import { checkString } from './arguments.js';
+import { BgTasksError } from './errors.js';
 
 const LOCK_STALE_MS = 3000; // proper-lockfile's floor is 2000
 const LOCK_RETRIES = { retries: 400, factor: 1.2, minTimeout: 2, maxTimeout: 50 }; // waits up to ~20 s

@@ -1,6 +1,7 @@
 // IndexedDbStore (browsers): one record per thread holding awaken's background_task_state value.
 // Every save is one transaction; its abort (quota exceeded, tab closing) rejects the save with a
-// clear error instead of hanging (idb-keyval#26: quota errors arrive as abort, not error).
+// clear error instead of hanging (a quota error arrives as the transaction's abort event, not as
+// an error event).
 //
 // Ownership across tabs: claim() bumps the thread's epoch in an `owners` object store, and a
 // save that carries an older epoch is refused (StaleOwner) in the same transaction that would
@@ -8,7 +9,8 @@
 // thread, stolen by each claim, tells the previous holder at once (onLost) instead of at its
 // next write. Task ids come in blocks from a counter in a `meta` object store.
 import { openDB } from 'idb';
-import { BgTasksError, checkCount, checkFunction, checkOptionalString, checkOptions, checkString } from './errors.js';
+import { checkCount, checkFunction, checkOptionalString, checkOptions, checkString } from './arguments.js';
+import { BgTasksError } from './errors.js';
 
 // 1: the snapshots store only; 2: + owners and meta.
 const SCHEMA_VERSION = 2;

@@ -1,5 +1,5 @@
 // Node: the glue is built for web/worker (it must not touch require/__dirname in ESM scope), so
-// the wasm bytes are read here and handed over (TOOLCHAIN.md quirk 5).
+// the wasm bytes are read here and handed over (docs/toolchain.md, "Loading in Node").
 import { readFile } from 'node:fs/promises';
 import createBgTasksModule from '../build/bgtasks.mjs';
 

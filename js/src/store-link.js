@@ -26,14 +26,6 @@ function ownerName() {
 const nextMacrotask =
   typeof setImmediate === 'function' ? (fn) => setImmediate(fn) : (fn) => setTimeout(fn, 0);
 
-/** Checks that a value can serve as an attached store; names what is missing. */
-export function checkStore(store) {
-  if (store === null || typeof store !== 'object') throw new TypeError('options.store must be a store object (FileStore, IndexedDbStore or one with the same methods)');
-  const missing = ['load', 'save', 'claim', 'reserveIds', 'raiseIdFloor'].filter((m) => typeof store[m] !== 'function');
-  if (missing.length > 0) throw new TypeError(`options.store lacks ${missing.map((m) => `${m}()`).join(', ')}: an attached store must hand out ids and owner epochs`);
-  return store;
-}
-
 export class StoreLink {
   #store;
   #core; // { takeChanged, snapshot, restore, grantIds, idsLeft }

@@ -337,9 +337,9 @@ test('payload objects are copied by the shape of their key list: any key text, m
 });
 
 test('payload copies are the same where code cannot be generated (a CSP): the generic copier', async () => {
-  // errors.js alone (the Embind glue itself needs code generation): copies, key order, refusals.
+  // copy.js alone (the Embind glue itself needs code generation): copies, key order, refusals.
   const script = `
-    import { payloadValue } from ${JSON.stringify(new URL('../../js/src/errors.js', import.meta.url).href)};
+    import { payloadValue } from ${JSON.stringify(new URL('../../js/src/copy.js', import.meta.url).href)};
     const limits = { depth: 128, bytes: 1 << 20 };
     const out = [];
     for (let i = 0; i < 3; i++) out.push(payloadValue({ step: i, pct: i * 10, nested: { b: [i], a: null } }, 'payload', limits));
