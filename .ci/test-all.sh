@@ -47,12 +47,13 @@ echo "== npm packages"
 (cd js && npm ci --no-audit --no-fund)
 (cd web_tests && npm ci --no-audit --no-fund)
 
-echo "== examples: native (find_package after cmake --install), README snippets, node-agent deps"
+echo "== examples: native (find_package after cmake --install), packaging, README snippets, node-agent deps"
 (cd examples/node-agent && npm ci --no-audit --no-fund)
 (cd examples/readme && npm ci --no-audit --no-fund)
 (cd demo && npm ci --no-audit --no-fund)
 export BGTASKS_PREFIX="$PWD/build/examples-prefix"
 bash examples/native/test.sh
+bash examples/packaging/test.sh   # plugin (.so with the static core), pkg-config, FetchContent, shared
 node examples/readme/check.mjs
 
 echo "== TypeScript declarations, Node suite (incl. parity scenarios, node-agent example), browser (Chromium, demo), npm pack"
