@@ -1,4 +1,4 @@
-// Type declarations for the `bgtasks` package (hand-written; they describe js/src/*.js).
+// Type declarations for the `bgtasks` package (hand-written; they describe src/*.js).
 // Data objects use awaken's snake_case JSON (see the README); methods are camelCase.
 // ESM only: `import { createTaskManager } from 'bgtasks'` (Node >= 18 and browsers).
 
@@ -219,7 +219,7 @@ export interface CustomTaskEventOf<K extends string, P> {
   event_type: K;
   /**
    * The payload given to `ctx.emit` (`null` for `undefined`), as a round trip through JSON makes
-   * it: a copy taken at `emit` with object keys sorted (DECISIONS.md §3, as the native core writes
+   * it: a copy taken at `emit` with object keys sorted by code point (as the native core writes
    * them); a `Date` arrives as its string, `undefined` members vanish, `NaN` is `null`. The copy
    * stays on the JS side (the core orders, counts and evicts the event by a handle).
    */
@@ -444,10 +444,11 @@ export interface TaskManagerOptions {
    */
   cancelGraceMs?: number | undefined;
   /**
-   * Attaches a store (see docs/persistence.md): task ids come from the store in blocks (so managers
-   * sharing it never collide), each thread the manager touches is claimed and its saved state taken
-   * in before the first write, and every change is saved without being asked (coalesced, one write
-   * in flight per thread, the newest state wins). `await manager.flush()` waits for durability.
+   * Attaches a store: task ids come from the store in blocks (so managers sharing it never
+   * collide), each thread the manager touches is claimed and its saved state taken in before the
+   * first write, and every change is saved without being asked (coalesced, one write in flight
+   * per thread, the newest state wins). `await manager.flush()` waits for durability. The
+   * guarantees: https://github.com/bgtasks/bgtasks/blob/main/docs/persistence.md
    */
   store?: TaskStore | undefined;
   /** With `store`: called with each failed save or claim (`StaleOwner` once another owner took a thread over) and its thread. */
