@@ -14,11 +14,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-mapfile -t files < <(git ls-files --cached --others --exclude-standard -- \
-  core native_tests examples bench fuzz docs wasm README.md \
-  | grep -E '\.(c|cc|cpp|cxx|h|hh|hpp|hxx|ipp|inl|md)$' | grep -v '/node_modules/' | sort -u)
+roots=(core native_tests examples bench fuzz docs wasm README.md)
+if [ "$(git rev-parse --show-toplevel 2>/dev/null)" = "$PWD" ]; then
+  list() { git ls-files --cached --others --exclude-standard -- "${roots[@]}"; }
+else  # not a git checkout of its own (an exported tree): every file, minus dependencies and builds
+  list() { find "${roots[@]}" \( -name node_modules -o -name build \) -prune -o -type f -print 2>/dev/null; }
+fi
+mapfile -t files < <(list | grep -E '\.(c|cc|cpp|cxx|h|hh|hpp|hxx|ipp|inl|md)$' | grep -v '/node_modules/' | sort -u)
 existing=()
 for f in "${files[@]}"; do [ -f "$f" ] && existing+=("$f"); done
+[ "${#existing[@]}" -gt 0 ] || { echo "check-source: no file to check (run from the repository)" >&2; exit 1; }
 
 perl -e '
   use strict; use warnings;

@@ -25,7 +25,7 @@ int main() {
   auto store = std::make_shared<StateStore>();
   auto [tx, rx] = inbox_channel();
   auto mgr = std::make_shared<BackgroundTaskManager>(exec);
-  if (!mgr->set_store(store)) return 2;
+  (void)mgr->set_store(store);  // a new manager takes any store
   mgr->set_owner_inbox(tx);
   if (!store->install_plugin(BackgroundTaskPlugin(mgr))) return 2;
 

@@ -13,7 +13,7 @@ int main() {
   auto store = std::make_shared<StateStore>();
   auto [tx, rx] = inbox_channel();
   auto mgr = std::make_shared<BackgroundTaskManager>(exec);
-  (void)mgr->set_store(store);             // a Result, as most calls: a new manager takes it
+  (void)mgr->set_store(store);             // a new manager takes any store
   mgr->set_owner_inbox(tx);
   (void)store->install_plugin(BackgroundTaskPlugin(mgr));   // registers the two state keys
 
