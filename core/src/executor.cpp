@@ -22,9 +22,69 @@ struct CurrentGuard {
   }
 };
 
+// Set while this thread runs a wake callback: a wake-up it causes itself (a post) is skipped.
+thread_local bool t_in_wake_callback = false;
+
 }  // namespace
 
 namespace detail {
+// The posted work of an executor and its wake callback. The executor owns it; pending foreign
+// operations share it, so it outlives the executor: closed then, it takes nothing more.
+struct PostQueue {
+  std::mutex mutex;
+  std::vector<std::function<void()>> items;
+  std::atomic<bool> has_items{false};
+  bool closed = false;  // the executor is gone
+
+  std::mutex wake_mutex;
+  std::function<void()> wake_fn;
+  std::atomic<bool> has_wake{false};
+
+  // False (and `fn` dropped) once closed. `wake`: report the first item to the wake callback.
+  bool push(std::function<void()>&& fn, bool wake_host = true) {
+    bool first = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (closed) return false;
+      items.push_back(std::move(fn));
+      first = !has_items.load(std::memory_order_relaxed);
+      has_items.store(true, std::memory_order_release);
+    }
+    if (first && wake_host && has_wake.load(std::memory_order_acquire)) wake();
+    return true;
+  }
+
+  void wake() noexcept {
+    if (t_in_wake_callback) return;
+    std::lock_guard<std::mutex> lock(wake_mutex);
+    if (!wake_fn) return;
+    t_in_wake_callback = true;
+    wake_fn();  // noexcept here: a throwing callback terminates
+    t_in_wake_callback = false;
+  }
+
+  void set_wake(std::function<void()>&& fn) {
+    std::function<void()> old;
+    {
+      std::lock_guard<std::mutex> lock(wake_mutex);
+      old = std::exchange(wake_fn, std::move(fn));
+      has_wake.store(static_cast<bool>(wake_fn), std::memory_order_release);
+    }
+  }  // the old callback goes outside the lock
+
+  // The executor's end: what is still queued is dropped (never run), later pushes are refused.
+  void close() noexcept {
+    std::vector<std::function<void()>> dropped;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      closed = true;
+      dropped.swap(items);
+      has_items.store(false, std::memory_order_release);
+    }
+    set_wake({});
+  }
+};
+
 // A coroutine spawned with Executor::spawn, owned by the executor.
 class DetachedFiber final : public Fiber {
  public:
@@ -56,6 +116,72 @@ Fiber* suspend_current(coro::coroutine_handle<> h) noexcept {
   f->resume_point_ = h;
   return f;
 }
+
+// ---- other libraries' awaitables -------------------------------------------------------------
+namespace detail {
+
+ForeignLink::ForeignLink(Fiber& fiber) : fiber_(&fiber), queue_(fiber.executor().posted_) {}
+ForeignLink::~ForeignLink() = default;
+
+// A reference to a link, as a posted function (copyable, as std::function wants).
+struct LinkRef {
+  ForeignLink* link;
+  explicit LinkRef(ForeignLink* l) noexcept : link(l) {}  // adopts a reference
+  LinkRef(const LinkRef& o) noexcept : link(o.link) { link->add_ref(); }
+  LinkRef(LinkRef&& o) noexcept : link(std::exchange(o.link, nullptr)) {}
+  LinkRef& operator=(const LinkRef&) = delete;
+  ~LinkRef() {
+    if (link) link->release();
+  }
+  void operator()() const noexcept { link->deliver(); }
+};
+
+void ForeignLink::wake() noexcept {
+  add_ref();
+  // A closed queue (the executor is gone) drops the function, and with it that reference.
+  queue_->push(std::function<void()>(LinkRef(this)));
+}
+
+void ForeignLink::deliver() noexcept {
+  // Null when the frame left the await meanwhile (destroyed by a forced end or its owner's end).
+  if (Fiber* f = std::exchange(fiber_, nullptr)) f->executor().schedule(f);
+}
+
+namespace {
+// The relay's coroutine: created suspended; resumed once by the other library, it wakes its link
+// and frees itself.
+struct Relay {
+  struct promise_type {
+    ForeignLink* link = nullptr;
+    Relay get_return_object() noexcept { return Relay{coro::coroutine_handle<promise_type>::from_promise(*this)}; }
+    coro::suspend_always initial_suspend() const noexcept { return {}; }
+    coro::suspend_never final_suspend() const noexcept { return {}; }
+    void return_void() noexcept { link->wake(); }
+    void unhandled_exception() noexcept { std::terminate(); }
+    ~promise_type() {
+      if (link) link->release();
+    }
+  };
+  coro::coroutine_handle<promise_type> h;
+};
+
+Relay relay_coroutine() { co_return; }
+}  // namespace
+
+coro::coroutine_handle<> make_relay(ForeignLink& link) {
+  Relay r = relay_coroutine();
+  link.add_ref();
+  r.h.promise().link = &link;
+  return r.h;
+}
+
+bool ForeignLink::reclaim_resume_point(Fiber& f, coro::coroutine_handle<> relay, coro::coroutine_handle<> h) noexcept {
+  if (f.resume_point_.address() != relay.address()) return false;
+  f.resume_point_ = h;
+  return true;
+}
+
+}  // namespace detail
 
 // ---- wake-up plumbing ----------------------------------------------------------------------
 void fire(Waiter& w, WakeReason reason) noexcept {
@@ -97,7 +223,9 @@ std::size_t WaitList::wake_all(WakeReason reason) noexcept {
 }
 
 // ---- Executor --------------------------------------------------------------------------------
-Executor::Executor(Clock& clock) : clock_(&clock), manual_(clock.is_manual() ? static_cast<ManualClock*>(&clock) : nullptr) {}
+Executor::Executor(Clock& clock)
+    : clock_(&clock), manual_(clock.is_manual() ? static_cast<ManualClock*>(&clock) : nullptr),
+      posted_(std::make_shared<detail::PostQueue>()) {}
 
 Executor::~Executor() {
   // Clients first, while everything here still works: ending one may end others (a frame that
@@ -113,6 +241,8 @@ Executor::~Executor() {
   purge_dying();
   auto detached = std::move(detached_);
   for (Fiber* f : detached) delete f;
+  // Last: the frames above may have left foreign operations pending, whose completions find it closed.
+  posted_->close();
 }
 
 void Executor::attach(ExecutorClient& client) { clients_.push_back(&client); }
@@ -129,7 +259,16 @@ void Executor::schedule(Fiber* f) {
   if (f->queued_ || f->dying_) return;
   f->queued_ = true;
   ready_.push_back(f);
+  if (posted_->has_wake.load(std::memory_order_relaxed)) [[unlikely]]
+    wake_if_first_ready();
 }
+
+// Out of line: schedule's path without a callback stays one test.
+void Executor::wake_if_first_ready() noexcept {
+  if (poll_depth_ == 0 && ready_.size() == 1) posted_->wake();
+}
+
+void Executor::set_wake_callback(std::function<void()> fn) { posted_->set_wake(std::move(fn)); }
 
 void Executor::unqueue(Fiber* f) noexcept {
   auto it = std::find(ready_.begin(), ready_.end(), f);
@@ -148,25 +287,28 @@ void Executor::purge_dying() {
 }
 
 std::size_t Executor::run_posted() {
-  if (!has_posted_.load(std::memory_order_acquire)) return 0;
+  detail::PostQueue& q = *posted_;
+  if (!q.has_items.load(std::memory_order_acquire)) return 0;
   std::vector<std::function<void()>> batch;
   {
-    std::lock_guard<std::mutex> lock(posted_mutex_);
-    batch.swap(posted_);
-    has_posted_.store(false, std::memory_order_release);
+    std::lock_guard<std::mutex> lock(q.mutex);
+    batch.swap(q.items);
+    q.has_items.store(false, std::memory_order_release);
   }
   for (auto& fn : batch) fn();
   return batch.size();
 }
 
-void Executor::post(std::function<void()> fn) {
-  std::lock_guard<std::mutex> lock(posted_mutex_);
-  posted_.push_back(std::move(fn));
-  has_posted_.store(true, std::memory_order_release);
-}
+// A post from this executor's own poll needs no wake-up: the host polls again after it.
+void Executor::post(std::function<void()> fn) { posted_->push(std::move(fn), t_current_executor != this); }
 
 std::size_t Executor::poll() {
   CurrentGuard guard(this, nullptr);
+  struct Depth {
+    std::uint32_t& d;
+    explicit Depth(std::uint32_t& v) noexcept : d(v) { ++d; }
+    ~Depth() { --d; }
+  } depth(poll_depth_);
   std::size_t ran = run_posted();
   collect_due_timers();
   // Fibers woken during this poll wait for the next one: each ready fiber runs once.
@@ -205,7 +347,7 @@ bool Executor::front_timer_due(std::uint64_t now) const noexcept {
 }
 
 bool Executor::has_ready() const {
-  if (!ready_.empty() || has_posted_.load(std::memory_order_acquire)) return true;
+  if (!ready_.empty() || posted_->has_items.load(std::memory_order_acquire)) return true;
   return front_timer_due(clock_->now_ms());
 }
 
@@ -280,6 +422,9 @@ void Executor::arm(TimerNode& node, std::uint64_t deadline) noexcept {
   node.pos = timers_.size();
   timers_.push_back(&node);
   heap_up(node.pos);
+  // A new earliest deadline armed from outside a poll: a sleeping host must re-arm its timer.
+  if (node.pos == 0 && posted_->has_wake.load(std::memory_order_relaxed)) [[unlikely]]
+    if (poll_depth_ == 0 && deadline != kNever) posted_->wake();
 }
 
 void Executor::disarm(TimerNode& node) noexcept {

@@ -27,7 +27,7 @@ class CancellationToken {
   // Idempotent; wakes every body suspended in cancelled() or a cancellation-aware sleep/recv.
   void cancel() const noexcept;
 
-  class Awaiter {
+  class Awaiter : public NativeAwaiter {
    public:
     explicit Awaiter(detail::CancelState& s) noexcept : s_(&s) {}
     bool await_ready() const noexcept { return s_->cancelled; }
@@ -70,7 +70,7 @@ class CancellationHandle {
 
 // co_await cancellable_sleep(exec, token, ms): true when the time passed, false when cancelled first
 // (also false at once if already cancelled).
-class CancellableSleepAwaiter {
+class CancellableSleepAwaiter : public NativeAwaiter {
  public:
   CancellableSleepAwaiter(Executor& exec, detail::CancelState& s, std::uint64_t deadline) noexcept
       : exec_(&exec), s_(&s), deadline_(deadline) {}

@@ -1,7 +1,9 @@
 // The single-threaded cooperative run queue. The host drives it: poll() runs what is ready,
 // run_until_idle() polls until nothing is, next_deadline() says when a timer is due.
 // Frames are always resumed from poll's loop (a trampoline): no symmetric-transfer chains,
-// because wasm has no guaranteed tail calls.
+// because wasm has no guaranteed tail calls. A task body may also await another library's
+// awaitable: its completion, from any thread, is routed back through the executor's post queue
+// (ForeignAwaiter below), so the body still only ever resumes from poll().
 #pragma once
 
 #include <atomic>
@@ -15,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -29,6 +32,8 @@ template <class T>
 class Co;
 namespace detail {
 class DetachedFiber;
+class ForeignLink;
+struct PostQueue;
 }
 
 enum class WakeReason : std::uint8_t { None, Timer, Signal, Cancel };
@@ -64,6 +69,7 @@ class Fiber {
 
  private:
   friend class Executor;
+  friend class detail::ForeignLink;
   friend Fiber* suspend_current(coro::coroutine_handle<> h) noexcept;
   Executor* exec_;
   coro::coroutine_handle<> top_;
@@ -153,6 +159,27 @@ class WaitList {
   WaitLinks head_;  // sentinel: head_.next is the oldest waiter, head_.prev the newest
 };
 
+// ---- which awaiters a task body awaits as they are ----------------------------------------------
+// An awaiter built on the plumbing above (it suspends with suspend_current and is woken through
+// Executor::schedule) derives from NativeAwaiter, or specialises is_native_awaiter: a task body
+// awaits it directly. Every other awaitable is another library's, and a body awaits it through
+// ForeignAwaiter (below), which routes its completion back through the executor.
+struct NativeAwaiter {};
+template <class T>
+struct is_native_awaiter : std::is_base_of<NativeAwaiter, T> {};
+template <class U>
+struct is_native_awaiter<Co<U>> : std::true_type {};
+
+namespace detail {
+// BackgroundTaskManager::WaitAwaiter, known by its end-waiter node (manager.hpp cannot be
+// included here, and a nested class cannot be declared ahead of its class).
+template <class T>
+concept waits_on_list = requires { typename T::Node; } && std::is_base_of_v<WaitNode, typename T::Node>;
+}  // namespace detail
+
+template <class T>
+concept native_awaitable = is_native_awaiter<T>::value || detail::waits_on_list<T>;
+
 // ---- the executor ---------------------------------------------------------------------------
 // An object that keeps fibers or timers on an executor beyond one call (a task manager). While
 // attached, the executor's destructor calls executor_ending() first, so the client drops what it
@@ -197,8 +224,23 @@ class Executor {
   bool advance(std::uint64_t ms);
   bool set_time(std::uint64_t ms);
 
-  // The one thread-safe entry: other threads hand work to the polling thread (DECISIONS.md §10).
+  // The thread-safe entry: other threads hand work to the polling thread (DECISIONS.md §10).
   void post(std::function<void()> fn);
+
+  // Wake-ups for a host loop that sleeps while there is nothing to do (a condition variable, an
+  // asio io_context, a libuv loop). `fn` is called when there is something to do again:
+  //   - post() queued work and the posted queue was empty (on the posting thread, any thread);
+  //   - outside a poll, a fiber became ready and the ready queue was empty (a cancel, a message,
+  //     a completion or a spawn from host code, or the manual clock's advance);
+  //   - outside a poll, a timer was armed that is now the earliest deadline.
+  // Never for what happens during a poll: the host looks at has_ready() and next_deadline()
+  // after each poll anyway. Edge-triggered: once a wake-up is reported, more work arriving before
+  // the next poll reports nothing, so a host checks has_ready() before it sleeps (run_until_idle
+  // leaves it false). `fn` must be safe to call from any thread and must not throw; it runs
+  // under an internal lock, so it must not call set_wake_callback (it may post: the nested
+  // wake-up is skipped). Once set_wake_callback returns, the previous callback is not running and
+  // is not called again. Callable from any thread; an empty function removes the callback.
+  void set_wake_callback(std::function<void()> fn);
 
   // Runs a coroutine to completion on this executor, owned by the executor.
   void spawn(Co<void> co);
@@ -223,7 +265,9 @@ class Executor {
  private:
   friend class Fiber;
   friend class detail::DetachedFiber;
+  friend class detail::ForeignLink;
   void unqueue(Fiber* f) noexcept;
+  void wake_if_first_ready() noexcept;
   void release_detached(Fiber* f) noexcept;
   void release_abandoned(Fiber* f) noexcept;
   void collect_due_timers();
@@ -241,9 +285,10 @@ class Executor {
   std::deque<Fiber*> ready_;
   std::vector<TimerNode*> timers_;  // binary min-heap
   std::uint64_t timer_seq_ = 0;
-  std::mutex posted_mutex_;
-  std::vector<std::function<void()>> posted_;
-  std::atomic<bool> has_posted_{false};
+  // Posted work and the wake callback. Shared with pending foreign operations (ForeignLink), so
+  // that a completion arriving after the executor is gone finds the queue closed, not freed.
+  std::shared_ptr<detail::PostQueue> posted_;
+  std::uint32_t poll_depth_ = 0;  // polls of this executor on the stack (wake-ups are for outside them)
   std::vector<Fiber*> detached_;
   std::vector<std::pair<Fiber*, std::shared_ptr<void>>> abandoned_;  // see abandon_after_step
   std::vector<ExecutorClient*> clients_;  // few (one per manager): a vector beats a list here
@@ -251,7 +296,7 @@ class Executor {
 
 // ---- awaitables on the executor ---------------------------------------------------------------
 // co_await sleep_for(exec, ms): plain timer, not cancellation-aware (TaskContext::sleep is).
-class SleepAwaiter {
+class SleepAwaiter : public NativeAwaiter {
  public:
   SleepAwaiter(Executor& exec, std::uint64_t deadline) noexcept : exec_(&exec), deadline_(deadline) {}
   SleepAwaiter(const SleepAwaiter&) = delete;
@@ -270,7 +315,7 @@ inline SleepAwaiter sleep_for(Executor& exec, std::uint64_t ms) { return {exec, 
 inline SleepAwaiter sleep_until(Executor& exec, std::uint64_t deadline_ms) { return {exec, deadline_ms}; }
 
 // Reschedules the current fiber at the back of the ready queue.
-struct YieldAwaiter {
+struct YieldAwaiter : NativeAwaiter {
   bool await_ready() const noexcept { return false; }
   void await_suspend(coro::coroutine_handle<> h) noexcept;
   void await_resume() const noexcept {}
@@ -280,7 +325,7 @@ inline YieldAwaiter yield_now() noexcept { return {}; }
 // A one-permit notification, like tokio::sync::Notify: notify_one wakes a waiter or stores a permit.
 class Notify {
  public:
-  class Awaiter {
+  class Awaiter : public NativeAwaiter {
    public:
     explicit Awaiter(Notify& n) noexcept : n_(&n) {}
     bool await_ready() noexcept;
@@ -300,6 +345,157 @@ class Notify {
   WaitList waiters_;
   bool permit_ = false;
 };
+
+// ---- other libraries' awaitables ----------------------------------------------------------------
+// Such an awaitable resumes the handle it was given when its operation completes: from its own
+// event loop, another thread, or inline. A bgtasks frame must not be resumed there (it would run
+// outside a fiber, and off the polling thread), so a task body awaits it through ForeignAwaiter:
+// the awaitable gets the handle of a relay, whose resumption posts a reschedule of the fiber to
+// the executor; the fiber then resumes from poll(), as after any other wake-up.
+namespace detail {
+
+// What a fiber suspended on another library's operation shares with that operation's completion.
+// Reference counted (the awaiting frame; the relay or completion handler; a posted delivery), so a
+// completion that arrives after the frame was destroyed, or after the executor was, from any
+// thread, touches only this and the executor's shared post queue, never the frame or the fiber.
+class ForeignLink {
+ public:
+  // On the polling thread, as the fiber suspends: one reference, the awaiting frame's.
+  explicit ForeignLink(Fiber& fiber);
+  ForeignLink(const ForeignLink&) = delete;
+  ForeignLink& operator=(const ForeignLink&) = delete;
+
+  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  // The operation completed (any thread): posts the fiber's reschedule to its executor. Nothing
+  // happens if the executor is gone; a frame gone by then is found out on the polling thread.
+  void wake() noexcept;
+  // The awaiting frame leaves the await, resumed or destroyed (polling thread): a delivery still
+  // on its way does nothing.
+  void detach() noexcept { fiber_ = nullptr; }
+  // After an awaitable's await_suspend took `relay`: if it was in fact built on bgtasks' plumbing
+  // without being marked native (it called suspend_current with the relay), the fiber resumes at
+  // `h` when that plumbing wakes it, and the caller drops the relay. True in that case.
+  static bool reclaim_resume_point(Fiber& f, coro::coroutine_handle<> relay, coro::coroutine_handle<> h) noexcept;
+
+ protected:
+  virtual ~ForeignLink();
+
+ private:
+  friend struct LinkRef;
+  void deliver() noexcept;  // polling thread, from the post queue
+
+  std::atomic<std::uint32_t> refs_{1};
+  Fiber* fiber_;  // read and written on the polling thread only
+  std::shared_ptr<PostQueue> queue_;
+};
+
+// A coroutine handle for another library to resume once: its resumption calls link.wake(). It
+// holds a reference to `link` until it has run (or is destroyed unrun).
+coro::coroutine_handle<> make_relay(ForeignLink& link);
+
+// The awaiter of an awaitable: its operator co_await's result if it has one, else itself.
+template <class A>
+decltype(auto) get_awaiter(A&& a) {
+  if constexpr (requires { static_cast<A&&>(a).operator co_await(); })
+    return static_cast<A&&>(a).operator co_await();
+  else if constexpr (requires { operator co_await(static_cast<A&&>(a)); })
+    return operator co_await(static_cast<A&&>(a));
+  else
+    return static_cast<A&&>(a);
+}
+
+template <class A>
+class ForeignAwaiter {
+  // The awaiter itself, or a reference to the awaited object (which lives until the end of the
+  // full expression of the co_await, across the suspension).
+  using Inner = decltype(get_awaiter(std::declval<A>()));
+
+ public:
+  explicit ForeignAwaiter(A&& a) : inner_(get_awaiter(static_cast<A&&>(a))) {}
+  ForeignAwaiter(const ForeignAwaiter&) = delete;
+  ForeignAwaiter& operator=(const ForeignAwaiter&) = delete;
+  ~ForeignAwaiter() {
+    if (!link_) return;
+    link_->detach();
+    link_->release();
+  }
+
+  bool await_ready() { return static_cast<bool>(inner().await_ready()); }
+
+  // True: suspended until the relay is resumed. False: the awaitable finished at once.
+  bool await_suspend(coro::coroutine_handle<> h) {
+    Fiber* f = suspend_current(h);
+    link_ = new ForeignLink(*f);
+    const coro::coroutine_handle<> relay = make_relay(*link_);
+    using R = decltype(inner().await_suspend(relay));
+    if constexpr (std::is_void_v<R>) {
+      hand_over([&] { inner().await_suspend(relay); }, relay);
+    } else if constexpr (std::is_same_v<R, bool>) {
+      bool suspended = false;
+      hand_over([&] { suspended = inner().await_suspend(relay); }, relay);
+      if (!suspended) {
+        relay.destroy();  // never resumed: the awaitable completed without suspending
+        return false;
+      }
+    } else {
+      coro::coroutine_handle<> next;
+      hand_over([&] { next = inner().await_suspend(relay); }, relay);
+      if (next.address() == relay.address()) {
+        relay.destroy();
+        return false;
+      }
+      // The awaitable hands over to a coroutine of its own (a lazily started task): it runs here,
+      // nested, not by symmetric transfer, and resumes the relay once it is done.
+      next.resume();
+      return true;
+    }
+    if (ForeignLink::reclaim_resume_point(*f, relay, h)) relay.destroy();
+    return true;
+  }
+
+  decltype(auto) await_resume() { return inner().await_resume(); }
+
+ private:
+  std::remove_reference_t<Inner>& inner() noexcept { return inner_; }
+  // Calls the awaitable's await_suspend; if that throws, the relay was not taken: it goes, and the
+  // exception reaches the body.
+  template <class F>
+  static void hand_over(F&& call, coro::coroutine_handle<> relay) {
+#if defined(__cpp_exceptions)
+    try {
+      call();
+    } catch (...) {
+      relay.destroy();
+      throw;
+    }
+#else
+    (void)relay;
+    call();
+#endif
+  }
+  Inner inner_;
+  ForeignLink* link_ = nullptr;
+};
+
+// One of bgtasks' own awaiters, awaited where it is. Not the awaiter itself: g++ 12 copies an
+// awaiter that await_transform returns by reference into the frame (and most of ours cannot be
+// copied), while a prvalue is built in place. The awaited object is a temporary of the co_await's
+// full expression, or a named object, and outlives the suspension either way; the calls inline.
+template <class A>
+struct NativeRef {
+  A* a;
+  decltype(auto) await_ready() { return a->await_ready(); }
+  template <class H>
+  decltype(auto) await_suspend(H h) {
+    return a->await_suspend(h);
+  }
+  decltype(auto) await_resume() { return a->await_resume(); }
+};
+
+}  // namespace detail
 
 // ---- Co<T>: a lazily started coroutine that can be co_awaited from a task body ----------------
 namespace detail {
@@ -327,6 +523,15 @@ struct PromiseBase {
     void await_resume() const noexcept {}
   };
   FinalAwaiter final_suspend() const noexcept { return {}; }
+  // bgtasks' own awaiters as they are (through NativeRef); any other awaitable through
+  // ForeignAwaiter.
+  template <class A>
+  auto await_transform(A&& a) {
+    if constexpr (native_awaitable<std::remove_cvref_t<A>>)
+      return NativeRef<std::remove_reference_t<A>>{&a};
+    else
+      return ForeignAwaiter<A>(static_cast<A&&>(a));
+  }
   void unhandled_exception() noexcept {
 #if defined(__cpp_exceptions)
     exception = std::current_exception();

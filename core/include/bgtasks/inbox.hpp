@@ -147,7 +147,7 @@ class InboxReceiver {
   void close() noexcept;
 
   // co_await rx.recv(): the next message; nullopt once every sender is gone and the queue is empty.
-  class RecvAwaiter {
+  class RecvAwaiter : public NativeAwaiter {
    public:
     RecvAwaiter(detail::InboxState& s, detail::CancelState* cancel) noexcept : s_(&s), cancel_(cancel) {}
     RecvAwaiter(const RecvAwaiter&) = delete;
