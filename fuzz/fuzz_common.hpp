@@ -52,7 +52,7 @@ struct Harness {
   struct Light {};
   explicit Harness(Light) {
     manager = std::make_shared<BackgroundTaskManager>(exec);
-    manager->set_store(store);
+    (void)manager->set_store(store);  // a new manager's first store: never refused
     auto reg = store->register_keys({KeyRegistration::of<BackgroundTaskStateKey>("background_tasks")});
     FUZZ_CHECK(reg.ok(), "register_keys failed");
   }
@@ -70,7 +70,7 @@ struct Harness {
       inbox.emplace(std::move(rx));
       manager->set_owner_inbox(std::move(tx));
     }
-    manager->set_store(store);
+    (void)manager->set_store(store);  // a new manager's first store: never refused
     auto plugin = std::make_shared<BackgroundTaskPlugin>(manager);
     auto env = ExecutionEnv::from_plugins({plugin});
     FUZZ_CHECK(env.ok(), "ExecutionEnv::from_plugins failed");

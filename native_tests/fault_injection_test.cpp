@@ -30,7 +30,7 @@ std::unique_ptr<Harness> harness(InboxOptions owner = {}, OnInboxClosed fallback
   h->inbox.emplace(std::move(rx));
   h->manager = std::make_shared<BackgroundTaskManager>(h->exec, std::move(options));
   h->manager->set_owner_inbox(std::move(tx));
-  h->manager->set_store(h->store);
+  EXPECT_TRUE(h->manager->set_store(h->store).ok());
   EXPECT_TRUE(h->store->install_plugin(BackgroundTaskPlugin(h->manager)).ok());
   return h;
 }

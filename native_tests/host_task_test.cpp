@@ -520,7 +520,7 @@ TEST(HostTask, AWaiterWhoseFrameIsDestroyedFirstLeavesTheOthersTheirSummaryAndWa
   {
     // A body of a second manager waits too; destroying that manager destroys its frame.
     auto other = std::make_shared<BackgroundTaskManager>(h->exec);
-    other->set_store(h->store);
+    EXPECT_TRUE(other->set_store(h->store).ok());
     auto waiter = other->spawn(kThread, "job", std::nullopt, "doomed waiter", {},
                                [&](TaskContext) -> Co<TaskResult> {
                                  doomed_out = co_await m.wait(*id);

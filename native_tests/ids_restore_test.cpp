@@ -190,7 +190,7 @@ TEST(CheckedRestore, WithoutAStoreOrItsKeyOrWhileEmptyItAnswersAsRestoreJson) {
 
   Harness unregistered;
   unregistered.manager = std::make_shared<BackgroundTaskManager>(unregistered.exec);
-  unregistered.manager->set_store(unregistered.store);
+  EXPECT_TRUE(unregistered.manager->set_store(unregistered.store).ok());
   auto u = unregistered.manager->restore("t", snapshot_of({make_meta("bg_1", "t", TaskStatus::Completed)}));
   ASSERT_FALSE(u.ok());
   EXPECT_EQ(u.error().code, Errc::UnknownKey);

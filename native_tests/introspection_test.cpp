@@ -38,7 +38,7 @@ std::unique_ptr<Harness> harness_with(ManagerOptions options) {
   h->inbox.emplace(std::move(rx));
   h->manager = std::make_shared<BackgroundTaskManager>(h->exec, options);
   h->manager->set_owner_inbox(std::move(tx));
-  h->manager->set_store(h->store);
+  EXPECT_TRUE(h->manager->set_store(h->store).ok());
   auto plugin = std::make_shared<BackgroundTaskPlugin>(h->manager);
   auto env = ExecutionEnv::from_plugins({plugin});
   EXPECT_TRUE(env.ok());

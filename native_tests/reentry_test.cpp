@@ -22,7 +22,7 @@ using namespace bgtasks;
 // The manager's keys registered in `store`, as the plugin does (the plugin's copy of the manager
 // is dropped before returning: the caller's pointer stays the only owner).
 void install(const std::shared_ptr<BackgroundTaskManager>& m, const std::shared_ptr<StateStore>& store) {
-  m->set_store(store);
+  EXPECT_TRUE(m->set_store(store).ok());
   auto env = ExecutionEnv::from_plugins({std::make_shared<BackgroundTaskPlugin>(m)});
   ASSERT_TRUE(env.ok());
   ASSERT_TRUE(store->register_keys(env->key_registrations).ok());

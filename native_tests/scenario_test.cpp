@@ -78,7 +78,7 @@ class Runner {
     inbox_.emplace(std::move(rx));
     manager_ = std::make_shared<BackgroundTaskManager>(exec_, options);
     manager_->set_owner_inbox(std::move(tx));
-    manager_->set_store(store_);
+    EXPECT_TRUE(manager_->set_store(store_).ok());
     auto plugin = std::make_shared<BackgroundTaskPlugin>(manager_);
     auto env = ExecutionEnv::from_plugins({plugin});
     EXPECT_TRUE(env.ok());

@@ -26,7 +26,7 @@ std::unique_ptr<Harness> harness_with(ManagerOptions options, bool with_inbox = 
     h->inbox.emplace(std::move(rx));
     h->manager->set_owner_inbox(std::move(tx));
   }
-  h->manager->set_store(h->store);
+  EXPECT_TRUE(h->manager->set_store(h->store).ok());
   auto plugin = std::make_shared<BackgroundTaskPlugin>(h->manager);
   auto env = ExecutionEnv::from_plugins({plugin});
   EXPECT_TRUE(env.ok());
@@ -96,8 +96,8 @@ TEST(SpawnOptionsForm, SpawnsAsThePositionalFormDoes) {
   auto h = harness_with({});
   auto& m = *h->manager;
   SpawnOptions o;
-  o.owner_thread_id = "t1";
-  o.task_type = "shell";
+  o.thread = "t1";
+  o.type = "shell";
   o.name = "build";
   o.description = "by options";
   o.parent_context.run_id = "run-1";

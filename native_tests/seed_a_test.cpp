@@ -263,7 +263,7 @@ TEST(AwakenSeed, spawn_agent_with_context_exposes_task_id) {
 // 11
 TEST(AwakenSeed, plugin_registers_key) {
   auto h = bare_harness();
-  h->manager->set_store(h->store);
+  EXPECT_TRUE(h->manager->set_store(h->store).ok());
   auto installed = h->store->install_plugin(BackgroundTaskPlugin(h->manager));
   ASSERT_TRUE(installed.ok()) << installed.error().message;
 
@@ -287,7 +287,7 @@ TEST(AwakenSeed, run_start_restores_persisted_metadata_into_manager) {
   auto runtime = PhaseRuntime::create(h->store);
   ASSERT_TRUE(runtime.ok()) << runtime.error().message;
   h->manager = std::make_shared<BackgroundTaskManager>(h->exec);
-  h->manager->set_store(h->store);
+  EXPECT_TRUE(h->manager->set_store(h->store).ok());
   std::shared_ptr<Plugin> plugin = std::make_shared<BackgroundTaskPlugin>(h->manager);
   auto env = ExecutionEnv::from_plugins({plugin});
   ASSERT_TRUE(env.ok()) << env.error().message;
@@ -532,7 +532,7 @@ TEST(AwakenSeed, run_end_persists_task_state) {
   auto runtime = PhaseRuntime::create(h->store);
   ASSERT_TRUE(runtime.ok()) << runtime.error().message;
   h->manager = std::make_shared<BackgroundTaskManager>(h->exec);
-  h->manager->set_store(h->store);
+  EXPECT_TRUE(h->manager->set_store(h->store).ok());
   std::shared_ptr<Plugin> plugin = std::make_shared<BackgroundTaskPlugin>(h->manager);
   auto env = ExecutionEnv::from_plugins({plugin});
   ASSERT_TRUE(env.ok()) << env.error().message;
@@ -961,7 +961,7 @@ TEST(AwakenSeed, on_closed_fires_when_inbox_receiver_dropped) {
   auto [inbox_tx, inbox_rx] = inbox_channel_with_fallback([counter](const json&) { ++*counter; });
   h->manager = std::make_shared<BackgroundTaskManager>(h->exec);
   h->manager->set_owner_inbox(std::move(inbox_tx));
-  h->manager->set_store(h->store);
+  EXPECT_TRUE(h->manager->set_store(h->store).ok());
   std::shared_ptr<Plugin> plugin = std::make_shared<BackgroundTaskPlugin>(h->manager);
   auto env = ExecutionEnv::from_plugins({plugin});
   ASSERT_TRUE(env.ok()) << env.error().message;

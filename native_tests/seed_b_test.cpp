@@ -361,7 +361,7 @@ TEST(AwakenSeed, full_lifecycle_sub_agent_with_child_tasks) {
         auto child_store = std::make_shared<StateStore>();
         auto child_manager = std::make_shared<BackgroundTaskManager>(*exec);
         child_manager->set_owner_inbox(child_inbox_sender);
-        child_manager->set_store(child_store);
+        EXPECT_TRUE(child_manager->set_store(child_store).ok());
         {
           std::shared_ptr<Plugin> plugin = std::make_shared<BackgroundTaskPlugin>(child_manager);
           auto env = ExecutionEnv::from_plugins({plugin});
@@ -575,7 +575,7 @@ TEST(AwakenSeed, on_closed_fires_for_late_task_completion) {
   auto [tx, rx] = inbox_channel_with_fallback([counter](const json&) { ++*counter; });
   h->manager = std::make_shared<BackgroundTaskManager>(h->exec);
   h->manager->set_owner_inbox(tx);
-  h->manager->set_store(h->store);
+  EXPECT_TRUE(h->manager->set_store(h->store).ok());
   register_plugin_keys(h->manager, *h->store);
 
   auto id = h->manager->spawn("thread-1", "slow", std::nullopt, "slow work", {},
@@ -670,7 +670,7 @@ TEST(AwakenSeed, spawn_fails_when_background_store_is_not_configured) {
 // ---- 81 ---------------------------------------------------------------------------------------
 TEST(AwakenSeed, spawn_agent_fails_when_background_keys_are_not_registered) {
   auto h = bare_harness();
-  h->manager->set_store(std::make_shared<StateStore>());
+  EXPECT_TRUE(h->manager->set_store(std::make_shared<StateStore>()).ok());
   auto result = h->manager->spawn_agent("thread-1", std::optional<std::string_view>("worker"), "desc", {},
                                         [](CancellationToken, InboxSender, InboxReceiver) -> Co<TaskResult> {
                                           co_return TaskResult::success(nullptr);
@@ -691,7 +691,7 @@ TEST(AwakenSeed, owner_inbox_lock_recovers_after_panicking_holder) {
   });
   h->manager = std::make_shared<BackgroundTaskManager>(h->exec);
   h->manager->set_owner_inbox(tx);
-  h->manager->set_store(h->store);
+  EXPECT_TRUE(h->manager->set_store(h->store).ok());
   register_plugin_keys(h->manager, *h->store);
   rx.close();
 
@@ -744,7 +744,7 @@ TEST(AwakenSeed, owner_inbox_lock_recovers_after_panicking_holder) {
 TEST(AwakenSeed, completion_metadata_commit_failure_leaves_store_stuck_at_running) {
   auto h = std::make_unique<Harness>();
   h->manager = std::make_shared<BackgroundTaskManager>(h->exec);
-  h->manager->set_store(h->store);
+  EXPECT_TRUE(h->manager->set_store(h->store).ok());
   ASSERT_TRUE(h->store->install_plugin(BackgroundTaskPlugin(h->manager)).ok());
 
   auto gate = std::make_shared<Notify>();
@@ -791,7 +791,7 @@ TEST(AwakenSeed, completion_metadata_commit_failure_increments_observability_met
     metrics::LocalRecorderScope scope(rec);
     auto h = std::make_unique<Harness>();
     h->manager = std::make_shared<BackgroundTaskManager>(h->exec);
-    h->manager->set_store(h->store);
+    EXPECT_TRUE(h->manager->set_store(h->store).ok());
     ASSERT_TRUE(h->store->install_plugin(BackgroundTaskPlugin(h->manager)).ok());
 
     auto gate = std::make_shared<Notify>();
@@ -1051,7 +1051,7 @@ TEST(AwakenSeed, nested_spawn_agent_events_flow) {
       "thread-1", std::optional<std::string_view>("outer"), "outer agent", {},
       [exec](CancellationToken, InboxSender child_inbox, InboxReceiver) -> Co<TaskResult> {
         auto inner_manager = std::make_shared<BackgroundTaskManager>(*exec);
-        inner_manager->set_store(std::make_shared<StateStore>());
+        EXPECT_TRUE(inner_manager->set_store(std::make_shared<StateStore>()).ok());
         child_inbox.send(json{{"from", "outer"}, {"status", "working"}});
         co_await sleep_for(*exec, 20);
         co_return TaskResult::success(json{{"outer", "done"}});

@@ -43,7 +43,7 @@ struct Harness {
 inline std::unique_ptr<Harness> manager_with_store() {
   auto h = std::make_unique<Harness>();
   h->manager = std::make_shared<BackgroundTaskManager>(h->exec);
-  h->manager->set_store(h->store);
+  EXPECT_TRUE(h->manager->set_store(h->store).ok());
   auto plugin = std::make_shared<BackgroundTaskPlugin>(h->manager);
   auto env = ExecutionEnv::from_plugins({plugin});
   EXPECT_TRUE(env.ok());
@@ -58,7 +58,7 @@ inline std::unique_ptr<Harness> manager_with_store_and_inbox() {
   h->inbox.emplace(std::move(rx));
   h->manager = std::make_shared<BackgroundTaskManager>(h->exec);
   h->manager->set_owner_inbox(std::move(tx));
-  h->manager->set_store(h->store);
+  EXPECT_TRUE(h->manager->set_store(h->store).ok());
   auto plugin = std::make_shared<BackgroundTaskPlugin>(h->manager);
   auto env = ExecutionEnv::from_plugins({plugin});
   EXPECT_TRUE(env.ok());

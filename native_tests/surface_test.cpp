@@ -521,7 +521,7 @@ TEST(SendTaskInboxMessageOrder, NotFoundThenNotOwnerThenTerminatedThenNoInboxThe
   ManagerOptions options;
   options.agent_inbox = InboxOptions{1, OverflowPolicy::Reject};
   h->manager = std::make_shared<BackgroundTaskManager>(h->exec, options);
-  h->manager->set_store(h->store);
+  EXPECT_TRUE(h->manager->set_store(h->store).ok());
   ASSERT_TRUE(h->store->install_plugin(BackgroundTaskPlugin(h->manager)).ok());
   auto& m = *h->manager;
   auto plain_live = spawn_waiting(*h, "plain", {});

@@ -65,7 +65,7 @@ class Core {
     inbox_.emplace(std::move(rx));
     manager_ = std::make_shared<BackgroundTaskManager>(exec_, options);
     manager_->set_owner_inbox(std::move(tx));
-    manager_->set_store(store_);
+    (void)manager_->set_store(store_);  // a new manager: its first store is never refused
     (void)store_->install_plugin(BackgroundTaskPlugin(manager_));
     manager_->set_hooks(hooks(false));
   }

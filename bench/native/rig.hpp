@@ -46,7 +46,7 @@ struct Rig {
       inbox.emplace(std::move(rx));
       manager->set_owner_inbox(std::move(tx));
     }
-    manager->set_store(store);
+    (void)manager->set_store(store);  // a new manager's first store: never refused
     auto plugin = std::make_shared<BackgroundTaskPlugin>(manager);
     auto env = ExecutionEnv::from_plugins({plugin});
     if (!env.ok() || !store->register_keys(env->key_registrations).ok()) {

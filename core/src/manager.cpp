@@ -321,6 +321,22 @@ bool TaskContextBase::emit(std::string_view event_type, json payload) const {
   return inbox->send_custom(task_id(), {}, event_type, std::move(payload)) == SendOutcome::Delivered;
 }
 
+Result<BackgroundTaskManager*> TaskContextBase::child_spawn(const ChildOptions& options, SpawnOptions& out) const {
+  const auto& core = static_cast<const BackgroundTaskManager::TaskCore&>(*task_);
+  // While the task is live its manager is (the manager's end, and its executor's, end every task);
+  // an ended task's core may outlive its manager, so nothing of the manager is read then.
+  if (!core.live)
+    return Error{Errc::TaskTerminated, "task " + core.id() + " has ended: its context spawns no children", std::nullopt};
+  out.thread = core.owner.view();
+  out.type = options.type;
+  out.name = options.name;
+  out.description = options.description;
+  out.parent_context = TaskParentContext{};
+  out.parent_context.task_id = core.id();
+  out.timeout_ms = options.timeout_ms;
+  return core.ambient.manager;
+}
+
 std::optional<CancelReason> TaskContextBase::cancel_reason() const noexcept {
   const auto& core = static_cast<const BackgroundTaskManager::TaskCore&>(*task_);
   if (core.reason != BackgroundTaskManager::TaskCore::kNoReason) return static_cast<CancelReason>(core.reason);
@@ -362,20 +378,42 @@ BackgroundTaskManager::BackgroundTaskManager(Executor& executor, ManagerOptions 
     limits_ = std::make_unique<Limits>();  // no task yet: every count is 0
     update_spawn_refusal();                // a limit of 0 refuses spawns until set_concurrency
   }
+  executor_->attach(*this);  // last: a constructor that throws leaves nothing attached
 }
 
-BackgroundTaskManager::~BackgroundTaskManager() {
-  // Manager code further down this stack, which called the user code that destroys the manager,
-  // learns that it is gone and returns without touching it.
-  for (UserCallGuard* g = open_guards_; g; g = g->outer_) g->m_ = nullptr;
-  open_guards_ = nullptr;
-  destroying_ = true;
-  update_spawn_refusal();
+// Everything the manager keeps on its executor: the tasks' cores (their fibers and body frames),
+// the cores of forgotten tasks whose bodies still run, queued tasks' callables, the timer fiber.
+struct BackgroundTaskManager::ExecutorWork {
+  detail::TaskHandleMap<TaskCore, TaskNumberOf> cores;
+  std::unordered_map<std::uint64_t, std::shared_ptr<TaskCore>> zombies;
+  std::unordered_map<std::uint64_t, std::unique_ptr<DeferredBody>> deferred;
+  std::shared_ptr<Ticker> ticker;
+
+  // Needs nothing of the manager: a frame's destructor (user code) may destroy it meanwhile.
+  // Frames first (they hold tokens that share their cores), then what queued tasks' callables
+  // captured, then the cores (a core a context or token shares stays until that goes; it is never
+  // scheduled again).
+  void destroy_frames_and_callables() noexcept {
+    ticker.reset();  // detached from the manager and its timer disarmed already
+    cores.for_each([](std::uint64_t, TaskCore& core) {
+      if (!core.stepping()) core.destroy_frame();
+    });
+    for (auto& [n, core] : zombies)
+      if (!core->stepping()) core->destroy_frame();
+    deferred.clear();
+  }
+  void release_cores() noexcept {
+    cores.clear();
+    zombies.clear();
+  }
+};
+
+BackgroundTaskManager::ExecutorWork BackgroundTaskManager::take_executor_work() noexcept {
   // The table is emptied before any frame is destroyed: a frame's destructors may call back in
   // (lookups then find nothing, spawns are refused) and must not see a table being iterated.
-  detail::TaskHandleMap<TaskCore, TaskNumberOf> doomed(std::move(handles_));
-  auto zombies = std::move(zombies_);
+  ExecutorWork work{std::move(handles_), std::move(zombies_), std::move(deferred_), std::move(ticker_)};
   zombies_.clear();
+  deferred_.clear();
   auto teardown = [&](TaskCore& core, const std::shared_ptr<TaskCore>& keep) {
     core.dying_for_teardown();
     core.live = false;  // a context kept elsewhere emits nothing more
@@ -387,24 +425,39 @@ BackgroundTaskManager::~BackgroundTaskManager() {
     }
     core.ambient.manager = nullptr;
   };
-  doomed.for_each([&](std::uint64_t n, TaskCore& core) { teardown(core, doomed.share(n)); });
-  for (auto& [n, core] : zombies) teardown(*core, core);
-  if (ticker_) {
+  work.cores.for_each([&](std::uint64_t n, TaskCore& core) { teardown(core, work.cores.share(n)); });
+  for (auto& [n, core] : work.zombies) teardown(*core, core);
+  if (work.ticker) {
     // The timer fiber: if a forced end it ran destroyed the manager, its step is on the stack.
-    ticker_->detach();
-    if (ticker_->stepping_now()) executor_->abandon_after_step(*ticker_, ticker_);
+    work.ticker->detach();
+    if (work.ticker->stepping_now()) executor_->abandon_after_step(*work.ticker, work.ticker);
   }
   executor_->purge_dying();  // every queued fiber of ours in one pass
-  ticker_.reset();
-  // Frames hold tokens that share their core: free the frames first, then the cores.
-  doomed.for_each([](std::uint64_t, TaskCore& core) {
-    if (!core.stepping()) core.destroy_frame();
-  });
-  for (auto& [n, core] : zombies)
-    if (!core->stepping()) core->destroy_frame();
-  // What queued tasks' callables and listeners captured goes now, while calls back in are refused.
-  auto deferred = std::move(deferred_);
-  deferred.clear();
+  // What named the tasks on the schedule: no task is left to start or to end by a deadline.
+  deadlines_.clear();
+  task_timers_.clear();
+  if (limits_) {
+    limits_->groups.clear();
+    limits_->per_thread.clear();
+    limits_->per_type.clear();
+  }
+  return work;
+}
+
+BackgroundTaskManager::~BackgroundTaskManager() {
+  // Manager code further down this stack, which called the user code that destroys the manager,
+  // learns that it is gone and returns without touching it.
+  for (UserCallGuard* g = open_guards_; g; g = g->outer_) g->m_ = nullptr;
+  open_guards_ = nullptr;
+  destroying_ = true;
+  update_spawn_refusal();
+  std::optional<ExecutorWork> work;
+  if (executor_) {  // else executor_ending() took it all while the executor still existed
+    executor_->detach(*this);
+    work.emplace(take_executor_work());
+    work->destroy_frames_and_callables();  // nothing runs, nothing is committed
+  }
+  // What listeners captured goes now, while calls back in are refused.
   auto listeners = std::move(listeners_);
   listeners.clear();
   // What still waits for one of our tasks' ends is another manager's body or a detached
@@ -413,13 +466,36 @@ BackgroundTaskManager::~BackgroundTaskManager() {
     list.for_each([](WaitNode& node) { static_cast<WaitAwaiter::Node&>(node).manager_gone = true; });
     list.wake_all(WakeReason::Signal);
   }
-  doomed.clear();
+  if (work) work->release_cores();
+}
+
+void BackgroundTaskManager::executor_ending() noexcept {
+  // As the destructor, for what is on the executor; the manager stays, detached: spawns are
+  // refused (Disposed), no task is live, the stored entries stay as they were (docs/lifetime.md).
+  UserCallGuard guard(*this);  // frames' destructors are user code: they may destroy the manager
+  ExecutorWork work = take_executor_work();
+  executor_ = nullptr;
+  update_spawn_refusal();
+  work.destroy_frames_and_callables();
+  if (guard.alive()) {
+    // Nothing will end the tasks these wait for: they resume with nothing to read.
+    for (auto& [n, list] : end_waiters_) {
+      list.for_each([](WaitNode& node) { static_cast<WaitAwaiter::Node&>(node).manager_gone = true; });
+      list.wake_all(WakeReason::Signal);
+    }
+    end_waiters_.clear();
+  }
+  work.release_cores();
 }
 
 void BackgroundTaskManager::set_owner_inbox(InboxSender sender) { owner_inbox_ = std::move(sender); }
 
-void BackgroundTaskManager::set_store(std::shared_ptr<StateStore> store) {
-  if (!store_) store_ = std::move(store);
+Result<void> BackgroundTaskManager::set_store(std::shared_ptr<StateStore> store) {
+  if (!store) return errors::invalid_argument("set_store: the store is null");
+  if (store_ == store) return {};
+  if (store_) return errors::invalid_argument("a store is already set; a manager keeps its first store");
+  store_ = std::move(store);
+  return {};
 }
 
 void BackgroundTaskManager::set_retain_finished(std::optional<std::size_t> n) {
@@ -602,6 +678,7 @@ TaskId BackgroundTaskManager::place_scheduled(TaskCore& t, bool queue_it, Co<Tas
 
 Error BackgroundTaskManager::spawn_refusal() const {
   if (destroying_) return errors::invalid_argument("spawn refused: the manager is being destroyed");
+  if (!executor_) return errors::executor_gone();
   if (shutting_down_) return errors::shutting_down();
   return errors::invalid_argument("spawn refused: concurrency limits must be at least 1");
 }
@@ -630,7 +707,7 @@ Result<TaskId> BackgroundTaskManager::spawn_host(std::string_view owner, std::st
 
 Result<TaskId> BackgroundTaskManager::spawn_host(const SpawnOptions& o, bool sub_agent) {
   TaskParentContext parent = o.parent_context;
-  return spawn_impl(o.owner_thread_id, sub_agent ? std::string_view("sub_agent") : o.task_type, o.name, o.description,
+  return spawn_impl(o.thread, sub_agent ? std::string_view("sub_agent") : o.type, o.name, o.description,
                     parent, BodyKind::Host, {}, sub_agent, o.timeout_ms ? &*o.timeout_ms : nullptr);
 }
 
@@ -968,6 +1045,7 @@ Co<void> plain_timer(Executor& exec, std::uint64_t deadline, std::uint64_t numbe
 
 std::uint64_t BackgroundTaskManager::arm_plain_timer(std::uint64_t ms) {
   const std::uint64_t number = ++host_timer_counter_;
+  if (!executor_) return number;  // no executor to run it: it never fires
   executor_->spawn(plain_timer(*executor_, saturating_add(executor_->now_ms(), ms), number, fired_host_timers_));
   return number;
 }
@@ -1631,7 +1709,7 @@ std::optional<std::size_t> type_limit(const ConcurrencyLimits& c, std::string_vi
 }  // namespace
 
 void BackgroundTaskManager::update_spawn_refusal() noexcept {
-  refuse_spawns_ = destroying_ || shutting_down_ || (limits_ && !limits_valid(options_.concurrency));
+  refuse_spawns_ = destroying_ || !executor_ || shutting_down_ || (limits_ && !limits_valid(options_.concurrency));
 }
 
 Result<void> BackgroundTaskManager::set_concurrency(ConcurrencyLimits limits) {
@@ -1790,6 +1868,7 @@ bool BackgroundTaskManager::leave_schedule(TaskCore& t) {
 }
 
 void BackgroundTaskManager::arm_deadline(TaskCore& t, DeadlineKind kind, std::uint64_t when, std::uint64_t timeout_ms) {
+  if (!executor_) return;  // only live tasks get deadlines, and none is live without an executor
   if (!ticker_) ticker_ = std::make_shared<Ticker>(*this);
   TaskTimers& timers = task_timers_[t.number];
   std::optional<DeadlineKey>& slot = kind == DeadlineKind::Timeout ? timers.timeout : timers.grace;
@@ -1813,7 +1892,7 @@ void BackgroundTaskManager::disarm_deadlines(TaskCore& t) {
 }
 
 void BackgroundTaskManager::rearm_ticker() {
-  if (!ticker_ || ticker_->stepping_now()) return;  // the running step re-arms at its end
+  if (!ticker_ || ticker_->stepping_now()) return;  // (no ticker once the executor is gone)  // the running step re-arms at its end
   if (deadlines_.empty()) {
     ticker_->disarm();  // next_deadline() then reports no stale time
     return;

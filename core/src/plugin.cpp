@@ -44,16 +44,17 @@ Result<void> PhaseRuntime::run_phase_with_context(const ExecutionEnv& env, const
   return {};
 }
 
-BackgroundTaskPlugin BackgroundTaskPlugin::with_store(std::shared_ptr<BackgroundTaskManager> manager,
-                                                      std::shared_ptr<StateStore> store) {
-  manager->set_store(std::move(store));
+Result<BackgroundTaskPlugin> BackgroundTaskPlugin::with_store(std::shared_ptr<BackgroundTaskManager> manager,
+                                                              std::shared_ptr<StateStore> store) {
+  if (auto r = manager->set_store(std::move(store)); !r) return std::move(r).error();
   return BackgroundTaskPlugin(std::move(manager));
 }
 
-void BackgroundTaskPlugin::bind_runtime_context(std::shared_ptr<StateStore> store,
-                                                std::optional<InboxSender> owner_inbox) const {
-  manager_->set_store(std::move(store));
+Result<void> BackgroundTaskPlugin::bind_runtime_context(std::shared_ptr<StateStore> store,
+                                                        std::optional<InboxSender> owner_inbox) const {
+  if (auto r = manager_->set_store(std::move(store)); !r) return r;
   if (owner_inbox) manager_->set_owner_inbox(std::move(*owner_inbox));
+  return {};
 }
 
 Result<void> BackgroundTaskPlugin::register_with(PluginRegistrar& registrar) const {

@@ -1,4 +1,6 @@
 #include <charconv>
+#include <cstdio>
+#include <cstdlib>
 
 #include "bgtasks/result.hpp"
 #include "bgtasks/types.hpp"
@@ -111,6 +113,72 @@ const char* errc_name(Errc code) noexcept {
   return "Unknown";
 }
 
+namespace {
+// One sentence per code: what std::error_code::message() says.
+const char* errc_sentence(Errc code) noexcept {
+  switch (code) {
+    case Errc::TaskNotFound: return "task not found";
+    case Errc::NotOwner: return "the caller does not own this task";
+    case Errc::TaskTerminated: return "the task has already ended";
+    case Errc::NoInbox: return "the task has no inbox (not a sub-agent)";
+    case Errc::InboxClosed: return "the sub-agent's inbox is closed";
+    case Errc::InboxFull: return "the sub-agent's inbox is full";
+    case Errc::ReservedName: return "the task name is reserved";
+    case Errc::DuplicateName: return "a running task of the thread has this name";
+    case Errc::StoreNotConfigured: return "no state store is set on the manager";
+    case Errc::UnknownKey: return "the state store does not have the key registered (plugin not installed)";
+    case Errc::InvalidSnapshot: return "the snapshot is invalid";
+    case Errc::NotHostTask: return "the task is not host-driven";
+    case Errc::InvalidArgument: return "invalid argument";
+    case Errc::IdConflict: return "task ids are held by tasks of another thread";
+    case Errc::IdsUnavailable: return "no task id is available";
+    case Errc::StaleOwner: return "a newer owner holds the thread";
+    case Errc::Disposed: return "the manager can run no more tasks (disposed, or its executor was destroyed)";
+    case Errc::ShuttingDown: return "the manager is shutting down";
+  }
+  return "unknown bgtasks error";
+}
+
+class ErrcCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "bgtasks"; }
+  std::string message(int ev) const override {
+    const auto code = static_cast<Errc>(ev);
+    if (ev < 0 || ev > static_cast<int>(Errc::ShuttingDown)) return "unknown bgtasks error";
+    return std::string(errc_name(code)) + ": " + errc_sentence(code);
+  }
+};
+}  // namespace
+
+const std::error_category& error_category() noexcept {
+  static const ErrcCategory category;
+  return category;
+}
+
+bad_result_access::bad_result_access(Error error)
+    : error_(std::move(error)), what_(std::string("bgtasks: ") + errc_name(error_.code) + ": " + error_.message) {}
+
+namespace detail {
+void bad_result(const Error& error) {
+#if defined(__cpp_exceptions)
+  throw bad_result_access(error);
+#else
+  std::fprintf(stderr, "bgtasks: value() of a Result that holds an error: %s: %s\n", errc_name(error.code),
+               error.message.c_str());
+  std::abort();
+#endif
+}
+
+void bad_result_no_error() {
+#if defined(__cpp_exceptions)
+  throw bad_result_access(Error{Errc::InvalidArgument, "error() of a Result that holds a value", std::nullopt});
+#else
+  std::fputs("bgtasks: error() of a Result that holds a value\n", stderr);
+  std::abort();
+#endif
+}
+}  // namespace detail
+
 namespace errors {
 Error task_not_found() { return {Errc::TaskNotFound, "task not found", std::nullopt}; }
 Error not_owner() { return {Errc::NotOwner, "caller does not own this task", std::nullopt}; }
@@ -145,6 +213,7 @@ Error ids_unavailable() {
 }
 Error stale_owner(std::string message) { return {Errc::StaleOwner, std::move(message), std::nullopt}; }
 Error disposed() { return {Errc::Disposed, "the task manager was disposed", std::nullopt}; }
+Error executor_gone() { return {Errc::Disposed, "the executor this manager ran on was destroyed", std::nullopt}; }
 Error shutting_down() { return {Errc::ShuttingDown, "spawn refused: the manager is shutting down", std::nullopt}; }
 }  // namespace errors
 

@@ -140,7 +140,7 @@ struct Rig {
     inbox.emplace(std::move(rx));
     manager = std::make_shared<BackgroundTaskManager>(exec, std::move(options));
     manager->set_owner_inbox(std::move(tx));
-    manager->set_store(store);
+    (void)manager->set_store(store);  // a new manager's first store: never refused
     if (!store->install_plugin(BackgroundTaskPlugin(manager)).ok()) {
       std::fprintf(stderr, "load_soak: install_plugin failed\n");
       std::exit(1);

@@ -11,6 +11,7 @@
 #include "bgtasks/metrics.hpp"
 #include "bgtasks/plugin.hpp"
 #include "bgtasks/result.hpp"
+#include "bgtasks/runtime.hpp"
 #include "bgtasks/state_store.hpp"
 #include "bgtasks/tool.hpp"
 #include "bgtasks/types.hpp"

@@ -44,22 +44,36 @@ const char* as_str(CancelReason r) noexcept;  // "cancel", "cancel_tree", …
 // How many tasks may run at once (docs/scheduling.md). A spawn over a limit is queued: it gets
 // its id and stored entry at once, its body starts when its thread and its type both have room.
 struct ConcurrencyLimits {
-  std::optional<std::size_t> per_thread;                  // running tasks per owner thread
-  std::map<std::string, std::size_t, std::less<>> per_type;  // running tasks of each listed type
+  std::optional<std::size_t> per_thread = std::nullopt;           // running tasks per owner thread
+  std::map<std::string, std::size_t, std::less<>> per_type = {};  // running tasks of each listed type
   bool empty() const noexcept { return !per_thread && per_type.empty(); }
   friend bool operator==(const ConcurrencyLimits&, const ConcurrencyLimits&) = default;
 };
 
-// spawn's arguments by name (the positional awaken forms stay). spawn_agent ignores task_type.
+// spawn's arguments by name (the positional awaken forms stay), for designated initialisers:
+//   m.spawn({.thread = "t1", .type = "shell", .description = "build"}, body);
+// spawn_agent ignores `type` (a sub-agent's is "sub_agent"). The views are read during the call only.
 struct SpawnOptions {
-  std::string_view owner_thread_id;
-  std::string_view task_type;
-  std::optional<std::string_view> name;
-  std::string_view description;
-  TaskParentContext parent_context;
+  // Every field has a default member initialiser: g++ -Wextra warns of a designated initialiser
+  // that leaves out a field without one.
+  std::string_view thread = {};  // the owner thread
+  std::string_view type = {};    // the task type
+  std::optional<std::string_view> name = std::nullopt;
+  std::string_view description = {};
+  TaskParentContext parent_context = {};
   // From the spawn, on the executor's clock: a task still live then ends failed with
   // "task timed out after N ms", and its body's cancel is requested (reason Timeout).
-  std::optional<std::uint64_t> timeout_ms;
+  std::optional<std::uint64_t> timeout_ms = std::nullopt;
+};
+
+// A child's arguments for ctx.spawn / ctx.spawn_agent: the child runs in its parent's thread, and
+// its parent_context.task_id is the parent task (the ambient tool lineage, if any, fills the rest).
+// ctx.spawn_agent ignores `type`.
+struct ChildOptions {
+  std::string_view type = {};
+  std::optional<std::string_view> name = std::nullopt;
+  std::string_view description = {};
+  std::optional<std::uint64_t> timeout_ms = std::nullopt;  // as SpawnOptions::timeout_ms
 };
 
 using SubscriptionId = std::uint64_t;
@@ -113,8 +127,21 @@ class TaskContextBase {
   CancellableSleepAwaiter sleep(std::uint64_t ms) const noexcept {
     return {executor(), task_->cancel, saturating_add(executor().now_ms(), ms)};
   }
+  // A child task of this one, in this task's thread, as JS ctx.spawn: body is a callable
+  // (TaskContext) -> Co<TaskResult>, started at the next poll. While this task is live; a context
+  // kept past its task's end (or its manager's) gets TaskTerminated, and the manager's refusals
+  // (ShuttingDown, Disposed, DuplicateName, …) are returned as spawn returns them.
+  template <class F>
+  Result<TaskId> spawn(const ChildOptions& options, F&& body) const;
+  // A sub-agent child: body is a callable (AgentTaskContext) -> Co<TaskResult>.
+  template <class F>
+  Result<TaskId> spawn_agent(const ChildOptions& options, F&& body) const;
 
  protected:
+  // The live manager to spawn a child on and the child's SpawnOptions (views into `options` and
+  // this task), or why this context cannot spawn.
+  Result<BackgroundTaskManager*> child_spawn(const ChildOptions& options, SpawnOptions& out) const;
+
   std::shared_ptr<detail::TaskState> task_;
 };
 
@@ -143,15 +170,15 @@ enum class TaskNumber : std::uint64_t {};
 
 struct ManagerOptions {
   // Keep at most this many finished tasks per thread (newest kept); unlimited by default.
-  std::optional<std::size_t> retain_finished;
+  std::optional<std::size_t> retain_finished = std::nullopt;
   // Capacity and overflow policy of each sub-agent inbox (default unbounded).
-  InboxOptions agent_inbox;
+  InboxOptions agent_inbox = {};
   // Limits on running tasks (none by default). A limit of 0 makes every spawn fail with
   // InvalidArgument until set_concurrency() sets valid ones.
-  ConcurrencyLimits concurrency;
+  ConcurrencyLimits concurrency = {};
   // After a cancel request, a body that has not ended within this many ms is ended by the manager
   // (cancelled). None (default): such a body keeps its task running, as in awaken.
-  std::optional<std::uint64_t> cancel_grace_ms;
+  std::optional<std::uint64_t> cancel_grace_ms = std::nullopt;
 };
 
 struct ManagerStats {
@@ -199,7 +226,8 @@ struct ManagerHooks {
   std::function<void(const TaskId&, TaskStatus)> on_forced_end;
 };
 
-class BackgroundTaskManager {
+// Attached to its executor (an ExecutorClient): either may be destroyed first (docs/lifetime.md).
+class BackgroundTaskManager : private ExecutorClient {
  public:
   explicit BackgroundTaskManager(Executor& executor, ManagerOptions options = {});
   // Destroys every suspended body (their frames are freed; nothing runs, nothing is committed).
@@ -209,14 +237,19 @@ class BackgroundTaskManager {
   BackgroundTaskManager(const BackgroundTaskManager&) = delete;
   BackgroundTaskManager& operator=(const BackgroundTaskManager&) = delete;
 
+  // The executor the manager runs on; only while it exists (see executor_gone()).
   Executor& executor() const noexcept { return *executor_; }
+  // The executor was destroyed first: everything the manager had on it is gone (bodies, timers),
+  // spawns fail with Disposed, no task is live; reads of the store still work. docs/lifetime.md.
+  bool executor_gone() const noexcept { return executor_ == nullptr; }
 
   // ---- setup (awaken) ----
   // Tasks capture the owner inbox at spawn; a later replacement does not reach them.
   void set_owner_inbox(InboxSender sender);
   bool has_owner_inbox() const noexcept { return owner_inbox_.has_value(); }
-  // The first call wins.
-  void set_store(std::shared_ptr<StateStore> store);
+  // A manager keeps its first store: setting the same store again is ok, another one (or null) is
+  // InvalidArgument and changes nothing.
+  Result<void> set_store(std::shared_ptr<StateStore> store);
   const std::shared_ptr<StateStore>& store() const noexcept { return store_; }
   // May be called from inside a hook: the hook that is running finishes with the set it started with.
   void set_hooks(ManagerHooks hooks) { hooks_ = std::make_shared<const ManagerHooks>(std::move(hooks)); }
@@ -434,6 +467,12 @@ class BackgroundTaskManager {
  private:
   struct TaskCore;
   friend struct TaskCore;
+  // The executor's destructor: take everything off it (as the destructor does), then stay detached.
+  void executor_ending() noexcept override;
+  // What the manager has on its executor, taken out of the manager in one step (nothing of it is
+  // user code yet), then destroyed without the manager (its frames' destructors may destroy it).
+  struct ExecutorWork;
+  ExecutorWork take_executor_work() noexcept;
   // Marks a stretch of manager code that calls user code (a body, a callback, a commit hook, a
   // frame's destructor), which may destroy the manager. Guards nest on the stack; the destructor
   // clears every open one, and the code after the user call checks alive() before it touches the
@@ -462,7 +501,7 @@ class BackgroundTaskManager {
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
 #pragma GCC diagnostic pop
 #endif
-  friend class TaskContextBase;  // reaches the executor through the core
+  friend class TaskContextBase;  // reaches the executor through the core, spawns children
   friend class WaitAwaiter;
   enum class BodyKind : std::uint8_t { Plain, Agent, Host };
 
@@ -735,7 +774,7 @@ Result<TaskId> BackgroundTaskManager::spawn(const SpawnOptions& o, F&& body) {
   auto make = [&](const std::shared_ptr<TaskCore>& t) { return start_body(std::forward<F>(body), make_task_context(t)); };
   auto defer = [&] { return defer_body<BodyKind::Plain>(std::forward<F>(body)); };
   TaskParentContext parent = o.parent_context;
-  return spawn_impl(o.owner_thread_id, o.task_type, o.name, o.description, parent, BodyKind::Plain,
+  return spawn_impl(o.thread, o.type, o.name, o.description, parent, BodyKind::Plain,
                     BodyFactory::of(make, defer), false, o.timeout_ms ? &*o.timeout_ms : nullptr);
 }
 
@@ -744,7 +783,8 @@ Result<TaskId> BackgroundTaskManager::spawn_agent_with_context(std::string_view 
                                                                std::optional<std::string_view> name,
                                                                std::string_view description,
                                                                TaskParentContext parent, F&& body) {
-  SpawnOptions o{owner, "sub_agent", name, description, std::move(parent), std::nullopt};
+  SpawnOptions o{.thread = owner, .type = "sub_agent", .name = name, .description = description,
+                 .parent_context = std::move(parent)};
   return spawn_agent_with_context(o, std::forward<F>(body));
 }
 
@@ -755,14 +795,15 @@ Result<TaskId> BackgroundTaskManager::spawn_agent_with_context(const SpawnOption
   };
   auto defer = [&] { return defer_body<BodyKind::Agent>(std::forward<F>(body)); };
   TaskParentContext parent = o.parent_context;
-  return spawn_impl(o.owner_thread_id, "sub_agent", o.name, o.description, parent, BodyKind::Agent,
+  return spawn_impl(o.thread, "sub_agent", o.name, o.description, parent, BodyKind::Agent,
                     BodyFactory::of(make, defer), false, o.timeout_ms ? &*o.timeout_ms : nullptr);
 }
 
 template <class F>
 Result<TaskId> BackgroundTaskManager::spawn_agent(std::string_view owner, std::optional<std::string_view> name,
                                                   std::string_view description, TaskParentContext parent, F&& body) {
-  SpawnOptions o{owner, "sub_agent", name, description, std::move(parent), std::nullopt};
+  SpawnOptions o{.thread = owner, .type = "sub_agent", .name = name, .description = description,
+                 .parent_context = std::move(parent)};
   return spawn_agent(o, std::forward<F>(body));
 }
 
@@ -772,6 +813,22 @@ Result<TaskId> BackgroundTaskManager::spawn_agent(const SpawnOptions& o, F&& bod
   return spawn_agent_with_context(o, [f = std::forward<F>(body)](AgentTaskContext ctx) mutable {
     return f(ctx.cancel_token(), std::move(ctx.inbox_sender), std::move(ctx.inbox_receiver));
   });
+}
+
+template <class F>
+Result<TaskId> TaskContextBase::spawn(const ChildOptions& options, F&& body) const {
+  SpawnOptions o;
+  auto m = child_spawn(options, o);
+  if (!m) return std::move(m).error();
+  return (*m)->spawn(o, std::forward<F>(body));
+}
+
+template <class F>
+Result<TaskId> TaskContextBase::spawn_agent(const ChildOptions& options, F&& body) const {
+  SpawnOptions o;
+  auto m = child_spawn(options, o);
+  if (!m) return std::move(m).error();
+  return (*m)->spawn_agent_with_context(o, std::forward<F>(body));
 }
 
 }  // namespace bgtasks

@@ -94,11 +94,14 @@ class BackgroundTaskPlugin final : public Plugin {
  public:
   static constexpr std::string_view kName = "background_tasks";
   explicit BackgroundTaskPlugin(std::shared_ptr<BackgroundTaskManager> manager) : manager_(std::move(manager)) {}
-  // awaken's with_store: binds the store to the manager (first store wins).
-  static BackgroundTaskPlugin with_store(std::shared_ptr<BackgroundTaskManager> manager, std::shared_ptr<StateStore> store);
+  // awaken's with_store: binds the store to the manager. A manager keeps its first store: another
+  // one is InvalidArgument (set_store's answer).
+  static Result<BackgroundTaskPlugin> with_store(std::shared_ptr<BackgroundTaskManager> manager,
+                                                 std::shared_ptr<StateStore> store);
   const std::shared_ptr<BackgroundTaskManager>& manager() const noexcept { return manager_; }
-  // awaken's bind_runtime_context: set_store, plus set_owner_inbox when given.
-  void bind_runtime_context(std::shared_ptr<StateStore> store, std::optional<InboxSender> owner_inbox) const;
+  // awaken's bind_runtime_context: set_store, plus set_owner_inbox when given (not when the store
+  // was refused).
+  Result<void> bind_runtime_context(std::shared_ptr<StateStore> store, std::optional<InboxSender> owner_inbox) const;
 
   PluginDescriptor descriptor() const override { return {std::string(kName)}; }
   // Keys `background_tasks` and `background_task_state`, the tool `cancel_task`, and hooks:
