@@ -65,7 +65,7 @@ int main() {
   auto store = std::make_shared<StateStore>();
   auto [tx, rx] = inbox_channel();
   auto mgr = std::make_shared<BackgroundTaskManager>(exec);
-  mgr->set_store(store);
+  (void)mgr->set_store(store);  // a new manager keeps its first store: never refused
   mgr->set_owner_inbox(tx);
   if (auto r = store->install_plugin(BackgroundTaskPlugin(mgr)); !r) {
     std::cerr << "install_plugin: " << r.error().message << '\n';
