@@ -10,14 +10,9 @@ int main() {
   using namespace bgtasks;
   ManualClock manual;                      // or SystemClock
   Executor exec{manual};
-  auto store = std::make_shared<StateStore>();
-  auto [tx, rx] = inbox_channel();
-  auto mgr = std::make_shared<BackgroundTaskManager>(exec);
-  (void)mgr->set_store(store);             // a new manager takes any store
-  mgr->set_owner_inbox(tx);
-  (void)store->install_plugin(BackgroundTaskPlugin(mgr));   // registers the two state keys
+  Runtime rt = make_runtime(exec);         // store + plugin + manager + owner inbox
 
-  auto id = mgr->spawn("t1", "shell", "build", "Build the app", {},
+  auto id = rt.manager->spawn({.thread = "t1", .type = "shell", .description = "Build the app"},
       [](TaskContext ctx) -> Co<TaskResult> {
         ctx.emit("progress", {{"pct", 50}});
         bool slept = co_await ctx.sleep(1000);   // false: cancelled early
@@ -27,7 +22,7 @@ int main() {
   exec.run_until_idle();                   // the body starts here, then waits on its timer
   exec.advance(1000);                      // manual time; runs nothing by itself
   exec.run_until_idle();
-  for (const json& ev : rx.drain()) std::cout << ev.dump() << '\n';
-  if (auto s = mgr->get(*id)) std::cout << *id << ' ' << as_str(s->status) << '\n';  // bg_0 completed
+  for (const json& ev : rt.events.drain()) std::cout << ev.dump() << '\n';
+  if (auto s = rt.manager->get(id.value())) std::cout << id.value() << ' ' << as_str(s->status) << '\n';
 }
 // ---- README ```cpp block end ----
