@@ -9,7 +9,7 @@
 //  - ids: every spawn returns "bg_<counter>" and never an id spawned or seen in the state before;
 //  - spawn outcome: ReservedName / DuplicateName exactly as awaken, lineage merged as documented;
 //  - terminal entries never change while they exist; a running entry never disappears;
-//  - DECISIONS §1: cancel / cancel_tree / cancel_all / cancel_descendants_for_run answer as the model
+//  - docs/behaviour.md: cancel / cancel_tree / cancel_all / cancel_descendants_for_run answer as the model
 //    says, and a task for which cancel said true ends cancelled, whatever its body or host reports;
 //    otherwise it ends as its body or host said (value, error);
 //  - complete/fail/emit/arm_host_timer/send_task_inbox_message/forget answer as the model says;
@@ -360,7 +360,7 @@ Co<TaskResult> body_sleep_emit(TaskContext ctx, std::uint64_t ms, int rounds) {
 
 Co<TaskResult> body_wait_cancel(TaskContext ctx) {
   co_await ctx.cancelled();
-  co_return TaskResult::success(json("late value"));  // DECISIONS §1: discarded, ends cancelled
+  co_return TaskResult::success(json("late value"));  // discarded: a cancel that said true ends cancelled
 }
 
 Co<TaskResult> body_throw(TaskContext ctx) {
@@ -370,7 +370,7 @@ Co<TaskResult> body_throw(TaskContext ctx) {
 }
 
 Co<TaskResult> body_spawn_child(TaskContext ctx, std::string thread) {
-  // A host child spawned from inside the body: the ambient parent is this task (DECISIONS §6).
+  // A host child spawned from inside the body: the ambient parent is this task
   auto child = g_model->manager().spawn_host(thread, "shell", std::nullopt, "child", {});
   g_model->record_spawn(child, thread, Kind::Host, BodyKind::Value, std::nullopt, std::nullopt, std::nullopt);
   if (g_model->dead()) co_return TaskResult::success(nullptr);  // a commit hook dropped the manager
@@ -585,7 +585,7 @@ void Model::on_task_end(const TaskSummary& s) {
     if (cancelled || forced) return;
     FUZZ_CHECK(!rec.cancel_hooked, "cancel was requested but the task ended " + show(to_json(s)));
   }
-  // DECISIONS §1: cancel said true (the hook fired) → cancelled, whatever the body or host reported.
+  // cancel said true (the hook fired) → cancelled, whatever the body or host reported.
   if (rec.cancel_hooked) {
     FUZZ_CHECK(s.status == TaskStatus::Cancelled && !s.result && !s.error,
                "cancel said true but the task ended " + show(to_json(s)));

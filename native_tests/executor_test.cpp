@@ -1,4 +1,4 @@
-// The cooperative executor (DECISIONS.md §2, §10) and cooperative cancellation (§1).
+// The cooperative executor and cooperative cancellation (docs/behaviour.md).
 // Time only moves through ManualClock / Executor::advance / set_time; never the wall clock.
 #include <cstddef>
 #include <cstdint>

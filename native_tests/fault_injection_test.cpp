@@ -1,4 +1,4 @@
-// Fault injection (issue 7): failing state-store commits, a dropped owner-inbox receiver, a
+// Fault injection: failing state-store commits, a dropped owner-inbox receiver, a
 // throwing fallback, a sub-agent that closes its inbox, bounded inboxes under both overflow
 // policies, bodies that never resume, restores after a "crash" and into live managers. Each test
 // checks that the task records stay consistent, nothing crashes, and the manager keeps working.

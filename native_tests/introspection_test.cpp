@@ -1,4 +1,4 @@
-// stats(), task_tree(), list() order, forget() and retention (DECISIONS.md §8).
+// stats(), task_tree(), list() order, forget() and retention.
 #include <cstddef>
 #include <memory>
 #include <optional>

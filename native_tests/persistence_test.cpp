@@ -526,7 +526,7 @@ TEST(Restore, FixtureOrphansRunningKeepsTerminalAndClaimsOwner) {
   EXPECT_TRUE(h->manager->list("thread-restore").empty());
   EXPECT_FALSE(h->manager->has_running("thread-2"));
   EXPECT_FALSE(h->manager->get("bg_10")->result.has_value());
-  // Restored-only ids have no body: cancel answers false (DECISIONS.md §1).
+  // Restored-only ids have no body: cancel answers false.
   EXPECT_FALSE(h->manager->cancel("bg_3"));
   EXPECT_FALSE(h->manager->cancel("bg_7"));
 

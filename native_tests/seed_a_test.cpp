@@ -1,5 +1,5 @@
 // awaken seed tests, part A: the first 50 test functions of
-// shared/reference/awaken-background-tests.rs (spec §6 items 1–50), in file order.
+// awaken's background-task tests (crates/awaken-runtime/src/extensions/background/), in file order.
 //
 // awaken test name → our test (TEST(AwakenSeed, <same name>)); a line under a name says why ours
 // differs. Common to all: `tokio::time::sleep(N)` in a test is `h->run_for(N)` on the manual clock;
@@ -14,8 +14,8 @@
 //  5 manager_task_completes → manager_task_completes
 //  6 manager_task_fails → manager_task_fails
 //  7 manager_cancel → manager_cancel
-//      cancel comes before the body's first poll (DECISIONS §2: spawn never runs the body); a
-//      not-yet-started body is live, so cancel says true (DECISIONS §1).
+//      cancel comes before the body's first poll (spawn never runs the body); a
+//      not-yet-started body is live, so cancel says true (docs/behaviour.md).
 //  8 manager_cancel_nonexistent → manager_cancel_nonexistent
 //  9 manager_cancel_tree_cascades_to_descendants → manager_cancel_tree_cascades_to_descendants
 // 10 spawn_agent_with_context_exposes_task_id → spawn_agent_with_context_exposes_task_id

@@ -1,9 +1,9 @@
-// awaken's background-task seed tests, second half (spec §6 items 51–101), as GoogleTests.
-// Source: /work/shared/reference/awaken-background-tests.rs. Each awaken test keeps its name:
+// awaken's background-task seed tests, second half (awaken's tests 51–101), as GoogleTests.
+// Source: awaken's crates/awaken-runtime/src/extensions/background/ tests. Each awaken test keeps its name:
 // awaken test name → TEST(AwakenSeed, <same name>). Common translations, valid for every test:
 // tokio::time::sleep in the test → Harness::run_for (manual clock); tokio sleeps inside bodies →
 // co_await sleep_for(executor, ms); Arc<Mutex/Atomic> → std::shared_ptr; SpawnError/SendError
-// variants → Errc codes (DECISIONS.md §5); `.await.unwrap()` on spawn → ASSERT_TRUE(ok()).
+// variants → Errc codes (docs/behaviour.md); `.await.unwrap()` on spawn → ASSERT_TRUE(ok()).
 // Asserts inside Rust bodies (a panic there leaves the task unfinished) → EXPECT_* in the body
 // plus a Failed result, so the outer status assert fails as well.
 //
@@ -42,7 +42,7 @@
 //  81 spawn_agent_fails_when_background_keys_are_not_registered → same (State(UnknownKey) →
 //                                                                 Errc::UnknownKey)
 //  82 owner_inbox_lock_recovers_after_panicking_holder         → same name, analogous guarantee
-//     (DECISIONS.md §12: no lock here; an exception thrown from an inbox-closed callback and a
+//     (no lock here; an exception thrown from an inbox-closed callback and a
 //     throwing body leave the owner inbox and the manager usable)
 //  83 completion_metadata_commit_failure_leaves_store_stuck_at_running → same (the 2 s wall-clock
 //     wait loop → at most 200 steps of run_for(10) on the manual clock)
@@ -680,7 +680,7 @@ TEST(AwakenSeed, spawn_agent_fails_when_background_keys_are_not_registered) {
 }
 
 // ---- 82 ---------------------------------------------------------------------------------------
-// DECISIONS.md §12: no owner-inbox lock exists. The analogous guarantee: an exception thrown from
+// No owner-inbox lock exists here. The analogous guarantee: an exception thrown from
 // an inbox-closed callback, and a body that throws, leave the owner inbox and the manager usable.
 TEST(AwakenSeed, owner_inbox_lock_recovers_after_panicking_holder) {
   auto h = std::make_unique<Harness>();
@@ -705,7 +705,7 @@ TEST(AwakenSeed, owner_inbox_lock_recovers_after_panicking_holder) {
     // Whether the exception crosses poll() is not pinned; what follows must hold either way.
   }
   EXPECT_GE(*closed_calls, 1u) << "the terminal event must have reached the closed inbox";
-  // The completion commit comes before the terminal event (spec §2), so it is recorded.
+  // The completion commit comes before the terminal event, so it is recorded.
   auto a_sum = h->manager->get(*a);
   ASSERT_TRUE(a_sum.has_value());
   EXPECT_EQ(S(a_sum->status), S(TaskStatus::Completed));

@@ -1,6 +1,6 @@
 // The Embind binding: one class, `Core`, over one executor + manager + owner inbox.
 //
-// The crossing (issue 6). Hot calls take and return numbers only:
+// The crossing. Hot calls take and return numbers only:
 // - a live task is named by a *handle*: N for bg_N when N <= 2^53 (the JS side writes the id as
 //   `bg_${N}`), else a negative number standing for a bigger id kept in a table here;
 // - thread, task type and event type strings are *interned* once (a small int each, at most

@@ -1,4 +1,4 @@
-// Native benchmarks of bgtasks against its peers, in one binary and one run (issue 6, "Native"):
+// Native benchmarks of bgtasks against its peers, in one binary and one run:
 //   spawn -> complete: bgtasks (coroutine body; host-driven spawn_host + complete), asio co_spawn on
 //   a single-thread io_context, and the bare floor (bare_floor.hpp);
 //   emit -> drain, cancel_tree over a 1e4-node tree, snapshot_json / restore_json of 1e5 tasks;

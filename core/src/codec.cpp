@@ -1,4 +1,4 @@
-// The one JSON codec: awaken's serde shapes (spec §1), with validating decoders.
+// The one JSON codec: awaken's serde shapes, with validating decoders.
 #include "bgtasks/codec.hpp"
 
 #include "json_sax.hpp"

@@ -1,4 +1,4 @@
-// Load and soak of the native core (issue 7, "Load and soak"; DECISIONS.md §8). A standalone
+// Load and soak of the native core (memory stays flat with retention on). A standalone
 // program, no GoogleTest: `load_soak --short` (CI, seconds) or `load_soak --long` (minutes).
 //
 // (a) Load: N tasks, M custom events in total. Each coroutine body emits {"seq": k}, k = 0, 1, …

@@ -360,7 +360,7 @@ class BackgroundTaskManager : private ExecutorClient {
   // Safe from inside a listener; nothing more reaches it afterwards. False for an unknown id.
   bool unsubscribe(SubscriptionId id);
 
-  // ---- cancellation (awaken's return values; DECISIONS.md §1) ----
+  // ---- cancellation (awaken's return values; docs/behaviour.md) ----
   bool cancel(std::string_view id);
   std::size_t cancel_tree(std::string_view id);
   std::size_t cancel_all(std::string_view owner_thread_id);

@@ -1,4 +1,4 @@
-// Errors are values at the API (DECISIONS.md §5): one code enum, awaken's Display text as message.
+// Errors are values at the API (docs/behaviour.md, "Errors"): one code enum, awaken's Display text as message.
 #pragma once
 
 #include <cassert>  // kept: users of this header had assert through it

@@ -118,7 +118,7 @@ std::optional<std::uint64_t> parse_bg_number(std::string_view id) noexcept;
 namespace bgtasks {
 
 // Reducer actions of the two keys. Upsert/ReplaceAll are awaken's; Remove backs forget()
-// and retention (DECISIONS.md §8).
+// and retention (docs/behaviour.md).
 struct BackgroundTaskStateAction {
   enum class Kind : std::uint8_t { Upsert, ReplaceAll, Remove };
   Kind kind = Kind::Upsert;
