@@ -7,7 +7,7 @@
 // Payloads are kept by reference (bgtasks copies them through JSON; see run.mjs "payload copy").
 // `copyValues: true` (the `floor-values` peer) copies each payload and result as bgtasks
 // does (the package's own payloadValue: a sorted, checked copy), to price those semantics in plain JS.
-import { payloadValue } from '../../js/src/errors.js';
+import { payloadValue } from '../../js/src/copy.js';
 
 const VALUE_LIMITS = { depth: 128, bytes: 64 * 1024 * 1024 };
 

@@ -32,7 +32,3 @@ export class BgTasksError extends Error {
     if (status !== undefined) this.status = status;
   }
 }
-
-// The payload copier lives in copy.js; bench/js/floor.mjs imports it from here (its floor-values
-// peer prices the same copy).
-export { payloadValue } from './copy.js';
