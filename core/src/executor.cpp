@@ -175,6 +175,9 @@ coro::coroutine_handle<> make_relay(ForeignLink& link) {
   return r.h;
 }
 
+void ForeignLink::drop_relay(coro::coroutine_handle<> relay) noexcept { relay.destroy(); }
+void ForeignLink::run_nested(coro::coroutine_handle<> next) { next.resume(); }
+
 bool ForeignLink::reclaim_resume_point(Fiber& f, coro::coroutine_handle<> relay, coro::coroutine_handle<> h) noexcept {
   if (f.resume_point_.address() != relay.address()) return false;
   f.resume_point_ = h;

@@ -379,6 +379,10 @@ class ForeignLink {
   // without being marked native (it called suspend_current with the relay), the fiber resumes at
   // `h` when that plumbing wakes it, and the caller drops the relay. True in that case.
   static bool reclaim_resume_point(Fiber& f, coro::coroutine_handle<> relay, coro::coroutine_handle<> h) noexcept;
+  // Out of line, so that no resume or destroy of another frame is the last thing a body's step
+  // does before it suspends: LLVM 14 would turn that call into a tail call, which wasm lacks.
+  static void drop_relay(coro::coroutine_handle<> relay) noexcept;
+  static void run_nested(coro::coroutine_handle<> next);
 
  protected:
   virtual ~ForeignLink();
@@ -437,22 +441,22 @@ class ForeignAwaiter {
       bool suspended = false;
       hand_over([&] { suspended = inner().await_suspend(relay); }, relay);
       if (!suspended) {
-        relay.destroy();  // never resumed: the awaitable completed without suspending
+        ForeignLink::drop_relay(relay);  // never resumed: the awaitable completed without suspending
         return false;
       }
     } else {
       coro::coroutine_handle<> next;
       hand_over([&] { next = inner().await_suspend(relay); }, relay);
       if (next.address() == relay.address()) {
-        relay.destroy();
+        ForeignLink::drop_relay(relay);
         return false;
       }
       // The awaitable hands over to a coroutine of its own (a lazily started task): it runs here,
       // nested, not by symmetric transfer, and resumes the relay once it is done.
-      next.resume();
+      ForeignLink::run_nested(next);
       return true;
     }
-    if (ForeignLink::reclaim_resume_point(*f, relay, h)) relay.destroy();
+    if (ForeignLink::reclaim_resume_point(*f, relay, h)) ForeignLink::drop_relay(relay);
     return true;
   }
 
@@ -468,7 +472,7 @@ class ForeignAwaiter {
     try {
       call();
     } catch (...) {
-      relay.destroy();
+      ForeignLink::drop_relay(relay);
       throw;
     }
 #else
