@@ -190,7 +190,7 @@ class ExecutorClient {
 
  protected:
   ExecutorClient() = default;
-  ~ExecutorClient() = default;
+  virtual ~ExecutorClient() = default;  // virtual: clang warns on make_shared of a derived class otherwise
   ExecutorClient(const ExecutorClient&) = default;
   ExecutorClient& operator=(const ExecutorClient&) = default;
 };
