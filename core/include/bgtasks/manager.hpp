@@ -227,7 +227,8 @@ struct ManagerHooks {
 };
 
 // Attached to its executor (an ExecutorClient): either may be destroyed first (docs/lifetime.md).
-class BackgroundTaskManager : private ExecutorClient {
+// Final: the destructor is not virtual, and nothing derives from a manager.
+class BackgroundTaskManager final : private ExecutorClient {
  public:
   explicit BackgroundTaskManager(Executor& executor, ManagerOptions options = {});
   // Destroys every suspended body (their frames are freed; nothing runs, nothing is committed).
