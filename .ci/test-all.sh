@@ -53,6 +53,7 @@ echo "== examples: native (find_package after cmake --install), packaging, READM
 (cd demo && npm ci --no-audit --no-fund)
 export BGTASKS_PREFIX="$PWD/build/examples-prefix"
 bash examples/native/test.sh
+bash examples/asio/test.sh        # the asio bridge on an io_context, against the same install
 bash examples/packaging/test.sh   # plugin (.so with the static core), pkg-config, FetchContent, shared
 node examples/readme/check.mjs
 
