@@ -3,8 +3,8 @@
 // Executor::post (the one thread-safe call); one task is cancelled; a snapshot ends the run.
 //
 // The loop: poll, print what the owner inbox holds, then either stop (nothing ready, no timer
-// armed, nothing running) or sleep until the next timer deadline — woken early when the worker
-// posts.
+// armed, nothing running) or sleep until the next timer deadline — woken early by the executor's
+// wake callback when there is work (the worker's post, here).
 #include <bgtasks/bgtasks.hpp>
 
 #include <chrono>
@@ -20,7 +20,7 @@ using namespace bgtasks;
 
 namespace {
 
-// Lets another thread wake the polling thread after it posted work.
+// The polling thread sleeps here; the executor's wake callback (any thread) wakes it.
 class Wakeup {
  public:
   void notify() {
@@ -73,6 +73,10 @@ int main() {
   }
   const std::string thread = "t1";
   const std::uint64_t start = exec.now_ms();
+  // Work for the loop — a post from the worker thread, a cancel or spawn from host code, a sooner
+  // timer — wakes it; nothing that happens inside a poll does (the loop looks again after it).
+  Wakeup wakeup;
+  exec.set_wake_callback([&wakeup] { wakeup.notify(); });
 
   // 1. A shell-like job streaming its output lines.
   const TaskId build = must(mgr->spawn(thread, "shell", "build", "cc -o app", {}, [](TaskContext ctx) -> Co<TaskResult> {
@@ -114,15 +118,13 @@ int main() {
   // 5. A host-driven task: its work runs on a worker thread, which hands the outcome back to the
   //    polling thread with Executor::post — the manager itself is only touched there.
   const TaskId checksum = must(mgr->spawn_host(thread, "host", "checksum", "sha256 on a worker thread", {}));
-  Wakeup wakeup;
-  std::thread worker([&exec, &wakeup, m = mgr, checksum] {
+  std::thread worker([&exec, m = mgr, checksum] {
     std::this_thread::sleep_for(std::chrono::milliseconds(150));  // the "work"
     const std::string digest = "9f86d081884c7d65";
     exec.post([m, checksum, digest] {
       m->emit(checksum, "progress", {{"pct", 100}});
       if (auto r = m->complete(checksum, {{"sha256", digest}}); !r) std::cerr << "complete: " << r.error().message << '\n';
-    });
-    wakeup.notify();
+    });  // wakes the loop through the wake callback
   });
 
   std::cout << "spawned build=" << build << " download=" << download << " watch=" << watch
@@ -145,9 +147,10 @@ int main() {
       worker.join();
       return 1;
     }
-    wakeup.wait(exec, exec.next_deadline());  // a real sleep until the next timer, or a post
+    wakeup.wait(exec, exec.next_deadline());  // a real sleep until the next timer, or a wake-up
   }
   worker.join();
+  exec.set_wake_callback(nullptr);
 
   std::cout << "final tasks:\n";
   for (const TaskSummary& s : mgr->list(thread))
