@@ -82,8 +82,10 @@ class RemoteOp {
 };
 
 // Completes on a thread of its own, started by await_suspend (so possibly before await_suspend
-// has returned). The test joins the thread.
+// has returned). The test joins the thread. Not an aggregate: g++ 12 destroys a braced aggregate
+// temporary with a default member initialiser twice when it is co_awaited (bgtasks or not).
 struct ThreadOp {
+  ThreadOp(std::thread* t, int v) : thread(t), in(v) {}
   std::thread* thread;
   int in;
   std::shared_ptr<int> out = std::make_shared<int>(0);
@@ -195,6 +197,7 @@ using bgtasks::testing::manager_with_store;
 
 // An awaiter built on bgtasks' plumbing but not marked native (as a user might have written one).
 struct UnmarkedListAwaiter {
+  explicit UnmarkedListAwaiter(WaitList& l) noexcept : list(&l) {}  // not an aggregate: see ThreadOp
   WaitList* list;
   Waiter waiter;
   WaitNode node;
@@ -299,7 +302,7 @@ TEST(ForeignAwait, ThreadStartedInAwaitSuspendMayCompleteBeforeItReturns) {
   std::thread worker;
   int got = 0;
   auto id = h->manager->spawn("t", "io", std::nullopt, "thread", {}, [&](TaskContext ctx) -> Co<TaskResult> {
-    got = co_await foreign::ThreadOp{&worker, 21};
+    got = co_await foreign::ThreadOp(&worker, 21);
     co_await ctx.sleep(1);
     co_return TaskResult::success(got);
   });
@@ -465,7 +468,7 @@ TEST(ForeignAwait, UnmarkedPlumbingAwaiterStillWorks) {
   WaitList list;
   bool done = false;
   ASSERT_TRUE(h->manager->spawn("t", "io", std::nullopt, "unmarked", {}, [&](TaskContext ctx) -> Co<TaskResult> {
-    co_await UnmarkedListAwaiter{&list, {}, {}};
+    co_await UnmarkedListAwaiter(list);
     co_await ctx.sleep(1);
     done = true;
     co_return TaskResult::success(nullptr);
