@@ -2,7 +2,8 @@
 //   spawn -> complete: bgtasks (coroutine body; host-driven spawn_host + complete), asio co_spawn on
 //   a single-thread io_context, and the bare floor (bare_floor.hpp);
 //   emit -> drain, cancel_tree over a 1e4-node tree, snapshot_json / restore_json of 1e5 tasks;
-//   scaling: spawn -> complete with 1e3..1e6 live idle tasks present.
+//   scaling: spawn -> complete with 1e3..1e6 live idle tasks present;
+//   a body awaiting an expired asio timer (bgtasks/asio.hpp) against asio co_spawn doing the same.
 // Every figure is per task / event / node: items_per_second in the JSON (ns/item = 1e9 / it).
 // Timing is Google Benchmark's default, the process's CPU time (not UseRealTime): these machines
 // are shared and often overloaded, and wall time then mostly measures the share of a core we got
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "bare_floor.hpp"
+#include "bgtasks/asio.hpp"
 #include "rig.hpp"
 
 using namespace bgbench;
@@ -182,6 +184,71 @@ void BM_bare_floor_spawn_complete(benchmark::State& state) {
     benchmark::DoNotOptimize(q->run());
     state.PauseTiming();
     q.reset();
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
+}
+
+// ---- a body awaiting an asio timer --------------------------------------------------------------
+// N task bodies each await an expired asio steady_timer through bgtasks::use_fiber, the executor
+// driven from the same single-thread io_context by bgtasks::asio_driver, until io_context::run()
+// returns; against N asio co_spawn coroutines awaiting the same with use_awaitable. The io_context
+// (and rig) are set up and torn down outside the timed region.
+asio::io_context* g_timer_io = nullptr;
+const auto kAsioTimerBody = [](TaskContext) -> Co<TaskResult> {
+  asio::steady_timer timer(*g_timer_io);  // expiry: the epoch, long past
+  co_await timer.async_wait(use_fiber);
+  co_return TaskResult::success(nullptr);
+};
+
+void BM_bgtasks_asio_timer(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  bool checked = false;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto io = std::make_unique<asio::io_context>(1);
+    g_timer_io = io.get();
+    auto rig = std::make_unique<Rig>();
+    auto driver = std::make_unique<asio_driver>(*io, rig->exec);
+    driver->start();
+    state.ResumeTiming();
+    for (std::size_t i = 0; i < n; ++i) {
+      auto id = rig->m().spawn("t", "io", std::nullopt, "d", {}, kAsioTimerBody);
+      benchmark::DoNotOptimize(id);
+    }
+    io->run();
+    state.PauseTiming();
+    if (!checked) {
+      if (rig->m().stats().completed != n) fail("bgtasks asio_timer: not all tasks completed");
+      checked = true;
+    }
+    driver.reset();
+    rig.reset();
+    io.reset();
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
+}
+
+std::size_t g_asio_timer_done = 0;
+asio::awaitable<void> asio_timer_wait() {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  co_await timer.async_wait(asio::use_awaitable);
+  ++g_asio_timer_done;
+}
+
+void BM_asio_timer(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto ctx = std::make_unique<asio::io_context>(1);
+    g_asio_timer_done = 0;
+    state.ResumeTiming();
+    for (std::size_t i = 0; i < n; ++i) asio::co_spawn(*ctx, asio_timer_wait(), asio::detached);
+    ctx->run();
+    state.PauseTiming();
+    if (g_asio_timer_done != n) fail("asio asio_timer: not all coroutines ran");
+    ctx.reset();
     state.ResumeTiming();
   }
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
@@ -412,6 +479,9 @@ void register_all() {
   sized("spawn_complete/bare_floor", BM_bare_floor_spawn_complete);
   sized("spawn_complete/bgtasks_host", BM_bgtasks_host_spawn_complete);
   sized("spawn_complete/bgtasks_teardown", BM_bgtasks_spawn_complete_teardown);
+  // A body awaiting an (expired) asio timer, driven by asio_driver, against asio's co_spawn.
+  sized("asio_timer/bgtasks", BM_bgtasks_asio_timer);
+  sized("asio_timer/asio", BM_asio_timer);
 
   benchmark::RegisterBenchmark("emit_drain/bgtasks", BM_bgtasks_emit_drain)->Arg(events)->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("emit_drain/json_floor", BM_json_floor_emit_drain)->Arg(events)->Unit(benchmark::kMicrosecond);
