@@ -224,7 +224,7 @@ class Executor {
   bool advance(std::uint64_t ms);
   bool set_time(std::uint64_t ms);
 
-  // The thread-safe entry: other threads hand work to the polling thread (DECISIONS.md §10).
+  // The thread-safe entry: other threads hand work to the polling thread (docs/native-hosts.md).
   void post(std::function<void()> fn);
 
   // Wake-ups for a host loop that sleeps while there is nothing to do (a condition variable, an
