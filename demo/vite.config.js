@@ -15,8 +15,7 @@ export default defineConfig({
     host: '127.0.0.1',
     fs: { allow: [searchForWorkspaceRoot(here), bgtasksDir] },
   },
-  // idb (bgtasks' one dependency) is pre-bundled at start-up: found only at run time, it would make
-  // Vite reload the page once on the first visit after an install.
-  optimizeDeps: { exclude: ['bgtasks'], include: ['bgtasks > idb'] },
+  // bgtasks is served as it is, so the glue's URL of the .wasm beside it stays valid.
+  optimizeDeps: { exclude: ['bgtasks'] },
   build: { target: 'es2022' },
 });

@@ -8,7 +8,7 @@
 // write it, so a tab that was taken over cannot overwrite the new owner's state. A Web Lock per
 // thread, stolen by each claim, tells the previous holder at once (onLost) instead of at its
 // next write. Task ids come in blocks from a counter in a `meta` object store.
-import { openDB } from 'idb';
+import { openDb } from './idb-requests.js';
 import { checkCount, checkFunction, checkOptionalString, checkOptions, checkString } from './arguments.js';
 import { BgTasksError } from './errors.js';
 
@@ -112,7 +112,7 @@ export class IndexedDbStore {
     for (let attempt = 0; ; attempt++) {
       let db;
       try {
-        db = await openDB(this.#dbName, version, {
+        db = await openDb(this.#dbName, version, {
           upgrade,
           // Another tab (or store) needs a newer schema: let it upgrade; the next call reopens.
           blocking: () => this.#drop(db),
@@ -122,7 +122,7 @@ export class IndexedDbStore {
         // The database is newer than `version` (stores of another storeName were added): open
         // it as it is and add ours if they are missing.
         if (e?.name !== 'VersionError' || attempt >= 5) throw e;
-        const probe = await openDB(this.#dbName);
+        const probe = await openDb(this.#dbName);
         version = probe.version;
         const missing = names.some((name) => !probe.objectStoreNames.contains(name));
         probe.close();
@@ -360,8 +360,7 @@ export class IndexedDbStore {
       let next = await meta.get(NEXT_ID);
       if (next === undefined) {
         let largest = -1;
-        for (let cursor = await tx.objectStore(this.#storeName).openCursor(); cursor; cursor = await cursor.continue())
-          largest = Math.max(largest, largestTaskNumber(cursor.value));
+        for (const snapshot of await tx.objectStore(this.#storeName).values()) largest = Math.max(largest, largestTaskNumber(snapshot));
         next = largest + 1;
       }
       outcome = step(next);
