@@ -6,7 +6,6 @@
 // armed, nothing running) or sleep until the next timer deadline — woken early by the executor's
 // wake callback when there is work (the worker's post, here).
 #include <bgtasks/bgtasks.hpp>
-
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -49,28 +48,14 @@ class Wakeup {
   bool pending_ = false;
 };
 
-TaskId must(Result<TaskId> r) {
-  if (!r) {
-    std::cerr << "spawn failed: " << errc_name(r.error().code) << ": " << r.error().message << '\n';
-    std::exit(1);
-  }
-  return *r;
-}
-
 }  // namespace
 
 int main() {
   SystemClock clock;
   Executor exec{clock};
-  auto store = std::make_shared<StateStore>();
-  auto [tx, rx] = inbox_channel();
-  auto mgr = std::make_shared<BackgroundTaskManager>(exec);
-  (void)mgr->set_store(store);  // a new manager keeps its first store: never refused
-  mgr->set_owner_inbox(tx);
-  if (auto r = store->install_plugin(BackgroundTaskPlugin(mgr)); !r) {
-    std::cerr << "install_plugin: " << r.error().message << '\n';
-    return 1;
-  }
+  // The store, the manager, its plugin and the owner inbox every task's events go to (rt.events).
+  Runtime rt = make_runtime(exec);
+  const std::shared_ptr<BackgroundTaskManager>& mgr = rt.manager;
   const std::string thread = "t1";
   const std::uint64_t start = exec.now_ms();
   // Work for the loop — a post from the worker thread, a cancel or spawn from host code, a sooner
@@ -79,61 +64,80 @@ int main() {
   exec.set_wake_callback([&wakeup] { wakeup.notify(); });
 
   // 1. A shell-like job streaming its output lines.
-  const TaskId build = must(mgr->spawn(thread, "shell", "build", "cc -o app", {}, [](TaskContext ctx) -> Co<TaskResult> {
-    for (const char* line : {"cc -c main.c", "cc -c util.c", "ld -o app main.o util.o"}) {
-      const bool slept = co_await ctx.sleep(100);  // never `if (!co_await ...)`: g++ 12 miscompiles it
-      if (!slept) co_return TaskResult::cancelled();
-      ctx.emit("line", {{"text", line}});
-    }
-    co_return TaskResult::success({{"exit_code", 0}});
-  }));
+  const TaskId build =
+      mgr->spawn({.thread = thread, .type = "shell", .name = "build", .description = "cc -o app"},
+                 [](TaskContext ctx) -> Co<TaskResult> {
+                   for (const char* line : {"cc -c main.c", "cc -c util.c", "ld -o app main.o util.o"}) {
+                     const bool slept = co_await ctx.sleep(100);  // never `if (!co_await ...)`: g++ 12 miscompiles it
+                     if (!slept) co_return TaskResult::cancelled();
+                     ctx.emit("line", {{"text", line}});
+                   }
+                   co_return TaskResult::success({{"exit_code", 0}});
+                 })
+          .value();  // value(): throws bad_result_access naming the error, were the spawn refused
 
   // 2. A download reporting progress.
-  const TaskId download = must(mgr->spawn(thread, "download", "model", "fetch weights.bin", {}, [](TaskContext ctx) -> Co<TaskResult> {
-    for (int pct = 25; pct <= 100; pct += 25) {
-      const bool slept = co_await ctx.sleep(60);
-      if (!slept) co_return TaskResult::cancelled();
-      ctx.emit("progress", {{"pct", pct}});
-    }
-    co_return TaskResult::success({{"bytes", 4096}});
-  }));
+  const TaskId download =
+      mgr->spawn({.thread = thread, .type = "download", .name = "model", .description = "fetch weights.bin"},
+                 [](TaskContext ctx) -> Co<TaskResult> {
+                   for (int pct = 25; pct <= 100; pct += 25) {
+                     const bool slept = co_await ctx.sleep(60);
+                     if (!slept) co_return TaskResult::cancelled();
+                     ctx.emit("progress", {{"pct", pct}});
+                   }
+                   co_return TaskResult::success({{"bytes", 4096}});
+                 })
+          .value();
 
   // 3. A watcher that would run for a minute: cancelled once the build is done.
-  const TaskId watch = must(mgr->spawn(thread, "watch", "watch", "watch src/ for changes", {}, [](TaskContext ctx) -> Co<TaskResult> {
-    const bool slept = co_await ctx.sleep(60'000);  // false: cancelled early
-    if (!slept) co_return TaskResult::cancelled();
-    co_return TaskResult::success(nullptr);
-  }));
+  const TaskId watch =
+      mgr->spawn({.thread = thread, .type = "watch", .name = "watch", .description = "watch src/ for changes"},
+                 [](TaskContext ctx) -> Co<TaskResult> {
+                   const bool slept = co_await ctx.sleep(60'000);  // false: cancelled early
+                   if (!slept) co_return TaskResult::cancelled();
+                   co_return TaskResult::success(nullptr);
+                 })
+          .value();
 
   // 4. A coroutine that waits for another task to end (a child of the build, by lineage).
   TaskParentContext after_build;
   after_build.task_id = build;
-  const TaskId package = must(mgr->spawn(thread, "shell", "package", "tar the build", after_build,
-      [m = mgr.get(), build](TaskContext ctx) -> Co<TaskResult> {
-        std::optional<TaskSummary> done = co_await m->wait(build);
-        ctx.emit("line", {{"text", std::string("build ended ") + as_str(done->status) + ", packaging"}});
-        co_return TaskResult::success({{"archive", "app.tar"}});
-      }));
+  const TaskId package =
+      mgr->spawn({.thread = thread,
+                  .type = "shell",
+                  .name = "package",
+                  .description = "tar the build",
+                  .parent_context = after_build},
+                 [m = mgr.get(), build](TaskContext ctx) -> Co<TaskResult> {
+                   std::optional<TaskSummary> done = co_await m->wait(build);
+                   ctx.emit("line", {{"text", std::string("build ended ") + as_str(done->status) + ", packaging"}});
+                   co_return TaskResult::success({{"archive", "app.tar"}});
+                 })
+          .value();
 
   // 5. A host-driven task: its work runs on a worker thread, which hands the outcome back to the
   //    polling thread with Executor::post — the manager itself is only touched there.
-  const TaskId checksum = must(mgr->spawn_host(thread, "host", "checksum", "sha256 on a worker thread", {}));
+  const TaskId checksum =
+      mgr->spawn_host(
+             {.thread = thread, .type = "host", .name = "checksum", .description = "sha256 on a worker thread"})
+          .value();
   std::thread worker([&exec, m = mgr, checksum] {
     std::this_thread::sleep_for(std::chrono::milliseconds(150));  // the "work"
     const std::string digest = "9f86d081884c7d65";
     exec.post([m, checksum, digest] {
       m->emit(checksum, "progress", {{"pct", 100}});
-      if (auto r = m->complete(checksum, {{"sha256", digest}}); !r) std::cerr << "complete: " << r.error().message << '\n';
+      if (auto r = m->complete(checksum, {{"sha256", digest}}); !r)
+        std::cerr << "complete: " << r.error().message << '\n';
     });  // wakes the loop through the wake callback
   });
 
-  std::cout << "spawned build=" << build << " download=" << download << " watch=" << watch
-            << " package=" << package << " checksum=" << checksum << '\n';
+  std::cout << "spawned build=" << build << " download=" << download << " watch=" << watch << " package=" << package
+            << " checksum=" << checksum << '\n';
 
   bool watch_cancelled = false;
   for (;;) {
     exec.poll();
-    for (const json& ev : rx.drain()) {
+    for (const json& ev : rt.events.drain()) {
       std::cout << "[+" << (exec.now_ms() - start) << "ms] event " << ev.dump() << '\n';
       if (!watch_cancelled && ev["kind"] == "completed" && ev["task_id"] == build) {
         watch_cancelled = true;

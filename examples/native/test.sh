@@ -11,23 +11,10 @@
 # otherwise everything lives in a temp dir removed on exit.
 # BGTASKS_BUILD_TYPE: the core's build type (default RelWithDebInfo, as the repo's presets).
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-work="$(mktemp -d "${TMPDIR:-/tmp}/bgtasks-native-example.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
-prefix="${BGTASKS_PREFIX:-$work/prefix}"
-build_type="${BGTASKS_BUILD_TYPE:-RelWithDebInfo}"
-gen=()
-command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
-jobs="$(nproc 2>/dev/null || echo 2)"
+example_name=native
+source "$(dirname "$0")/../example-test-lib.sh"
 
-echo "== core: configure + build ($build_type) in $work/core"
-cmake -S "$repo" -B "$work/core" "${gen[@]}" -DCMAKE_BUILD_TYPE="$build_type" \
-  -DBGTASKS_BUILD_TESTS=OFF -DBGTASKS_BUILD_BENCH=OFF >"$work/core-configure.log" \
-  || { cat "$work/core-configure.log"; exit 1; }
-cmake --build "$work/core" -j"$jobs"
-echo "== core: cmake --install → $prefix"
-cmake --install "$work/core" --prefix "$prefix"
+install_core
 targets="$prefix/lib/cmake/bgtasks/bgtasksTargets.cmake"
 [ -f "$targets" ] || { echo "FAIL: cmake --install wrote no $targets" >&2; exit 1; }
 if ! grep -qF 'INTERFACE_INCLUDE_DIRECTORIES "${_IMPORT_PREFIX}/include' "$targets"; then
@@ -36,22 +23,8 @@ if ! grep -qF 'INTERFACE_INCLUDE_DIRECTORIES "${_IMPORT_PREFIX}/include' "$targe
   exit 1
 fi
 
-echo "== examples/native: configure against the installed package, build"
-cmake -S "$here" -B "$work/example" "${gen[@]}" -DCMAKE_PREFIX_PATH="$prefix" \
-  -DCMAKE_CXX_FLAGS="-Wall -Wextra -Werror" >"$work/example-configure.log" \
-  || { cat "$work/example-configure.log"; exit 1; }
-cmake --build "$work/example"
+build_and_run native-agent
 
-echo "== examples/native: run"
-status=0
-timeout 20 "$work/example/native-agent" >"$work/out.txt" 2>&1 || status=$?
-cat "$work/out.txt"
-[ "$status" -eq 0 ] || { echo "FAIL: native-agent exited with $status" >&2; exit 1; }
-
-fail=0
-expect() {  # expect <description> <grep -E pattern>
-  if grep -Eq -- "$2" "$work/out.txt"; then echo "ok   $1"; else echo "FAIL $1 (no line matches: $2)" >&2; fail=1; fi
-}
 expect "ids in spawn order" '^spawned build=bg_0 download=bg_1 watch=bg_2 package=bg_3 checksum=bg_4$'
 expect "streamed output lines" '"event_type":"line","kind":"custom","payload":\{"text":"cc -c main\.c"\},"task_id":"bg_0"'
 expect "last output line" '"payload":\{"text":"ld -o app main\.o util\.o"\},"task_id":"bg_0"'
@@ -67,7 +40,5 @@ expect "final: bg_4 completed" '^  bg_4 host completed$'
 expect "stats" '^stats .*"cancelled":1,"completed":4,"failed":0,.*"live_bodies":0,.*"running":0\}$'
 expect "snapshot lineage" '^snapshot .*"parent_context":\{"task_id":"bg_0"\}'
 # Every event precedes the final report, and the run stays short.
-elapsed="$(sed -n 's/^elapsed \([0-9]*\) ms$/\1/p' "$work/out.txt")"
-if [ -n "$elapsed" ] && [ "$elapsed" -lt 2000 ]; then echo "ok   run took ${elapsed} ms"; else echo "FAIL run took '${elapsed}' ms (want < 2000)" >&2; fail=1; fi
-[ "$fail" -eq 0 ] || exit 1
-echo "== examples/native: passed"
+expect_below "run time" '^elapsed \([0-9]*\) ms$' 2000 ms
+finish
