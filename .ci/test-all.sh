@@ -36,6 +36,11 @@ cmake --preset native-asan
 cmake --build --preset native-asan
 "${LOCALE_ENV[@]}" ctest --preset native-asan -j2 --timeout 300
 
+echo "== the cross-thread tests (foreign awaits, wake-ups, the asio bridge) under ThreadSanitizer"
+cmake --preset native-tsan
+cmake --build --preset native-tsan
+ctest --preset native-tsan -j2 --timeout 300
+
 echo "== fuzzing: every libFuzzer target for 20 s under ASan+UBSan, from the seed corpus (fuzz/README.md)"
 bash fuzz/run.sh 20
 
