@@ -215,7 +215,9 @@ let dirty = null;
 try {
   commit = execFileSync('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
   dirty = execFileSync('git', ['-C', repoRoot, 'status', '--porcelain', '--', 'core', 'bench', 'wasm', 'js/src'], { encoding: 'utf8' }).trim() !== '';
-} catch {}
+} catch {
+  // Not a git checkout (an unpacked copy): the summary records commit and dirty as null.
+}
 const summary = {
   bench: 'bgtasks',
   mode: MODE,

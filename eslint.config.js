@@ -1,0 +1,23 @@
+// ESLint for every JavaScript file of the repository: the package (js/), its tests, the demo, the
+// examples and the JS benchmarks. `npm ci && npm run lint` at the top level; the test command runs it.
+import js from '@eslint/js';
+import globals from 'globals';
+
+export default [
+  {
+    ignores: ['**/node_modules/', 'build/', 'js/build/', '**/dist/', 'web_tests/build/'],
+  },
+  js.configs.recommended,
+  {
+    languageOptions: {
+      ecmaVersion: 2024,
+      sourceType: 'module',
+      // The package runs in Node, browsers and Workers; its tests drive both.
+      globals: { ...globals.node, ...globals.browser },
+    },
+    rules: {
+      // Unused parameters named _x are placeholders of a callback's signature.
+      'no-unused-vars': ['error', { argsIgnorePattern: '^_', caughtErrors: 'none' }],
+    },
+  },
+];
