@@ -24,21 +24,26 @@ import { Shutdown } from './shutdown.js';
 import { StoreLink } from './store-link.js';
 
 /**
- * Creates a task manager (one wasm Core). Options: clock ('system' | 'manual'), now (manual start,
+ * createTaskManager for one way of loading the wasm module: each entry point (index.js for Node,
+ * browser.js) passes its loader, so the browser's module graph has only relative imports.
+ *
+ * createTaskManager creates a task manager (one wasm Core). Options: clock ('system' | 'manual'), now (manual start,
  * ms), retainFinished, agentInboxCapacity/agentInboxOverflow, ownerInboxCapacity/ownerInboxOverflow;
  * store (attach: ids from the store, threads claimed and saved automatically), onStoreError
  * (error, thread) and idBlockSize (ids reserved at a time, default 65536) with it.
  */
-export async function createTaskManager(options = {}) {
-  const config = managerConfig(options);
-  const manager = new TaskManager(await getModule(), config);
-  try {
-    await startStore(manager);
-  } catch (e) {
-    manager.dispose();
-    throw e;
-  }
-  return manager;
+export function managerFactory(loadModule) {
+  return async function createTaskManager(options = {}) {
+    const config = managerConfig(options);
+    const manager = new TaskManager(await getModule(loadModule), config);
+    try {
+      await startStore(manager);
+    } catch (e) {
+      manager.dispose();
+      throw e;
+    }
+    return manager;
+  };
 }
 
 let startStore; // TaskManager's own: reserves the first id block of an attached store

@@ -10,13 +10,12 @@
 // core still sees, orders, counts, refuses or evicts every event, and drain() puts the payload
 // back into the event the core hands out. A completed task's result is kept the same way (its
 // JSON text still crosses, for the core's stored meta).
-import { loadModule } from '#load-module';
 import { toJson } from './copy.js';
 import { BgTasksError, ERROR_CODES } from './errors.js';
 
 let modulePromise;
-/** The wasm module, loaded once per realm. */
-export function getModule() {
+/** The wasm module, loaded once per realm by the entry point's loader (load-node.js, load-browser.js). */
+export function getModule(loadModule) {
   modulePromise ??= loadModule();
   return modulePromise;
 }
