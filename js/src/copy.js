@@ -56,7 +56,7 @@ const HAS_LONE_SURROGATE = Symbol('lone surrogate');
 // as the core writes them; copyBytes grows by an upper bound of its JSON text. NOT_PLAIN when
 // only its JSON form can tell (class instances, toJSON, undefined members, cycles, deeper
 // nesting); HAS_LONE_SURROGATE for a lone surrogate in a string or key. Hot (every ctx.emit):
-// a counter instead of an accumulator object, and plain objects copied by their shape's copier.
+// a counter instead of an accumulator object, and a plain object's keys sorted once per shape.
 let copyBytes = 0;
 function plainCopy(v, depth, maxDepth) {
   switch (typeof v) {
@@ -98,34 +98,27 @@ function plainCopy(v, depth, maxDepth) {
       const shape = shapeOf(keys);
       if (shape === HAS_LONE_SURROGATE) return shape;
       copyBytes += shape.keyBytes;
-      return shape.copy(v, depth + 1, maxDepth);
+      return copyObject(v, shape, depth + 1, maxDepth);
     }
     default:
       return NOT_PLAIN; // undefined, function, symbol, bigint
   }
 }
 
-// ---- shapes: one copier per key list -------------------------------------------------------------
+// ---- shapes: key lists sorted once --------------------------------------------------------------
 // A payload's objects mostly repeat a few key lists ({step, pct} per progress event). A shape is
-// one key list as Object.keys gives it, its keys sorted as the core writes them, and a copier: a
-// function made once for the shape, whose object literal has the sorted keys (V8 builds a literal
-// from a template: measured 130 -> 63 ns for {step, pct}), or the generic copier for key lists
-// that cannot have one (a "__proto__" key, which a literal would take as the prototype; more than
-// MAX_COPIER_KEYS keys; MAX_COPIERS made already; no `new Function` under a CSP). Both kinds are
-// kept, so a repeated key list is sorted and checked once. What the tables pin is bounded: made
-// copiers are never dropped (a steady payload keeps its own), generic shapes are dropped all at
-// once when MAX_GENERIC_SHAPES are kept, and a key list longer than MAX_SHAPE_CHARS is not kept.
+// one key list as Object.keys gives it, with its keys sorted as the core writes them and checked
+// for lone surrogates, so a repeated key list is sorted and checked once. The copy itself makes no
+// code: a copier generated per key list (`new Function`) would build its object from a literal,
+// but a page or extension under a Content-Security-Policy without 'unsafe-eval' refuses it and
+// reports each attempt. What the table pins is bounded: it is dropped all at once when MAX_SHAPES
+// are kept, and a key list longer than MAX_SHAPE_CHARS is not kept.
 
-const MAX_COPIERS = 256;
-const MAX_COPIER_KEYS = 32;
-const MAX_GENERIC_SHAPES = 1024;
+const MAX_SHAPES = 1024;
 const MAX_SHAPE_CHARS = 1024; // UTF-16 units of all the keys of a kept shape
-const copiers = new Map(); // first key -> shapes with a made copier
-const generics = new Map(); // first key -> shapes with the generic copier
-let copierCount = 0;
-let genericCount = 0;
+const shapes = new Map(); // first key -> shapes
+let shapeCount = 0;
 let lastShape = null;
-let codegen = true; // false once `new Function` was refused (a CSP)
 
 // Object keys in the order the core writes them (nlohmann's; docs/awaken-differences.md, "Events,
 // values and strings"): by code point, i.e. by UTF-8 bytes. UTF-16 code unit order differs from it
@@ -149,25 +142,19 @@ function sameKeys(a, b) {
   return true;
 }
 
-function findShape(table, keys) {
-  const list = table.get(keys[0]);
+function findShape(keys) {
+  const list = shapes.get(keys[0]);
   if (list !== undefined) {
     for (let i = 0; i < list.length; i++) if (sameKeys(list[i].keys, keys)) return list[i];
   }
   return null;
 }
 
-function keepShape(table, shape) {
-  const list = table.get(shape.keys[0]);
-  if (list === undefined) table.set(shape.keys[0], [shape]);
-  else list.push(shape);
-}
-
 // The shape of an object with these (non-empty) keys, or HAS_LONE_SURROGATE for a lone surrogate
 // in a key (refused, whatever the key's value: see surrogates.js).
 function shapeOf(keys) {
   if (lastShape !== null && sameKeys(lastShape.keys, keys)) return lastShape;
-  const found = findShape(copiers, keys) ?? findShape(generics, keys);
+  const found = findShape(keys);
   if (found !== null) return (lastShape = found);
   for (let i = 0; i < keys.length; i++) if (!wellFormed(keys[i])) return HAS_LONE_SURROGATE;
   const sorted = keys.slice().sort(compareKeys);
@@ -177,58 +164,32 @@ function shapeOf(keys) {
     keyBytes += sorted[i].length * 6 + 4;
     chars += sorted[i].length;
   }
-  const keep = chars <= MAX_SHAPE_CHARS;
-  const copy =
-    keep && copierCount < MAX_COPIERS && sorted.length <= MAX_COPIER_KEYS && !sorted.includes('__proto__') ? makeCopier(sorted) : null;
-  const shape = { keys, keyBytes, copy: copy ?? ((v, depth, maxDepth) => copyObject(v, sorted, depth, maxDepth)) };
-  if (!keep) return shape;
-  if (copy !== null) {
-    keepShape(copiers, shape);
-    copierCount++;
-  } else {
-    if (genericCount === MAX_GENERIC_SHAPES) {
-      generics.clear();
-      genericCount = 0;
-    }
-    keepShape(generics, shape);
-    genericCount++;
+  const shape = { keys, sorted, keyBytes, hasProtoKey: sorted.includes('__proto__') };
+  if (chars > MAX_SHAPE_CHARS) return shape;
+  if (shapeCount === MAX_SHAPES) {
+    shapes.clear();
+    shapeCount = 0;
   }
+  const list = shapes.get(keys[0]);
+  if (list === undefined) shapes.set(keys[0], [shape]);
+  else list.push(shape);
+  shapeCount++;
   return (lastShape = shape);
 }
 
-// The generic copier: keys in their sorted order.
-function copyObject(v, sorted, depth, maxDepth) {
+// A plain object's copy: keys in their sorted order.
+function copyObject(v, shape, depth, maxDepth) {
+  const sorted = shape.sorted;
   const out = {};
   for (let i = 0; i < sorted.length; i++) {
     const k = sorted[i];
     const c = plainCopy(v[k], depth, maxDepth);
     if (typeof c === 'symbol') return c;
     // An own "__proto__" key (JSON.parse makes one) must stay a key, not set the prototype.
-    if (k === '__proto__') Object.defineProperty(out, k, { value: c, enumerable: true, writable: true, configurable: true });
+    if (shape.hasProtoKey && k === '__proto__') Object.defineProperty(out, k, { value: c, enumerable: true, writable: true, configurable: true });
     else out[k] = c;
   }
   return out;
-}
-
-// A shape's own copier: (v, depth, maxDepth) => {k0: copy(v[k0]), …} in sorted key order, or null
-// when functions cannot be made. Keys enter the source as JSON string literals (JSON.stringify
-// escapes quotes, backslashes and controls; JSON text is valid JS since ES2019).
-function makeCopier(sorted) {
-  if (!codegen) return null;
-  const lines = [];
-  const fields = [];
-  for (let i = 0; i < sorted.length; i++) {
-    const key = JSON.stringify(sorted[i]);
-    lines.push(`const c${i} = copy(v[${key}], depth, maxDepth); if (typeof c${i} === 'symbol') return c${i};`);
-    fields.push(`${key}: c${i}`);
-  }
-  const source = `return function copyShape(v, depth, maxDepth) {\n${lines.join('\n')}\nreturn {${fields.join(', ')}};\n};`;
-  try {
-    return new Function('copy', source)(plainCopy);
-  } catch (e) {
-    if (e instanceof EvalError) codegen = false; // a Content-Security-Policy without 'unsafe-eval'
-    return null; // anything else (the stack's end): this shape takes the generic copier
-  }
 }
 
 function utf8Length(text) {

@@ -336,22 +336,37 @@ test('payload objects are copied by the shape of their key list: any key text, m
   assert.deepEqual(byType('long').map((p) => Object.values(p)), [[2, 1], [4, 3]]);
 });
 
-test('payload copies are the same where code cannot be generated (a CSP): the generic copier', async () => {
-  // copy.js alone (the Embind glue itself needs code generation): copies, key order, refusals.
+test('the package makes no code: a manager runs where strings cannot be compiled (a strict CSP)', async () => {
+  // --disallow-code-generation-from-strings refuses eval and new Function as a CSP without
+  // 'unsafe-eval' does: the Embind glue, the payload copies and the rest must not need them.
   const script = `
-    import { payloadValue } from ${JSON.stringify(new URL('../../js/src/copy.js', import.meta.url).href)};
-    const limits = { depth: 128, bytes: 1 << 20 };
-    const out = [];
-    for (let i = 0; i < 3; i++) out.push(payloadValue({ step: i, pct: i * 10, nested: { b: [i], a: null } }, 'payload', limits));
-    let refused = '';
-    try { payloadValue({ ['\\udc00']: 1 }, 'payload', limits); } catch (e) { refused = e.message; }
+    import { createTaskManager } from ${JSON.stringify(new URL('../../js/src/index.js', import.meta.url).href)};
     let evalRefused = false;
     try { new Function('return 1'); } catch { evalRefused = true; }
-    console.log(JSON.stringify({ out, keys: out.map((p) => Object.keys(p).join()), refused, evalRefused }));`;
+    const mgr = await createTaskManager({ clock: 'manual' });
+    const ids = [];
+    for (let i = 0; i < 3; i++)
+      ids.push(mgr.spawn({ thread: 't', type: 'x' }, async (ctx) => {
+        ctx.emit('progress', { step: i, pct: i * 10, nested: { b: [i], a: null } });
+        return { ok: true, n: i };
+      }));
+    await mgr.runUntilIdle();
+    const events = mgr.drain('t');
+    let refused = '';
+    mgr.spawn({ thread: 't', type: 'x' }, async (ctx) => {
+      try { ctx.emit('bad', { ['\\udc00']: 1 }); } catch (e) { refused = e.message; }
+    });
+    await mgr.runUntilIdle();
+    mgr.dispose();
+    console.log(JSON.stringify({ evalRefused, events, keys: events.filter((e) => e.payload).map((e) => Object.keys(e.payload).join()), refused }));`;
   const text = execFileSync(process.execPath, ['--disallow-code-generation-from-strings', '--input-type=module', '-e', script], { encoding: 'utf8' });
   const r = JSON.parse(text);
   assert.equal(r.evalRefused, true, 'the flag refuses new Function, as a CSP does');
-  assert.deepEqual(r.out, [0, 1, 2].map((i) => ({ nested: { a: null, b: [i] }, pct: i * 10, step: i })));
+  assert.deepEqual(
+    r.events.filter((e) => e.kind === 'custom').map((e) => e.payload),
+    [0, 1, 2].map((i) => ({ nested: { a: null, b: [i] }, pct: i * 10, step: i })),
+  );
   assert.deepEqual(r.keys, ['nested,pct,step', 'nested,pct,step', 'nested,pct,step']);
+  assert.deepEqual(r.events.filter((e) => e.kind === 'completed').map((e) => e.result), [0, 1, 2].map((n) => ({ n, ok: true })));
   assert.equal(r.refused, 'payload contains a lone UTF-16 surrogate');
 });
