@@ -49,8 +49,10 @@ async function ready(p = page) {
   await p.waitForFunction(() => window.bgtestReady === true, null, WAIT);
 }
 
+let pageCsp;
 async function open() {
-  await page.goto(`${server.origin}/index.html`);
+  const res = await page.goto(`${server.origin}/index.html`);
+  pageCsp = res.headers()['content-security-policy'];
   await ready();
 }
 
@@ -153,6 +155,7 @@ test('(a) core scenario: manual clock, spawn/emit/complete/cancel/cancelTree/sen
   const wasm = await page.evaluate(() =>
     performance.getEntriesByType('resource').filter((e) => e.name.endsWith('.wasm')).map((e) => new URL(e.name).pathname));
   assert.deepEqual(wasm, ['/js/build/bgtasks.wasm'], 'the wasm is fetched once, beside the glue');
+  assert.deepEqual(await page.evaluate(() => window.cspViolations), [], 'the glue and the manager ran without eval or new Function');
   await page.evaluate(() => window.bgtest.markStatus('core scenario done'));
   await shot('a-core');
 });
@@ -273,7 +276,27 @@ test('(c) IndexedDbStore: an over-quota save rejects clearly (no hang) and the e
   }
 });
 
-test('(d) no console errors, page errors or failed requests during the run', () => {
+test('the page runs under the strict CSP, with an import map naming only bgtasks', async () => {
+  assert.match(pageCsp, /^script-src 'self' 'wasm-unsafe-eval' 'nonce-[^']+';/);
+  assert.doesNotMatch(pageCsp, /[ ']'unsafe-eval'|unsafe-inline/, "no 'unsafe-eval' (only 'wasm-unsafe-eval')");
+  const map = await page.evaluate(() => JSON.parse(document.querySelector('script[type=importmap]').textContent));
+  assert.deepEqual(map, { imports: { bgtasks: '/js/src/browser.js' } });
+  // The policy is really enforced, and a refusal is seen: the page's own code is refused new
+  // Function (on a page of its own, whose violation is expected).
+  const probe = await context.newPage();
+  try {
+    await probe.goto(`${server.origin}/index.html?probe-eval`);
+    await ready(probe);
+    assert.equal(await probe.evaluate(() => window.evalProbe), 'EvalError', 'new Function is refused under the policy');
+    await probe.waitForFunction(() => window.cspViolations.length > 0, null, WAIT);
+    assert.match((await probe.evaluate(() => window.cspViolations))[0], /^script-src eval /);
+  } finally {
+    await probe.close();
+  }
+});
+
+test('(d) no console errors, page errors, CSP violations or failed requests during the run', async () => {
+  assert.deepEqual(await page.evaluate(() => window.cspViolations), [], 'nothing reached eval or new Function');
   assert.deepEqual(pageErrors, []);
   assert.deepEqual(consoleErrors, []);
   assert.deepEqual(failedRequests, []);

@@ -1,6 +1,8 @@
 // A tiny static server for the browser tests (node:http only, 127.0.0.1, a free port picked by
 // the OS). Each mount maps a URL prefix to a folder; `..` and symlink escapes are refused.
-// An HTML file may hold the marker <!--IMPORTMAP-->, replaced by an inline import map.
+// An HTML file may hold the marker <!--IMPORTMAP-->, replaced by an inline import map. Responses
+// carry a strict Content-Security-Policy by default, the one strict sites and extensions use.
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
@@ -25,36 +27,32 @@ export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const JS_DIR = join(REPO, 'js');
 
 /**
- * The import map a browser needs to load js/src/index.js unbundled: browsers know neither
- * package.json "imports" (#load-module, #file-store) nor bare specifiers of dependencies (idb).
- * Built from js/package.json, so it follows the package; `base` is the URL where js/ is mounted.
+ * The import map a plain page needs for the package: `bgtasks` alone, mapped to the "browser"
+ * condition of js/package.json's exports (read from it, so the map follows the package). Every
+ * import below that entry is relative; `base` is the URL where js/ is mounted.
  */
 export async function importMapFor(base = '/js/') {
   const pkg = JSON.parse(await readFile(join(JS_DIR, 'package.json'), 'utf8'));
-  const imports = {};
-  const pick = (target) => {
-    if (typeof target === 'string') return target;
-    for (const cond of ['browser', 'import', 'module', 'default']) if (target && cond in target) return pick(target[cond]);
-    return null;
-  };
-  for (const [key, target] of Object.entries(pkg.imports ?? {})) {
-    const path = pick(target);
-    if (path) imports[key] = base + path.replace(/^\.\//, '');
-  }
-  for (const dep of Object.keys(pkg.dependencies ?? {})) {
-    const depPkg = JSON.parse(await readFile(join(JS_DIR, 'node_modules', dep, 'package.json'), 'utf8'));
-    const entry = pick(depPkg.exports?.['.'] ?? depPkg.exports) ?? depPkg.module ?? depPkg.main;
-    if (!entry) throw new Error(`cannot find the ESM entry of dependency ${dep}`);
-    imports[dep] = `${base}node_modules/${dep}/${entry.replace(/^\.\//, '')}`;
-  }
-  return { imports };
+  const entry = pkg.exports['.'].browser;
+  if (typeof entry !== 'string') throw new Error('js/package.json has no "browser" condition for "."');
+  return { imports: { [pkg.name]: base + entry.replace(/^\.\//, '') } };
+}
+
+/**
+ * The strict policy pages are served with: scripts only from the origin, wasm compilation, and
+ * inline scripts only with the response's nonce (the injected import map carries it). No
+ * 'unsafe-eval': `eval` and `new Function` are refused and reported.
+ */
+export function strictCsp(nonce) {
+  return `script-src 'self' 'wasm-unsafe-eval' 'nonce-${nonce}'; object-src 'none'; base-uri 'none'`;
 }
 
 /**
  * Starts the server. mounts: { '/js/': '/abs/dir', '/': '/abs/dir' } (longest prefix wins).
+ * Every response carries the strict CSP (strictCsp) unless `csp: false`.
  * Returns { origin, requests, close() }; `requests` logs `${status} ${url}` for every request.
  */
-export async function startServer(mounts, { importMap = null } = {}) {
+export async function startServer(mounts, { importMap = null, csp = true } = {}) {
   const roots = Object.entries(mounts)
     .map(([prefix, dir]) => [prefix, resolve(dir)])
     .sort((a, b) => b[0].length - a[0].length);
@@ -80,11 +78,15 @@ export async function startServer(mounts, { importMap = null } = {}) {
       if (!real.startsWith((await realpath(root)) + sep)) return [403, 'forbidden'];
       let body = await readFile(real);
       const type = MIME[extname(real).toLowerCase()] ?? 'application/octet-stream';
+      const nonce = randomBytes(16).toString('base64');
       if (importMap && extname(real) === '.html') {
-        const tag = `<script type="importmap">${JSON.stringify(importMap)}</script>`;
+        const tag = `<script type="importmap" nonce="${nonce}">${JSON.stringify(importMap)}</script>`;
         body = Buffer.from(body.toString('utf8').replace('<!--IMPORTMAP-->', tag));
       }
-      res.writeHead(200, { 'content-type': type, 'content-length': body.length, 'cache-control': 'no-store' });
+      const headers = { 'content-type': type, 'content-length': body.length, 'cache-control': 'no-store' };
+      // On every response: a worker script's own response sets the worker's policy.
+      if (csp) headers['content-security-policy'] = strictCsp(nonce);
+      res.writeHead(200, headers);
       res.end(req.method === 'HEAD' ? undefined : body);
       return [200];
     } catch (e) {

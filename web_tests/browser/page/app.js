@@ -1,8 +1,24 @@
 // The browser test page: imports the package's own source (no bundler; the import map in
-// index.html resolves #load-module, #file-store and idb) and exposes scenarios on window.bgtest.
-// Each scenario returns plain JSON for the test to assert on, and draws its outcome on the page
-// so the screenshots show what ran.
-import { createTaskManager, BgTasksError, IndexedDbStore } from '/js/src/index.js';
+// index.html names `bgtasks` alone) and exposes scenarios on window.bgtest. Each scenario returns
+// plain JSON for the test to assert on, and draws its outcome on the page so the screenshots show
+// what ran. The page is served under a strict CSP; any violation is kept for the test to see.
+import { createTaskManager, BgTasksError, IndexedDbStore } from 'bgtasks';
+
+window.cspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+});
+
+// ?probe-eval: the test's check that the policy is enforced (a page's own code, not an evaluate
+// call from the test, which DevTools exempts from the policy).
+if (new URLSearchParams(location.search).has('probe-eval')) {
+  try {
+    new Function('return 1');
+    window.evalProbe = 'allowed';
+  } catch (e) {
+    window.evalProbe = e.name;
+  }
+}
 
 const out = document.getElementById('out');
 const esc = (s) => String(s).replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]);

@@ -1,8 +1,7 @@
-// The store test page: drives IndexedDbStore (imported on its own, without the manager) for
+// The store test page: drives IndexedDbStore (the manager is never created here) for
 // tests that open it in several tabs of one origin. Everything returns plain JSON; errors come
 // back as {error: {name, code, message}} so the test can assert on them.
-import { IndexedDbStore } from '/js/src/indexeddb-store.js';
-import { BgTasksError } from '/js/src/errors.js';
+import { IndexedDbStore, BgTasksError } from 'bgtasks';
 
 const stores = new Map(); // key → IndexedDbStore
 const lost = new Map(); // key → threads whose onLost fired, in order
