@@ -7,11 +7,11 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-echo "== apt: toolchain, libraries, Emscripten 3.1.6, Chromium, clang (libFuzzer), asio + valgrind (benchmarks)"
+echo "== apt: toolchain, libraries, Emscripten 3.1.6, Chromium, clang (libFuzzer), asio + valgrind (benchmarks), PostgreSQL (PostgresStore tests)"
 $SUDO apt-get update -q
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
   g++ cmake ninja-build libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev emscripten chromium \
-  clang libclang-rt-14-dev libasio-dev valgrind locales pkg-config
+  clang libclang-rt-14-dev libasio-dev valgrind locales pkg-config postgresql
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then echo "Node.js >= 20 is required (found: $(node --version 2>&1))" >&2; exit 1; fi
 
@@ -63,6 +63,8 @@ bash examples/packaging/test.sh   # plugin (.so with the static core), pkg-confi
 node examples/readme/check.mjs
 
 echo "== TypeScript declarations, Node suite (incl. parity scenarios, node-agent example), browser (Chromium, demo), npm pack"
+# The PostgresStore tests start throw-away clusters of their own (initdb, pg_ctl, as the postgres
+# user when run as root) in temp folders on free local ports, and stop them; no server is set up here.
 (cd web_tests && npm test)
 
 echo "== benchmarks, smoke mode: everything builds and runs at tiny sizes (figures are not pass/fail)"
