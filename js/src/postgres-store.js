@@ -14,9 +14,17 @@
 //
 // Snapshots are stored as text, not jsonb: jsonb refuses `\u0000` and lone surrogates, which task
 // descriptions and results may hold; `snapshot::jsonb` still works for queries on valid rows.
-import pg from 'pg';
 import { checkString } from './arguments.js';
 import { BgTasksError } from './errors.js';
+
+// pg is an optional peer dependency: say what is missing rather than fail on a bare import.
+const pg = await import('pg').then(
+  (m) => m.default ?? m,
+  (e) => {
+    if (e?.code !== 'ERR_MODULE_NOT_FOUND') throw e;
+    throw new Error("bgtasks/postgres needs the 'pg' package next to bgtasks: npm install pg", { cause: e });
+  },
+);
 
 export const SCHEMA_VERSION = 1;
 
