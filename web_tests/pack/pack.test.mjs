@@ -53,14 +53,14 @@ after(async () => {
   if (tmp && !process.env.KEEP_PACK_TMP) await rm(tmp, { recursive: true, force: true });
 });
 
-test('(b) the tarball holds only what ships: src/, build/bgtasks.{mjs,wasm}, index.d.ts, package.json, README/LICENSE/NOTICE', async () => {
+test('(b) the tarball holds only what ships: src/, build/bgtasks.{mjs,wasm}, index.d.ts, postgres.d.ts, package.json, README/LICENSE/NOTICE', async () => {
   const { stdout } = await sh('tar', ['-tzf', tarball], tmp);
   const files = stdout.trim().split('\n').map((f) => f.replace(/^package\//, '')).sort();
   const allowed = (f) =>
     /^src\/[\w.-]+\.js$/.test(f) ||
-    ['build/bgtasks.mjs', 'build/bgtasks.wasm', 'index.d.ts', 'package.json', 'README.md', 'LICENSE', 'NOTICE'].includes(f);
+    ['build/bgtasks.mjs', 'build/bgtasks.wasm', 'index.d.ts', 'postgres.d.ts', 'package.json', 'README.md', 'LICENSE', 'NOTICE'].includes(f);
   assert.deepEqual(files.filter((f) => !allowed(f)), [], 'nothing else (tests, node_modules, lockfiles, sources of the build)');
-  for (const required of ['package.json', 'index.d.ts', 'build/bgtasks.mjs', 'build/bgtasks.wasm', 'src/index.js', 'src/load-browser.js', 'src/load-node.js', 'src/file-store.js', 'src/file-store-unavailable.js'])
+  for (const required of ['package.json', 'index.d.ts', 'build/bgtasks.mjs', 'build/bgtasks.wasm', 'src/index.js', 'src/load-browser.js', 'src/load-node.js', 'src/file-store.js', 'src/file-store-unavailable.js', 'postgres.d.ts', 'src/postgres-store.js'])
     assert.ok(files.includes(required), `${required} is in the tarball`);
   const srcInRepo = (await readdir(join(JS_DIR, 'src'))).filter((f) => f.endsWith('.js')).sort();
   assert.deepEqual(files.filter((f) => f.startsWith('src/')).map((f) => f.slice(4)), srcInRepo, 'every src/ module ships');
@@ -85,6 +85,12 @@ test('(a) a Node ESM script in the empty project imports the installed package: 
   assert.deepEqual(r.loadedIds, ['bg_0'], 'FileStore (the node condition of #file-store) works from the tarball');
   assert.deepEqual(r.bgError, { isBgTasksError: true, code: 'ReservedName' });
   assert.equal(r.indexedDbStore, 'function');
+});
+
+test("(d) bgtasks/postgres resolves from the tarball and, with its optional peer pg not installed, says what is missing", async () => {
+  const script = "import('bgtasks/postgres').then(() => console.log('loaded'), (e) => console.log(e.message))";
+  const { stdout } = await sh(process.execPath, ['--input-type=module', '-e', script], project, 60_000);
+  assert.equal(stdout.trim(), "bgtasks/postgres needs the 'pg' package next to bgtasks: npm install pg");
 });
 
 test('(c) vite build of an app importing bgtasks runs in Chromium: task completed, wasm fetched by the bundled URL', async (t) => {
