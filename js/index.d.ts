@@ -541,7 +541,8 @@ export interface SnapshotStore {
 
 /**
  * A store a manager can be attached to (`createTaskManager({ store })`): snapshots plus task-id
- * blocks and fenced thread ownership. {@link FileStore} and {@link IndexedDbStore} are ones.
+ * blocks and fenced thread ownership. {@link FileStore} and {@link IndexedDbStore} are ones, and
+ * `PostgresStore` from `bgtasks/postgres` (its declarations are in postgres.d.ts).
  */
 export interface TaskStore extends SnapshotStore {
   /**
