@@ -36,3 +36,26 @@ test('BgTasksError carries name, code, message and optional status', () => {
   assert.equal(e.status, 'completed');
   assert.equal('status' in new bgtasks.BgTasksError('NoInbox', 'x'), false);
 });
+
+test('the browser entry exports what the Node entry does, and reaches only its own files by relative paths', async () => {
+  const pkgDir = require.resolve('bgtasks/package.json').replace(/package\.json$/, '');
+  const pkg = JSON.parse(await readFile(`${pkgDir}package.json`, 'utf8'));
+  assert.equal(pkg.exports['.'].browser, './src/browser.js');
+  assert.deepEqual(pkg.dependencies?.idb, undefined, 'no browser-only dependency for Node to load');
+  const browser = await import(new URL(pkg.exports['.'].browser, `file://${pkgDir}`).href);
+  assert.deepEqual(Object.keys(browser).sort(), Object.keys(bgtasks).sort());
+  // A Worker or an extension has no import map: every import below the entry must be a path.
+  const seen = new Set();
+  const walk = async (url) => {
+    if (seen.has(url.href)) return;
+    seen.add(url.href);
+    const text = await readFile(url, 'utf8');
+    for (const [, spec] of text.matchAll(/^\s*(?:import|export)\b[^'"]*?from\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/gm)) {
+      if (spec === undefined) continue;
+      assert.match(spec, /^\.\.?\//, `${url.pathname} imports ${spec}`);
+      if (!spec.endsWith('.mjs')) await walk(new URL(spec, url)); // the glue (build/bgtasks.mjs) imports nothing
+    }
+  };
+  await walk(new URL(pkg.exports['.'].browser, `file://${pkgDir}`));
+  assert.ok(seen.size > 10, `${seen.size} modules walked`);
+});
