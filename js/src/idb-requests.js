@@ -7,7 +7,7 @@
 // `store.put(…)` stays in one transaction, as with a callback.
 
 /** The request's result once it succeeds; its error (a DOMException) once it fails. */
-export function settle(request) {
+function settle(request) {
   return new Promise((resolve, reject) => {
     request.onsuccess = () => resolve(request.result);
     request.onerror = () => reject(request.error);
@@ -114,9 +114,12 @@ class Store {
     return new Promise((resolve, reject) => {
       request.onsuccess = () => {
         const cursor = request.result;
-        if (cursor === null) return resolve(out);
-        out.push(cursor.value);
-        cursor.continue();
+        if (cursor === null) {
+          resolve(out);
+        } else {
+          out.push(cursor.value);
+          cursor.continue();
+        }
       };
       request.onerror = () => reject(request.error);
     });
