@@ -301,7 +301,7 @@ export class PostgresStore {
     const epoch = options?.epoch;
     checkEpoch(epoch);
     const held = this.#held.get(thread);
-    if (held && (epoch === undefined || held.epoch === epoch)) this.#held.delete(thread);
+    if (held && (epoch === undefined || held.epoch === epoch)) this.#forget(thread, held.epoch);
     if (held === undefined && epoch === undefined) return;
     await this.#track(
       this.#query(
@@ -390,7 +390,8 @@ export class PostgresStore {
   /** Removes the thread's snapshot and ends its lease; the epoch stays, so an old owner's write is still refused. */
   async delete(thread) {
     checkString(thread, 'thread');
-    this.#held.delete(thread);
+    const held = this.#held.get(thread);
+    if (held) this.#forget(thread, held.epoch);
     await this.#query(
       `deleting thread '${thread}'`,
       'UPDATE bgtasks_threads SET snapshot = NULL, saved_at = NULL, owner = NULL, lease_until = NULL, epoch = epoch + 1 WHERE thread = $1',
