@@ -106,9 +106,9 @@ if (process.argv[2] === '--child') {
     results.burst = {};
     for (const k of kinds)
       results.burst[k] = {
-        us_per_task: round((median(s[k].ms) * 1000) / TASKS),
-        then_flush_ms: round(median(s[k].flushMs)),
-        ack_ms_per_task: round(median(s[k].ackMs) / ACKS, 3),
+        usPerTask: round((median(s[k].ms) * 1000) / TASKS),
+        thenFlushMs: round(median(s[k].flushMs)),
+        ackMsPerTask: round(median(s[k].ackMs) / ACKS, 3),
       };
 
     const CHILD = fileURLToPath(import.meta.url);
@@ -130,7 +130,7 @@ if (process.argv[2] === '--child') {
         await Promise.all(children.map((proc) => new Promise((resolve) => (proc.exitCode !== null ? resolve() : proc.once('exit', resolve)))));
       }
       const wall = median(walls);
-      results.fleet[procs] = { wall_ms: round(wall), tasks_per_s: Math.round((procs * TASKS) / (wall / 1000)) };
+      results.fleet[procs] = { wallMs: round(wall), tasksPerS: Math.round((procs * TASKS) / (wall / 1000)) };
     }
     console.log(JSON.stringify(results, null, 2));
   } finally {
