@@ -6,8 +6,10 @@
 //
 // Figures (medians of the repetitions, stores alternated within each repetition):
 //   burst: `tasks` tasks spawned in batches of 1000 with a macrotask between batches, each body
-//     completing at once, on the system clock; the time until every task ended, then the flush()
-//     that puts every end in the store, reported on its own. Writes coalesce under load.
+//     completing at once, on the system clock; the time until every task ended (and its ratio to
+//     the no-store run of the same repetition), then the flush() that puts every end in the store,
+//     reported on its own, and this process's CPU time for both (the database server's is not in
+//     it). Writes coalesce under load.
 //   ack: one task at a time, spawned, completed and flushed before the next: the latency of a
 //     durable spawn → complete.
 //   fleet: 1, then 4 processes (each its own thread and pool) spawning `tasks` tasks each into
@@ -34,6 +36,7 @@ const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
 async function burst(store, n, thread = 'bench') {
   const mgr = await createTaskManager(store ? { store } : {});
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const ends = [];
   for (let i = 0; i < n; i += BATCH) {
@@ -44,8 +47,9 @@ async function burst(store, n, thread = 'bench') {
   const ms = performance.now() - t0;
   await mgr.flush();
   const flushMs = performance.now() - t0 - ms;
+  const cpu = process.cpuUsage(cpu0);
   mgr.dispose();
-  return { ms, flushMs };
+  return { ms, flushMs, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
 async function ack(store, n) {
@@ -84,7 +88,7 @@ if (process.argv[2] === '--child') {
   try {
     const results = { tasks: TASKS, reps: REPS, acks: ACKS, node: process.version, cpu: os.cpus()[0]?.model, cores: os.cpus().length };
     const kinds = ['none', 'file', 'postgres'];
-    const s = Object.fromEntries(kinds.map((k) => [k, { ms: [], flushMs: [], ackMs: [] }]));
+    const s = Object.fromEntries(kinds.map((k) => [k, { ms: [], flushMs: [], cpuMs: [], ackMs: [], vsNone: [] }]));
     await burst(null, TASKS, 'warm-up'); // JIT and wasm warm before the first measured run
     for (let r = 0; r < REPS; r++) {
       for (const kind of r % 2 ? [...kinds].reverse() : kinds) {
@@ -96,6 +100,7 @@ if (process.argv[2] === '--child') {
           const b = await burst(store, TASKS, `bench-${r}`);
           s[kind].ms.push(b.ms);
           s[kind].flushMs.push(b.flushMs);
+          s[kind].cpuMs.push(b.cpuMs);
           s[kind].ackMs.push(await ack(store, ACKS));
         } finally {
           await store?.close();
@@ -103,11 +108,16 @@ if (process.argv[2] === '--child') {
         }
       }
     }
+    // Each repetition's ratio to the no-store run of the same repetition: the load of a shared
+    // machine drifts less within one repetition than across the whole run.
+    for (let r = 0; r < REPS; r++) for (const k of kinds) s[k].vsNone.push(s[k].ms[r] / s.none.ms[r]);
     results.burst = {};
     for (const k of kinds)
       results.burst[k] = {
         usPerTask: round((median(s[k].ms) * 1000) / TASKS),
         thenFlushMs: round(median(s[k].flushMs)),
+        vsNone: round(median(s[k].vsNone), 2),
+        clientCpuUsPerTask: round((median(s[k].cpuMs) * 1000) / TASKS),
         ackMsPerTask: round(median(s[k].ackMs) / ACKS, 3),
       };
 
