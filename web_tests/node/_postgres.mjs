@@ -89,7 +89,8 @@ export class Cluster {
     const path = join(this.#bin, tool);
     const [cmd, argv] = this.#user ? ['runuser', ['-u', this.#user.name, '--', path, ...args]] : [path, args];
     try {
-      return await run(cmd, argv, { timeout: 120_000, maxBuffer: 16 * 1024 * 1024 });
+      // cwd: the server's user may not be allowed into the caller's folder.
+      return await run(cmd, argv, { cwd: this.dir, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 });
     } catch (e) {
       throw new Error(`${tool} ${args.join(' ')} failed: ${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}`);
     }

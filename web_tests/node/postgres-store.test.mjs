@@ -16,7 +16,7 @@ const opts = { skip: avail.skip, timeout: 60_000 };
 
 // A fresh database per test, so that tests do not see each other's rows.
 let databases = 0;
-async function database(t) {
+async function database() {
   const name = `t${++databases}`;
   const admin = new pg.Client({ connectionString: cluster.url });
   await admin.connect();
@@ -26,7 +26,7 @@ async function database(t) {
 }
 
 async function store(t, options = {}) {
-  const s = new PostgresStore({ connectionString: options.url ?? (await database(t)), leaseMs: 500, ...options });
+  const s = new PostgresStore({ connectionString: options.url ?? (await database()), leaseMs: 500, ...options });
   t.after(() => s.close());
   return s;
 }
@@ -34,7 +34,7 @@ async function store(t, options = {}) {
 const staleOwner = (e) => e instanceof BgTasksError && e.code === 'StaleOwner';
 
 test('the schema is created once, on first use, with its version; stores starting together do not race', opts, async (t) => {
-  const url = await database(t);
+  const url = await database();
   const stores = await Promise.all([1, 2, 3, 4].map(() => store(t, { url })));
   const firsts = await Promise.all(stores.map((s) => s.reserveIds(10)));
   assert.deepEqual([...firsts].sort((a, b) => a - b), [0, 10, 20, 30]);
@@ -45,7 +45,7 @@ test('the schema is created once, on first use, with its version; stores startin
 });
 
 test('a database whose schema is newer than this package is refused with a clear error', opts, async (t) => {
-  const url = await database(t);
+  const url = await database();
   const first = await store(t, { url });
   await first.reserveIds(1);
   await first.pool.query('INSERT INTO bgtasks_schema_version (version) VALUES ($1)', [SCHEMA_VERSION + 1]);
@@ -82,7 +82,7 @@ test('fencing in one statement: a save with an old epoch is refused with StaleOw
 });
 
 test("takeover: another owner's live lease is waited out; a lease whose holder stopped renewing is taken", opts, async (t) => {
-  const url = await database(t);
+  const url = await database();
   const a = await store(t, { url, leaseMs: 300 });
   const b = await store(t, { url, leaseMs: 300, claimTimeoutMs: 200 });
   const { epoch } = await a.claim('x', { owner: 'A' });
@@ -100,7 +100,7 @@ test("takeover: another owner's live lease is waited out; a lease whose holder s
 });
 
 test('a renewal that finds the thread taken over tells the owner (onLost) before its next write', opts, async (t) => {
-  const url = await database(t);
+  const url = await database();
   const a = await store(t, { url, leaseMs: 60 });
   let lost;
   const gone = new Promise((resolve) => (lost = resolve));
@@ -112,7 +112,7 @@ test('a renewal that finds the thread taken over tells the owner (onLost) before
 });
 
 test('a disposed manager lets its threads go: the next one claims them at once and resumes them', opts, async (t) => {
-  const url = await database(t);
+  const url = await database();
   const first = new PostgresStore({ connectionString: url, leaseMs: 60_000, claimTimeoutMs: 0 });
   const m1 = await createTaskManager({ store: first });
   const done = m1.spawn({ thread: 'x', type: 'job', description: 'done' }, async () => 1);
@@ -131,7 +131,7 @@ test('a disposed manager lets its threads go: the next one claims them at once a
 });
 
 test('a corrupt row is refused on resume with InvalidSnapshot naming the thread; other threads still resume', opts, async (t) => {
-  const url = await database(t);
+  const url = await database();
   const s1 = new PostgresStore({ connectionString: url });
   const m1 = await createTaskManager({ store: s1 });
   const ids = {};
@@ -165,7 +165,7 @@ test("payloads jsonb would refuse (NUL, lone surrogates) round-trip", opts, asyn
 });
 
 test("close() ends only a pool the store opened; the caller's pool stays usable", opts, async (t) => {
-  const pool = new pg.Pool({ connectionString: await database(t) });
+  const pool = new pg.Pool({ connectionString: await database() });
   t.after(() => pool.end());
   const s = new PostgresStore(pool, { leaseMs: 1000 });
   assert.equal(s.pool, pool);
