@@ -4,7 +4,8 @@
 // root). The server binaries are looked up in BGTASKS_PG_BIN, then /usr/lib/postgresql/<v>/bin
 // (Debian's `postgresql` package), then PATH. Missing binaries fail the tests unless
 // BGTASKS_SKIP_POSTGRES=1 says to skip them.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { access, chown, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -115,6 +116,19 @@ export class Cluster {
     await this.stop().catch(() => {});
     await rm(this.dir, { recursive: true, force: true, maxRetries: 10 });
   }
+
+  /** destroy() for a process that is exiting without running its after hooks (synchronous). */
+  destroySync() {
+    const path = join(this.#bin, 'pg_ctl');
+    const args = ['-D', join(this.dir, 'data'), '-m', 'immediate', '-w', 'stop'];
+    try {
+      if (this.#user) execFileSync('runuser', ['-u', this.#user.name, '--', path, ...args], { cwd: this.dir, stdio: 'ignore' });
+      else execFileSync(path, args, { cwd: this.dir, stdio: 'ignore' });
+    } catch {
+      // not running
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
 }
 
 /** Starts a fresh cluster for the test file's tests and removes it after them (`after` from node:test). */
@@ -123,7 +137,13 @@ export async function startCluster(after, bin) {
   const dir = await mkdtemp(join(tmpdir(), 'bgtasks-pg-'));
   if (user) await chown(dir, user.uid, user.gid);
   const cluster = new Cluster(bin, user, dir, await freePort());
-  after(() => cluster.destroy());
+  // A process that ends early (an uncaught error, a promise nobody settles) still stops its server.
+  const onExit = () => cluster.destroySync();
+  process.once('exit', onExit);
+  after(async () => {
+    process.off('exit', onExit);
+    await cluster.destroy();
+  });
   await cluster.init();
   await cluster.start();
   return cluster;
