@@ -129,7 +129,10 @@ if (process.argv[2] === '--child') {
         const children = [];
         for (let p = 0; p < procs; p++) {
           const proc = fork(CHILD, ['--child', cluster.url, `fleet-${procs}-${r}-${p}`, String(TASKS)]);
-          await new Promise((resolve) => proc.once('message', resolve)); // ready
+          await new Promise((resolve, reject) => {
+            proc.once('message', resolve); // ready
+            proc.once('exit', (code) => reject(new Error(`fleet child exited (${code}) before it was ready`)));
+          });
           children.push(proc);
         }
         const t0 = performance.now();
