@@ -88,30 +88,31 @@ export class PostgresStore {
    * @param {{ leaseMs?: number, claimTimeoutMs?: number }} [options] with a pool: the lease options
    */
   constructor(target, options = {}) {
-    if (target && typeof target.query === 'function' && typeof target.connect === 'function') {
-      this.#pool = target;
-      this.#ownsPool = false;
-    } else if (target && typeof target === 'object') {
-      options = target;
-      const settings = { ...(options.pool ?? {}) };
-      if (options.connectionString !== undefined)
-        settings.connectionString = checkString(options.connectionString, 'connectionString', { nonEmpty: true });
-      settings.connectionTimeoutMillis ??= 10_000; // an unreachable server fails saves instead of hanging them
-      this.#pool = new pg.Pool(settings);
-      // An idle connection that the server closes (restart, failover) is dropped from the pool and
-      // replaced on next use; without a listener its 'error' event would end the process.
-      this.#pool.on('error', () => {});
-      this.#ownsPool = true;
-    } else {
+    const isPool = target && typeof target.query === 'function' && typeof target.connect === 'function';
+    if (!isPool && (target === null || typeof target !== 'object'))
       throw new TypeError('PostgresStore needs a pg.Pool or { connectionString }');
-    }
-    const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+    if (!isPool) options = target;
+    const leaseMs = options?.leaseMs ?? DEFAULT_LEASE_MS;
     if (!Number.isSafeInteger(leaseMs) || leaseMs < 10) throw new TypeError(`leaseMs must be an integer of at least 10 (got ${leaseMs})`);
-    const claimTimeoutMs = options.claimTimeoutMs ?? 2 * leaseMs;
+    const claimTimeoutMs = options?.claimTimeoutMs ?? 2 * leaseMs;
     if (!Number.isSafeInteger(claimTimeoutMs) || claimTimeoutMs < 0)
       throw new TypeError(`claimTimeoutMs must be a non-negative integer (got ${claimTimeoutMs})`);
     this.#leaseMs = leaseMs;
     this.#claimTimeoutMs = claimTimeoutMs;
+    if (isPool) {
+      this.#pool = target;
+      this.#ownsPool = false;
+      return;
+    }
+    const settings = { ...(options.pool ?? {}) };
+    if (options.connectionString !== undefined)
+      settings.connectionString = checkString(options.connectionString, 'connectionString', { nonEmpty: true });
+    settings.connectionTimeoutMillis ??= 10_000; // an unreachable server fails saves instead of hanging them
+    this.#pool = new pg.Pool(settings);
+    // An idle connection that the server closes (restart, failover) is dropped from the pool and
+    // replaced on next use; without a listener its 'error' event would end the process.
+    this.#pool.on('error', () => {});
+    this.#ownsPool = true;
   }
 
   /** The pool the store queries. */
