@@ -63,8 +63,8 @@
 #include <cstring>
 #include <deque>
 #include <functional>
-#include <memory>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -102,10 +102,10 @@ struct TaskRec {
   std::string thread;
   Kind kind = Kind::Host;
   BodyKind body = BodyKind::Value;
-  bool cancel_true = false;  // cancel (or tree/all/run) said true for it
-  bool gone = false;         // removed by forget or retention: the handle is gone
-  bool forgotten = false;    // a re-entrant forget removed it: a later restore may bring back any entry
-  bool ended = false;        // on_task_end fired
+  bool cancel_true = false;    // cancel (or tree/all/run) said true for it
+  bool gone = false;           // removed by forget or retention: the handle is gone
+  bool forgotten = false;      // a re-entrant forget removed it: a later restore may bring back any entry
+  bool ended = false;          // on_task_end fired
   bool cancel_hooked = false;  // on_cancel_requested fired
   std::optional<TaskSummary> end_summary;
   std::optional<TaskStatus> expected;  // how it ends without a cancel, when known
@@ -129,7 +129,7 @@ struct Timer {
 
 // What user code does when it calls back into the manager.
 enum class Act { Forget, Cancel, CancelTree, CancelAll, SpawnHost, SpawnBody, Restore, Drop, RunIdle, kCount };
-const char* const kActNames[] = {"forget", "cancel", "cancel_tree", "cancel_all", "spawn_host",
+const char* const kActNames[] = {"forget",      "cancel",       "cancel_tree",  "cancel_all",    "spawn_host",
                                  "spawn(body)", "restore_json", "drop_manager", "run_until_idle"};
 struct Reentry {
   Act act = Act::Forget;
@@ -138,7 +138,8 @@ struct Reentry {
 };
 // Where the user code runs.
 enum class Where { Body, Dtor, End, Cancel, Fallback, Commit };
-const char* const kWhereNames[] = {"body", "capture dtor", "on_task_end", "on_cancel_requested", "fallback", "commit hook"};
+const char* const kWhereNames[] = {"body",     "capture dtor", "on_task_end", "on_cancel_requested",
+                                   "fallback", "commit hook"};
 struct Armed {
   Where where;
   int shots;
@@ -154,18 +155,20 @@ bool tracing() {
   static const bool on = std::getenv("FUZZ_TRACE") != nullptr;
   return on;
 }
-#define TRACE(...)                          \
-  do {                                      \
-    if (tracing()) {                        \
-      std::fprintf(stderr, __VA_ARGS__);    \
-      std::fputc('\n', stderr);             \
-    }                                       \
+#define TRACE(...)                       \
+  do {                                   \
+    if (tracing()) {                     \
+      std::fprintf(stderr, __VA_ARGS__); \
+      std::fputc('\n', stderr);          \
+    }                                    \
   } while (0)
 
 class Model {
  public:
   explicit Model(const ManagerOptions& opts, bool grants = false, bool sched = false)
-      : grants_(grants), sched_(sched), opts_(opts),
+      : grants_(grants),
+        sched_(sched),
+        opts_(opts),
         h_(opts, /*with_inbox=*/false, [this](BackgroundTaskManager* m) { destroy_manager(m); }) {
     mgr_ = h_.manager.get();
     weak_ = h_.manager;
@@ -244,9 +247,10 @@ class Model {
   void op_close_inbox();
   void op_grant(Reader& r);
   void op_sched(Reader& r);
-  void check_cancel_count(const std::string& what, std::size_t got, std::size_t want, const std::vector<std::string>& hit,
-                          std::uint64_t acts_before);
-  void check_terminal_event(const std::string& id, TaskRec& rec, EventKind kind, const json& data, const std::string& error, const json& shown);
+  void check_cancel_count(const std::string& what, std::size_t got, std::size_t want,
+                          const std::vector<std::string>& hit, std::uint64_t acts_before);
+  void check_terminal_event(const std::string& id, TaskRec& rec, EventKind kind, const json& data,
+                            const std::string& error, const json& shown);
   void check_fallback();
 
   // ---- helpers ----
@@ -296,20 +300,20 @@ class Model {
   void check_step(bool full = false);
   void finish();
 
-  bool grants_;  // options bit 0x40: some opcode bytes grant ids (op_grant)
-  bool sched_;   // options bit 0x80: limits, grace, deadlines, shutdown (op_sched)
-  bool shutdown_ = false;  // begin_shutdown was called: every spawn is refused
+  bool grants_;                         // options bit 0x40: some opcode bytes grant ids (op_grant)
+  bool sched_;                          // options bit 0x80: limits, grace, deadlines, shutdown (op_sched)
+  bool shutdown_ = false;               // begin_shutdown was called: every spawn is refused
   std::set<std::string> listened_end_;  // tasks whose terminal event a listener saw
   ManagerOptions opts_;
   Harness h_;
-  std::map<std::string, TaskRec> tasks_;  // spawned in this run
-  std::vector<std::string> order_;        // spawn order
-  std::vector<std::string> restored_;     // ids added by restores
-  std::set<std::string> ever_;            // every id spawned or seen in the state
+  std::map<std::string, TaskRec> tasks_;               // spawned in this run
+  std::vector<std::string> order_;                     // spawn order
+  std::vector<std::string> restored_;                  // ids added by restores
+  std::set<std::string> ever_;                         // every id spawned or seen in the state
   std::map<std::string, PersistedTaskMeta> terminal_;  // terminal entries as first seen
-  BackgroundTaskStateSnapshot state_;     // the state after the last step
+  BackgroundTaskStateSnapshot state_;                  // the state after the last step
   std::uint64_t state_version_ = UINT64_MAX;
-  std::vector<std::string> saved_;        // snapshot texts
+  std::vector<std::string> saved_;  // snapshot texts
   std::map<std::uint64_t, Timer> timers_;
   std::uint64_t last_timer_ = 0;
   std::int64_t seq_ = 0;
@@ -320,9 +324,9 @@ class Model {
   BackgroundTaskManager* mgr_ = nullptr;  // null once destroyed
   std::weak_ptr<BackgroundTaskManager> weak_;
   std::shared_ptr<BackgroundTaskManager> hold_;  // the harness's own hold for one operation
-  bool dying_ = false;                            // the manager's destructor is running
+  bool dying_ = false;                           // the manager's destructor is running
   int reentry_depth_ = 0;
-  std::optional<std::string> ending_;      // the task whose end is being reported (fallback, on_task_end)
+  std::optional<std::string> ending_;       // the task whose end is being reported (fallback, on_task_end)
   std::optional<std::string> died_ending_;  // ending_ when the manager died
   std::vector<Armed> armed_;
   bool commit_hook_set_ = false;
@@ -335,7 +339,8 @@ class Model {
   bool granting_ = false;
   std::vector<std::uint64_t> granted_seq_;
   std::set<std::uint64_t> maybe_seen_;
-  std::uint64_t acts_started_ = 0;  // re-entrant calls begun (a restore checks none ran inside it)  // commit hooks on the stack: what they call sees half-written entries
+  std::uint64_t acts_started_ = 0;  // re-entrant calls begun (a restore checks none ran inside it)  // commit hooks on
+                                    // the stack: what they call sees half-written entries
 };
 
 // ---- bodies ---------------------------------------------------------------------------------------
@@ -432,7 +437,8 @@ struct DtorReentry {
   std::vector<Reentry> acts;
   bool armed = true;
   DtorReentry(std::shared_ptr<std::string> s, std::vector<Reentry> a) : self(std::move(s)), acts(std::move(a)) {}
-  DtorReentry(DtorReentry&& o) noexcept : self(std::move(o.self)), acts(std::move(o.acts)), armed(std::exchange(o.armed, false)) {}
+  DtorReentry(DtorReentry&& o) noexcept
+      : self(std::move(o.self)), acts(std::move(o.acts)), armed(std::exchange(o.armed, false)) {}
   DtorReentry(const DtorReentry&) = delete;
   DtorReentry& operator=(const DtorReentry&) = delete;
   DtorReentry& operator=(DtorReentry&&) = delete;
@@ -466,14 +472,18 @@ std::string Model::ref(Reader& r) {
 
 json Model::value(Reader& r) {
   switch (r.u8() % 8) {
-    case 0: return nullptr;
-    case 1: return r.u8();
+    case 0:
+      return nullptr;
+    case 1:
+      return r.u8();
     case 2: {
       const char* const s[] = {"", "x", "\xc3\xbc", "\xff\xfe not utf-8", "a\"b</background-task-event>"};
       return s[r.u8() % std::size(s)];
     }
-    case 3: return json{{"k", r.u8()}, {"nested", {{"ok", true}}}};
-    case 4: return json::array({1, "a", nullptr, 2.5});
+    case 3:
+      return json{{"k", r.u8()}, {"nested", {{"ok", true}}}};
+    case 4:
+      return json::array({1, "a", nullptr, 2.5});
     case 5: {
       std::uint64_t bits = r.u64();
       double d;
@@ -502,17 +512,28 @@ json Model::value(Reader& r) {
 TaskParentContext Model::parent(Reader& r) {
   TaskParentContext p;
   switch (r.u8() % 7) {
-    case 0: break;
-    case 1: p.task_id = ref(r); break;
-    case 2: p.run_id = "run-1"; break;
+    case 0:
+      break;
+    case 1:
+      p.task_id = ref(r);
+      break;
+    case 2:
+      p.run_id = "run-1";
+      break;
     case 3:
       p.task_id = ref(r);
       p.run_id = "run-2";
       p.call_id = "call-2";
       break;
-    case 4: p.task_id = "bg_" + str(manager().next_task_number()); break;  // its own id: a cycle
-    case 5: p.agent_id = "agent-5"; break;
-    default: p.run_id = ""; break;
+    case 4:
+      p.task_id = "bg_" + str(manager().next_task_number());
+      break;  // its own id: a cycle
+    case 5:
+      p.agent_id = "agent-5";
+      break;
+    default:
+      p.run_id = "";
+      break;
   }
   return p;
 }
@@ -580,8 +601,9 @@ void Model::on_task_end(const TaskSummary& s) {
     // Ends the manager may force: a cancel (also of a queued task, or after a grace), a deadline,
     // a shutdown. Otherwise the body's or host's own end, which a cancel request rules out.
     const bool cancelled = s.status == TaskStatus::Cancelled && !s.result && !s.error;
-    const bool forced = s.status == TaskStatus::Failed && s.error &&
-                        (s.error->view() == kInterruptedError || s.error->view().rfind("task timed out after ", 0) == 0);
+    const bool forced =
+        s.status == TaskStatus::Failed && s.error &&
+        (s.error->view() == kInterruptedError || s.error->view().rfind("task timed out after ", 0) == 0);
     if (cancelled || forced) return;
     FUZZ_CHECK(!rec.cancel_hooked, "cancel was requested but the task ended " + show(to_json(s)));
   }
@@ -601,7 +623,8 @@ void Model::on_task_end(const TaskSummary& s) {
 // against live queries (get, is_cancel_requested) rather than predicted.
 void Model::meddle(const std::string& self, const std::string& target, int action) {
   auto cur = manager().get(target);
-  const bool host = in_handles(target) && (tasks_.at(target).kind == Kind::Host || tasks_.at(target).kind == Kind::HostAgent);
+  const bool host =
+      in_handles(target) && (tasks_.at(target).kind == Kind::Host || tasks_.at(target).kind == Kind::HostAgent);
   const bool is_live = in_handles(target) && cur && cur->status == TaskStatus::Running;
   switch (action % 6) {
     case 0: {
@@ -632,12 +655,16 @@ void Model::meddle(const std::string& self, const std::string& target, int actio
       FUZZ_CHECK(got == want, self + " forget(" + target + ") answered " + (got ? "true" : "false"));
       break;
     }
-    case 3: (void)manager().cancel_tree(target); break;
+    case 3:
+      (void)manager().cancel_tree(target);
+      break;
     case 4:
       opts_.retain_finished = action & 8 ? std::optional<std::size_t>(0) : std::optional<std::size_t>(1);
       manager().set_retain_finished(opts_.retain_finished);
       break;
-    default: (void)manager().cancel_all(tasks_.at(self).thread); break;
+    default:
+      (void)manager().cancel_all(tasks_.at(self).thread);
+      break;
   }
   if (dead()) return;
   // Whatever said true is a cancel request: the model learns it from the manager.
@@ -648,7 +675,8 @@ void Model::meddle(const std::string& self, const std::string& target, int actio
 // ---- re-entry: user code calling back into the manager ---------------------------------------------
 void Model::on_fallback(const json& m) {
   fallback_.push_back(m);
-  const std::string id = m.is_object() && m.contains("task_id") && m["task_id"].is_string() ? m["task_id"].get<std::string>() : "";
+  const std::string id =
+      m.is_object() && m.contains("task_id") && m["task_id"].is_string() ? m["task_id"].get<std::string>() : "";
   const bool terminal = m.is_object() && m.value("kind", std::string()) != "custom";
   const auto prev = ending_;
   if (terminal) ending_ = id;  // the fallback of a terminal event runs inside that task's finish
@@ -767,7 +795,8 @@ void Model::act(const std::string& at_hand, const Reentry& e, Where where) {
       const std::size_t got = manager().cancel_all(thread);
       if (dead()) return;
       if (exact && !sched_) FUZZ_CHECK(got == want, who + " on '" + thread + "' = " + str(got) + ", want " + str(want));
-      if (exact && sched_) FUZZ_CHECK(got <= want, who + " on '" + thread + "' = " + str(got) + ", at most " + str(want));
+      if (exact && sched_)
+        FUZZ_CHECK(got <= want, who + " on '" + thread + "' = " + str(got) + ", at most " + str(want));
       break;
     }
     case Act::SpawnHost:
@@ -778,7 +807,9 @@ void Model::act(const std::string& at_hand, const Reentry& e, Where where) {
       auto id = body ? manager().spawn(thread, "shell", std::nullopt, "re-entrant", {}, body_value)
                      : manager().spawn_host(thread, "shell", std::nullopt, "re-entrant", {});
       if (dead()) return;
-      if (exact) FUZZ_CHECK(id.ok() == !(exhausted || manager().shutting_down()), who + ": " + (id.ok() ? *id : id.error().message));
+      if (exact)
+        FUZZ_CHECK(id.ok() == !(exhausted || manager().shutting_down()),
+                   who + ": " + (id.ok() ? *id : id.error().message));
       if (body)
         record_spawn(id, thread, Kind::Body, BodyKind::Value, TaskStatus::Completed, json{{"k", 0}}, std::nullopt);
       else
@@ -786,11 +817,12 @@ void Model::act(const std::string& at_hand, const Reentry& e, Where where) {
       break;
     }
     case Act::Restore: {
-      std::string text = saved_.empty()
-                             ? std::string(R"({"tasks":{"bg_999":{"task_id":"bg_999","task_type":"shell","description":"r",)"
-                                           R"("status":"running","created_at_ms":1},"custom-id":{"task_id":"custom-id",)"
-                                           R"("task_type":"shell","description":"r","status":"completed","created_at_ms":2}}})")
-                             : saved_[e.arg % saved_.size()];
+      std::string text =
+          saved_.empty()
+              ? std::string(R"({"tasks":{"bg_999":{"task_id":"bg_999","task_type":"shell","description":"r",)"
+                            R"("status":"running","created_at_ms":1},"custom-id":{"task_id":"custom-id",)"
+                            R"("task_type":"shell","description":"r","status":"completed","created_at_ms":2}}})")
+              : saved_[e.arg % saved_.size()];
       const std::string thread = thread_of(at_hand);
       auto snap = parse_snapshot(text);
       FUZZ_CHECK(snap.ok(), "re-entrant restore text does not parse");
@@ -819,7 +851,8 @@ void Model::act(const std::string& at_hand, const Reentry& e, Where where) {
     case Act::RunIdle:
       if (where == Where::Body) h_.exec.run_until_idle();  // a poll nested in this body's step
       break;
-    case Act::kCount: break;
+    case Act::kCount:
+      break;
   }
 }
 
@@ -872,17 +905,17 @@ void Model::op_spawn_reentrant(Reader& r) {
     case ReKind::CaptureDtor: {
       want = json{{"k", 8}};
       auto self = std::make_shared<std::string>();
-      id = manager().spawn(thread, "shell", std::nullopt, "capture", {},
-                           [g = DtorReentry(self, acts)](TaskContext ctx) { return body_with_capture(std::move(ctx)); });
+      id =
+          manager().spawn(thread, "shell", std::nullopt, "capture", {},
+                          [g = DtorReentry(self, acts)](TaskContext ctx) { return body_with_capture(std::move(ctx)); });
       if (id.ok()) *self = *id;
       break;
     }
     default: {
       want = json{{"k", 9}};
       const std::string target = ref(r);
-      id = manager().spawn(thread, "shell", std::nullopt, "wait_then", {}, [target, acts](TaskContext ctx) {
-        return body_wait_then(std::move(ctx), target, acts);
-      });
+      id = manager().spawn(thread, "shell", std::nullopt, "wait_then", {},
+                           [target, acts](TaskContext ctx) { return body_wait_then(std::move(ctx), target, acts); });
       break;
     }
   }
@@ -927,11 +960,13 @@ void Model::op_spawn(Reader& r, Kind kind) {
   std::optional<std::string> ambient_task;
   if (ctx & 1) ambient_task = ref(r);
   std::optional<ToolLineageContext> lineage;
-  if (ctx & 2) lineage = ToolLineageContext{(ctx & 4) ? "" : "run-L", (ctx & 8) ? "call-L" : "", (ctx & 16) ? "agent-L" : ""};
+  if (ctx & 2)
+    lineage = ToolLineageContext{(ctx & 4) ? "" : "run-L", (ctx & 8) ? "call-L" : "", (ctx & 16) ? "agent-L" : ""};
 
   // The model's answer.
   std::optional<Errc> want_error;
-  if (shutdown_) want_error = Errc::ShuttingDown;  // before any other check
+  if (shutdown_)
+    want_error = Errc::ShuttingDown;  // before any other check
   else if (name) {
     for (const char* reserved : kReservedNames)
       if (*name == reserved) want_error = Errc::ReservedName;
@@ -971,14 +1006,13 @@ void Model::op_spawn(Reader& r, Kind kind) {
   }
   FUZZ_CHECK(id.ok(), "spawn refused: " + id.error().message);
   FUZZ_CHECK(*id == "bg_" + str(counter), "spawn returned " + *id + ", counter was " + str(counter));
-  record_spawn(id, thread, kind, BodyKind::Value, std::nullopt,
-               std::nullopt, std::nullopt);
+  record_spawn(id, thread, kind, BodyKind::Value, std::nullopt, std::nullopt, std::nullopt);
   auto s = manager().get(*id);
   FUZZ_CHECK(s && s->status == TaskStatus::Running && s->task_type == type && s->description == "desc" &&
                  s->created_at_ms == h_.clock.now_ms(),
              "spawned meta: " + (s ? show(to_json(*s)) : std::string("<absent>")));
-  FUZZ_CHECK(s->parent_context == want_parent, "lineage merge: got " + show(to_json(s->parent_context)) + ", want " +
-                                                   show(to_json(want_parent)));
+  FUZZ_CHECK(s->parent_context == want_parent,
+             "lineage merge: got " + show(to_json(s->parent_context)) + ", want " + show(to_json(want_parent)));
 }
 
 void Model::op_spawn_body(Reader& r) {
@@ -1034,9 +1068,8 @@ void Model::op_spawn_body(Reader& r) {
         expected = TaskStatus::Completed, result = json{{"k", 4}};
         const std::string target = ref(r);
         const int action = r.u8();
-        id = manager().spawn(thread, "shell", name, "meddle", {}, [target, action](TaskContext ctx) {
-          return body_meddle(std::move(ctx), target, action);
-        });
+        id = manager().spawn(thread, "shell", name, "meddle", {},
+                             [target, action](TaskContext ctx) { return body_meddle(std::move(ctx), target, action); });
         break;
       }
       case BodyKind::Waiter: {
@@ -1075,14 +1108,19 @@ void Model::op_complete(Reader& r, bool fail) {
   json v = value(r);
   const std::string msg = fail ? "failed: " + std::to_string(r.u8()) : "";
   std::optional<Errc> want;
-  if (!in_handles(id)) want = Errc::TaskNotFound;
-  else if (tasks_.at(id).kind != Kind::Host && tasks_.at(id).kind != Kind::HostAgent) want = Errc::NotHostTask;
-  else if (!running(id)) want = Errc::TaskTerminated;
+  if (!in_handles(id))
+    want = Errc::TaskNotFound;
+  else if (tasks_.at(id).kind != Kind::Host && tasks_.at(id).kind != Kind::HostAgent)
+    want = Errc::NotHostTask;
+  else if (!running(id))
+    want = Errc::TaskTerminated;
   if (!want) {
     TaskRec& rec = tasks_.at(id);
     rec.expected = fail ? TaskStatus::Failed : TaskStatus::Completed;
-    if (fail) rec.expected_error = msg;
-    else rec.expected_result = v;
+    if (fail)
+      rec.expected_error = msg;
+    else
+      rec.expected_result = v;
   }
   Result<void> got = fail ? manager().fail(id, msg) : manager().complete(id, v);
   if (dead()) return;  // a callback dropped the last reference (the unheld variant)
@@ -1096,11 +1134,14 @@ void Model::op_complete(Reader& r, bool fail) {
   FUZZ_CHECK(rec.ended, "settle returned without ending the task");
   auto s = manager().get(id);
   if (s && rec.sched) {  // a shutdown's request makes it fail as interrupted
-    FUZZ_CHECK(s->status == (rec.cancel_true ? s->status : *rec.expected), "settled " + id + " is " + as_str(s->status));
+    FUZZ_CHECK(s->status == (rec.cancel_true ? s->status : *rec.expected),
+               "settled " + id + " is " + as_str(s->status));
   } else if (s) {  // retention may have dropped it already
     const TaskStatus want_status = rec.cancel_true ? TaskStatus::Cancelled : *rec.expected;
-    FUZZ_CHECK(s->status == want_status, "settled " + id + " is " + as_str(s->status) + ", want " + as_str(want_status));
-    if (!rec.cancel_true && !fail) FUZZ_CHECK(s->result && *s->result == v, "completed result differs: " + show(to_json(*s)));
+    FUZZ_CHECK(s->status == want_status,
+               "settled " + id + " is " + as_str(s->status) + ", want " + as_str(want_status));
+    if (!rec.cancel_true && !fail)
+      FUZZ_CHECK(s->result && *s->result == v, "completed result differs: " + show(to_json(*s)));
     if (!rec.cancel_true && fail) FUZZ_CHECK(s->error == msg, "failed error differs");
     FUZZ_CHECK(s->completed_at_ms == h_.clock.now_ms(), "completed_at_ms");
   }
@@ -1192,7 +1233,8 @@ void Model::op_cancel_run(Reader& r) {
   const std::string run = (r.u8() & 1) ? "run-1" : "run-L";
   std::vector<std::string> roots;
   for (const auto& [id, m] : state_.tasks)
-    if (m.status == TaskStatus::Running && m.parent_context.run_id == run && !m.parent_context.task_id) roots.push_back(id);
+    if (m.status == TaskStatus::Running && m.parent_context.run_id == run && !m.parent_context.task_id)
+      roots.push_back(id);
   std::vector<std::string> hit;
   std::size_t want = 0;
   for (const auto& root : roots) want += tree_count(root, &hit);
@@ -1207,10 +1249,14 @@ void Model::op_send(Reader& r) {
   const std::string content = "msg-" + str(next_seq());
   auto got = manager().send_task_inbox_message(id, thread, "sender", content);
   std::optional<Errc> want;
-  if (!in_handles(id)) want = Errc::TaskNotFound;
-  else if (tasks_.at(id).thread != thread) want = Errc::NotOwner;
-  else if (!running(id)) want = Errc::TaskTerminated;
-  else if (tasks_.at(id).kind != Kind::HostAgent && tasks_.at(id).kind != Kind::Agent) want = Errc::NoInbox;
+  if (!in_handles(id))
+    want = Errc::TaskNotFound;
+  else if (tasks_.at(id).thread != thread)
+    want = Errc::NotOwner;
+  else if (!running(id))
+    want = Errc::TaskTerminated;
+  else if (tasks_.at(id).kind != Kind::HostAgent && tasks_.at(id).kind != Kind::Agent)
+    want = Errc::NoInbox;
   if (want) {
     FUZZ_CHECK(!got.ok() && got.error().code == *want,
                "send " + id + ": want " + errc_name(*want) + ", got " + (got.ok() ? "ok" : got.error().message));
@@ -1261,12 +1307,15 @@ void Model::op_arm_timer(Reader& r) {
   std::uint64_t ms = b < 250 ? b : (b == 250 ? r.u64() : UINT64_MAX - b);
   auto got = manager().arm_host_timer(id, ms);
   std::optional<Errc> want;
-  if (!in_handles(id)) want = Errc::TaskNotFound;
-  else if (tasks_.at(id).kind != Kind::Host && tasks_.at(id).kind != Kind::HostAgent) want = Errc::NotHostTask;
-  else if (!running(id)) want = Errc::TaskTerminated;
+  if (!in_handles(id))
+    want = Errc::TaskNotFound;
+  else if (tasks_.at(id).kind != Kind::Host && tasks_.at(id).kind != Kind::HostAgent)
+    want = Errc::NotHostTask;
+  else if (!running(id))
+    want = Errc::TaskTerminated;
   if (want) {
-    FUZZ_CHECK(!got.ok() && got.error().code == *want,
-               "arm_host_timer " + id + ": want " + errc_name(*want) + ", got " + (got.ok() ? "ok" : got.error().message));
+    FUZZ_CHECK(!got.ok() && got.error().code == *want, "arm_host_timer " + id + ": want " + errc_name(*want) +
+                                                           ", got " + (got.ok() ? "ok" : got.error().message));
     return;
   }
   FUZZ_CHECK(got.ok(), "arm_host_timer refused: " + got.error().message);
@@ -1284,7 +1333,8 @@ void Model::check_fired_timers() {
     t.fired = true;
     const std::uint64_t elapsed = h_.clock.now_ms() - t.armed_at;
     if (slept)
-      FUZZ_CHECK(elapsed >= t.ms, "timer " + str(number) + " fired true after " + str(elapsed) + " of " + str(t.ms) + " ms");
+      FUZZ_CHECK(elapsed >= t.ms,
+                 "timer " + str(number) + " fired true after " + str(elapsed) + " of " + str(t.ms) + " ms");
     else
       FUZZ_CHECK(tasks_.at(t.task).cancel_true || (tasks_.at(t.task).sched && tasks_.at(t.task).ended),
                  "timer fired false without a cancel");
@@ -1293,7 +1343,8 @@ void Model::check_fired_timers() {
 
 void Model::on_listened(const Event& e) {
   FUZZ_CHECK(e.kind != EventKind::Raw, "a listener got a raw message");
-  FUZZ_CHECK(!listened_end_.count(e.task_id), "a listener got an event of " + e.task_id + " after its end: " + show(e.to_json()));
+  FUZZ_CHECK(!listened_end_.count(e.task_id),
+             "a listener got an event of " + e.task_id + " after its end: " + show(e.to_json()));
   if (e.kind != EventKind::Custom) listened_end_.insert(e.task_id);
 }
 
@@ -1309,8 +1360,9 @@ void Model::op_sched(Reader& r) {
       const bool body = b % 6 == 2;
       const bool exhausted = manager().ids_exhausted();
       SpawnOptions o{thread, kTypes[(b >> 3) % 2], std::nullopt, "timed", {}, timeout};
-      auto id = body ? manager().spawn(o, [ms = timeout](TaskContext ctx) { return body_sleep_emit(std::move(ctx), ms, 1); })
-                     : manager().spawn_host(o);
+      auto id =
+          body ? manager().spawn(o, [ms = timeout](TaskContext ctx) { return body_sleep_emit(std::move(ctx), ms, 1); })
+               : manager().spawn_host(o);
       if (dead()) return;
       if (shutdown_) {
         FUZZ_CHECK(!id.ok() && id.error().code == Errc::ShuttingDown, "a timed spawn during a shutdown");
@@ -1353,8 +1405,10 @@ void Model::op_sched(Reader& r) {
       FUZZ_CHECK(manager().shutting_down(), "shutting_down() after begin_shutdown");
       if (!first) FUZZ_CHECK(got == 0, "a second begin_shutdown signalled " + str(got));
       // User code run by the hooks may cancel a later target first: then it is not counted.
-      else if (armed_.empty()) FUZZ_CHECK(got == want, "begin_shutdown signalled " + str(got) + ", want " + str(want));
-      else FUZZ_CHECK(got <= want, "begin_shutdown signalled " + str(got) + ", at most " + str(want));
+      else if (armed_.empty())
+        FUZZ_CHECK(got == want, "begin_shutdown signalled " + str(got) + ", want " + str(want));
+      else
+        FUZZ_CHECK(got <= want, "begin_shutdown signalled " + str(got) + ", at most " + str(want));
       break;
     }
     default: {
@@ -1376,12 +1430,17 @@ void Model::op_advance(Reader& r) {
   std::uint64_t ms = b < 200 ? b : (b < 250 ? 1000u * b : (b < 255 ? r.u64() % (1ull << 40) : r.u64()));
   const std::uint64_t before = h_.clock.now_ms();
   FUZZ_CHECK(h_.exec.advance(ms), "advance on a manual clock");
-  FUZZ_CHECK(h_.clock.now_ms() >= before, "time went backwards: advance(" + str(ms) + ") from " + str(before) +
-                                              " gave " + str(h_.clock.now_ms()));
+  FUZZ_CHECK(h_.clock.now_ms() >= before,
+             "time went backwards: advance(" + str(ms) + ") from " + str(before) + " gave " + str(h_.clock.now_ms()));
   switch (r.u8() % 3) {
-    case 0: break;
-    case 1: h_.exec.poll(); break;
-    default: h_.exec.run_until_idle(); break;
+    case 0:
+      break;
+    case 1:
+      h_.exec.poll();
+      break;
+    default:
+      h_.exec.run_until_idle();
+      break;
   }
 }
 
@@ -1402,10 +1461,12 @@ void Model::check_restore_result(const std::string& thread, const BackgroundTask
   // Ids another thread's entries hold refuse the whole restore.
   std::vector<std::string> held;
   for (const auto& [id, m] : snap.tasks)
-    if (auto it = before.tasks.find(id); it != before.tasks.end() && it->second.owner_thread_id != thread) held.push_back(id);
+    if (auto it = before.tasks.find(id); it != before.tasks.end() && it->second.owner_thread_id != thread)
+      held.push_back(id);
   if (!held.empty()) {
     FUZZ_CHECK(!r.ok() && r.error().code == Errc::IdConflict,
-               "restore naming " + held.front() + " of another thread: " + (r.ok() ? std::string("accepted") : r.error().message));
+               "restore naming " + held.front() +
+                   " of another thread: " + (r.ok() ? std::string("accepted") : r.error().message));
     FUZZ_CHECK(r.error().message.rfind("restore refused: ids held by tasks of another thread: ", 0) == 0 &&
                    r.error().message.find(held.front() + " (thread '") != std::string::npos,
                "IdConflict message: " + r.error().message);
@@ -1448,7 +1509,8 @@ void Model::check_restore_result(const std::string& thread, const BackgroundTask
   });
   std::vector<TaskId> want_skipped;
   for (const auto& [n, id] : skipped) want_skipped.push_back(id);
-  FUZZ_CHECK(r->skipped == want_skipped, "restore reported " + str(r->skipped.size()) + " skipped, want " + str(want_skipped.size()));
+  FUZZ_CHECK(r->skipped == want_skipped,
+             "restore reported " + str(r->skipped.size()) + " skipped, want " + str(want_skipped.size()));
   FUZZ_CHECK(r->highest_number == highest, "restore reported the wrong highest number");
   FUZZ_CHECK(manager().next_task_number() == expected_next(snap, counter_before),
              "counter after restore " + str(manager().next_task_number()));
@@ -1476,12 +1538,24 @@ void Model::op_restore_crafted(Reader& r) {
     std::string id;
     const std::uint8_t k = r.u8();
     switch (k % 6) {
-      case 0: id = "bg_" + str(manager().next_task_number() + r.u8() % 4); break;
-      case 1: id = "bg_" + str(UINT64_MAX - r.u8() % 3); break;
-      case 2: id = "bg_" + str(r.u64()); break;
-      case 3: id = kForeign[r.u8() % std::size(kForeign)]; break;
-      case 4: id = "bg_" + str(r.u8()); break;
-      default: id = order_.empty() ? "bg_0" : order_[r.u8() % order_.size()]; break;
+      case 0:
+        id = "bg_" + str(manager().next_task_number() + r.u8() % 4);
+        break;
+      case 1:
+        id = "bg_" + str(UINT64_MAX - r.u8() % 3);
+        break;
+      case 2:
+        id = "bg_" + str(r.u64());
+        break;
+      case 3:
+        id = kForeign[r.u8() % std::size(kForeign)];
+        break;
+      case 4:
+        id = "bg_" + str(r.u8());
+        break;
+      default:
+        id = order_.empty() ? "bg_0" : order_[r.u8() % order_.size()];
+        break;
     }
     const char* const statuses[] = {"running", "completed", "failed", "cancelled"};
     json e{{"task_id", id},
@@ -1529,7 +1603,9 @@ void Model::op_grant(Reader& r) {
       if (first < top) first = UINT64_MAX;  // wrapped
       break;
     }
-    case 2: first = UINT64_MAX - r.u8() % 4; break;  // cut at the last id
+    case 2:
+      first = UINT64_MAX - r.u8() % 4;
+      break;  // cut at the last id
     default: {
       // Numbers stored now: the manager leaves them out.
       std::vector<std::uint64_t> stored;
@@ -1586,7 +1662,8 @@ void Model::check_events(const std::vector<Event>& events, const std::string* th
     if (thread) FUZZ_CHECK(ev.thread == *thread, "drain(thread) returned another thread's event");
     FUZZ_CHECK(rec.terminal_events == 0, "event after the terminal event: " + show(ev.to_json()));
     if (ev.kind == EventKind::Custom) {
-      FUZZ_CHECK(ev.event_type == "fz" && ev.data.is_object() && ev.data.contains("seq"), "custom event " + show(ev.to_json()));
+      FUZZ_CHECK(ev.event_type == "fz" && ev.data.is_object() && ev.data.contains("seq"),
+                 "custom event " + show(ev.to_json()));
       const std::int64_t seq = ev.data["seq"].get<std::int64_t>();
       FUZZ_CHECK(seq > rec.last_seq, "custom events of " + ev.task_id + " out of order");
       rec.last_seq = seq;
@@ -1623,7 +1700,9 @@ void Model::check_fallback() {
     FUZZ_CHECK(it != tasks_.end(), "fallback event for a task not spawned here: " + show(m));
     const std::string kind = m["kind"].get<std::string>();
     if (kind == "custom") continue;  // emit answered false for it
-    const EventKind k = kind == "completed" ? EventKind::Completed : kind == "failed" ? EventKind::Failed : EventKind::Cancelled;
+    const EventKind k = kind == "completed" ? EventKind::Completed
+                        : kind == "failed"  ? EventKind::Failed
+                                            : EventKind::Cancelled;
     FUZZ_CHECK(kind == "completed" || kind == "failed" || kind == "cancelled", "fallback kind " + show(m));
     check_terminal_event(it->first, it->second, k, m.value("result", json()), m.value("error", std::string()), m);
   }
@@ -1740,8 +1819,8 @@ void Model::check_step(bool full) {
     const TaskRec& rec = it->second;
     FUZZ_CHECK(m.owner_thread_id == rec.thread, "owner changed: " + show(m));
     FUZZ_CHECK(rec.ended && rec.end_summary, "terminal in the store without on_task_end: " + show(m));
-    FUZZ_CHECK(m.to_summary() == *rec.end_summary, "stored end " + show(m) + " differs from on_task_end's " +
-                                                     show(to_json(*rec.end_summary)));
+    FUZZ_CHECK(m.to_summary() == *rec.end_summary,
+               "stored end " + show(m) + " differs from on_task_end's " + show(to_json(*rec.end_summary)));
     if (rec.cancel_true && !rec.sched)
       FUZZ_CHECK(m.status == TaskStatus::Cancelled, "cancel said true but the task ended " + show(m));
   }
@@ -1757,15 +1836,18 @@ void Model::check_step(bool full) {
       ++live_n;
       cancel_live += rec.cancel_true;
     }
-  FUZZ_CHECK(st.running == counts[0] && st.completed == counts[1] && st.failed == counts[2] && st.cancelled == counts[3],
-             "stats counts: " + show(st.to_json()));
+  FUZZ_CHECK(
+      st.running == counts[0] && st.completed == counts[1] && st.failed == counts[2] && st.cancelled == counts[3],
+      "stats counts: " + show(st.to_json()));
   if (sched_)  // queued tasks are live without a body; bodies ended by force still run
-    FUZZ_CHECK(st.queued <= live_n && st.live_bodies + st.queued >= live_n && st.cancel_requested_running == cancel_live,
-               "stats bodies: " + show(st.to_json()));
+    FUZZ_CHECK(
+        st.queued <= live_n && st.live_bodies + st.queued >= live_n && st.cancel_requested_running == cancel_live,
+        "stats bodies: " + show(st.to_json()));
   else
     FUZZ_CHECK(st.live_bodies == live_n && st.cancel_requested_running == cancel_live && st.queued == 0,
                "stats bodies: " + show(st.to_json()));
-  FUZZ_CHECK(st.owner_inbox_depth == h_.inbox->len() && st.owner_inbox_dropped == 0, "stats inbox: " + show(st.to_json()));
+  FUZZ_CHECK(st.owner_inbox_depth == h_.inbox->len() && st.owner_inbox_dropped == 0,
+             "stats inbox: " + show(st.to_json()));
 
   // Retention holds per thread.
   if (opts_.retain_finished) {
@@ -1775,7 +1857,6 @@ void Model::check_step(bool full) {
     for (const auto& [owner, n] : finished)
       FUZZ_CHECK(n <= *opts_.retain_finished, "retain_finished exceeded on thread '" + owner + "'");
   }
-
 }
 
 // The manager is gone (destroyed by user code it ran, or by the harness dropping its reference).
@@ -1843,20 +1924,40 @@ void Model::finish() {
 bool Model::run(Reader& r, std::size_t& ops) {
   g_model = this;
   check_step();
-  static const char* const names[24] = {
-      "spawn",  "spawn",   "spawn_agent(host)", "spawn(body)",   "spawn(body)", "complete", "complete", "fail",
-      "emit",   "cancel",  "cancel",            "cancel_tree",   "cancel_all",  "cancel_descendants_for_run",
-      "send",   "take_agent_messages",          "arm_host_timer", "advance",    "snapshot(save)", "restore(saved)",
-      "restore(crafted)", "forget/retain/close_inbox", "drain", "queries"};
+  static const char* const names[24] = {"spawn",
+                                        "spawn",
+                                        "spawn_agent(host)",
+                                        "spawn(body)",
+                                        "spawn(body)",
+                                        "complete",
+                                        "complete",
+                                        "fail",
+                                        "emit",
+                                        "cancel",
+                                        "cancel",
+                                        "cancel_tree",
+                                        "cancel_all",
+                                        "cancel_descendants_for_run",
+                                        "send",
+                                        "take_agent_messages",
+                                        "arm_host_timer",
+                                        "advance",
+                                        "snapshot(save)",
+                                        "restore(saved)",
+                                        "restore(crafted)",
+                                        "forget/retain/close_inbox",
+                                        "drain",
+                                        "queries"};
   static const char* const reentry_names[8] = {
-      "spawn(re-entrant body)", "spawn(re-entrant body)", "arm callback", "arm callback",
+      "spawn(re-entrant body)",       "spawn(re-entrant body)", "arm callback",    "arm callback",
       "drop the harness's reference", "complete/fail (unheld)", "cancel (unheld)", "disarm"};
   for (; ops < kMaxOps && !r.empty(); ++ops) {
     const std::uint8_t byte = r.u8();
     const std::uint8_t op = byte % 24;
     const int sub = byte >= kReentryBase && byte != 255 ? (byte - kReentryBase) % 8 : -1;
     TRACE("op %zu: %s (next id bg_%llu, now %llu)", ops, sub >= 0 ? reentry_names[sub] : names[op],
-          static_cast<unsigned long long>(manager().next_task_number()), static_cast<unsigned long long>(h_.clock.now_ms()));
+          static_cast<unsigned long long>(manager().next_task_number()),
+          static_cast<unsigned long long>(h_.clock.now_ms()));
     // The harness holds the manager for each operation, except those through which user code may
     // drop the last reference: polls, and the unheld settle and cancel.
     const bool unheld = sub >= 0 ? (sub == 5 || sub == 6) : op == 17;
@@ -1864,45 +1965,106 @@ bool Model::run(Reader& r, std::size_t& ops) {
     commit_reentry_ = sub == 5 || (sub < 0 && (op == 5 || op == 6 || op == 7 || op == 17));
     if (sub >= 0) {
       switch (sub) {
-        case 0: case 1: op_spawn_reentrant(r); break;
-        case 2: case 3: op_arm(r); break;
-        case 4: h_.manager.reset(); break;
-        case 5: op_complete(r, r.u8() & 1); break;
-        case 6: op_cancel(r); break;
-        default: armed_.clear(); break;
+        case 0:
+        case 1:
+          op_spawn_reentrant(r);
+          break;
+        case 2:
+        case 3:
+          op_arm(r);
+          break;
+        case 4:
+          h_.manager.reset();
+          break;
+        case 5:
+          op_complete(r, r.u8() & 1);
+          break;
+        case 6:
+          op_cancel(r);
+          break;
+        default:
+          armed_.clear();
+          break;
       }
-    } else switch (op) {
-      case 0: case 1: op_spawn(r, Kind::Host); break;
-      case 2: op_spawn(r, Kind::HostAgent); break;
-      case 3: case 4: op_spawn_body(r); break;
-      case 5: case 6: op_complete(r, false); break;
-      case 7: op_complete(r, true); break;
-      case 8: op_emit(r); break;
-      case 9: case 10: op_cancel(r); break;
-      case 11: op_cancel_tree(r); break;
-      case 12: op_cancel_all(r); break;
-      case 13: op_cancel_run(r); break;
-      case 14: op_send(r); break;
-      case 15: op_take_messages(r); break;
-      case 16: op_arm_timer(r); break;
-      case 17: op_advance(r); break;
-      case 18: op_snapshot_save(r); break;
-      case 19: op_restore_saved(r), check_step(true); break;
-      case 20: op_restore_crafted(r), check_step(true); break;
-      case 21: {
-        const std::uint8_t b = r.u8();
-        if (b % 4 < 2) op_forget(r);
-        else if (b % 4 == 2) op_retain(r);
-        else op_close_inbox();
-        break;
+    } else
+      switch (op) {
+        case 0:
+        case 1:
+          op_spawn(r, Kind::Host);
+          break;
+        case 2:
+          op_spawn(r, Kind::HostAgent);
+          break;
+        case 3:
+        case 4:
+          op_spawn_body(r);
+          break;
+        case 5:
+        case 6:
+          op_complete(r, false);
+          break;
+        case 7:
+          op_complete(r, true);
+          break;
+        case 8:
+          op_emit(r);
+          break;
+        case 9:
+        case 10:
+          op_cancel(r);
+          break;
+        case 11:
+          op_cancel_tree(r);
+          break;
+        case 12:
+          op_cancel_all(r);
+          break;
+        case 13:
+          op_cancel_run(r);
+          break;
+        case 14:
+          op_send(r);
+          break;
+        case 15:
+          op_take_messages(r);
+          break;
+        case 16:
+          op_arm_timer(r);
+          break;
+        case 17:
+          op_advance(r);
+          break;
+        case 18:
+          op_snapshot_save(r);
+          break;
+        case 19:
+          op_restore_saved(r), check_step(true);
+          break;
+        case 20:
+          op_restore_crafted(r), check_step(true);
+          break;
+        case 21: {
+          const std::uint8_t b = r.u8();
+          if (b % 4 < 2)
+            op_forget(r);
+          else if (b % 4 == 2)
+            op_retain(r);
+          else
+            op_close_inbox();
+          break;
+        }
+        case 22:
+          op_drain(r);
+          break;
+        default:
+          if (grants_ && byte / 24 % 2 == 1)
+            op_grant(r);
+          else if (sched_ && byte / 24 % 3 != 0)
+            op_sched(r);
+          else
+            op_queries(r);
+          break;
       }
-      case 22: op_drain(r); break;
-      default:
-        if (grants_ && byte / 24 % 2 == 1) op_grant(r);
-        else if (sched_ && byte / 24 % 3 != 0) op_sched(r);
-        else op_queries(r);
-        break;
-    }
     commit_reentry_ = false;
     hold_.reset();  // the manager dies here if user code dropped every other reference
     if (dead()) {

@@ -28,9 +28,9 @@ using namespace bgtasks;
 }
 
 // FUZZ_CHECK(cond, detail-expression-yielding-std::string); the detail is only built on failure.
-#define FUZZ_CHECK(cond, detail)                                                  \
-  do {                                                                            \
-    if (!(cond)) ::fuzz::invariant_failed(__FILE__, __LINE__, #cond, (detail));   \
+#define FUZZ_CHECK(cond, detail)                                                \
+  do {                                                                          \
+    if (!(cond)) ::fuzz::invariant_failed(__FILE__, __LINE__, #cond, (detail)); \
   } while (0)
 
 // Core bugs this fuzzing found, all fixed; their reproducers stay in fuzz/corpus/*/ (crash-kb*,
@@ -84,7 +84,8 @@ struct Harness {
 
 // What restore_for_thread makes of `snap` in a manager that has none of its ids and no live body:
 // every owner becomes `owner`, running entries become failed "orphaned" (completed_at_ms untouched).
-inline BackgroundTaskStateSnapshot restored_into_empty(const BackgroundTaskStateSnapshot& snap, const std::string& owner) {
+inline BackgroundTaskStateSnapshot restored_into_empty(const BackgroundTaskStateSnapshot& snap,
+                                                       const std::string& owner) {
   BackgroundTaskStateSnapshot out;
   for (const auto& [id, m] : snap.tasks) {
     PersistedTaskMeta e = m;

@@ -57,7 +57,8 @@ std::optional<Event> decode_event(const json& v) {
   if (kind == v.end() || !kind->is_string() || id == v.end() || !id->is_string()) return std::nullopt;
   const std::string k = kind->get<std::string>();
   const std::string tid = id->get<std::string>();
-  if (k == "custom" && v.size() == 4 && v.contains("payload") && v.contains("event_type") && v["event_type"].is_string())
+  if (k == "custom" && v.size() == 4 && v.contains("payload") && v.contains("event_type") &&
+      v["event_type"].is_string())
     return Event::custom(tid, "", v["event_type"].get<std::string>(), v["payload"]);
   if (k == "completed" && v.size() == 3 && v.contains("result"))
     return Event::terminal(tid, "", TaskResult::success(v["result"]));
@@ -93,7 +94,8 @@ void check_events(const json& v) {
   FUZZ_CHECK(tx.try_send(v), "try_send refused");
   FUZZ_CHECK(rx.len() == 3, "inbox length");
   auto mine = rx.drain_events("th");
-  FUZZ_CHECK(mine.size() == 2 && mine[0].thread == "th" && mine[1].thread == "th", "drain(thread) took the wrong events");
+  FUZZ_CHECK(mine.size() == 2 && mine[0].thread == "th" && mine[1].thread == "th",
+             "drain(thread) took the wrong events");
   FUZZ_CHECK(mine[0].to_json() == typed.to_json() && mine[1].to_json() == v, "drain(thread) changed an event");
   FUZZ_CHECK(rx.len() == 1, "drain(thread) left the wrong events");
   auto rest = rx.try_recv();
@@ -103,7 +105,8 @@ void check_events(const json& v) {
   const std::string arr = rx.drain_json();
   // drain_json output is read by JSON.parse on the JS side: no depth limit there.
   const json parsed = json::parse(arr, nullptr, /*allow_exceptions=*/false);
-  FUZZ_CHECK(!parsed.is_discarded() && parsed == json::array({typed.to_json(), v}), "drain_json: " + arr.substr(0, 500));
+  FUZZ_CHECK(!parsed.is_discarded() && parsed == json::array({typed.to_json(), v}),
+             "drain_json: " + arr.substr(0, 500));
 
   // A bounded inbox that drops the oldest keeps the newest and counts the drop.
   auto [btx, brx] = inbox_channel({1, OverflowPolicy::DropOldest});
@@ -120,10 +123,14 @@ void check_events(const json& v) {
 }
 
 void check_value(const json& v) {
-  round_trip(v, [](const json& x) { return parent_context_from_json(x); }, "parent_context");
-  round_trip(v, [](const json& x) { return summary_from_json(x); }, "summary");
-  round_trip(v, [](const json& x) { return meta_from_json(x); }, "meta");
-  round_trip(v, [](const json& x) { return snapshot_from_json(x); }, "snapshot");
+  round_trip(
+      v, [](const json& x) { return parent_context_from_json(x); }, "parent_context");
+  round_trip(
+      v, [](const json& x) { return summary_from_json(x); }, "summary");
+  round_trip(
+      v, [](const json& x) { return meta_from_json(x); }, "meta");
+  round_trip(
+      v, [](const json& x) { return snapshot_from_json(x); }, "snapshot");
 
   auto meta = meta_from_json(v);
   auto summary = summary_from_json(v);
@@ -169,8 +176,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // Whatever parse_json accepts (a host's result) can be stored and still restored: the snapshot
   // holding it as a task's result must parse (kMaxSnapshotDepth = kMaxJsonDepth + 3).
   {
-    json meta{{"task_id", "bg_1"}, {"task_type", "shell"}, {"description", "d"}, {"status", "completed"},
-              {"created_at_ms", 1}, {"result", *j}};
+    json meta{{"task_id", "bg_1"},     {"task_type", "shell"}, {"description", "d"},
+              {"status", "completed"}, {"created_at_ms", 1},   {"result", *j}};
     auto holder = parse_snapshot(dump(json{{"tasks", {{"bg_1", meta}}}}));
     FUZZ_CHECK(holder.ok(), "a value parse_json accepts makes its snapshot unrestorable: " + holder.error().message);
   }

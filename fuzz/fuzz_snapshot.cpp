@@ -62,7 +62,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::size_t held = 0;
   if (auto decoded = parse_snapshot(text); decoded.ok())
     for (const auto& [id, meta] : decoded->tasks)
-      if (auto it = before_val->tasks.find(id); it != before_val->tasks.end() && it->second.owner_thread_id != thread) ++held;
+      if (auto it = before_val->tasks.find(id); it != before_val->tasks.end() && it->second.owner_thread_id != thread)
+        ++held;
 
   if (!r.ok()) {
     FUZZ_CHECK(!r.error().message.empty(), "error without a message");
@@ -73,7 +74,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       FUZZ_CHECK(r.error().message.rfind("restore refused: ids held by tasks of another thread: ", 0) == 0,
                  "IdConflict message: " + r.error().message);
     } else {
-      FUZZ_CHECK(r.error().code == Errc::InvalidSnapshot, std::string("unexpected error code ") + errc_name(r.error().code));
+      FUZZ_CHECK(r.error().code == Errc::InvalidSnapshot,
+                 std::string("unexpected error code ") + errc_name(r.error().code));
       FUZZ_CHECK(!parse_snapshot(text).ok(), "restore_json refused what parse_snapshot accepts");
     }
   } else {
@@ -92,14 +94,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (auto n = parse_bg_number(id)) highest = std::max(highest.value_or(0), *n);
     for (const auto& [id, meta] : was) {
       auto it = now.find(id);
-      FUZZ_CHECK(it != now.end() && it->second == meta,
-                 "restore changed an existing entry " + id + ": " + show(&meta) + " -> " +
-                     show(it == now.end() ? nullptr : &it->second));
+      FUZZ_CHECK(it != now.end() && it->second == meta, "restore changed an existing entry " + id + ": " + show(&meta) +
+                                                            " -> " + show(it == now.end() ? nullptr : &it->second));
     }
     for (const auto& [id, meta] : snap->tasks) {
       if (was.count(id)) {
         ++skipped;
-        FUZZ_CHECK(std::count(r->skipped.begin(), r->skipped.end(), id) == 1, "skipped id " + id + " not reported once");
+        FUZZ_CHECK(std::count(r->skipped.begin(), r->skipped.end(), id) == 1,
+                   "skipped id " + id + " not reported once");
         continue;
       }
       ++added;
@@ -107,10 +109,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       one.tasks.emplace(id, meta);
       const auto want = fuzz::restored_into_empty(one, thread).tasks.at(id);
       auto it = now.find(id);
-      FUZZ_CHECK(it != now.end() && it->second == want,
-                 "restored entry " + id + " is " + show(it == now.end() ? nullptr : &it->second) + ", want " + show(&want));
+      FUZZ_CHECK(
+          it != now.end() && it->second == want,
+          "restored entry " + id + " is " + show(it == now.end() ? nullptr : &it->second) + ", want " + show(&want));
     }
-    FUZZ_CHECK(r->added == added, "restore_json returned " + std::to_string(r->added) + ", added " + std::to_string(added));
+    FUZZ_CHECK(r->added == added,
+               "restore_json returned " + std::to_string(r->added) + ", added " + std::to_string(added));
     FUZZ_CHECK(r->skipped.size() == skipped, "restore_json reported " + std::to_string(r->skipped.size()) + " skipped");
     FUZZ_CHECK(std::is_sorted(r->skipped.begin(), r->skipped.end(),
                               [](const std::string& a, const std::string& b) {
@@ -122,8 +126,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                "skipped ids out of id order");
     FUZZ_CHECK(r->highest_number == highest, "restore_json reported the wrong highest number");
     FUZZ_CHECK(now.size() == was.size() + added, "restore added entries that were not in the snapshot");
-    FUZZ_CHECK(m.next_task_number() == fuzz::counter_after(*snap, n0),
-               "counter " + std::to_string(m.next_task_number()) + ", want " + std::to_string(fuzz::counter_after(*snap, n0)));
+    FUZZ_CHECK(
+        m.next_task_number() == fuzz::counter_after(*snap, n0),
+        "counter " + std::to_string(m.next_task_number()) + ", want " + std::to_string(fuzz::counter_after(*snap, n0)));
 
     fuzz::check_restore_stable(after);
 

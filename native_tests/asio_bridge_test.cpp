@@ -2,7 +2,17 @@
 // executor driven by an io_context (asio_driver). Built only where asio is installed
 // (native_tests/CMakeLists.txt). Real time appears only as short asio timers the io_context
 // waits for; nothing sleeps a fixed time, and cross-thread tests wait on conditions.
+#include <gtest/gtest.h>
+
 #include <array>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/connect_pipe.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/read.hpp>
+#include <asio/readable_pipe.hpp>
+#include <asio/writable_pipe.hpp>
+#include <asio/write.hpp>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -12,16 +22,6 @@
 #include <tuple>
 #include <vector>
 
-#include <asio/bind_cancellation_slot.hpp>
-#include <asio/cancellation_signal.hpp>
-#include <asio/connect_pipe.hpp>
-#include <asio/executor_work_guard.hpp>
-#include <asio/read.hpp>
-#include <asio/readable_pipe.hpp>
-#include <asio/writable_pipe.hpp>
-#include <asio/write.hpp>
-#include <gtest/gtest.h>
-
 #include "bgtasks/asio.hpp"
 #include "support.hpp"
 
@@ -30,7 +30,8 @@ namespace {
 using namespace bgtasks;
 using namespace std::chrono_literals;
 
-static_assert(native_awaitable<std::remove_cvref_t<decltype(std::declval<asio::steady_timer&>().async_wait(use_fiber))>>);
+static_assert(
+    native_awaitable<std::remove_cvref_t<decltype(std::declval<asio::steady_timer&>().async_wait(use_fiber))>>);
 
 // An io_context, an executor on the system clock and a manager, destroyed in that order's reverse.
 struct AsioHarness {
@@ -229,17 +230,17 @@ TEST(AsioBridge, ExecutorGoneWithOperationsPending) {
     drv.start();
     // One timer in the frame (cancelled as the frame goes), one outside it (fires later).
     ASSERT_TRUE(m->spawn("t", "timer", std::nullopt, "inside", {}, [&io](TaskContext) -> Co<TaskResult> {
-      asio::steady_timer inside(io, 60s);
-      co_await inside.async_wait(use_fiber);
-      co_return TaskResult::success(nullptr);
-    }).ok());
+                   asio::steady_timer inside(io, 60s);
+                   co_await inside.async_wait(use_fiber);
+                   co_return TaskResult::success(nullptr);
+                 }).ok());
     exec.spawn([](asio::steady_timer* t) -> Co<void> { co_await t->async_wait(use_fiber); }(&outside));
     while (io.poll() > 0) {
     }
     EXPECT_EQ(m->stats().running, 1u);
     drv.stop();
     m.reset();
-  }  // the executor goes with its detached coroutine still waiting
+  }          // the executor goes with its detached coroutine still waiting
   io.run();  // both completions run now: the executor's queue is closed
 }
 
@@ -248,11 +249,14 @@ TEST(AsioBridge, IoContextGoneWithAnOperationPending) {
   auto io = std::make_unique<asio::io_context>();
   auto timer = std::make_unique<asio::steady_timer>(*io, 60s);
   bool resumed = false;
-  ASSERT_TRUE(h.m().spawn("t", "timer", std::nullopt, "waits", {}, [&](TaskContext) -> Co<TaskResult> {
-    co_await timer->async_wait(use_fiber);
-    resumed = true;
-    co_return TaskResult::success(nullptr);
-  }).ok());
+  ASSERT_TRUE(h.m()
+                  .spawn("t", "timer", std::nullopt, "waits", {},
+                         [&](TaskContext) -> Co<TaskResult> {
+                           co_await timer->async_wait(use_fiber);
+                           resumed = true;
+                           co_return TaskResult::success(nullptr);
+                         })
+                  .ok());
   h.exec.run_until_idle();
   // The io_context goes with the operation pending: its handler is destroyed, never called, and
   // the body stays suspended until its frame goes.
@@ -270,11 +274,14 @@ TEST(AsioBridge, DriverFollowsSoonerDeadlinesArmedFromHostCode) {
   asio_driver drv(h.io, h.exec);
   drv.start();
   std::vector<std::string> order;
-  ASSERT_TRUE(h.m().spawn("t", "sleep", std::nullopt, "slow", {}, [&](TaskContext ctx) -> Co<TaskResult> {
-    co_await ctx.sleep(200);
-    order.push_back("slow");
-    co_return TaskResult::success(nullptr);
-  }).ok());
+  ASSERT_TRUE(h.m()
+                  .spawn("t", "sleep", std::nullopt, "slow", {},
+                         [&](TaskContext ctx) -> Co<TaskResult> {
+                           co_await ctx.sleep(200);
+                           order.push_back("slow");
+                           co_return TaskResult::success(nullptr);
+                         })
+                  .ok());
   // Once the driver waits for the 200 ms deadline, an asio handler spawns a 10 ms sleeper.
   asio::steady_timer later(h.io, 2ms);
   later.async_wait([&](const asio::error_code&) {

@@ -4,6 +4,8 @@
 // answer the expected code with a message naming the problem and leave the manager unchanged
 // (snapshot_json, next_task_number, stats, inbox depths); each accepted row must have its
 // documented effect. Nothing may crash. The format is described in scenarios/bad_inputs/README.md.
+#include <gtest/gtest.h>
+
 #include <cctype>
 #include <cstdint>
 #include <fstream>
@@ -15,8 +17,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "bgtasks/bgtasks.hpp"
 #include "support.hpp"
@@ -61,7 +61,8 @@ std::vector<Row> native_rows() {
 // ---- decoding a row ---------------------------------------------------------------------------
 std::string from_hex(std::string_view hex) {
   std::string out;
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+    out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
   return out;
 }
 
@@ -75,7 +76,8 @@ std::string expand(std::string s, const json& row) {
     const std::size_t times = e.at("times");
     fill.reserve(unit.size() * times);
     for (std::size_t i = 0; i < times; ++i) fill += unit;
-    for (std::size_t p = s.find(marker); p != std::string::npos; p = s.find(marker, p + fill.size())) s.replace(p, marker.size(), fill);
+    for (std::size_t p = s.find(marker); p != std::string::npos; p = s.find(marker, p + fill.size()))
+      s.replace(p, marker.size(), fill);
   }
   return s;
 }
@@ -107,7 +109,8 @@ Expect expectation(const json& row) {
     for (auto it = row["native"].begin(); it != row["native"].end(); ++it) merged[it.key()] = it.value();
   Expect e;
   e.error = merged.value("error", json());
-  if (merged.contains("message_contains")) e.message_contains = merged["message_contains"].get<std::vector<std::string>>();
+  if (merged.contains("message_contains"))
+    e.message_contains = merged["message_contains"].get<std::vector<std::string>>();
   e.accepted = merged.value("accepted", json::object());
   if (merged.contains("known_bug")) e.known_bug = merged["known_bug"].get<std::string>();
   return e;
@@ -135,8 +138,9 @@ struct World {
       const bool agent = t.value("agent", false);
       std::optional<std::string> name;
       if (t.contains("task_name")) name = t["task_name"].get<std::string>();
-      auto id = m.spawn_host(thread, t.value("type", "shell"), name ? std::optional<std::string_view>(*name) : std::nullopt,
-                             t.value("description", ""), {}, agent);
+      auto id =
+          m.spawn_host(thread, t.value("type", "shell"), name ? std::optional<std::string_view>(*name) : std::nullopt,
+                       t.value("description", ""), {}, agent);
       EXPECT_TRUE(id.ok());
       if (!id.ok()) continue;
       EXPECT_EQ(*id, t.at("expect_id").get<std::string>());
@@ -195,14 +199,15 @@ Outcome run_op(World& w, const json& row) {
   if (op == "spawn") {
     std::optional<std::string> name;
     if (row.contains("task_name") && !row["task_name"].is_null()) name = str_input(row, "task_name", "");
-    auto r = m.spawn_host(thread, str_input(row, "type", "shell"), name ? std::optional<std::string_view>(*name) : std::nullopt,
+    auto r = m.spawn_host(thread, str_input(row, "type", "shell"),
+                          name ? std::optional<std::string_view>(*name) : std::nullopt,
                           str_input(row, "description", ""), {}, row.value("agent", false));
     if (!r) return {r.error(), nullptr};
     return {std::nullopt, *r};
   }
   if (op == "send") {
-    auto r = m.send_task_inbox_message(w.resolve(str_input(row, "task", "@agent")), thread, str_input(row, "from", "parent"),
-                                       str_input(row, "content", "hi"));
+    auto r = m.send_task_inbox_message(w.resolve(str_input(row, "task", "@agent")), thread,
+                                       str_input(row, "from", "parent"), str_input(row, "content", "hi"));
     if (!r) return {r.error(), nullptr};
     return {std::nullopt, nullptr};
   }
@@ -225,7 +230,8 @@ TEST_P(Catalogue, Row) {
   const json& row = GetParam().j;
   const Expect want = expectation(row);
   if (want.known_bug) GTEST_SKIP() << "known bug: " << *want.known_bug;
-  ASSERT_FALSE(want.error.is_string() && want.error == "TypeError") << "TypeError is a JS answer; give a \"native\" override";
+  ASSERT_FALSE(want.error.is_string() && want.error == "TypeError")
+      << "TypeError is a JS answer; give a \"native\" override";
 
   World w;
   // Ids granted as a shared store would grant them ({"grant": [first, count]}).
@@ -237,9 +243,11 @@ TEST_P(Catalogue, Row) {
     ASSERT_TRUE(got.error.has_value()) << "accepted, answered " << got.value.dump();
     EXPECT_EQ(std::string(errc_name(got.error->code)), want.error.get<std::string>()) << got.error->message;
     for (const auto& s : want.message_contains)
-      EXPECT_NE(got.error->message.find(s), std::string::npos) << "message lacks \"" << s << "\": " << got.error->message;
-    EXPECT_TRUE(w.state() == before) << "state changed:\n" << before.snapshot << "\n→ " << w.state().snapshot << "\nstats "
-                                     << before.stats << " → " << w.state().stats;
+      EXPECT_NE(got.error->message.find(s), std::string::npos)
+          << "message lacks \"" << s << "\": " << got.error->message;
+    EXPECT_TRUE(w.state() == before) << "state changed:\n"
+                                     << before.snapshot << "\n→ " << w.state().snapshot << "\nstats " << before.stats
+                                     << " → " << w.state().stats;
   } else {
     ASSERT_FALSE(got.error.has_value()) << errc_name(got.error->code) << ": " << got.error->message;
     const std::string op = row.at("op");

@@ -1,12 +1,12 @@
 // The binding's scheduling calls (docs/scheduling.md, "The binding"), made natively on the Core
 // class of wasm/bindings.cpp (compiled here against the Embind stub, as bench/native/binding_path
 // does): what JS reads back from the header, the records and the text buffer.
+#include <gtest/gtest.h>
+
 #include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "../wasm/bindings.cpp"
 

@@ -1,11 +1,12 @@
 // The per-thread block cache behind coroutine frames and task cores (block_pool.hpp).
+#include "bgtasks/block_pool.hpp"
+
 #include <gtest/gtest.h>
 
 #include <thread>
 #include <vector>
 
 #include "bgtasks/bgtasks.hpp"
-#include "bgtasks/block_pool.hpp"
 #include "support.hpp"
 
 namespace bgtasks {
@@ -60,7 +61,8 @@ TEST_F(BlockCache, EachThreadHasItsOwnEmptiedWhenTheThreadEnds) {
     detail::pool_deallocate(a, 64);  // freed on another thread: cached there
     EXPECT_EQ(block_cache_stats().blocks, 1u);
   }).join();
-  EXPECT_EQ(detail::blocks_released_at_thread_exit(), released_before + 1) << "the thread's cache was emptied at its exit";
+  EXPECT_EQ(detail::blocks_released_at_thread_exit(), released_before + 1)
+      << "the thread's cache was emptied at its exit";
   EXPECT_EQ(block_cache_stats().blocks, 1u) << "this thread's cache is its own";
 }
 

@@ -4,6 +4,8 @@
 //    scenarios and the bad-input catalogue, and seeded generated texts with wrong types,
 //    duplicate keys, unknown keys, missing fields and broken syntax);
 //  - write_json / dump(x) / drain_json write the bytes of nlohmann's dump of the DOM form.
+#include <gtest/gtest.h>
+
 #include <clocale>
 #include <cmath>
 #include <cstdint>
@@ -16,8 +18,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "bgtasks/bgtasks.hpp"
 
@@ -107,7 +107,9 @@ class Gen {
   std::uint32_t pick(std::uint32_t n) { return std::uniform_int_distribution<std::uint32_t>(0, n - 1)(rng_); }
 
   std::string id() {
-    static const char* ids[] = {"bg_0", "bg_1", "bg_2", "bg_10", "bg_9", "x", "", "bg_\xc3\xa9", "a\"b", "bg_18446744073709551615", "B", "bg_01"};
+    static const char* ids[] = {"bg_0", "bg_1", "bg_2",        "bg_10", "bg_9",
+                                "x",    "",     "bg_\xc3\xa9", "a\"b",  "bg_18446744073709551615",
+                                "B",    "bg_01"};
     return ids[pick(sizeof ids / sizeof *ids)];
   }
 
@@ -115,18 +117,30 @@ class Gen {
 
   std::string any_scalar() {
     switch (pick(12)) {
-      case 0: return "null";
-      case 1: return "true";
-      case 2: return "false";
-      case 3: return "0";
-      case 4: return "-3";
-      case 5: return "-0";
-      case 6: return "1.5";
-      case 7: return "1e3";
-      case 8: return "18446744073709551615";
-      case 9: return "18446744073709551616";
-      case 10: return "\"s\\u00e9\\n\"";
-      default: return quoted(id());
+      case 0:
+        return "null";
+      case 1:
+        return "true";
+      case 2:
+        return "false";
+      case 3:
+        return "0";
+      case 4:
+        return "-3";
+      case 5:
+        return "-0";
+      case 6:
+        return "1.5";
+      case 7:
+        return "1e3";
+      case 8:
+        return "18446744073709551615";
+      case 9:
+        return "18446744073709551616";
+      case 10:
+        return "\"s\\u00e9\\n\"";
+      default:
+        return quoted(id());
     }
   }
 
@@ -142,10 +156,12 @@ class Gen {
       case 1: {
         std::string s = "{";
         const auto n = pick(3);
-        for (std::uint32_t i = 0; i < n; ++i) s += std::string(i ? "," : "") + (pick(2) ? "\"k\"" : "\"j\"") + ":" + any_value(depth - 1);
+        for (std::uint32_t i = 0; i < n; ++i)
+          s += std::string(i ? "," : "") + (pick(2) ? "\"k\"" : "\"j\"") + ":" + any_value(depth - 1);
         return s + "}";
       }
-      default: return any_scalar();
+      default:
+        return any_scalar();
     }
   }
 
@@ -177,7 +193,8 @@ class Gen {
     maybe("name", pick(3) ? string_or_any("n") : "null", 2);
     maybe("description", string_or_any("d\tx"), 25);
     static const char* statuses[] = {"running", "completed", "failed", "cancelled", "done", "Running"};
-    maybe("status", pick(12) ? quoted(statuses[pick(4)]) : (pick(2) ? quoted(statuses[4 + pick(2)]) : any_value(1)), 25);
+    maybe("status", pick(12) ? quoted(statuses[pick(4)]) : (pick(2) ? quoted(statuses[4 + pick(2)]) : any_value(1)),
+          25);
     maybe("error", pick(3) ? string_or_any("boom") : "null", 2);
     maybe("result", any_value(3), 2);
     maybe("created_at_ms", pick(10) ? std::to_string(pick(100000)) : any_scalar(), 25);
@@ -207,10 +224,18 @@ class Gen {
     if (s.empty()) return s;
     const auto at = pick(static_cast<std::uint32_t>(s.size()));
     switch (pick(4)) {
-      case 0: s.resize(at); break;
-      case 1: s[at] = static_cast<char>(pick(256)); break;
-      case 2: s.insert(s.begin() + at, static_cast<char>(pick(256))); break;
-      default: s.insert(at, "\"\xff\"") ; break;
+      case 0:
+        s.resize(at);
+        break;
+      case 1:
+        s[at] = static_cast<char>(pick(256));
+        break;
+      case 2:
+        s.insert(s.begin() + at, static_cast<char>(pick(256)));
+        break;
+      default:
+        s.insert(at, "\"\xff\"");
+        break;
     }
     return s;
   }
@@ -252,71 +277,98 @@ TEST(CodecDifferential, ReaderMatchesDomOnGeneratedTexts) {
       ADD_FAILURE() << d << "\ninput: " << t;
     }
     auto r = parse_snapshot(t);
-    if (r.ok()) ++accepted;
-    else messages.insert(r.error().message);
+    if (r.ok())
+      ++accepted;
+    else
+      messages.insert(r.error().message);
   }
   // The generator must reach the success path and many distinct errors to mean something.
   EXPECT_GT(accepted, 1000u);
   EXPECT_GT(messages.size(), 150u);
   std::string all;
   for (const auto& m : messages) all += m + "\n";
-  for (const char* part : {"not valid JSON", "missing field \"tasks\"", "tasks: expected an object", "expected an object {",
-                           "must not be empty", "does not match its key", "unknown status", "missing field \"created_at_ms\"",
-                           "expected a non-negative integer, got", "below 2^64", "parent_context: expected an object",
-                           "parent_context.run_id: expected a string or null", "owner_thread_id: expected a string,",
-                           "name: expected a string or null", "error: expected a string or null", "description: expected a string"})
+  for (const char* part :
+       {"not valid JSON", "missing field \"tasks\"", "tasks: expected an object", "expected an object {",
+        "must not be empty", "does not match its key", "unknown status", "missing field \"created_at_ms\"",
+        "expected a non-negative integer, got", "below 2^64", "parent_context: expected an object",
+        "parent_context.run_id: expected a string or null", "owner_thread_id: expected a string,",
+        "name: expected a string or null", "error: expected a string or null", "description: expected a string"})
     EXPECT_NE(all.find(part), std::string::npos) << part;
 }
 
 TEST(CodecDifferential, ReaderMatchesDomOnLimits) {
-  const std::string deep_ok = "{\"tasks\":{\"bg_0\":{\"task_id\":\"bg_0\",\"task_type\":\"t\",\"description\":\"d\",\"status\":\"completed\","
-                              "\"created_at_ms\":1,\"result\":" +
-                              std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']') + "}}}";
+  const std::string deep_ok =
+      "{\"tasks\":{\"bg_0\":{\"task_id\":\"bg_0\",\"task_type\":\"t\",\"description\":\"d\",\"status\":\"completed\","
+      "\"created_at_ms\":1,\"result\":" +
+      std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']') + "}}}";
   EXPECT_EQ(compare_decode(deep_ok), "");
   EXPECT_TRUE(parse_snapshot(deep_ok).ok());
   const std::string too_deep = "{\"tasks\":{\"bg_0\":{\"result\":" + std::string(kMaxJsonDepth + 1, '[') +
                                std::string(kMaxJsonDepth + 1, ']') + "}}}";
   EXPECT_EQ(compare_decode(too_deep), "");
   EXPECT_FALSE(parse_snapshot(too_deep).ok());
-  for (const char* t : {"", " ", "\xef\xbb\xbf{\"tasks\":{}}", "{\"tasks\":{}} x", "{\"tasks\":{}}\n", "null", "[]", "1e400",
-                        "{\"tasks\":{\"a\":{\"created_at_ms\":1e400}}}", "{\"tasks\":{\"\\ud800\":1}}"})
+  for (const char* t : {"", " ", "\xef\xbb\xbf{\"tasks\":{}}", "{\"tasks\":{}} x", "{\"tasks\":{}}\n", "null", "[]",
+                        "1e400", "{\"tasks\":{\"a\":{\"created_at_ms\":1e400}}}", "{\"tasks\":{\"\\ud800\":1}}"})
     EXPECT_EQ(compare_decode(t), "") << t;
 }
 
 // ---- writer ------------------------------------------------------------------------------------
 std::string odd_string(std::mt19937& rng) {
-  static const char* pieces[] = {"a", "bg_1", "\"", "\\", "/", "\b", "\f", "\n", "\r", "\t", "<NUL>",
-                                 "\x01", "\x1f", "\x7f", " ", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xed\x9f\xbf",
+  static const char* pieces[] = {"a", "bg_1", "\"", "\\", "/", "\b", "\f", "\n", "\r", "\t", "<NUL>", "\x01", "\x1f",
+                                 "\x7f", " ", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xed\x9f\xbf",
                                  "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf",
                                  // ill-formed: lone continuation, overlong, surrogate, above U+10FFFF, truncated
-                                 "\x80", "\xc0\xaf", "\xc1\xbf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf5", "\xff", "\xe2\x82",
-                                 "\xf0\x9f\x98", "\xe0\x80\x80", "\xf0\x80\x80\x80", "\xc3"};
+                                 "\x80", "\xc0\xaf", "\xc1\xbf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf5", "\xff",
+                                 "\xe2\x82", "\xf0\x9f\x98", "\xe0\x80\x80", "\xf0\x80\x80\x80", "\xc3"};
   std::string s;
   const int n = std::uniform_int_distribution<int>(0, 6)(rng);
   for (int i = 0; i < n; ++i) {
     const auto k = std::uniform_int_distribution<std::size_t>(0, sizeof pieces / sizeof *pieces - 1)(rng);
-    if (k == 10) s.push_back('\0');
-    else s += pieces[k];
+    if (k == 10)
+      s.push_back('\0');
+    else
+      s += pieces[k];
   }
   return s;
 }
 
 json odd_value(std::mt19937& rng, int depth) {
   const int k = std::uniform_int_distribution<int>(0, depth > 0 ? 11 : 9)(rng);
-  static const double doubles[] = {0.0, -0.0, 1.5, -2.25, 1e300, 1e-300, 5e-324, 0.1, 123456789.125, 1e21, 1e16,
-                                   std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
-                                   -std::numeric_limits<double>::infinity(), 3.0};
+  static const double doubles[] = {0.0,
+                                   -0.0,
+                                   1.5,
+                                   -2.25,
+                                   1e300,
+                                   1e-300,
+                                   5e-324,
+                                   0.1,
+                                   123456789.125,
+                                   1e21,
+                                   1e16,
+                                   std::numeric_limits<double>::quiet_NaN(),
+                                   std::numeric_limits<double>::infinity(),
+                                   -std::numeric_limits<double>::infinity(),
+                                   3.0};
   switch (k) {
-    case 0: return nullptr;
-    case 1: return true;
-    case 2: return false;
-    case 3: return std::uniform_int_distribution<std::uint64_t>()(rng);
-    case 4: return std::uniform_int_distribution<std::int64_t>(std::numeric_limits<std::int64_t>::min(), -1)(rng);
-    case 5: return doubles[std::uniform_int_distribution<std::size_t>(0, sizeof doubles / sizeof *doubles - 1)(rng)];
-    case 6: return std::uniform_real_distribution<double>(-1e6, 1e6)(rng);
-    case 7: return json::binary({1, 2, 3});
+    case 0:
+      return nullptr;
+    case 1:
+      return true;
+    case 2:
+      return false;
+    case 3:
+      return std::uniform_int_distribution<std::uint64_t>()(rng);
+    case 4:
+      return std::uniform_int_distribution<std::int64_t>(std::numeric_limits<std::int64_t>::min(), -1)(rng);
+    case 5:
+      return doubles[std::uniform_int_distribution<std::size_t>(0, sizeof doubles / sizeof *doubles - 1)(rng)];
+    case 6:
+      return std::uniform_real_distribution<double>(-1e6, 1e6)(rng);
+    case 7:
+      return json::binary({1, 2, 3});
     case 8:
-    case 9: return odd_string(rng);
+    case 9:
+      return odd_string(rng);
     case 10: {
       json a = json::array();
       for (int i = std::uniform_int_distribution<int>(0, 3)(rng); i > 0; --i) a.push_back(odd_value(rng, depth - 1));
@@ -324,7 +376,8 @@ json odd_value(std::mt19937& rng, int depth) {
     }
     default: {
       json o = json::object();
-      for (int i = std::uniform_int_distribution<int>(0, 3)(rng); i > 0; --i) o[odd_string(rng)] = odd_value(rng, depth - 1);
+      for (int i = std::uniform_int_distribution<int>(0, 3)(rng); i > 0; --i)
+        o[odd_string(rng)] = odd_value(rng, depth - 1);
       return o;
     }
   }
@@ -356,29 +409,31 @@ PersistedTaskMeta odd_meta(std::mt19937& rng) {
 TEST(CodecDifferential, ReaderMatchesNlohmannOnLexicalCorners) {
   const std::vector<std::string> texts = {
       // whitespace, literals, BOM
-      " \t\r\n1 ", "\v1", "\f1", "1\v", "true", "tru", "truex", "nul", "null ", "false,", "TRUE",
-      "\xEF\xBB\xBF{}", "\xEF\xBB{}", "\xEF{}", " \xEF\xBB\xBF{}", "\xEF\xBB\xBF", "\xEF\xBB\xBF\xEF\xBB\xBF" "1",
+      " \t\r\n1 ", "\v1", "\f1", "1\v", "true", "tru", "truex", "nul", "null ", "false,", "TRUE", "\xEF\xBB\xBF{}",
+      "\xEF\xBB{}", "\xEF{}", " \xEF\xBB\xBF{}", "\xEF\xBB\xBF",
+      "\xEF\xBB\xBF\xEF\xBB\xBF"
+      "1",
       // numbers
       "0", "-0", "-0.0", "00", "01", "-01", "1.", ".5", "-", "+1", "1e", "1e+", "1E-2", "1e05", "0e0", "-0e-0",
       "1.5e308", "1e309", "-1e309", "1e-400", "2.2250738585072014e-308", "0.1", "123456789012345678901234567890",
       "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
-      "18446744073709551615", "18446744073709551616", "-18446744073709551616", "1.0", "[1,2.0,-3,4e1]",
-      "0x10", "1_000", "Infinity", "NaN", "-Infinity", "1 2", "[1 2]",
+      "18446744073709551615", "18446744073709551616", "-18446744073709551616", "1.0", "[1,2.0,-3,4e1]", "0x10", "1_000",
+      "Infinity", "NaN", "-Infinity", "1 2", "[1 2]",
       // strings and escapes
       "\"\"", "\"a\\\"b\"", "\"\\/\\b\\f\\n\\r\\t\\\\\"", "\"\\x\"", "\"\\u00e9\"", "\"\\u00E9\"", "\"\\u0000\"",
       "\"\\u12\"", "\"\\u12g4\"", "\"\\ud83d\\ude00\"", "\"\\ud83d\"", "\"\\ud83dx\"", "\"\\ud83d\\u0041\"",
       "\"\\ude00\"", "\"\\udbff\\udfff\"", "\"\\ud800\\udc00\"", "\"a\tb\"", "\"a\nb\"", std::string("\"a\0b\"", 5),
       "\"\x7f\"", "\"unterminated", "\"\\", "\"\\u", "'single'",
       // UTF-8
-      "\"\xC3\xA9\"", "\"\xC0\xAF\"", "\"\xC1\xBF\"", "\"\xC2\x80\"", "\"\xDF\xBF\"", "\"\xE0\x9F\xBF\"", "\"\xE0\xA0\x80\"",
-      "\"\xED\x9F\xBF\"", "\"\xED\xA0\x80\"", "\"\xEF\xBF\xBF\"", "\"\xF0\x8F\xBF\xBF\"", "\"\xF0\x90\x80\x80\"",
-      "\"\xF4\x8F\xBF\xBF\"", "\"\xF4\x90\x80\x80\"", "\"\xF5\x80\x80\x80\"", "\"\xFF\"", "\"\x80\"", "\"\xE2\x82\"",
-      "\"\xE2\x82\xAC\"", "\"\xE2\x28\xA1\"", "\"\xF0\x9F\x98\"",
+      "\"\xC3\xA9\"", "\"\xC0\xAF\"", "\"\xC1\xBF\"", "\"\xC2\x80\"", "\"\xDF\xBF\"", "\"\xE0\x9F\xBF\"",
+      "\"\xE0\xA0\x80\"", "\"\xED\x9F\xBF\"", "\"\xED\xA0\x80\"", "\"\xEF\xBF\xBF\"", "\"\xF0\x8F\xBF\xBF\"",
+      "\"\xF0\x90\x80\x80\"", "\"\xF4\x8F\xBF\xBF\"", "\"\xF4\x90\x80\x80\"", "\"\xF5\x80\x80\x80\"", "\"\xFF\"",
+      "\"\x80\"", "\"\xE2\x82\"", "\"\xE2\x82\xAC\"", "\"\xE2\x28\xA1\"", "\"\xF0\x9F\x98\"",
       // structure
       "{}", "[]", "{ }", "[ ]", "{\"a\":1}", "{\"a\" : 1 , \"b\":[true,false,null]}", "{\"a\":1,}", "[1,]", "[,1]",
-      "{,}", "{\"a\"}", "{\"a\":}", "{a:1}", "{\"a\":1 \"b\":2}", "{\"a\":1}}", "[[[]]]", "[[[]]", "[]]", "{\"a\":{\"b\":[{}]}}",
-      "{\"a\":1,\"a\":2}", "{\"\":0}", "[\"a\",{\"b\":\"c\"},[1,[2,[3]]]]", "", " ", "{", "}", "[", "]", ":", ",",
-      "[1]x", "{}{}", "[]\n\n", "/* c */1", "1//c",
+      "{,}", "{\"a\"}", "{\"a\":}", "{a:1}", "{\"a\":1 \"b\":2}", "{\"a\":1}}", "[[[]]]", "[[[]]", "[]]",
+      "{\"a\":{\"b\":[{}]}}", "{\"a\":1,\"a\":2}", "{\"\":0}", "[\"a\",{\"b\":\"c\"},[1,[2,[3]]]]", "", " ", "{", "}",
+      "[", "]", ":", ",", "[1]x", "{}{}", "[]\n\n", "/* c */1", "1//c",
       // NUL: nlohmann's lexer ends the input at a NUL where a token starts
       std::string("{}\0x", 4), std::string("1\0", 2), std::string("1 \0 2", 5), std::string("[1\0]", 4),
       std::string("\0", 1), std::string("[\0]", 3), std::string("tr\0ue", 6), std::string("\0{}", 3)};
@@ -397,7 +452,7 @@ TEST(CodecDifferential, ReaderMatchesNlohmannOnLexicalCorners) {
     EXPECT_EQ(ours->type(), ref.type()) << "text: " << t;
     EXPECT_EQ(nl_dump(*ours), nl_dump(ref)) << "text: " << t;
   }
-  EXPECT_GT(accepted, 40u);  // the list reaches the success path
+  EXPECT_GT(accepted, 40u);                // the list reaches the success path
   EXPECT_LT(accepted, texts.size() - 50);  // and the refusals
 }
 
@@ -420,8 +475,9 @@ TEST(CodecDifferential, NumbersDoNotDependOnTheCLocale) {
   EXPECT_EQ(*ours, json::array({1.5, 22.5, 0.5, -0.125, 100.0, 1.7976931348623157e308}));
   EXPECT_EQ(*ours, json::parse(text));
   EXPECT_EQ(dump(*ours), "[1.5,22.5,0.5,-0.125,100.0,1.7976931348623157e+308]");
-  const std::string snap = R"({"tasks":{"bg_1":{"task_id":"bg_1","task_type":"t","description":"d","status":"completed",)"
-                           R"("created_at_ms":1,"result":{"pct":12.5}}}})";
+  const std::string snap =
+      R"({"tasks":{"bg_1":{"task_id":"bg_1","task_type":"t","description":"d","status":"completed",)"
+      R"("created_at_ms":1,"result":{"pct":12.5}}}})";
   auto parsed = parse_snapshot(snap);
   ASSERT_TRUE(parsed.ok()) << parsed.error().message;
   EXPECT_EQ(parsed->tasks.at("bg_1").result, json({{"pct", 12.5}}));
@@ -467,11 +523,12 @@ TEST(CodecDifferential, WriterMatchesNlohmannDump) {
 // every position of the first and second word and at the end, written and read back as nlohmann
 // writes and reads it (an invalid UTF-8 byte: its replacement when written, an error when read).
 TEST(CodecDifferential, StringsWithASpecialByteAtEveryPosition) {
-  const std::vector<std::string> specials = {"\"", "\\", std::string(1, '\0'), "\x1f", "\n", "\x7f",
-                                             "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xff", "\xc3"};
+  const std::vector<std::string> specials = {"\"",       "\\",           std::string(1, '\0'), "\x1f", "\n",  "\x7f",
+                                             "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",   "\xff", "\xc3"};
   for (const auto& special : specials) {
     for (std::size_t before = 0; before <= 19; ++before) {
-      for (const std::size_t after : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{8}, std::size_t{13}}) {
+      for (const std::size_t after :
+           {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{8}, std::size_t{13}}) {
         const std::string s = std::string(before, 'a') + special + std::string(after, 'z');
         std::string written;
         write_json_string(written, s);
@@ -505,11 +562,21 @@ TEST(CodecDifferential, DrainJsonMatchesEventDom) {
       const std::string thread = rng() % 2 ? "t1" : "t2";
       Event e;
       switch (rng() % 5) {
-        case 0: e = Event::custom(odd_string(rng), thread, odd_string(rng), odd_value(rng, 3)); break;
-        case 1: e = Event::terminal(odd_string(rng), thread, TaskResult::success(odd_value(rng, 3))); break;
-        case 2: e = Event::terminal(odd_string(rng), thread, TaskResult::failed(odd_string(rng))); break;
-        case 3: e = Event::terminal(odd_string(rng), thread, TaskResult::cancelled()); break;
-        default: e = Event::raw(thread, odd_value(rng, 3)); break;
+        case 0:
+          e = Event::custom(odd_string(rng), thread, odd_string(rng), odd_value(rng, 3));
+          break;
+        case 1:
+          e = Event::terminal(odd_string(rng), thread, TaskResult::success(odd_value(rng, 3)));
+          break;
+        case 2:
+          e = Event::terminal(odd_string(rng), thread, TaskResult::failed(odd_string(rng)));
+          break;
+        case 3:
+          e = Event::terminal(odd_string(rng), thread, TaskResult::cancelled());
+          break;
+        default:
+          e = Event::raw(thread, odd_value(rng, 3));
+          break;
       }
       sent.push_back(e);
       ASSERT_EQ(tx.send_event(std::move(e)), SendOutcome::Delivered);
@@ -536,7 +603,8 @@ TEST(CodecDifferential, DrainJsonMatchesEventDom) {
       left.push_back(&e);
     }
     const std::size_t cut = std::min<std::size_t>(left.size(), rng() % 2 ? 3 : SIZE_MAX);
-    ASSERT_EQ(rx.drain_json(std::nullopt, cut), expect({left.begin(), left.begin() + static_cast<std::ptrdiff_t>(cut)}));
+    ASSERT_EQ(rx.drain_json(std::nullopt, cut),
+              expect({left.begin(), left.begin() + static_cast<std::ptrdiff_t>(cut)}));
     ASSERT_EQ(rx.drain_json(), expect({left.begin() + static_cast<std::ptrdiff_t>(cut), left.end()}));
     ASSERT_EQ(rx.drain_json(), "[]");
   }

@@ -9,8 +9,8 @@
 #include <random>
 #include <sstream>
 #include <stdexcept>
-#include <unordered_map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "bgtasks/bgtasks.hpp"
@@ -107,16 +107,22 @@ struct Counted {
 // 20 digits, past u64 (the number wraps); "bg_+N" and "bg_", which are not numbers.
 std::string id_key(std::uint64_t n) {
   switch (n % 7) {
-    case 0: return "bg_" + std::to_string(n);
-    case 1: return "bg_" + std::to_string(10000000 + n).substr(0, 5);  // 8 bytes; repeats on purpose
-    case 2: return "restored-" + std::to_string(n);
-    case 3: return "bg_0" + std::to_string(n % 50);
+    case 0:
+      return "bg_" + std::to_string(n);
+    case 1:
+      return "bg_" + std::to_string(10000000 + n).substr(0, 5);  // 8 bytes; repeats on purpose
+    case 2:
+      return "restored-" + std::to_string(n);
+    case 3:
+      return "bg_0" + std::to_string(n % 50);
     case 4: {
       const std::string digits = std::to_string(n);
       return "bg_" + std::string(20 - digits.size(), '9') + digits;
     }
-    case 5: return n % 2 ? "bg_+" + std::to_string(n % 50) : std::string("bg_");
-    default: return std::string(40, 'x') + std::to_string(n);
+    case 5:
+      return n % 2 ? "bg_+" + std::to_string(n % 50) : std::string("bg_");
+    default:
+      return std::string(40, 'x') + std::to_string(n);
   }
 }
 
@@ -365,7 +371,7 @@ TEST(OptionalSharedString, ReadsLikeAnOptionalStringInOnePointer) {
   EXPECT_EQ(empty, std::optional<std::string_view>(""));
   EXPECT_NE(empty, std::optional<std::string_view>());
   EXPECT_EQ(empty, std::optional<std::string>(""));
-  EXPECT_NE(absent, "");  // std::optional's rule: an absent value equals no string
+  EXPECT_NE(absent, "");                                // std::optional's rule: an absent value equals no string
   EXPECT_EQ(OptionalSharedString(SharedString()), "");  // an empty SharedString is a present text
   EXPECT_EQ(OptionalSharedString(std::optional<std::string>()), std::nullopt);
 
@@ -401,8 +407,13 @@ TEST(OptionalSharedString, RestoredEntriesShareRepeatedLineageIds) {
   BackgroundTaskManager& m = *h->manager;
   const std::string run = "run-with-a-name-longer-than-a-short-string";
   auto entry = [&](int n, const char* name) {
-    json e{{"task_id", "bg_" + std::to_string(n)}, {"task_type", "job"}, {"description", ""},
-           {"status", "completed"}, {"created_at_ms", 1}, {"completed_at_ms", 2}, {"owner_thread_id", "t"},
+    json e{{"task_id", "bg_" + std::to_string(n)},
+           {"task_type", "job"},
+           {"description", ""},
+           {"status", "completed"},
+           {"created_at_ms", 1},
+           {"completed_at_ms", 2},
+           {"owner_thread_id", "t"},
            {"parent_context", {{"run_id", run}, {"task_id", "bg_0"}}}};
     if (name) e["name"] = name;
     return e;
@@ -535,7 +546,6 @@ TEST(TaskHandleMap, CancelAllSurvivesAHookThatForgetsALaterTarget) {
   EXPECT_FALSE(m.get(*done).has_value());
 }
 
-
 TEST(RingQueue, AgreesWithADequeUnderRandomOperationsAndLeaksNothing) {
   {
     std::mt19937 rng(5);
@@ -659,7 +669,8 @@ TEST(Inbox, SendCustomDeliversRefusesEvictsAndFallsBackExactlyAsSendEvent) {
     std::vector<SendOutcome> outcomes[2];
     std::uint64_t dropped[2] = {};
     for (int way = 0; way < 2; ++way) {
-      auto [tx, rx] = inbox_channel_with_fallback([&, way](const json& m) { fallback[way].push_back(m.dump()); }, options);
+      auto [tx, rx] =
+          inbox_channel_with_fallback([&, way](const json& m) { fallback[way].push_back(m.dump()); }, options);
       const InboxSender sender = tx.for_thread(SharedString("sender-thread"));
       if (close_receiver) rx.close();
       for (int i = 0; i < 5; ++i) {
@@ -669,7 +680,8 @@ TEST(Inbox, SendCustomDeliversRefusesEvictsAndFallsBackExactlyAsSendEvent) {
                                          : sender.send_custom(id, owner, "progress", json{{"step", i}}));
       }
       dropped[way] = sender.dropped();
-      for (const Event& e : rx.drain_events()) kept[way].push_back(std::string(e.thread.str()) + " " + e.to_json().dump());
+      for (const Event& e : rx.drain_events())
+        kept[way].push_back(std::string(e.thread.str()) + " " + e.to_json().dump());
     }
     EXPECT_EQ(outcomes[1], outcomes[0]);
     EXPECT_EQ(kept[1], kept[0]);
@@ -679,7 +691,8 @@ TEST(Inbox, SendCustomDeliversRefusesEvictsAndFallsBackExactlyAsSendEvent) {
   };
   auto [open, none] = both({}, false);
   ASSERT_EQ(open.size(), 5u);
-  EXPECT_EQ(open[1], R"(sender-thread {"event_type":"progress","kind":"custom","payload":{"step":1},"task_id":"bg_1"})");
+  EXPECT_EQ(open[1],
+            R"(sender-thread {"event_type":"progress","kind":"custom","payload":{"step":1},"task_id":"bg_1"})");
   EXPECT_EQ(open[2], R"(t {"event_type":"progress","kind":"custom","payload":{"step":2},"task_id":"bg_2"})");
   EXPECT_TRUE(none.empty());
   EXPECT_EQ(both({2, OverflowPolicy::Reject}, false).first.size(), 2u);
@@ -694,7 +707,8 @@ TEST(Inbox, SendCustomDeliversRefusesEvictsAndFallsBackExactlyAsSendEvent) {
 
 TEST(Inbox, ConsumeSeesTheOldestEventsInPlaceInOrderAndLeavesTheRest) {
   auto [tx, rx] = inbox_channel();
-  for (int i = 0; i < 5; ++i) ASSERT_EQ(tx.send_event(Event::custom("bg_" + std::to_string(i), "t", "e", json(i))), SendOutcome::Delivered);
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(tx.send_event(Event::custom("bg_" + std::to_string(i), "t", "e", json(i))), SendOutcome::Delivered);
   std::vector<int> seen;
   EXPECT_EQ(rx.consume([&](const Event& e) { seen.push_back(e.data.get<int>()); }, 3), 3u);
   EXPECT_EQ(seen, (std::vector<int>{0, 1, 2}));
@@ -715,7 +729,8 @@ TEST(Inbox, ConsumeSeesTheOldestEventsInPlaceInOrderAndLeavesTheRest) {
 TEST(Inbox, DrainingOneThreadKeepsTheOthersInOrderInPlace) {
   auto [tx, rx] = inbox_channel();
   for (int i = 0; i < 10; ++i)
-    ASSERT_EQ(tx.send_event(Event::custom("bg_" + std::to_string(i), i % 3 == 0 ? "a" : "b", "e", json(i))), SendOutcome::Delivered);
+    ASSERT_EQ(tx.send_event(Event::custom("bg_" + std::to_string(i), i % 3 == 0 ? "a" : "b", "e", json(i))),
+              SendOutcome::Delivered);
   auto values = [](const std::vector<Event>& events) {
     std::vector<int> out;
     for (const Event& e : events) out.push_back(e.data.get<int>());

@@ -1,13 +1,13 @@
 // The C++ API's guard rails (docs/cpp-api.md): spawn options by name, Result's checked access and
 // combinators, Errc as std::error_code, contexts kept past their task, ctx.spawn.
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
 #include <type_traits>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "bgtasks/bgtasks.hpp"
 
@@ -40,8 +40,12 @@ TEST(SpawnOptionsByName, DesignatedInitialisersSpawn) {
   const TaskId a = f.m.spawn({.thread = "t1", .type = "shell", .description = "d"}, done_at_once).value();
   TaskParentContext run;
   run.run_id = "run-1";
-  const TaskId b = f.m.spawn({.thread = "t1", .type = "http", .name = "fetch", .description = "get",
-                              .parent_context = run, .timeout_ms = 500},
+  const TaskId b = f.m.spawn({.thread = "t1",
+                              .type = "http",
+                              .name = "fetch",
+                              .description = "get",
+                              .parent_context = run,
+                              .timeout_ms = 500},
                              wait_cancel)
                        .value();
   const TaskId c = f.m.spawn_host({.thread = "t2", .type = "host", .description = "outside"}).value();
@@ -221,25 +225,24 @@ TEST(KeptContext, ForcedEndStopsItsEvents) {
 TEST(ContextSpawn, ChildInTheSameThreadUnderItsParent) {
   Fixture f;
   std::vector<TaskId> children;
-  const TaskId parent = f.m.spawn({.thread = "t7", .type = "parent", .description = "p"},
-                                  [&children](TaskContext ctx) -> Co<TaskResult> {
-                                    auto a = ctx.spawn({.type = "shell", .name = "kid", .description = "child"},
-                                                       done_at_once);
-                                    EXPECT_TRUE(a.ok());
-                                    if (a) children.push_back(*a);
-                                    auto b = ctx.spawn_agent({.description = "helper"},
-                                                             [](AgentTaskContext actx) -> Co<TaskResult> {
-                                                               co_return TaskResult::success(actx.task_id());
-                                                             });
-                                    EXPECT_TRUE(b.ok());
-                                    if (b) children.push_back(*b);
-                                    // A running child's name is taken in this thread.
-                                    auto dup = ctx.spawn({.type = "shell", .name = "kid"}, done_at_once);
-                                    EXPECT_EQ(dup.error_code(), Errc::DuplicateName);
-                                    co_await ctx.cancelled();
-                                    co_return TaskResult::cancelled();
-                                  })
-                            .value();
+  const TaskId parent =
+      f.m.spawn({.thread = "t7", .type = "parent", .description = "p"},
+                [&children](TaskContext ctx) -> Co<TaskResult> {
+                  auto a = ctx.spawn({.type = "shell", .name = "kid", .description = "child"}, done_at_once);
+                  EXPECT_TRUE(a.ok());
+                  if (a) children.push_back(*a);
+                  auto b = ctx.spawn_agent({.description = "helper"}, [](AgentTaskContext actx) -> Co<TaskResult> {
+                    co_return TaskResult::success(actx.task_id());
+                  });
+                  EXPECT_TRUE(b.ok());
+                  if (b) children.push_back(*b);
+                  // A running child's name is taken in this thread.
+                  auto dup = ctx.spawn({.type = "shell", .name = "kid"}, done_at_once);
+                  EXPECT_EQ(dup.error_code(), Errc::DuplicateName);
+                  co_await ctx.cancelled();
+                  co_return TaskResult::cancelled();
+                })
+          .value();
   f.exec.run_until_idle();
   ASSERT_EQ(children.size(), 2u);
   for (const auto& c : children) {
@@ -252,7 +255,8 @@ TEST(ContextSpawn, ChildInTheSameThreadUnderItsParent) {
   EXPECT_EQ(f.m.list("t7").size(), 3u);
   // A child of a child, from a kept context outside any step.
   std::optional<TaskContext> kept;
-  const TaskId holder = f.m.spawn({.thread = "t8", .type = "holder"}, [&kept](TaskContext ctx) -> Co<TaskResult> {
+  const TaskId holder = f.m.spawn({.thread = "t8", .type = "holder"},
+                                  [&kept](TaskContext ctx) -> Co<TaskResult> {
                                     kept = ctx;
                                     co_await ctx.cancelled();
                                     co_return TaskResult::cancelled();
@@ -278,11 +282,12 @@ TEST(ContextSpawn, ChildInTheSameThreadUnderItsParent) {
 TEST(ContextSpawn, RefusalsOfTheManagerPassThrough) {
   Fixture f;
   std::optional<TaskContext> kept;
-  f.m.spawn({.thread = "t1", .type = "p"}, [&kept](TaskContext ctx) -> Co<TaskResult> {
-       kept = ctx;
-       co_await ctx.cancelled();
-       co_return TaskResult::cancelled();
-     })
+  f.m.spawn({.thread = "t1", .type = "p"},
+            [&kept](TaskContext ctx) -> Co<TaskResult> {
+              kept = ctx;
+              co_await ctx.cancelled();
+              co_return TaskResult::cancelled();
+            })
       .value();
   f.exec.run_until_idle();
   auto reserved = kept->spawn({.type = "c", .name = "self"}, done_at_once);

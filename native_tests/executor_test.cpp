@@ -1,5 +1,7 @@
 // The cooperative executor and cooperative cancellation (docs/behaviour.md).
 // Time only moves through ManualClock / Executor::advance / set_time; never the wall clock.
+#include <gtest/gtest.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -8,8 +10,6 @@
 #include <thread>
 #include <type_traits>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "support.hpp"
 
@@ -992,11 +992,10 @@ TEST(Cancel, BodyThrowingEndsFailedWithTheMessageAndTheManagerStaysUsable) {
   EXPECT_EQ(m.get(*later)->status, TaskStatus::Failed);
   EXPECT_EQ(m.get(*later)->error, std::optional<std::string>("boom later"));
   EXPECT_EQ(h->drain(), (std::vector<json>{json{{"kind", "failed"}, {"task_id", *id}, {"error", "boom"}},
-                                            json{{"kind", "failed"}, {"task_id", *later}, {"error", "boom later"}}}));
+                                           json{{"kind", "failed"}, {"task_id", *later}, {"error", "boom later"}}}));
   // The manager and its owner inbox keep working.
-  auto next = m.spawn("thread-1", "shell", std::nullopt, "after", {}, [](TaskContext) -> Co<TaskResult> {
-    co_return TaskResult::success(json(7));
-  });
+  auto next = m.spawn("thread-1", "shell", std::nullopt, "after", {},
+                      [](TaskContext) -> Co<TaskResult> { co_return TaskResult::success(json(7)); });
   ASSERT_TRUE(next.ok());
   h->run_until_idle();
   EXPECT_EQ(m.get(*next)->status, TaskStatus::Completed);
@@ -1076,12 +1075,13 @@ TEST(Cancel, DestroyingTheManagerFreesEverySuspendedFrame) {
                                 co_return TaskResult::success(msg ? *msg : json(nullptr));
                               })
                     .ok());
-    ASSERT_TRUE(m.spawn("thread-1", "shell", std::nullopt, "nested", {}, [&, nested_helper](TaskContext ctx) -> Co<TaskResult> {
-                   LiveGuard g(live);
-                   int v = co_await nested_helper(&ctx);
-                   resumed = true;
-                   co_return TaskResult::success(json(v));
-                 }).ok());
+    ASSERT_TRUE(
+        m.spawn("thread-1", "shell", std::nullopt, "nested", {}, [&, nested_helper](TaskContext ctx) -> Co<TaskResult> {
+           LiveGuard g(live);
+           int v = co_await nested_helper(&ctx);
+           resumed = true;
+           co_return TaskResult::success(json(v));
+         }).ok());
     ASSERT_TRUE(m.spawn("thread-1", "shell", std::nullopt, "sleeping-2", {}, [&](TaskContext ctx) -> Co<TaskResult> {
                    LiveGuard g(live);
                    co_await ctx.sleep(1'000'000'000);
@@ -1095,7 +1095,7 @@ TEST(Cancel, DestroyingTheManagerFreesEverySuspendedFrame) {
                    resumed = true;
                    co_return TaskResult::success(nullptr);
                  }).ok());
-    EXPECT_EQ(live, 7);  // six started bodies + the nested helper frame
+    EXPECT_EQ(live, 7);                    // six started bodies + the nested helper frame
     EXPECT_EQ(m.stats().live_bodies, 7u);  // seven bodies, one not started yet
     h->manager.reset();
     EXPECT_EQ(live, 0) << "every suspended frame must be destroyed with the manager";
@@ -1110,9 +1110,8 @@ TEST(Executor, HundredThousandTasksCompleteThroughRunUntilIdle) {
   auto& m = *h->manager;
   TaskId last;
   for (std::size_t i = 0; i < kTasks; ++i) {
-    auto r = m.spawn("thread-1", "shell", std::nullopt, "bulk", {}, [](TaskContext) -> Co<TaskResult> {
-      co_return TaskResult::success(json(1));
-    });
+    auto r = m.spawn("thread-1", "shell", std::nullopt, "bulk", {},
+                     [](TaskContext) -> Co<TaskResult> { co_return TaskResult::success(json(1)); });
     ASSERT_TRUE(r.ok()) << i;
     last = *r;
   }

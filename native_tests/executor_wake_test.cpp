@@ -4,6 +4,8 @@
 // Manual clock: counts checked exactly. System clock: a real host loop on a condition variable,
 // whose waits end on a wake-up or the next deadline (a generous bound only turns a hang into a
 // failure).
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -15,8 +17,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "support.hpp"
 
@@ -116,13 +116,13 @@ TEST(ExecutorWake, NothingDuringAPoll) {
   BackgroundTaskManager* m = h->manager.get();
   Executor* ex = &h->exec;
   ASSERT_TRUE(m->spawn("t", "busy", std::nullopt, "busy", {}, [m, ex](TaskContext ctx) -> Co<TaskResult> {
-    co_await yield_now();
-    co_await ctx.sleep(10);
-    ex->post([] {});
-    (void)m->spawn("t", "child", std::nullopt, "child", {}, bgtasks::testing::finish_at_once);
-    co_await yield_now();
-    co_return TaskResult::success(nullptr);
-  }).ok());
+                 co_await yield_now();
+                 co_await ctx.sleep(10);
+                 ex->post([] {});
+                 (void)m->spawn("t", "child", std::nullopt, "child", {}, bgtasks::testing::finish_at_once);
+                 co_await yield_now();
+                 co_return TaskResult::success(nullptr);
+               }).ok());
   EXPECT_EQ(w.count(), 1);  // the spawn, from host code
   w.reset();
   h->run_for(10);  // advancing the manual clock makes the sleeper ready: outside a poll
@@ -139,10 +139,11 @@ TEST(ExecutorWake, HostCallsThatMakeABodyReadyWakeTheHost) {
   // cancel
   const TaskId waiting = bgtasks::testing::spawn_waiting(*h, std::nullopt, {}, "t");
   // send_task_inbox_message: a sub-agent waiting on its inbox
-  auto agent = m.spawn_agent("t", "agent", "listens", {}, [](CancellationToken, InboxSender, InboxReceiver rx) -> Co<TaskResult> {
-    std::optional<json> msg = co_await rx.recv();
-    co_return TaskResult::success(msg ? *msg : json());
-  });
+  auto agent = m.spawn_agent("t", "agent", "listens", {},
+                             [](CancellationToken, InboxSender, InboxReceiver rx) -> Co<TaskResult> {
+                               std::optional<json> msg = co_await rx.recv();
+                               co_return TaskResult::success(msg ? *msg : json());
+                             });
   ASSERT_TRUE(agent.ok());
   // complete / settle: bodies waiting for host tasks' ends
   auto host_a = m.spawn_host("t", "host", std::nullopt, "a", {});
@@ -150,9 +151,9 @@ TEST(ExecutorWake, HostCallsThatMakeABodyReadyWakeTheHost) {
   ASSERT_TRUE(host_a.ok() && host_b.ok());
   for (const TaskId& id : {*host_a, *host_b}) {
     ASSERT_TRUE(m.spawn("t", "waiter", std::nullopt, "waits", {}, [&m, id](TaskContext) -> Co<TaskResult> {
-      std::optional<TaskSummary> s = co_await m.wait(id);
-      co_return TaskResult::success(s ? json(as_str(s->status)) : json());
-    }).ok());
+                   std::optional<TaskSummary> s = co_await m.wait(id);
+                   co_return TaskResult::success(s ? json(as_str(s->status)) : json());
+                 }).ok());
   }
   h->run_until_idle();
   ASSERT_FALSE(h->exec.has_ready());
@@ -261,10 +262,13 @@ TEST(ExecutorWake, ForeignCompletionWakesTheHost) {
     void await_suspend(std::coroutine_handle<> c) noexcept { handle = c; }
     void await_resume() const noexcept {}
   } op;
-  ASSERT_TRUE(h->manager->spawn("t", "io", std::nullopt, "io", {}, [&op](TaskContext) -> Co<TaskResult> {
-    co_await op;
-    co_return TaskResult::success(nullptr);
-  }).ok());
+  ASSERT_TRUE(h->manager
+                  ->spawn("t", "io", std::nullopt, "io", {},
+                          [&op](TaskContext) -> Co<TaskResult> {
+                            co_await op;
+                            co_return TaskResult::success(nullptr);
+                          })
+                  .ok());
   h->run_until_idle();
   w.reset();
   std::thread t([&] { op.handle.resume(); });

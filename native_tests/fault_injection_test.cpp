@@ -2,6 +2,8 @@
 // throwing fallback, a sub-agent that closes its inbox, bounded inboxes under both overflow
 // policies, bodies that never resume, restores after a "crash" and into live managers. Each test
 // checks that the task records stay consistent, nothing crashes, and the manager keeps working.
+#include <gtest/gtest.h>
+
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -9,8 +11,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "bgtasks/bgtasks.hpp"
 #include "support.hpp"
@@ -24,7 +24,8 @@ using bgtasks::testing::manager_with_store_and_inbox;
 constexpr std::string_view kStateKey = BackgroundTaskStateKey::name;
 
 // A manager whose owner inbox has the given options and fallback; plugin keys installed.
-std::unique_ptr<Harness> harness(InboxOptions owner = {}, OnInboxClosed fallback = nullptr, ManagerOptions options = {}) {
+std::unique_ptr<Harness> harness(InboxOptions owner = {}, OnInboxClosed fallback = nullptr,
+                                 ManagerOptions options = {}) {
   auto h = std::make_unique<Harness>();
   auto [tx, rx] = inbox_channel_with_fallback(std::move(fallback), owner);
   h->inbox.emplace(std::move(rx));
@@ -215,9 +216,9 @@ TEST(Fault, SpawnCommitFailureReturnsTheErrorConsumesTheIdAndChangesNothingElse)
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::InvalidArgument) << "the store's error is returned as is";
   EXPECT_EQ(r.error().message, "injected commit failure");
-  auto agent = m.spawn_agent("t1", "c", "refused too", {}, [](CancellationToken, InboxSender, InboxReceiver) -> Co<TaskResult> {
-    co_return TaskResult::success(nullptr);
-  });
+  auto agent = m.spawn_agent(
+      "t1", "c", "refused too", {},
+      [](CancellationToken, InboxSender, InboxReceiver) -> Co<TaskResult> { co_return TaskResult::success(nullptr); });
   ASSERT_FALSE(agent.ok());
   auto host = m.spawn_host("t1", "host", std::nullopt, "refused too", {}, false);
   ASSERT_FALSE(host.ok());
@@ -254,13 +255,14 @@ TEST(Fault, OwnerInboxReceiverDroppedMidStreamFiresFallbackOncePerFailedSend) {
   auto h = harness({}, [fallen](const json& msg) { fallen->push_back(msg); });
   auto& m = *h->manager;
   auto sent = std::make_shared<std::vector<bool>>();
-  auto id = m.spawn("t1", "stream", std::nullopt, "emits across the drop", {}, [sent](TaskContext ctx) -> Co<TaskResult> {
-    sent->push_back(ctx.emit("e", 1));
-    co_await ctx.sleep(10);
-    sent->push_back(ctx.emit("e", 2));
-    sent->push_back(ctx.emit("e", 3));
-    co_return TaskResult::success("done");
-  });
+  auto id =
+      m.spawn("t1", "stream", std::nullopt, "emits across the drop", {}, [sent](TaskContext ctx) -> Co<TaskResult> {
+        sent->push_back(ctx.emit("e", 1));
+        co_await ctx.sleep(10);
+        sent->push_back(ctx.emit("e", 2));
+        sent->push_back(ctx.emit("e", 3));
+        co_return TaskResult::success("done");
+      });
   ASSERT_TRUE(id.ok());
   auto host = m.spawn_host("t1", "host", std::nullopt, "host task", {}, false);
   ASSERT_TRUE(host.ok());
@@ -312,10 +314,11 @@ TEST(Fault, ThrowingFallbackIsContainedAndTheManagerKeepsWorking) {
   h->inbox->close();
   auto results = std::make_shared<std::vector<bool>>();
   for (int i = 0; i < 3; ++i) {
-    auto id = m.spawn("t1", "w", std::nullopt, "emits into a closed inbox", {}, [results, i](TaskContext ctx) -> Co<TaskResult> {
-      results->push_back(ctx.emit("e", i));
-      co_return TaskResult::success(i);
-    });
+    auto id = m.spawn("t1", "w", std::nullopt, "emits into a closed inbox", {},
+                      [results, i](TaskContext ctx) -> Co<TaskResult> {
+                        results->push_back(ctx.emit("e", i));
+                        co_return TaskResult::success(i);
+                      });
     ASSERT_TRUE(id.ok());
   }
   EXPECT_NO_THROW(h->run_until_idle());
@@ -335,11 +338,12 @@ TEST(Fault, ThrowingFallbackIsContainedAndTheManagerKeepsWorking) {
 TEST(Fault, SubAgentThatClosesItsInboxEarlyAnswersInboxClosed) {
   auto h = manager_with_store_and_inbox();
   auto& m = *h->manager;
-  auto id = m.spawn_agent_with_context("t1", "early", "closes its inbox", {}, [](AgentTaskContext ctx) -> Co<TaskResult> {
-    ctx.inbox_receiver.close();
-    co_await ctx.cancelled();
-    co_return TaskResult::success("unreachable value");
-  });
+  auto id =
+      m.spawn_agent_with_context("t1", "early", "closes its inbox", {}, [](AgentTaskContext ctx) -> Co<TaskResult> {
+        ctx.inbox_receiver.close();
+        co_await ctx.cancelled();
+        co_return TaskResult::success("unreachable value");
+      });
   ASSERT_TRUE(id.ok());
   // Before the body ran the inbox is open.
   EXPECT_TRUE(m.send_task_inbox_message(*id, "t1", "parent", "early bird").ok());
@@ -359,10 +363,11 @@ TEST(Fault, SubAgentThatClosesItsInboxEarlyAnswersInboxClosed) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::TaskTerminated);
   // Its siblings are unaffected.
-  auto other = m.spawn_agent("t1", "other", "reads", {}, [](CancellationToken t, InboxSender, InboxReceiver rx) -> Co<TaskResult> {
-    auto msg = co_await rx.recv_or_cancel(t);
-    co_return TaskResult::success(msg ? (*msg)["payload"]["content"] : json());
-  });
+  auto other = m.spawn_agent("t1", "other", "reads", {},
+                             [](CancellationToken t, InboxSender, InboxReceiver rx) -> Co<TaskResult> {
+                               auto msg = co_await rx.recv_or_cancel(t);
+                               co_return TaskResult::success(msg ? (*msg)["payload"]["content"] : json());
+                             });
   ASSERT_TRUE(other.ok());
   h->run_until_idle();
   ASSERT_TRUE(m.send_task_inbox_message(*other, "t1", "parent", "ping").ok());
@@ -538,7 +543,8 @@ TEST(Fault, NeverResumingBodyCancelledStaysRunningIsCountedAndIsFreedWithTheMana
     EXPECT_TRUE(h->drain().empty()) << "no terminal event for a body that never ended";
     EXPECT_EQ(*frames, 5);
     // Other work is not blocked by them.
-    auto ok = m.spawn("t1", "fine", std::nullopt, "fine", {}, [](TaskContext) -> Co<TaskResult> { co_return TaskResult::success(1); });
+    auto ok = m.spawn("t1", "fine", std::nullopt, "fine", {},
+                      [](TaskContext) -> Co<TaskResult> { co_return TaskResult::success(1); });
     ASSERT_TRUE(ok.ok());
     h->run_until_idle();
     EXPECT_EQ(m.get(*ok)->status, TaskStatus::Completed);
@@ -554,11 +560,12 @@ TEST(Fault, BodyThatThrowsFailsWithItsMessageAndFreesItsFrame) {
   auto frames = std::make_shared<int>(0);
   auto h = manager_with_store_and_inbox();
   auto& m = *h->manager;
-  auto id = m.spawn("t1", "boom", std::nullopt, "throws after a sleep", {}, [frames](TaskContext ctx) -> Co<TaskResult> {
-    FrameGuard g(frames);
-    co_await ctx.sleep(5);
-    throw std::runtime_error("body exploded");
-  });
+  auto id =
+      m.spawn("t1", "boom", std::nullopt, "throws after a sleep", {}, [frames](TaskContext ctx) -> Co<TaskResult> {
+        FrameGuard g(frames);
+        co_await ctx.sleep(5);
+        throw std::runtime_error("body exploded");
+      });
   ASSERT_TRUE(id.ok());
   h->run_until_idle();
   EXPECT_EQ(*frames, 1);
@@ -659,10 +666,11 @@ TEST(Fault, RestoreIntoAManagerWithLiveTasksOfTheSameIdsSkipsThemAndLeavesThemRu
     const bool slept = co_await ctx.sleep(100);
     co_return TaskResult::success(json{{"live", slept}});
   });
-  auto agent = m.spawn_agent("t1", "a", "live agent", {}, [](CancellationToken t, InboxSender, InboxReceiver rx) -> Co<TaskResult> {
-    auto msg = co_await rx.recv_or_cancel(t);
-    co_return TaskResult::success(msg ? (*msg)["payload"]["content"] : json());
-  });
+  auto agent = m.spawn_agent("t1", "a", "live agent", {},
+                             [](CancellationToken t, InboxSender, InboxReceiver rx) -> Co<TaskResult> {
+                               auto msg = co_await rx.recv_or_cancel(t);
+                               co_return TaskResult::success(msg ? (*msg)["payload"]["content"] : json());
+                             });
   ASSERT_TRUE(worker.ok() && agent.ok());
   ASSERT_EQ(*worker, "bg_0");
   ASSERT_EQ(*agent, "bg_1");
@@ -685,7 +693,8 @@ TEST(Fault, RestoreIntoAManagerWithLiveTasksOfTheSameIdsSkipsThemAndLeavesThemRu
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code, Errc::IdConflict);
   EXPECT_EQ(refused.error().message,
-            "restore refused: ids held by tasks of another thread: bg_0 (thread 't1'), bg_1 (thread 't1'), bg_5 (thread 't1')");
+            "restore refused: ids held by tasks of another thread: bg_0 (thread 't1'), bg_1 (thread 't1'), bg_5 "
+            "(thread 't1')");
   EXPECT_EQ(m.snapshot_json(), held);
   EXPECT_EQ(m.persisted_snapshot().tasks.at("bg_0"), worker_meta);
   EXPECT_EQ(m.persisted_snapshot().tasks.at("bg_1"), agent_meta);

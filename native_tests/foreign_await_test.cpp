@@ -3,6 +3,8 @@
 // coroutine), the body itself resumes only from Executor::poll, on the polling thread. A late
 // completion (after a forced end, the manager's end, the executor's end) does nothing.
 // Cross-thread tests wait on conditions (a joined thread, a flag polled with a bound), never on time.
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <coroutine>
 #include <future>
@@ -12,8 +14,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "support.hpp"
 
@@ -226,8 +226,9 @@ static_assert(!native_awaitable<UnmarkedListAwaiter>);
 static_assert(std::is_same_v<decltype(std::declval<detail::Promise<void>&>().await_transform(yield_now())),
                              detail::NativeRef<YieldAwaiter>>);
 static_assert(sizeof(detail::NativeRef<SleepAwaiter>) == sizeof(void*));
-static_assert(std::is_same_v<decltype(std::declval<detail::Promise<void>&>().await_transform(std::declval<foreign::Event&>())),
-                             detail::ForeignAwaiter<foreign::Event&>>);
+static_assert(
+    std::is_same_v<decltype(std::declval<detail::Promise<void>&>().await_transform(std::declval<foreign::Event&>())),
+                   detail::ForeignAwaiter<foreign::Event&>>);
 
 // Spins poll() until `done` or the bound; a cross-thread completion lands within a few polls.
 template <class Pred>
@@ -340,15 +341,21 @@ TEST(ForeignAwait, ResumedFromAnotherBodysStep) {
   auto h = manager_with_store();
   foreign::Event ev;
   int got = 0;
-  ASSERT_TRUE(h->manager->spawn("t", "io", std::nullopt, "waiter", {}, [&](TaskContext) -> Co<TaskResult> {
-    got = co_await ev;
-    co_return TaskResult::success(nullptr);
-  }).ok());
-  ASSERT_TRUE(h->manager->spawn("t", "io", std::nullopt, "setter", {}, [&](TaskContext) -> Co<TaskResult> {
-    co_await yield_now();
-    ev.set(8);  // inside a poll, in another fiber's step
-    co_return TaskResult::success(nullptr);
-  }).ok());
+  ASSERT_TRUE(h->manager
+                  ->spawn("t", "io", std::nullopt, "waiter", {},
+                          [&](TaskContext) -> Co<TaskResult> {
+                            got = co_await ev;
+                            co_return TaskResult::success(nullptr);
+                          })
+                  .ok());
+  ASSERT_TRUE(h->manager
+                  ->spawn("t", "io", std::nullopt, "setter", {},
+                          [&](TaskContext) -> Co<TaskResult> {
+                            co_await yield_now();
+                            ev.set(8);  // inside a poll, in another fiber's step
+                            co_return TaskResult::success(nullptr);
+                          })
+                  .ok());
   h->run_until_idle();
   EXPECT_EQ(got, 8);
   EXPECT_EQ(h->manager->stats().completed, 2u);
@@ -359,9 +366,9 @@ TEST(ForeignAwait, ReadyBoolAndInlineForms) {
   foreign::Event ev;
   std::vector<int> got;
   auto id = h->manager->spawn("t", "io", std::nullopt, "forms", {}, [&](TaskContext) -> Co<TaskResult> {
-    got.push_back(co_await foreign::Ready{4});               // await_ready: no suspension
+    got.push_back(co_await foreign::Ready{4});                  // await_ready: no suspension
     got.push_back(co_await foreign::MaybeSuspend{&ev, false});  // bool false: no suspension
-    got.push_back(co_await foreign::InlineResume{});         // resumed inside await_suspend
+    got.push_back(co_await foreign::InlineResume{});            // resumed inside await_suspend
     got.push_back(co_await foreign::MaybeSuspend{&ev, true});   // bool true: waits for ev
     std::unique_ptr<int> boxed = co_await foreign::Boxed{};
     got.push_back(*boxed);
@@ -382,8 +389,8 @@ TEST(ForeignAwait, AwaitSuspendReturningAHandleRunsTheForeignCoroutine) {
   foreign::Event ev;
   std::vector<int> got;
   auto id = h->manager->spawn("t", "io", std::nullopt, "lazy", {}, [&](TaskContext ctx) -> Co<TaskResult> {
-    got.push_back(co_await foreign::seven());        // finishes inside the hand-over
-    got.push_back(co_await foreign::plus_one(ev));   // suspends inside, on ev
+    got.push_back(co_await foreign::seven());       // finishes inside the hand-over
+    got.push_back(co_await foreign::plus_one(ev));  // suspends inside, on ev
     co_await ctx.sleep(1);
     co_return TaskResult::success(nullptr);
   });
@@ -423,9 +430,9 @@ TEST(ForeignAwait, InAChildCoroutineAndLvalueAwaitables) {
   foreign::Event ev;
   foreign::RemoteOp op;
   auto child = [](foreign::Event* e, foreign::RemoteOp* o) -> Co<int> {
-    int a = co_await *e;   // an lvalue with operator co_await
+    int a = co_await *e;  // an lvalue with operator co_await
     auto aw = o->operator co_await();
-    int b = co_await aw;   // an lvalue awaiter
+    int b = co_await aw;  // an lvalue awaiter
     co_return a + b;
   };
   int got = 0;
@@ -467,12 +474,15 @@ TEST(ForeignAwait, UnmarkedPlumbingAwaiterStillWorks) {
   auto h = manager_with_store();
   WaitList list;
   bool done = false;
-  ASSERT_TRUE(h->manager->spawn("t", "io", std::nullopt, "unmarked", {}, [&](TaskContext ctx) -> Co<TaskResult> {
-    co_await UnmarkedListAwaiter(list);
-    co_await ctx.sleep(1);
-    done = true;
-    co_return TaskResult::success(nullptr);
-  }).ok());
+  ASSERT_TRUE(h->manager
+                  ->spawn("t", "io", std::nullopt, "unmarked", {},
+                          [&](TaskContext ctx) -> Co<TaskResult> {
+                            co_await UnmarkedListAwaiter(list);
+                            co_await ctx.sleep(1);
+                            done = true;
+                            co_return TaskResult::success(nullptr);
+                          })
+                  .ok());
   h->run_until_idle();
   EXPECT_TRUE(list.wake_one(WakeReason::Signal));
   h->run_for(1);
@@ -564,10 +574,13 @@ TEST(ForeignAwait, CompletionDuringAConcurrentManagerEnd) {
   for (int round = 0; round < 20; ++round) {
     auto h = manager_with_store();
     foreign::RemoteOp op;
-    ASSERT_TRUE(h->manager->spawn("t", "io", std::nullopt, "race", {}, [&](TaskContext) -> Co<TaskResult> {
-      co_await op;
-      co_return TaskResult::success(nullptr);
-    }).ok());
+    ASSERT_TRUE(h->manager
+                    ->spawn("t", "io", std::nullopt, "race", {},
+                            [&](TaskContext) -> Co<TaskResult> {
+                              co_await op;
+                              co_return TaskResult::success(nullptr);
+                            })
+                    .ok());
     h->run_until_idle();
     ASSERT_TRUE(op.waiting());
     std::promise<void> go;
@@ -586,11 +599,14 @@ TEST(ForeignAwait, CompletionAfterTheExecutorWasDestroyedIsIgnored) {
   foreign::RemoteOp by_task, by_detached;
   {
     auto h = manager_with_store();
-    ASSERT_TRUE(h->manager->spawn("t", "io", std::nullopt, "task", {}, [&](TaskContext) -> Co<TaskResult> {
-      co_await by_task;
-      ADD_FAILURE() << "resumed after its executor was destroyed";
-      co_return TaskResult::success(nullptr);
-    }).ok());
+    ASSERT_TRUE(h->manager
+                    ->spawn("t", "io", std::nullopt, "task", {},
+                            [&](TaskContext) -> Co<TaskResult> {
+                              co_await by_task;
+                              ADD_FAILURE() << "resumed after its executor was destroyed";
+                              co_return TaskResult::success(nullptr);
+                            })
+                    .ok());
     h->exec.spawn([](foreign::RemoteOp* o) -> Co<void> {
       co_await *o;
       ADD_FAILURE() << "resumed after its executor was destroyed";

@@ -1,12 +1,12 @@
 // Host-driven tasks: the body lives outside the manager (a JS promise); the host settles it.
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <optional>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "support.hpp"
 
@@ -115,9 +115,9 @@ TEST(HostTask, SettleWithAnEventValueStoresTheResultAndQueuesTheValueTakingItOnl
   EXPECT_EQ(m.get(*by_id)->result, std::optional<json>(result));
   EXPECT_EQ(m.get(*cancelled)->result, std::nullopt);
   EXPECT_EQ(h->drain(), (std::vector<json>{json{{"kind", "completed"}, {"task_id", *by_number}, {"result", 7}},
-                                          json{{"kind", "completed"}, {"task_id", *by_id}, {"result", "by id"}},
-                                          json{{"kind", "cancelled"}, {"task_id", *cancelled}},
-                                          json{{"kind", "failed"}, {"task_id", *failed}, {"error", "no"}}}));
+                                           json{{"kind", "completed"}, {"task_id", *by_id}, {"result", "by id"}},
+                                           json{{"kind", "cancelled"}, {"task_id", *cancelled}},
+                                           json{{"kind", "failed"}, {"task_id", *failed}, {"error", "no"}}}));
 }
 
 TEST(HostTask, AnEventValueARefusedEventOrNoInboxLeavesIsNotTaken) {
@@ -246,8 +246,8 @@ TEST(HostTask, SettleAfterCancelEndsCancelledWhateverIsReported) {
     EXPECT_EQ(s->error, std::nullopt) << id;
   }
   EXPECT_EQ(h->drain(), (std::vector<json>{json{{"kind", "cancelled"}, {"task_id", *a}},
-                                            json{{"kind", "cancelled"}, {"task_id", *b}},
-                                            json{{"kind", "cancelled"}, {"task_id", *c}}}));
+                                           json{{"kind", "cancelled"}, {"task_id", *b}},
+                                           json{{"kind", "cancelled"}, {"task_id", *c}}}));
   EXPECT_FALSE(m.cancel(*a)) << "finished: cancel is false";
   EXPECT_EQ(m.stats().cancel_requested_running, 0u);
 }
@@ -329,12 +329,11 @@ TEST(HostTask, EmitFromALiveHostTaskOnlyAndWithAnInboxOnly) {
   EXPECT_FALSE(m.emit("unknown", "progress", json{{"percent", 1}}));
   ASSERT_TRUE(m.complete(*id, json(nullptr)).ok());
   EXPECT_FALSE(m.emit(*id, "progress", json{{"percent", 100}})) << "finished task";
-  EXPECT_EQ(h->drain(),
-            (std::vector<json>{json{{"kind", "custom"},
-                                    {"task_id", *id},
-                                    {"event_type", "progress"},
-                                    {"payload", json{{"percent", 50}}}},
-                               json{{"kind", "completed"}, {"task_id", *id}, {"result", nullptr}}}));
+  EXPECT_EQ(
+      h->drain(),
+      (std::vector<json>{
+          json{{"kind", "custom"}, {"task_id", *id}, {"event_type", "progress"}, {"payload", json{{"percent", 50}}}},
+          json{{"kind", "completed"}, {"task_id", *id}, {"result", nullptr}}}));
 
   auto bare = manager_with_store();  // no owner inbox
   auto lonely = bare->manager->spawn_host(kThread, "shell", std::nullopt, "x", {});
@@ -397,9 +396,8 @@ TEST(HostTask, EnterTaskScopeMakesASpawnInheritTheParentTask) {
     EXPECT_EQ(ambient->task_id, *parent);
     EXPECT_EQ(ambient->manager, &m);
     auto c1 = m.spawn_host(kThread, "shell", std::nullopt, "host child", {});
-    auto c2 = m.spawn(kThread, "shell", std::nullopt, "coroutine child", {}, [](TaskContext) -> Co<TaskResult> {
-      co_return TaskResult::success(nullptr);
-    });
+    auto c2 = m.spawn(kThread, "shell", std::nullopt, "coroutine child", {},
+                      [](TaskContext) -> Co<TaskResult> { co_return TaskResult::success(nullptr); });
     TaskParentContext explicit_parent;
     explicit_parent.task_id = "explicit-parent";
     auto c3 = m.spawn_host(kThread, "shell", std::nullopt, "explicit child", explicit_parent);
@@ -521,12 +519,11 @@ TEST(HostTask, AWaiterWhoseFrameIsDestroyedFirstLeavesTheOthersTheirSummaryAndWa
     // A body of a second manager waits too; destroying that manager destroys its frame.
     auto other = std::make_shared<BackgroundTaskManager>(h->exec);
     EXPECT_TRUE(other->set_store(h->store).ok());
-    auto waiter = other->spawn(kThread, "job", std::nullopt, "doomed waiter", {},
-                               [&](TaskContext) -> Co<TaskResult> {
-                                 doomed_out = co_await m.wait(*id);
-                                 doomed_resumed = true;
-                                 co_return TaskResult::success(nullptr);
-                               });
+    auto waiter = other->spawn(kThread, "job", std::nullopt, "doomed waiter", {}, [&](TaskContext) -> Co<TaskResult> {
+      doomed_out = co_await m.wait(*id);
+      doomed_resumed = true;
+      co_return TaskResult::success(nullptr);
+    });
     ASSERT_TRUE(waiter.ok());
     h->exec.spawn(wait_for(&m, *id, &last, &last_resumed));
     h->run_until_idle();

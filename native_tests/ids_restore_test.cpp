@@ -1,11 +1,11 @@
 // Ids shared with other managers and the checked restore (docs/ids-and-restore.md): the error
 // codes, restore / restore_json with their report (IdConflict, skipped, highest), ids granted in
 // blocks by a shared allocator, and change tracking.
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "bgtasks/bgtasks.hpp"
 #include "support.hpp"
@@ -146,9 +146,9 @@ TEST(CheckedRestore, HighestIsTheLargestBgNumberOfTheSnapshotSkippedOnesIncluded
   EXPECT_TRUE(empty->skipped.empty());
   EXPECT_EQ(empty->highest_number, std::nullopt);
 
-  auto some = m.restore("t", snapshot_of({make_meta("bg_3", "t", TaskStatus::Completed),
-                                          make_meta("bg_12", "t", TaskStatus::Completed),
-                                          make_meta("other", "t", TaskStatus::Completed)}));
+  auto some = m.restore(
+      "t", snapshot_of({make_meta("bg_3", "t", TaskStatus::Completed), make_meta("bg_12", "t", TaskStatus::Completed),
+                        make_meta("other", "t", TaskStatus::Completed)}));
   ASSERT_TRUE(some.ok());
   EXPECT_EQ(some->highest_number, std::optional<std::uint64_t>(12));
   // Every entry skipped: still reported.
@@ -203,8 +203,8 @@ TEST(CheckedRestore, AwakensRestoreForThreadStillSkipsOtherThreadsIdsSilently) {
   auto h = manager_with_store();
   auto& m = *h->manager;
   const TaskId live = spawn_host(m, "alice");
-  const std::size_t added =
-      m.restore_for_thread("bob", snapshot_of({make_meta(live, "x", TaskStatus::Completed), make_meta("bg_4", "x", TaskStatus::Completed)}));
+  const std::size_t added = m.restore_for_thread(
+      "bob", snapshot_of({make_meta(live, "x", TaskStatus::Completed), make_meta("bg_4", "x", TaskStatus::Completed)}));
   EXPECT_EQ(added, 1u);
   EXPECT_EQ(m.get(live)->status, TaskStatus::Running);
   EXPECT_EQ(m.list("bob").size(), 1u);
@@ -227,9 +227,9 @@ TEST(GrantedIds, OnceGrantedIdsComeOnlyFromTheBlocksInGrantOrder) {
   EXPECT_EQ(spawn_host(m, "t"), "bg_101");
   EXPECT_EQ(m.next_task_number(), 50u);
   EXPECT_EQ(m.granted_ids_left(), 1u);
-  auto agent = m.spawn_agent("t", std::nullopt, "agent", {}, [](CancellationToken, InboxSender, InboxReceiver) -> Co<TaskResult> {
-    co_return TaskResult::success(nullptr);
-  });
+  auto agent = m.spawn_agent(
+      "t", std::nullopt, "agent", {},
+      [](CancellationToken, InboxSender, InboxReceiver) -> Co<TaskResult> { co_return TaskResult::success(nullptr); });
   ASSERT_TRUE(agent.ok());
   EXPECT_EQ(*agent, "bg_50");
   EXPECT_EQ(m.granted_ids_left(), 0u);
@@ -272,7 +272,8 @@ TEST(GrantedIds, NoneLeftIsIdsUnavailableAndChangesNothing) {
 TEST(GrantedIds, NumbersAlreadyStoredAreLeftOutOfAGrant) {
   auto h = manager_with_store();
   auto& m = *h->manager;
-  ASSERT_TRUE(m.restore("t", snapshot_of({make_meta("bg_5", "t", TaskStatus::Completed), make_meta("bg_7", "u", TaskStatus::Completed),
+  ASSERT_TRUE(m.restore("t", snapshot_of({make_meta("bg_5", "t", TaskStatus::Completed),
+                                          make_meta("bg_7", "u", TaskStatus::Completed),
                                           make_meta("bg_07", "t", TaskStatus::Completed)}))
                   .ok());
   const TaskId live = spawn_host(m, "t");  // the counter: bg_8
@@ -289,8 +290,10 @@ TEST(GrantedIds, RestoreLeavesTheCounterAndTakesItsNumbersOutOfTheBlocks) {
   auto h = manager_with_store();
   auto& m = *h->manager;
   m.grant_ids(0, 10);
-  auto r = m.restore("t", snapshot_of({make_meta("bg_0", "t", TaskStatus::Completed), make_meta("bg_3", "t", TaskStatus::Completed),
-                                       make_meta("bg_9", "t", TaskStatus::Completed), make_meta("bg_500", "t", TaskStatus::Completed)}));
+  auto r = m.restore(
+      "t",
+      snapshot_of({make_meta("bg_0", "t", TaskStatus::Completed), make_meta("bg_3", "t", TaskStatus::Completed),
+                   make_meta("bg_9", "t", TaskStatus::Completed), make_meta("bg_500", "t", TaskStatus::Completed)}));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->added, 4u);
   EXPECT_EQ(r->highest_number, std::optional<std::uint64_t>(500));
@@ -313,7 +316,10 @@ TEST(GrantedIds, NumbersStoredBehindTheManagersBackArePassedOverAtSpawn) {
   auto& m = *h->manager;
   m.grant_ids(0, 3);
   // Someone else writes the key (a commit of another writer): the manager learns of it at spawn.
-  ASSERT_TRUE(h->store->apply<BackgroundTaskStateKey>(BackgroundTaskStateAction::upsert(make_meta("bg_0", "other", TaskStatus::Completed))).ok());
+  ASSERT_TRUE(h->store
+                  ->apply<BackgroundTaskStateKey>(
+                      BackgroundTaskStateAction::upsert(make_meta("bg_0", "other", TaskStatus::Completed)))
+                  .ok());
   EXPECT_EQ(m.granted_ids_left(), 3u);
   EXPECT_EQ(spawn_host(m, "t"), "bg_1");
   EXPECT_EQ(m.granted_ids_left(), 1u);
@@ -393,7 +399,8 @@ TEST(ChangeTracking, RestoresRecordTheThreadOnlyWhenTheyWrote) {
   auto h = manager_with_store();
   auto& m = *h->manager;
   m.track_changed_threads(true);
-  const auto snap = snapshot_of({make_meta("bg_1", "x", TaskStatus::Completed), make_meta("bg_2", "x", TaskStatus::Completed)});
+  const auto snap =
+      snapshot_of({make_meta("bg_1", "x", TaskStatus::Completed), make_meta("bg_2", "x", TaskStatus::Completed)});
   ASSERT_EQ(m.restore("t", snap)->added, 2u);
   EXPECT_EQ(m.take_changed_threads(), Threads{"t"});
   ASSERT_EQ(m.restore("t", snap)->added, 0u);
@@ -409,7 +416,8 @@ TEST(ChangeTracking, RestoresRecordTheThreadOnlyWhenTheyWrote) {
 TEST(ChangeTracking, ForgetAndRetentionRecordTheThreadOfTheDroppedEntry) {
   auto h = manager_with_store();
   auto& m = *h->manager;
-  ASSERT_EQ(m.restore("old", snapshot_of({make_meta("bg_1", "x", TaskStatus::Completed), make_meta("bg_2", "x", TaskStatus::Completed),
+  ASSERT_EQ(m.restore("old", snapshot_of({make_meta("bg_1", "x", TaskStatus::Completed),
+                                          make_meta("bg_2", "x", TaskStatus::Completed),
                                           make_meta("bg_3", "x", TaskStatus::Completed)}))
                 ->added,
             3u);
@@ -475,7 +483,8 @@ TEST(ChangeTracking, AFailedCommitRecordsNothing) {
   auto h = manager_with_store();
   auto& m = *h->manager;
   m.track_changed_threads(true);
-  h->store->set_commit_hook([](const std::vector<std::string_view>&) -> Result<void> { return errors::invalid_argument("refused"); });
+  h->store->set_commit_hook(
+      [](const std::vector<std::string_view>&) -> Result<void> { return errors::invalid_argument("refused"); });
   EXPECT_FALSE(m.spawn_host("t", "shell", std::nullopt, "d", {}).ok());
   EXPECT_TRUE(m.take_changed_threads().empty());
 }

@@ -188,11 +188,11 @@ TEST(NameIndex, NameIsFreeOnceTheTaskEndedOrWasForgotten) {
   auto third = spawn_named(m, "t", "researcher");
   ASSERT_TRUE(third.ok());
   // A coroutine task that is cancelled frees its name when its body ends, not before.
-  auto co = m.spawn("t", "job", std::optional<std::string_view>("coder"), "d", {},
-                    [](TaskContext ctx) -> Co<TaskResult> {
-                      co_await ctx.cancelled();
-                      co_return TaskResult::cancelled();
-                    });
+  auto co =
+      m.spawn("t", "job", std::optional<std::string_view>("coder"), "d", {}, [](TaskContext ctx) -> Co<TaskResult> {
+        co_await ctx.cancelled();
+        co_return TaskResult::cancelled();
+      });
   ASSERT_TRUE(co.ok());
   h->run_until_idle();
   EXPECT_TRUE(m.cancel(*co));

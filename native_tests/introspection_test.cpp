@@ -1,12 +1,12 @@
 // stats(), task_tree(), list() order, forget() and retention.
+#include <gtest/gtest.h>
+
 #include <cstddef>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "support.hpp"
 
@@ -75,12 +75,10 @@ TEST(Introspection, StatsCountByStatusInboxDepthAndLiveBodies) {
   EXPECT_EQ(st0.live_bodies, 0u);
   EXPECT_EQ(st0.owner_inbox_depth, 0u);
 
-  auto ok = m.spawn(kThread, "shell", std::nullopt, "ok", {}, [](TaskContext) -> Co<TaskResult> {
-    co_return TaskResult::success(json(1));
-  });
-  auto bad = m.spawn(kThread, "shell", std::nullopt, "bad", {}, [](TaskContext) -> Co<TaskResult> {
-    co_return TaskResult::failed("nope");
-  });
+  auto ok = m.spawn(kThread, "shell", std::nullopt, "ok", {},
+                    [](TaskContext) -> Co<TaskResult> { co_return TaskResult::success(json(1)); });
+  auto bad = m.spawn(kThread, "shell", std::nullopt, "bad", {},
+                     [](TaskContext) -> Co<TaskResult> { co_return TaskResult::failed("nope"); });
   auto cancelled = m.spawn(kThread, "shell", std::nullopt, "cancelled", {}, [](TaskContext ctx) -> Co<TaskResult> {
     co_await ctx.cancelled();
     co_return TaskResult::cancelled();
@@ -137,8 +135,9 @@ TEST(Introspection, TaskTreeNestsChildrenUnderParentsInIdOrder) {
 
   json expected = json::array({
       node(b0, "shell", "root task", "running",
-           json::array({node(b1, "http", "child one", "running", json::array({node(b3, "shell", "grandchild", "running")})),
-                        node(b4, "sub_agent", "child two", "completed", json::array(), "beta")}),
+           json::array(
+               {node(b1, "http", "child one", "running", json::array({node(b3, "shell", "grandchild", "running")})),
+                node(b4, "sub_agent", "child two", "completed", json::array(), "beta")}),
            "alpha"),
       node(b2, "shell", "other root", "failed"),
   });
@@ -185,8 +184,7 @@ TEST(Introspection, ListReturnsIdOrder) {
   auto numeric = bg_range(0, 11);
   numeric.push_back("bg_20");
   EXPECT_EQ(std::vector<TaskId>(ids.begin(), ids.begin() + 13), numeric) << "bg_N numerically first";
-  EXPECT_EQ(std::set<TaskId>(ids.begin() + 13, ids.end()), (std::set<TaskId>{"alpha", "zeta"}))
-      << "then the other ids";
+  EXPECT_EQ(std::set<TaskId>(ids.begin() + 13, ids.end()), (std::set<TaskId>{"alpha", "zeta"})) << "then the other ids";
   EXPECT_EQ(ids_of(m.list("thread-2")), (std::vector<TaskId>{"bg_12"}));
   EXPECT_EQ(host(m, kThread, "after restore"), "bg_21") << "restored bg_20 moves the counter";
 }
@@ -236,12 +234,13 @@ TEST(Introspection, ForgetOnlyTerminalTasks) {
 // ---------------------------------------------------------------------------------------------
 
 TEST(Retention, RetainFinishedKeepsTheNewestTerminalTasksPerThread) {
-  auto h = harness_with(ManagerOptions{.retain_finished = 2, .agent_inbox = {}, .concurrency = {}, .cancel_grace_ms = {}});
+  auto h =
+      harness_with(ManagerOptions{.retain_finished = 2, .agent_inbox = {}, .concurrency = {}, .cancel_grace_ms = {}});
   auto& m = *h->manager;
   std::vector<TaskId> t1;
   for (int i = 0; i < 5; ++i) t1.push_back(host(m, kThread, "t1"));  // bg_0..bg_4
-  auto o1 = host(m, "thread-2", "t2");                                // bg_5
-  auto o2 = host(m, "thread-2", "t2");                                // bg_6
+  auto o1 = host(m, "thread-2", "t2");                               // bg_5
+  auto o2 = host(m, "thread-2", "t2");                               // bg_6
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(m.complete(t1[i], json(i)).ok());
   ASSERT_TRUE(m.complete(o1, json("o1")).ok());
   ASSERT_TRUE(m.fail(o2, "o2").ok());
@@ -259,7 +258,8 @@ TEST(Retention, RetainFinishedKeepsTheNewestTerminalTasksPerThread) {
 }
 
 TEST(Retention, RetentionAppliesToCoroutineBodiesAndKeepsRunningOnes) {
-  auto h = harness_with(ManagerOptions{.retain_finished = 2, .agent_inbox = {}, .concurrency = {}, .cancel_grace_ms = {}});
+  auto h =
+      harness_with(ManagerOptions{.retain_finished = 2, .agent_inbox = {}, .concurrency = {}, .cancel_grace_ms = {}});
   auto& m = *h->manager;
   for (int i = 0; i < 4; ++i) {
     ASSERT_TRUE(m.spawn(kThread, "shell", std::nullopt, "quick", {}, [](TaskContext) -> Co<TaskResult> {
@@ -281,7 +281,8 @@ TEST(Retention, RetentionAppliesToCoroutineBodiesAndKeepsRunningOnes) {
 }
 
 TEST(Retention, ATaskForgottenByHandDoesNotCostARetentionSlot) {
-  auto h = harness_with(ManagerOptions{.retain_finished = 2, .agent_inbox = {}, .concurrency = {}, .cancel_grace_ms = {}});
+  auto h =
+      harness_with(ManagerOptions{.retain_finished = 2, .agent_inbox = {}, .concurrency = {}, .cancel_grace_ms = {}});
   auto& m = *h->manager;
   auto a = host(m, kThread, "a");
   auto b = host(m, kThread, "b");

@@ -1,12 +1,12 @@
 // The executor destroyed before the managers that use it (docs/lifetime.md, "When the executor
 // goes first"): nothing crashes, nothing leaks (run under the native-asan preset: ASan + LSan), the
 // manager stays readable and refuses what needs an executor.
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "bgtasks/bgtasks.hpp"
 
@@ -52,11 +52,11 @@ std::vector<TaskId> spawn_every_kind(BackgroundTaskManager& m, Executor& exec) {
   // Per thread, one at a time: t1's second task queues behind the first.
   ids.push_back(must(m.spawn({.thread = "t1", .type = "job", .description = "queued"}, wait_cancel)));
   ids.push_back(must(m.spawn_host({.thread = "t3", .type = "host", .description = "host", .timeout_ms = 5'000})));
-  ids.push_back(must(m.spawn_agent_with_context({.thread = "t4", .description = "agent"},
-                                                [](AgentTaskContext ctx) -> Co<TaskResult> {
-                                                  auto msg = co_await ctx.inbox_receiver.recv();
-                                                  co_return TaskResult::success(msg ? *msg : json());
-                                                })));
+  ids.push_back(must(
+      m.spawn_agent_with_context({.thread = "t4", .description = "agent"}, [](AgentTaskContext ctx) -> Co<TaskResult> {
+        auto msg = co_await ctx.inbox_receiver.recv();
+        co_return TaskResult::success(msg ? *msg : json());
+      })));
   EXPECT_TRUE(m.arm_host_timer(ids[3], 1'000).ok());
   exec.run_until_idle();
   EXPECT_TRUE(m.is_queued(ids[2]));
@@ -134,7 +134,8 @@ TEST(ExecutorFirst, StackObjectsDeclaredInTheWrongOrder) {
     Executor exec{clock};
     m.emplace(exec, one_per_thread());
     ASSERT_TRUE(m->set_store(store).ok());
-    ASSERT_TRUE(store->install_plugin(BackgroundTaskPlugin(std::shared_ptr<BackgroundTaskManager>(&*m, [](auto*) {}))).ok());
+    ASSERT_TRUE(
+        store->install_plugin(BackgroundTaskPlugin(std::shared_ptr<BackgroundTaskManager>(&*m, [](auto*) {}))).ok());
     ids = spawn_every_kind(*m, exec);
     snapshot = m->snapshot_json();
   }  // exec goes, then store, then m
@@ -184,9 +185,11 @@ TEST(ExecutorFirst, PluginAndToolHoldTheManager) {
   // The plugin's hooks still read the store.
   auto phases = PhaseRuntime::create(store);
   ASSERT_TRUE(phases.ok());
-  EXPECT_TRUE(phases->run_phase_with_context(*env, PhaseContext(Phase::StepEnd, store->snapshot())
-                                                     .with_run_identity(RunIdentity::for_thread("t1")))
-                  .ok());
+  EXPECT_TRUE(
+      phases
+          ->run_phase_with_context(
+              *env, PhaseContext(Phase::StepEnd, store->snapshot()).with_run_identity(RunIdentity::for_thread("t1")))
+          .ok());
   expect_detached(*weak.lock(), ids);
   tool.reset();
   env = Error{Errc::InvalidArgument, "dropped", std::nullopt};
@@ -253,17 +256,16 @@ TEST(ExecutorFirst, ManagersHoldingEachOtherAreFreed) {
     auto b = make_manager(*exec, sb, eb);
     weak_a = a;
     weak_b = b;
-    const TaskId in_b = must(b->spawn({.thread = "t", .type = "hold", .description = "holds a"},
-                                      [a](TaskContext ctx) -> Co<TaskResult> {
-                                        co_await ctx.cancelled();
-                                        co_return TaskResult::cancelled();
-                                      }));
+    const TaskId in_b = must(
+        b->spawn({.thread = "t", .type = "hold", .description = "holds a"}, [a](TaskContext ctx) -> Co<TaskResult> {
+          co_await ctx.cancelled();
+          co_return TaskResult::cancelled();
+        }));
     // a's body holds b, and waits for b's task.
-    must(a->spawn({.thread = "t", .type = "hold", .description = "holds b"},
-                  [b, in_b](TaskContext) -> Co<TaskResult> {
-                    auto s = co_await b->wait(in_b);
-                    co_return TaskResult::success(s ? 1 : 0);
-                  }));
+    must(a->spawn({.thread = "t", .type = "hold", .description = "holds b"}, [b, in_b](TaskContext) -> Co<TaskResult> {
+      auto s = co_await b->wait(in_b);
+      co_return TaskResult::success(s ? 1 : 0);
+    }));
     exec->run_until_idle();
   }
   ASSERT_FALSE(weak_a.expired());
@@ -281,12 +283,12 @@ TEST(ExecutorFirst, KeptContextAndTokenAreInert) {
   std::optional<InboxReceiver> events;
   auto m = make_manager(*exec, store, events);
   std::optional<TaskContext> kept;
-  const TaskId id = must(m->spawn({.thread = "t1", .type = "job", .description = "d"},
-                                  [&kept](TaskContext ctx) -> Co<TaskResult> {
-                                    kept = ctx;
-                                    co_await ctx.cancelled();
-                                    co_return TaskResult::cancelled();
-                                  }));
+  const TaskId id =
+      must(m->spawn({.thread = "t1", .type = "job", .description = "d"}, [&kept](TaskContext ctx) -> Co<TaskResult> {
+        kept = ctx;
+        co_await ctx.cancelled();
+        co_return TaskResult::cancelled();
+      }));
   exec->run_until_idle();
   ASSERT_TRUE(kept.has_value());
   CancellationToken token = kept->cancel_token();

@@ -1,5 +1,7 @@
 // Persistence: awaken's serde shapes (codec), the background_task_state snapshot, restore_for_thread.
 // Format rules checked against awaken's source; see fixtures/README.md for file:line references.
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <fstream>
 #include <memory>
@@ -7,8 +9,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "bgtasks/bgtasks.hpp"
 #include "support.hpp"
@@ -57,7 +57,8 @@ BackgroundTaskStateSnapshot expected_fixture() {
   m.task_type = "shell";
   m.description = "compile";
   m.status = TaskStatus::Completed;
-  m.result = json::parse(R"({"exit_code":0,"artifacts":["a.out","libx.so"],"stats":{"ms":1234,"cached":false,"ratio":0.5}})");
+  m.result =
+      json::parse(R"({"exit_code":0,"artifacts":["a.out","libx.so"],"stats":{"ms":1234,"cached":false,"ratio":0.5}})");
   m.created_at_ms = 1714000000000ULL;
   m.completed_at_ms = 1714000001234ULL;
   add(m);
@@ -118,15 +119,9 @@ BackgroundTaskStateSnapshot expected_fixture() {
 }
 
 json valid_entry(const std::string& id) {
-  return json{{"task_id", id},
-              {"owner_thread_id", "thread-1"},
-              {"task_type", "shell"},
-              {"description", "ok"},
-              {"status", "completed"},
-              {"result", {{"v", 1}}},
-              {"created_at_ms", 100},
-              {"completed_at_ms", 200},
-              {"parent_context", {{"run_id", "run-1"}}}};
+  return json{{"task_id", id},        {"owner_thread_id", "thread-1"}, {"task_type", "shell"},
+              {"description", "ok"},  {"status", "completed"},         {"result", {{"v", 1}}},
+              {"created_at_ms", 100}, {"completed_at_ms", 200},        {"parent_context", {{"run_id", "run-1"}}}};
 }
 
 std::string replace_once(std::string s, std::string_view from, std::string_view to) {
@@ -199,9 +194,8 @@ TEST(Codec, MetaAlwaysWritesOwnerAndParentContext) {
   m.description = "d";
   m.status = TaskStatus::Running;
   m.created_at_ms = 5;
-  EXPECT_EQ(dump(to_json(m)),
-            R"({"created_at_ms":5,"description":"d","owner_thread_id":"","parent_context":{},)"
-            R"("status":"running","task_id":"bg_0","task_type":"shell"})");
+  EXPECT_EQ(dump(to_json(m)), R"({"created_at_ms":5,"description":"d","owner_thread_id":"","parent_context":{},)"
+                              R"("status":"running","task_id":"bg_0","task_type":"shell"})");
 }
 
 TEST(Codec, MetaWritesOptionalFieldsOnlyWhenPresent) {
@@ -217,11 +211,10 @@ TEST(Codec, MetaWritesOptionalFieldsOnlyWhenPresent) {
   m.created_at_ms = 100;
   m.completed_at_ms = 200;
   m.parent_context = pc("bg_0", "r", "c", "a");
-  EXPECT_EQ(dump(to_json(m)),
-            R"({"completed_at_ms":200,"created_at_ms":100,"description":"compile","error":"boom",)"
-            R"("name":"builder","owner_thread_id":"t1",)"
-            R"("parent_context":{"agent_id":"a","call_id":"c","run_id":"r","task_id":"bg_0"},)"
-            R"("result":{"a":[1,2],"b":1},"status":"failed","task_id":"bg_1","task_type":"shell"})");
+  EXPECT_EQ(dump(to_json(m)), R"({"completed_at_ms":200,"created_at_ms":100,"description":"compile","error":"boom",)"
+                              R"("name":"builder","owner_thread_id":"t1",)"
+                              R"("parent_context":{"agent_id":"a","call_id":"c","run_id":"r","task_id":"bg_0"},)"
+                              R"("result":{"a":[1,2],"b":1},"status":"failed","task_id":"bg_1","task_type":"shell"})");
 
   // Each skipped field disappears on its own.
   m.name.reset();
@@ -253,7 +246,8 @@ TEST(Codec, SummaryOmitsEmptyParentContextAndHasNoNameOrOwner) {
   s.description = "d";
   s.status = TaskStatus::Running;
   s.created_at_ms = 5;
-  EXPECT_EQ(dump(to_json(s)), R"({"created_at_ms":5,"description":"d","status":"running","task_id":"bg_0","task_type":"shell"})");
+  EXPECT_EQ(dump(to_json(s)),
+            R"({"created_at_ms":5,"description":"d","status":"running","task_id":"bg_0","task_type":"shell"})");
 
   s.parent_context.run_id = "r";
   s.status = TaskStatus::Completed;
@@ -285,11 +279,12 @@ TEST(Codec, SnapshotEncodingIsSortedAndExact) {
   s.tasks["bg_2"] = bgtasks::testing::make_meta("bg_2", "t", TaskStatus::Failed);
   s.tasks["bg_2"].error = "x";
   s.tasks["bg_10"] = bgtasks::testing::make_meta("bg_10", "t", TaskStatus::Running);
-  EXPECT_EQ(dump(to_json(s)),
-            R"({"tasks":{"bg_10":{"created_at_ms":100,"description":"desc","owner_thread_id":"t","parent_context":{},)"
-            R"("status":"running","task_id":"bg_10","task_type":"shell"},)"
-            R"("bg_2":{"completed_at_ms":200,"created_at_ms":100,"description":"desc","error":"x","owner_thread_id":"t",)"
-            R"("parent_context":{},"status":"failed","task_id":"bg_2","task_type":"shell"}}})");
+  EXPECT_EQ(
+      dump(to_json(s)),
+      R"({"tasks":{"bg_10":{"created_at_ms":100,"description":"desc","owner_thread_id":"t","parent_context":{},)"
+      R"("status":"running","task_id":"bg_10","task_type":"shell"},)"
+      R"("bg_2":{"completed_at_ms":200,"created_at_ms":100,"description":"desc","error":"x","owner_thread_id":"t",)"
+      R"("parent_context":{},"status":"failed","task_id":"bg_2","task_type":"shell"}}})");
 }
 
 TEST(Codec, LegacyMetaDecodesWithDefaults) {
@@ -310,10 +305,10 @@ TEST(Codec, LegacyMetaDecodesWithDefaults) {
 
 TEST(Codec, SerdeLeniencyNullOptionalsAndUnknownFields) {
   // serde: Option<T> reads null as None; unknown fields are ignored (no deny_unknown_fields).
-  auto m = meta_from_json(json::parse(
-      R"({"task_id":"bg_1","task_type":"shell","description":"d","status":"running","created_at_ms":1,)"
-      R"("name":null,"error":null,"completed_at_ms":null,"result":null,"extra":{"x":1},)"
-      R"("parent_context":{"task_id":null,"run_id":"r","future_field":3}})"));
+  auto m = meta_from_json(
+      json::parse(R"({"task_id":"bg_1","task_type":"shell","description":"d","status":"running","created_at_ms":1,)"
+                  R"("name":null,"error":null,"completed_at_ms":null,"result":null,"extra":{"x":1},)"
+                  R"("parent_context":{"task_id":null,"run_id":"r","future_field":3}})"));
   ASSERT_TRUE(m.ok()) << m.error().message;
   EXPECT_FALSE(m->name || m->error || m->completed_at_ms || m->result);
   EXPECT_EQ(m->parent_context, pc(std::nullopt, "r", std::nullopt, std::nullopt));
@@ -448,9 +443,10 @@ TEST(Snapshot, SnapshotJsonIsSortedAndExact) {
       R"({"tasks":{"bg_9":{"task_id":"bg_9","task_type":"shell","description":"legacy task","status":"completed","created_at_ms":100,"completed_at_ms":200}}})");
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->added, 1u);
-  EXPECT_EQ(h->manager->snapshot_json("t9"),
-            R"({"tasks":{"bg_9":{"completed_at_ms":200,"created_at_ms":100,"description":"legacy task",)"
-            R"("owner_thread_id":"t9","parent_context":{},"status":"completed","task_id":"bg_9","task_type":"shell"}}})");
+  EXPECT_EQ(
+      h->manager->snapshot_json("t9"),
+      R"({"tasks":{"bg_9":{"completed_at_ms":200,"created_at_ms":100,"description":"legacy task",)"
+      R"("owner_thread_id":"t9","parent_context":{},"status":"completed","task_id":"bg_9","task_type":"shell"}}})");
   EXPECT_EQ(h->manager->snapshot_json("nobody"), R"({"tasks":{}})");
 }
 
@@ -458,11 +454,12 @@ TEST(Snapshot, SnapshotJsonIsSortedAndExact) {
 // the entries as a list), also when an entry between them was bad.
 TEST(Snapshot, RepeatedIdKeepsItsLastEntryInParseAndRestore) {
   auto entry = [](const char* id, const char* description) {
-    return std::string("\"") + id + R"(":{"task_id":")" + id + R"(","task_type":"shell","description":")" + description +
-           R"(","status":"completed","created_at_ms":1})";
+    return std::string("\"") + id + R"(":{"task_id":")" + id + R"(","task_type":"shell","description":")" +
+           description + R"(","status":"completed","created_at_ms":1})";
   };
-  const std::string text = "{\"tasks\":{" + entry("bg_2", "first") + "," + entry("bg_1", "one") + "," + entry("bg_2", "second") +
-                           ",\"bg_3\":5," + entry("bg_3", "fixed") + "," + entry("x", "a") + "," + entry("x", "b") + "}}";
+  const std::string text = "{\"tasks\":{" + entry("bg_2", "first") + "," + entry("bg_1", "one") + "," +
+                           entry("bg_2", "second") + ",\"bg_3\":5," + entry("bg_3", "fixed") + "," + entry("x", "a") +
+                           "," + entry("x", "b") + "}}";
   auto parsed = parse_snapshot(text);
   ASSERT_TRUE(parsed.ok()) << parsed.error().message;
   ASSERT_EQ(parsed->tasks.size(), 4u);
@@ -651,7 +648,8 @@ TEST(Restore, RoundTripThroughSnapshotJsonIsEqualByValue) {
   auto a = manager_with_store();
   auto& m = *a->manager;
   ASSERT_TRUE(m.restore_json("t1", read_fixture()).ok());  // counter → 13
-  auto ok = m.spawn("t1", "shell", "ok", "object result", pc(std::nullopt, "run-9", "call-9", "agent-9"), succeed_object);
+  auto ok =
+      m.spawn("t1", "shell", "ok", "object result", pc(std::nullopt, "run-9", "call-9", "agent-9"), succeed_object);
   auto bad = m.spawn("t1", "http", std::nullopt, "fails", {}, fail_boom);
   ASSERT_TRUE(ok.ok() && bad.ok());
   auto agent = m.spawn_agent_with_context("t1", "helper", "sub agent", pc(*ok, "run-9", std::nullopt, std::nullopt),
@@ -741,11 +739,15 @@ std::vector<BadRow> bad_rows() {
       {"created_at_ms is a string", snapshot_with(with("created_at_ms", "100")), {"tasks.bg_1", "created_at_ms"}},
       {"completed_at_ms is a string", snapshot_with(with("completed_at_ms", "200")), {"tasks.bg_1", "completed_at_ms"}},
       {"completed_at_ms negative", snapshot_with(with("completed_at_ms", -5)), {"tasks.bg_1", "completed_at_ms"}},
-      {"parent_context is an array", snapshot_with(with("parent_context", json::array())), {"tasks.bg_1", "parent_context"}},
+      {"parent_context is an array",
+       snapshot_with(with("parent_context", json::array())),
+       {"tasks.bg_1", "parent_context"}},
       {"parent_context is null", snapshot_with(with("parent_context", nullptr)), {"tasks.bg_1", "parent_context"}},
-      {"parent_context.run_id is a number", snapshot_with(with("parent_context", {{"run_id", 42}})),
+      {"parent_context.run_id is a number",
+       snapshot_with(with("parent_context", {{"run_id", 42}})),
        {"tasks.bg_1", "parent_context", "run_id"}},
-      {"parent_context.task_id is a bool", snapshot_with(with("parent_context", {{"task_id", false}})),
+      {"parent_context.task_id is a bool",
+       snapshot_with(with("parent_context", {{"task_id", false}})),
        {"tasks.bg_1", "parent_context", "task_id"}},
       {"unknown status paused", snapshot_with(with("status", "paused")), {"tasks.bg_1", "status"}},
       {"status in wrong case", snapshot_with(with("status", "Running")), {"tasks.bg_1", "status"}},
@@ -753,12 +755,15 @@ std::vector<BadRow> bad_rows() {
       {"float created_at_ms", with_raw("created_at_ms", "1.5"), {"tasks.bg_1", "created_at_ms"}},
       {"integral float created_at_ms", with_raw("created_at_ms", "100.0"), {"tasks.bg_1", "created_at_ms"}},
       {"exponent created_at_ms", with_raw("created_at_ms", "1e3"), {"tasks.bg_1", "created_at_ms"}},
-      {"created_at_ms above 2^64-1", with_raw("created_at_ms", "18446744073709551616"), {"tasks.bg_1", "created_at_ms"}},
+      {"created_at_ms above 2^64-1",
+       with_raw("created_at_ms", "18446744073709551616"),
+       {"tasks.bg_1", "created_at_ms"}},
       {"empty task_id under empty key", snapshot_with(with("task_id", ""), ""), {"task_id"}},
       {"empty task_id under bg_1", snapshot_with(with("task_id", "")), {"tasks.bg_1", "task_id"}},
       {"key differs from task_id", snapshot_with(with("task_id", "bg_2")), {"tasks.bg_1", "task_id"}},
       {"nesting deeper than kMaxJsonDepth in result",
-       with_raw("result", std::string(kMaxJsonDepth + 10, '[') + std::string(kMaxJsonDepth + 10, ']')), {}},
+       with_raw("result", std::string(kMaxJsonDepth + 10, '[') + std::string(kMaxJsonDepth + 10, ']')),
+       {}},
       {"invalid UTF-8 in description", with_raw("description", "\"bad \xff\xfe byte\""), {}},
       {"invalid UTF-8 in a result string", with_raw("result", "{\"k\":\"\xc3\x28\"}"), {}},
       {"overlong UTF-8 in task_type", with_raw("task_type", "\"\xc0\xaf\""), {}},

@@ -3,14 +3,14 @@
 // the manager, or destroying it. Each test is one re-entry point; the ASan build is what proves
 // the memory side (docs/lifetime.md gives the rules these tests pin).
 
+#include <gtest/gtest.h>
+
 #include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "bgtasks/bgtasks.hpp"
 #include "support.hpp"
@@ -260,9 +260,10 @@ TEST(Reentry, ACommitHookThatDestroysTheManagerStopsForgetAndRestore) {
       EXPECT_FALSE(raw->forget(*id)) << "the manager went before the entry was removed";
       EXPECT_NE(stored_status(*r.store, *id), nullptr);
     } else {
-      auto added = raw->restore_json("u", R"({"tasks":{"x":{"task_id":"x","task_type":"a","description":"d",)"
-                                          R"("status":"completed","created_at_ms":1},"y":{"task_id":"y",)"
-                                          R"("task_type":"a","description":"d","status":"running","created_at_ms":1}}})");
+      auto added =
+          raw->restore_json("u", R"({"tasks":{"x":{"task_id":"x","task_type":"a","description":"d",)"
+                                 R"("status":"completed","created_at_ms":1},"y":{"task_id":"y",)"
+                                 R"("task_type":"a","description":"d","status":"running","created_at_ms":1}}})");
       ASSERT_TRUE(added.ok());
       EXPECT_EQ(added->added, 0u) << "the first commit's hook destroyed the manager";
     }
@@ -389,7 +390,8 @@ TEST(Reentry, ABodyFactoryThatThrowsLeavesNoStoredEntry) {
   EXPECT_TRUE(m.list("t").empty());
   EXPECT_EQ(m.stats().live_bodies, 0u);
   // The id was taken (as a failed commit takes it); the name is free again.
-  auto next = m.spawn("t", "job", "named", "d", {}, [](TaskContext) -> Co<TaskResult> { co_return TaskResult::success(json(2)); });
+  auto next = m.spawn("t", "job", "named", "d", {},
+                      [](TaskContext) -> Co<TaskResult> { co_return TaskResult::success(json(2)); });
   ASSERT_TRUE(next.ok()) << next.error().message;
   EXPECT_EQ(*next, "bg_1");
   r.exec.run_until_idle();
@@ -466,7 +468,8 @@ TEST(Reentry, ACommitHookThatUninstallsThePluginFailsTheWriteWithUnknownKey) {
 TEST(Reentry, ACommitHookThatRestoresWhileATaskEndsKeepsBoth) {
   Rig r;
   auto& m = *r.m;
-  auto id = m.spawn("t", "job", std::nullopt, "d", {}, [](TaskContext) -> Co<TaskResult> { co_return TaskResult::success(json(1)); });
+  auto id = m.spawn("t", "job", std::nullopt, "d", {},
+                    [](TaskContext) -> Co<TaskResult> { co_return TaskResult::success(json(1)); });
   bool inside = false;
   std::optional<std::size_t> restored;
   r.store->set_commit_hook([&](const std::vector<std::string_view>&) -> Result<void> {
@@ -490,15 +493,14 @@ TEST(Reentry, AWaitContinuationThatForgetsItsTaskAndDropsTheManager) {
   Rig r;
   bool done = false;
   auto id = r.m->spawn_host("t", "job", std::nullopt, "d", {});
-  auto waiter = r.m->spawn("t", "waiter", std::nullopt, "d", {},
-                           [&, target = *id](TaskContext) -> Co<TaskResult> {
-                             auto end = co_await r.m->wait(target);
-                             EXPECT_EQ(end->status, TaskStatus::Completed);
-                             EXPECT_TRUE(r.m->forget(target));
-                             r.m.reset();  // from the continuation of its own wait
-                             done = true;
-                             co_return TaskResult::success(json(1));
-                           });
+  auto waiter = r.m->spawn("t", "waiter", std::nullopt, "d", {}, [&, target = *id](TaskContext) -> Co<TaskResult> {
+    auto end = co_await r.m->wait(target);
+    EXPECT_EQ(end->status, TaskStatus::Completed);
+    EXPECT_TRUE(r.m->forget(target));
+    r.m.reset();  // from the continuation of its own wait
+    done = true;
+    co_return TaskResult::success(json(1));
+  });
   ASSERT_TRUE(waiter.ok());
   r.exec.run_until_idle();
   ASSERT_TRUE(r.m->complete(*id, json(1)).ok());

@@ -1,10 +1,10 @@
 // One-step setup (make_runtime) and the rule that a manager keeps its first store.
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "bgtasks/bgtasks.hpp"
 
@@ -30,7 +30,8 @@ TEST(MakeRuntime, ReadyToSpawnWithoutMoreSetup) {
   EXPECT_TRUE(rt.manager->has_owner_inbox());
   EXPECT_TRUE(rt.store->is_registered(BackgroundTaskStateKey::name));
   EXPECT_TRUE(rt.store->is_registered(BackgroundTaskViewKey::name));
-  const TaskId id = rt.manager->spawn({.thread = "t1", .type = "shell", .description = "build"}, report_and_finish).value();
+  const TaskId id =
+      rt.manager->spawn({.thread = "t1", .type = "shell", .description = "build"}, report_and_finish).value();
   exec.run_until_idle();
   const auto events = rt.events.drain();
   ASSERT_EQ(events.size(), 2u);
@@ -47,10 +48,9 @@ TEST(MakeRuntime, ReadyToSpawnWithoutMoreSetup) {
 TEST(MakeRuntime, OptionsReachTheManagerAndTheInbox) {
   ManualClock clock{1'000};
   Executor exec{clock};
-  Runtime rt = make_runtime(exec, {.retain_finished = 1,
-                                   .concurrency = {.per_thread = 1},
-                                   .cancel_grace_ms = 20,
-                                   .owner_inbox = {.capacity = 2}});
+  Runtime rt = make_runtime(
+      exec,
+      {.retain_finished = 1, .concurrency = {.per_thread = 1}, .cancel_grace_ms = 20, .owner_inbox = {.capacity = 2}});
   auto& m = *rt.manager;
   EXPECT_EQ(m.concurrency().per_thread, 1u);
   const TaskId a = m.spawn({.thread = "t1", .type = "job"}, report_and_finish).value();
@@ -85,9 +85,11 @@ TEST(MakeRuntime, PluginAndToolAreWired) {
   ASSERT_TRUE(env.ok());
   auto phases = PhaseRuntime::create(rt.store);
   ASSERT_TRUE(phases.ok());
-  ASSERT_TRUE(phases->run_phase_with_context(
-                        *env, PhaseContext(Phase::StepEnd, rt.store->snapshot()).with_run_identity(RunIdentity::for_thread("t1")))
-                  .ok());
+  ASSERT_TRUE(
+      phases
+          ->run_phase_with_context(
+              *env, PhaseContext(Phase::StepEnd, rt.store->snapshot()).with_run_identity(RunIdentity::for_thread("t1")))
+          .ok());
   const auto snap = rt.store->snapshot();
   ASSERT_NE(snap.get<PendingWorkKey>(), nullptr);
   EXPECT_TRUE(*snap.get<PendingWorkKey>());  // StepEnd: t1 has a running task

@@ -2,6 +2,8 @@
 // BackgroundTaskManager with host-driven tasks. web_tests/node/scenarios.test.mjs runs the same
 // files through the JS package; both write their transcripts to build/scenario-transcripts/ and
 // must agree byte for byte.
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
@@ -14,8 +16,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "bgtasks/bgtasks.hpp"
 
@@ -126,7 +126,8 @@ class Runner {
     ConcurrencyLimits l;
     if (j.contains("per_thread")) l.per_thread = j["per_thread"].get<std::size_t>();
     if (j.contains("per_type"))
-      for (auto it = j["per_type"].begin(); it != j["per_type"].end(); ++it) l.per_type[it.key()] = it->get<std::size_t>();
+      for (auto it = j["per_type"].begin(); it != j["per_type"].end(); ++it)
+        l.per_type[it.key()] = it->get<std::size_t>();
     return l;
   }
 
@@ -160,9 +161,10 @@ class Runner {
     if (s.contains("timeout_ms")) timeout = s["timeout_ms"].get<std::uint64_t>();
     auto spawn = [&] {
       if (timeout)
-        return manager_->spawn_host(SpawnOptions{thread, type, name ? std::optional<std::string_view>(*name) : std::nullopt,
-                                                 description, parent, timeout},
-                                    agent);
+        return manager_->spawn_host(
+            SpawnOptions{thread, type, name ? std::optional<std::string_view>(*name) : std::nullopt, description,
+                         parent, timeout},
+            agent);
       return manager_->spawn_host(thread, type, name ? std::optional<std::string_view>(*name) : std::nullopt,
                                   description, parent, agent);
     };

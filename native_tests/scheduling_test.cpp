@@ -1,14 +1,14 @@
 // Scheduling beyond awaken (docs/scheduling.md): concurrency limits, deadlines, the cancel grace,
 // shutdown, cancel reasons, fan-out to listeners, and no event after a task's terminal one. Every
 // test runs on the manual clock.
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "bgtasks/codec.hpp"
 #include "support.hpp"
@@ -34,7 +34,8 @@ std::unique_ptr<Harness> harness_with(ManagerOptions options, bool with_inbox = 
   return h;
 }
 
-ManagerOptions limits(std::optional<std::size_t> per_thread, std::map<std::string, std::size_t, std::less<>> per_type = {}) {
+ManagerOptions limits(std::optional<std::size_t> per_thread,
+                      std::map<std::string, std::size_t, std::less<>> per_type = {}) {
   ManagerOptions o;
   o.concurrency.per_thread = per_thread;
   o.concurrency.per_type = std::move(per_type);
@@ -106,9 +107,8 @@ TEST(SpawnOptionsForm, SpawnsAsThePositionalFormDoes) {
   const TaskId b = must(m.spawn_host(o));
   EXPECT_EQ(m.get(b)->task_type, "shell");
   o.name = "agent";
-  const TaskId c = must(m.spawn_agent(o, [](CancellationToken, InboxSender, InboxReceiver) -> Co<TaskResult> {
-    co_return TaskResult::success(1);
-  }));
+  const TaskId c = must(m.spawn_agent(
+      o, [](CancellationToken, InboxSender, InboxReceiver) -> Co<TaskResult> { co_return TaskResult::success(1); }));
   o.name = std::nullopt;
   const TaskId d = must(m.spawn_host(o, /*sub_agent=*/true));
   h->run_until_idle();
@@ -127,7 +127,8 @@ TEST(Limits, NeverMoreThanNBodiesRunAndQueuedOnesStartInSpawnOrder) {
   auto& m = *h->manager;
   auto log = std::make_shared<Log>();
   std::vector<TaskId> ids;
-  for (int i = 0; i < 5; ++i) ids.push_back(must(m.spawn("t1", "job", std::nullopt, "d", {}, sleeper(log, "w" + std::to_string(i), 10))));
+  for (int i = 0; i < 5; ++i)
+    ids.push_back(must(m.spawn("t1", "job", std::nullopt, "d", {}, sleeper(log, "w" + std::to_string(i), 10))));
   EXPECT_FALSE(m.is_queued(ids[0]));
   EXPECT_FALSE(m.is_queued(ids[1]));
   for (int i = 2; i < 5; ++i) EXPECT_TRUE(m.is_queued(ids[i])) << i;
@@ -166,7 +167,7 @@ TEST(Limits, PerTypeAndPerThreadTogetherAndABlockedTaskHoldsBackNoOtherThreadOrT
   auto h = harness_with(limits(2, {{"shell", 1}}));
   auto& m = *h->manager;
   auto log = std::make_shared<Log>();
-  must(m.spawn("t1", "shell", std::nullopt, "d", {}, sleeper(log, "t1-shell-a", 10)));  // starts
+  must(m.spawn("t1", "shell", std::nullopt, "d", {}, sleeper(log, "t1-shell-a", 10)));                    // starts
   const TaskId s2 = must(m.spawn("t1", "shell", std::nullopt, "d", {}, sleeper(log, "t1-shell-b", 10)));  // type full
   const TaskId j1 = must(m.spawn("t1", "job", std::nullopt, "d", {}, sleeper(log, "t1-job-a", 10)));      // t1 has room
   const TaskId j2 = must(m.spawn("t1", "job", std::nullopt, "d", {}, sleeper(log, "t1-job-b", 10)));      // t1 full
@@ -202,10 +203,11 @@ TEST(Limits, CancellingAQueuedTaskEndsItAtOnceWithoutEverBuildingItsBody) {
     Probe(const Probe& o) : log(o.log) {}
     ~Probe() { ++log->destroyed; }
   };
-  const TaskId b = must(m.spawn("t1", "job", std::nullopt, "d", {}, [probe = Probe(log)](TaskContext) -> Co<TaskResult> {
-    ++probe.log->built;
-    co_return TaskResult::success(nullptr);
-  }));
+  const TaskId b =
+      must(m.spawn("t1", "job", std::nullopt, "d", {}, [probe = Probe(log)](TaskContext) -> Co<TaskResult> {
+        ++probe.log->built;
+        co_return TaskResult::success(nullptr);
+      }));
   ASSERT_TRUE(m.is_queued(b));
   const int destroyed_before = log->destroyed;
   std::optional<TaskSummary> waited;
@@ -238,13 +240,14 @@ TEST(Limits, AQueuedTasksCancelIsReportedBeforeItsEndAndItsHookMaySettleIt) {
   const TaskId b = must(m.spawn_host("t1", "job", std::nullopt, "queued", {}));
   const TaskId c = must(m.spawn_host("t1", "job", std::nullopt, "queued, settled by the hook", {}));
   m.set_hooks(ManagerHooks{[&](const TaskId& id) {
-                             seen.push_back("cancel " + id + (m.get(id)->status == TaskStatus::Running ? " running" : " ended"));
+                             seen.push_back("cancel " + id +
+                                            (m.get(id)->status == TaskStatus::Running ? " running" : " ended"));
                              if (id == c) {
                                EXPECT_TRUE(m.complete(c, json("late")).ok());
                              }
                            },
-                           [&](const TaskSummary& s) { seen.push_back("end " + s.task_id + " " + as_str(s.status)); }, nullptr,
-                           [&](const TaskId& id, TaskStatus) { seen.push_back("forced " + id); }});
+                           [&](const TaskSummary& s) { seen.push_back("end " + s.task_id + " " + as_str(s.status)); },
+                           nullptr, [&](const TaskId& id, TaskStatus) { seen.push_back("forced " + id); }});
   EXPECT_TRUE(m.cancel(b));
   EXPECT_TRUE(m.cancel(c));
   EXPECT_EQ(seen, (std::vector<std::string>{"cancel " + b + " running", "end " + b + " cancelled", "forced " + b,
@@ -427,7 +430,8 @@ TEST(Deadlines, ATimeoutFiresExactlyAtSpawnPlusTimeoutNotAMillisecondBefore) {
   EXPECT_TRUE(body_returned);
   EXPECT_EQ(seen_reason, CancelReason::Timeout);
   EXPECT_EQ(m.cancel_reason(id), CancelReason::Timeout);
-  EXPECT_EQ(h->drain(), (std::vector<json>{json{{"kind", "failed"}, {"task_id", id}, {"error", "task timed out after 100 ms"}}}))
+  EXPECT_EQ(h->drain(),
+            (std::vector<json>{json{{"kind", "failed"}, {"task_id", id}, {"error", "task timed out after 100 ms"}}}))
       << "one terminal event; the body's own end is discarded";
   EXPECT_EQ(status_of(m, id), TaskStatus::Failed);
   EXPECT_FALSE(h->exec.next_deadline());
@@ -496,7 +500,8 @@ TEST(Deadlines, WithGraceAStubbornBodyIsEndedByItsTimeoutAndDiscarded) {
   auto h = harness_with(grace(10));
   auto& m = *h->manager;
   auto log = std::make_shared<Log>();
-  const TaskId id = must(m.spawn(SpawnOptions{"t1", "job", std::nullopt, "stubborn", {}, 40}, sleeper(log, "s", 500, true)));
+  const TaskId id =
+      must(m.spawn(SpawnOptions{"t1", "job", std::nullopt, "stubborn", {}, 40}, sleeper(log, "s", 500, true)));
   h->run_for(40);
   EXPECT_EQ(status_of(m, id), TaskStatus::Failed) << "the timeout ends the task itself; no grace needed";
   EXPECT_EQ(m.stats().live_bodies, 1u) << "its body still runs";
@@ -511,7 +516,8 @@ TEST(Deadlines, AForcedEndCanBeForgottenWhileItsBodyRuns) {
   auto h = harness_with({});
   auto& m = *h->manager;
   auto log = std::make_shared<Log>();
-  const TaskId id = must(m.spawn(SpawnOptions{"t1", "job", std::nullopt, "stubborn", {}, 5}, sleeper(log, "s", 100, true)));
+  const TaskId id =
+      must(m.spawn(SpawnOptions{"t1", "job", std::nullopt, "stubborn", {}, 5}, sleeper(log, "s", 100, true)));
   h->run_for(5);
   EXPECT_TRUE(m.forget(id));
   EXPECT_FALSE(m.get(id));
@@ -524,7 +530,8 @@ TEST(Deadlines, AForcedEndCanBeForgottenWhileItsBodyRuns) {
 TEST(Deadlines, DestroyingTheManagerWithARunningForcedBodyFreesIt) {
   auto h = harness_with({});
   auto log = std::make_shared<Log>();
-  const TaskId id = must(h->manager->spawn(SpawnOptions{"t1", "job", std::nullopt, "stubborn", {}, 5}, sleeper(log, "s", 100, true)));
+  const TaskId id =
+      must(h->manager->spawn(SpawnOptions{"t1", "job", std::nullopt, "stubborn", {}, 5}, sleeper(log, "s", 100, true)));
   h->run_for(5);
   EXPECT_TRUE(h->manager->forget(id));
   h->manager.reset();  // ASan: the frame and the core are freed
@@ -738,8 +745,11 @@ TEST(FanOut, AThreadFilterAndNoOwnerInboxAndARefusingBoundedInbox) {
   auto h = harness_with({}, /*with_inbox=*/false);
   auto& m = *h->manager;
   std::vector<std::string> seen;
-  m.subscribe([&](const Event& e) { seen.push_back(std::string(e.thread.view()) + ":" + e.to_json().at("kind").get<std::string>()); },
-              std::string("t2"));
+  m.subscribe(
+      [&](const Event& e) {
+        seen.push_back(std::string(e.thread.view()) + ":" + e.to_json().at("kind").get<std::string>());
+      },
+      std::string("t2"));
   const TaskId a = must(m.spawn_host("t1", "job", std::nullopt, "a", {}));
   const TaskId b = must(m.spawn_host("t2", "job", std::nullopt, "b", {}));
   EXPECT_FALSE(m.emit(b, "x", 1)) << "no owner inbox: emit answers false, as awaken's";

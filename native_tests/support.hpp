@@ -2,10 +2,10 @@
 // on a manual clock, and helpers that drive the executor. No wall-clock sleeps anywhere.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <optional>
-
-#include <gtest/gtest.h>
 
 #include "bgtasks/bgtasks.hpp"
 
@@ -15,7 +15,7 @@ struct Harness {
   ManualClock clock{1'000'000};
   Executor exec{clock};
   std::shared_ptr<StateStore> store = std::make_shared<StateStore>();
-  std::optional<InboxReceiver> inbox;  // owner inbox receiver, when the fixture has one
+  std::optional<InboxReceiver> inbox;              // owner inbox receiver, when the fixture has one
   std::shared_ptr<BackgroundTaskManager> manager;  // declared last: destroyed first
 
   Harness() = default;

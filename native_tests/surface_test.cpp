@@ -3,6 +3,8 @@
 // InboxSender::try_send, inbox_event_message; and rules a mutation run found unpinned: a failed
 // commit applies nothing, a token's cancel() wakes its waiters, `bg_+N` ids, a sleep after cancel,
 // and the order of send_task_inbox_message's errors.
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -10,23 +12,20 @@
 #include <string_view>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "support.hpp"
 
 namespace {
 
 using namespace bgtasks;
-using bgtasks::testing::Harness;
 using bgtasks::testing::child_of;
 using bgtasks::testing::finish_at_once;
-using bgtasks::testing::of_run;
-using bgtasks::testing::spawn_waiting;
-using bgtasks::testing::wait_cancelled;
+using bgtasks::testing::Harness;
 using bgtasks::testing::make_meta;
 using bgtasks::testing::manager_with_store;
 using bgtasks::testing::manager_with_store_and_inbox;
-
+using bgtasks::testing::of_run;
+using bgtasks::testing::spawn_waiting;
+using bgtasks::testing::wait_cancelled;
 
 TaskId spawn_finished(Harness& h, std::optional<std::string_view> name, TaskParentContext parent) {
   auto id = h.manager->spawn("thread-1", "worker", name, "ends at once", std::move(parent), finish_at_once);
@@ -309,10 +308,10 @@ TEST(InboxEventMessage, PutsKindAndTaskIdInUnescapedAndTheJsonAsSerdeWritesIt) {
 struct TwoKeyStore {
   StateStore store;
   TwoKeyStore() {
-    EXPECT_TRUE(store
-                    .register_keys({KeyRegistration::of<BackgroundTaskStateKey>("p"),
-                                    KeyRegistration::of<PendingWorkKey>("p")})
-                    .ok());
+    EXPECT_TRUE(
+        store
+            .register_keys({KeyRegistration::of<BackgroundTaskStateKey>("p"), KeyRegistration::of<PendingWorkKey>("p")})
+            .ok());
     MutationBatch b = store.begin_mutation();
     b.update<BackgroundTaskStateKey>(BackgroundTaskStateAction::upsert(make_meta("bg_0", "t", TaskStatus::Running)));
     b.update<PendingWorkKey>(true);
@@ -509,7 +508,9 @@ Co<TaskResult> agent_closing_inbox(CancellationToken token, InboxSender, InboxRe
   co_return TaskResult::cancelled();
 }
 
-Co<TaskResult> agent_finishing(CancellationToken, InboxSender, InboxReceiver) { co_return TaskResult::success(nullptr); }
+Co<TaskResult> agent_finishing(CancellationToken, InboxSender, InboxReceiver) {
+  co_return TaskResult::success(nullptr);
+}
 
 std::string error_of(const Result<void>& r) {
   if (r.ok()) return "ok";
@@ -554,7 +555,8 @@ TEST(SendTaskInboxMessageOrder, NotFoundThenNotOwnerThenTerminatedThenNoInboxThe
   // 5. The send itself: a closed inbox, then a full one.
   EXPECT_EQ(send(*agent_closed, "thread-1"), "sub-agent inbox closed");
   EXPECT_EQ(send(*agent_live, "thread-1"), "ok");
-  EXPECT_EQ(send(*agent_live, "thread-1"), m.send_task_inbox_message(*agent_live, "thread-1", "p", "c").error().message);
+  EXPECT_EQ(send(*agent_live, "thread-1"),
+            m.send_task_inbox_message(*agent_live, "thread-1", "p", "c").error().message);
   EXPECT_EQ(m.send_task_inbox_message(*agent_live, "thread-1", "p", "c").error().code, Errc::InboxFull);
   // A full inbox of a task that then ends: TaskTerminated comes first.
   ASSERT_TRUE(m.cancel(*agent_live));

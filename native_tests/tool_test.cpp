@@ -1,6 +1,8 @@
 // The cancel_task tool, compared with awaken's CancelTaskTool and its tool executor: argument
 // errors and their text, the scope (current task, else a cancellable run with a non-blank id),
 // each relation's receipt, and the run's own cancellation token.
+#include <gtest/gtest.h>
+
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -9,21 +11,18 @@
 #include <variant>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "support.hpp"
 
 namespace {
 
 using namespace bgtasks;
-using bgtasks::testing::Harness;
 using bgtasks::testing::child_of;
 using bgtasks::testing::finish_at_once;
+using bgtasks::testing::Harness;
+using bgtasks::testing::manager_with_store;
 using bgtasks::testing::of_run;
 using bgtasks::testing::spawn_waiting;
 using bgtasks::testing::wait_cancelled;
-using bgtasks::testing::manager_with_store;
-
 
 // awaken's test context: thread-1, run-1, agent, call-1, with a run cancellation token.
 ToolCallContext call_context(std::string run_id = "run-1",
@@ -84,11 +83,11 @@ TEST(CancelTaskTool, ValidateArgsGivesAwakensMessageForEachMalformedArgument) {
   };
   const Case cases[] = {
       {json::object(), "missing 'target'"},
-      {nullptr, "missing 'target'"},                       // serde's Value::get on a non-object: None
+      {nullptr, "missing 'target'"},  // serde's Value::get on a non-object: None
       {json::array({kSelf}), "missing 'target'"},
       {json("self"), "missing 'target'"},
       {{{"Target", {{"relation", "self"}}}}, "missing 'target'"},  // keys are case-sensitive
-      {{{"target", nullptr}}, "missing 'target.relation'"},  // present but null: the relation is missing
+      {{{"target", nullptr}}, "missing 'target.relation'"},        // present but null: the relation is missing
       {{{"target", "self"}}, "missing 'target.relation'"},
       {{{"target", json::object()}}, "missing 'target.relation'"},
       {{{"target", {{"relation", 1}}}}, "missing 'target.relation'"},
@@ -124,8 +123,9 @@ TEST(CancelTaskTool, ExecutorTurnsInvalidArgumentsIntoAnErrorResultAndCancelsNot
   CancelTaskTool tool(h->manager);
   auto ctx = call_context();
   const auto r = execute_tool(tool, {{"target", {{"relation", "child"}}}}, ctx);
-  EXPECT_EQ(r.to_json().dump(),
-            R"({"data":null,"message":"Invalid arguments: child requires 'name'","status":"error","tool_name":"cancel_task"})");
+  EXPECT_EQ(
+      r.to_json().dump(),
+      R"({"data":null,"message":"Invalid arguments: child requires 'name'","status":"error","tool_name":"cancel_task"})");
   EXPECT_FALSE(ctx.cancellation_token->is_cancelled());
   EXPECT_FALSE(h->manager->is_cancel_requested(id));
 }
@@ -162,7 +162,9 @@ TEST(CancelTaskTool, WithoutTaskOrCancellableRunSelfAndChildFailCurrentTaskUnava
       EXPECT_EQ(std::get<ToolError>(out).kind, ToolError::Kind::ExecutionFailed);
       EXPECT_EQ(std::get<ToolError>(out).to_string(), "Execution failed: current_task_unavailable");
       const auto r = execute_tool(tool, args, ctx);
-      EXPECT_EQ(r.to_json(), (json{{"tool_name", "cancel_task"}, {"status", "error"}, {"data", nullptr},
+      EXPECT_EQ(r.to_json(), (json{{"tool_name", "cancel_task"},
+                                   {"status", "error"},
+                                   {"data", nullptr},
                                    {"message", "Execution failed: current_task_unavailable"}}));
       if (ctx.cancellation_token) {
         EXPECT_FALSE(ctx.cancellation_token->is_cancelled()) << "no scope, no cancel";
@@ -176,8 +178,8 @@ TEST(CancelTaskTool, RunIdOfUnicodeWhiteSpaceOnlyIsBlankAsRustsTrimSeesIt) {
   // Rust's str::trim drops every White_Space code point, not only ASCII ones.
   auto h = manager_with_store();
   CancelTaskTool tool(h->manager);
-  for (const char* blank : {"\u00a0", "\u0085", "\u1680", "\u2000\u200a", "\u2028\u2029", "\u202f \u205f",
-                            "\t\u3000\n"}) {
+  for (const char* blank :
+       {"\u00a0", "\u0085", "\u1680", "\u2000\u200a", "\u2028\u2029", "\u202f \u205f", "\t\u3000\n"}) {
     auto ctx = call_context(blank);
     auto out = tool.execute(kSelf, ctx);
     ASSERT_TRUE(std::holds_alternative<ToolError>(out)) << "run id bytes: " << json(blank).dump();
@@ -193,9 +195,9 @@ TEST(CancelTaskTool, RunIdOfUnicodeWhiteSpaceOnlyIsBlankAsRustsTrimSeesIt) {
 }
 
 TEST(CancelTaskTool, TrimWhiteSpaceDropsEveryWhiteSpaceCodePointAtBothEndsOnly) {
-  const char32_t white_space[] = {0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2000, 0x2001,
-                                  0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200A,
-                                  0x2028, 0x2029, 0x202F, 0x205F, 0x3000};
+  const char32_t white_space[] = {0x09,   0x0A,   0x0B,   0x0C,   0x0D,   0x20,   0x85,   0xA0,   0x1680,
+                                  0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008,
+                                  0x2009, 0x200A, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000};
   const auto utf8 = [](char32_t c) {
     std::string out;
     if (c < 0x80) {
@@ -405,8 +407,9 @@ TEST(CancelTaskTool, ChildThatIsNotADirectLiveChildIsTaskNotFoundWithTheNameAsRo
   auto tool = CancelTaskTool::with_current_task(h->manager, parent);
   for (const std::string& name : std::vector<std::string>{"grandchild", "finished", *done, "nobody", "", "Worker"}) {
     const auto r = execute_tool(tool, child_named(name), call_context());
-    EXPECT_EQ(r.to_json().dump(), R"({"data":{"cancelled_count":0,"error":"task_not_found","root_task_id":")" +
-                                      name + R"(","status":"failed"},"message":null,"status":"success","tool_name":"cancel_task"})");
+    EXPECT_EQ(r.to_json().dump(),
+              R"({"data":{"cancelled_count":0,"error":"task_not_found","root_task_id":")" + name +
+                  R"(","status":"failed"},"message":null,"status":"success","tool_name":"cancel_task"})");
   }
   EXPECT_EQ(h->manager->stats().cancel_requested_running, 0u);
 }

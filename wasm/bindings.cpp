@@ -120,12 +120,11 @@ class Core {
       if (!p) return fail_nan(p.error());
       parent = std::move(*p);
     }
-    auto r = timeout_ms >= 0
-                 ? manager_->spawn_host(SpawnOptions{thread, type, name, description, std::move(parent),
-                                                     static_cast<std::uint64_t>(timeout_ms)},
-                                        sub_agent)
-                 : manager_->spawn_host(thread, sub_agent ? std::string_view("sub_agent") : type, name, description,
-                                        std::move(parent), sub_agent);
+    auto r = timeout_ms >= 0 ? manager_->spawn_host(SpawnOptions{thread, type, name, description, std::move(parent),
+                                                                 static_cast<std::uint64_t>(timeout_ms)},
+                                                    sub_agent)
+                             : manager_->spawn_host(thread, sub_agent ? std::string_view("sub_agent") : type, name,
+                                                    description, std::move(parent), sub_agent);
     if (!r) return fail_nan(r.error());
     const double h = handle_of(*r);
     if (h < 0) put(*r);
@@ -151,8 +150,8 @@ class Core {
   }
   // The error message (message_len bytes) in the input buffer.
   int failTask(double h, int message_len, bool want_summary) {
-    return settle(h, want_summary, TaskResult::failed(std::string(input_.data(), static_cast<std::size_t>(message_len))),
-                  nullptr);
+    return settle(h, want_summary,
+                  TaskResult::failed(std::string(input_.data(), static_cast<std::size_t>(message_len))), nullptr);
   }
   // The terminal summary of the task that ended last with want_summary (valid even if retention
   // already dropped the task).
@@ -162,14 +161,14 @@ class Core {
   // payload's handle). type_id < 0: the type is input text of type_len bytes. 1 delivered, 0 not
   // (finished task, bounded inbox refused it).
   int emit(double h, int type_id, int type_len, double payload) {
-    const std::string_view type =
-        type_id >= 0 ? std::string_view(strings_[type_id]) : std::string_view(input_.data(), static_cast<std::size_t>(type_len));
-    return on_task(h, [&](auto task) { return manager_->emit(task, type, json(static_cast<std::uint64_t>(payload))); }) ? 1 : 0;
+    const std::string_view type = type_id >= 0 ? std::string_view(strings_[type_id])
+                                               : std::string_view(input_.data(), static_cast<std::size_t>(type_len));
+    return on_task(h, [&](auto task) { return manager_->emit(task, type, json(static_cast<std::uint64_t>(payload))); })
+               ? 1
+               : 0;
   }
 
-  void enterTask(double h) {
-    scopes_.emplace_back(BackgroundTaskContext{manager_.get(), id_of(h)});
-  }
+  void enterTask(double h) { scopes_.emplace_back(BackgroundTaskContext{manager_.get(), id_of(h)}); }
   void leaveTask() {
     if (!scopes_.empty()) scopes_.pop_back();
   }
@@ -181,7 +180,9 @@ class Core {
     return static_cast<double>(*r);
   }
   // A timer tied to no task (JS wait(id, {timeoutMs})): it fires as slept = 1 in takeFiredTimers.
-  double armPlainTimer(double ms) { return static_cast<double>(manager_->arm_plain_timer(static_cast<std::uint64_t>(ms))); }
+  double armPlainTimer(double ms) {
+    return static_cast<double>(manager_->arm_plain_timer(static_cast<std::uint64_t>(ms)));
+  }
   // Records [timer, slept] (slept 0: cancelled first) of the timers that fired; their count.
   int takeFiredTimers() {
     auto fired = manager_->take_fired_host_timers();
@@ -282,7 +283,8 @@ class Core {
     return 0;
   }
   void setCancelGraceMs(double ms) {
-    manager_->set_cancel_grace_ms(ms >= 0 ? std::optional<std::uint64_t>(static_cast<std::uint64_t>(ms)) : std::nullopt);
+    manager_->set_cancel_grace_ms(ms >= 0 ? std::optional<std::uint64_t>(static_cast<std::uint64_t>(ms))
+                                          : std::nullopt);
   }
   // How many tasks it signalled (queued ones end at once and show in takeForcedEnds).
   int beginShutdown() { return static_cast<int>(manager_->begin_shutdown()); }
@@ -316,7 +318,8 @@ class Core {
   }
 
   // ---- messages ----
-  int sendMessage(const std::string& id, const std::string& thread, const std::string& from, const std::string& content) {
+  int sendMessage(const std::string& id, const std::string& thread, const std::string& from,
+                  const std::string& content) {
     return code(manager_->send_task_inbox_message(id, thread, from, content));
   }
   std::size_t takeAgentMessages(double h, int max) {
@@ -417,7 +420,8 @@ class Core {
       records_.resize(4 * std::min(limit, inbox_->len()));
       inbox_->consume([&](const Event& e) { w.write(e); }, limit);
     } else {
-      const std::string thread = thread_id >= 0 ? strings_[thread_id] : std::string(input_.data(), static_cast<std::size_t>(thread_len));
+      const std::string thread =
+          thread_id >= 0 ? strings_[thread_id] : std::string(input_.data(), static_cast<std::size_t>(thread_len));
       const std::vector<Event> events = inbox_->drain_events(thread, limit);
       records_.resize(4 * events.size());
       for (const Event& e : events) w.write(e);
@@ -454,7 +458,9 @@ class Core {
   // Grants the numbers [first, first + count) (integers from 0 to 2^53). 0, or InvalidArgument's
   // code for other numbers (nothing granted).
   int grantIds(double first, double count) {
-    auto exact = [](double v) { return std::isfinite(v) && v >= 0 && v <= static_cast<double>(kMaxExactHandle) && std::floor(v) == v; };
+    auto exact = [](double v) {
+      return std::isfinite(v) && v >= 0 && v <= static_cast<double>(kMaxExactHandle) && std::floor(v) == v;
+    };
     if (!exact(first) || !exact(count))
       return fail(errors::invalid_argument("grantIds: first and count must be integers from 0 to 2^53"));
     manager_->grant_ids(static_cast<std::uint64_t>(first), static_cast<std::uint64_t>(count));
@@ -514,14 +520,17 @@ class Core {
     h.on_forced_end = [this](const TaskId& id, TaskStatus status) { forced_ends_.emplace_back(id, status); };
     return h;
   }
-  static bool whole(double v) { return std::isfinite(v) && v >= 0 && v <= static_cast<double>(kMaxExactHandle) && std::floor(v) == v; }
+  static bool whole(double v) {
+    return std::isfinite(v) && v >= 0 && v <= static_cast<double>(kMaxExactHandle) && std::floor(v) == v;
+  }
   // Settles a host task with `result`; with want_summary, its terminal summary is kept for
   // lastEnded(); with event_value, the completed event carries it instead of the result
   // (BackgroundTaskManager::settle). Returns 0 or an error code.
   int settle(double h, bool want_summary, TaskResult result, json* event_value) {
     if (want_summary) manager_->set_hooks(hooks(true));
     const int c = code(on_task(h, [&](auto task) {
-      return event_value ? manager_->settle(task, std::move(result), *event_value) : manager_->settle(task, std::move(result));
+      return event_value ? manager_->settle(task, std::move(result), *event_value)
+                         : manager_->settle(task, std::move(result));
     }));
     if (want_summary) manager_->set_hooks(hooks(false));
     return c;

@@ -135,7 +135,8 @@ void BM_bgtasks_host_spawn_complete(benchmark::State& state) {
     ids.clear();
     ids.reserve(n);
     state.ResumeTiming();
-    for (std::size_t i = 0; i < n; ++i) ids.push_back(std::move(*rig->m().spawn_host("t", "job", std::nullopt, "d", {})));
+    for (std::size_t i = 0; i < n; ++i)
+      ids.push_back(std::move(*rig->m().spawn_host("t", "job", std::nullopt, "d", {})));
     for (const auto& id : ids) {
       auto r = rig->m().complete(id, json());
       benchmark::DoNotOptimize(r);
@@ -297,7 +298,8 @@ void BM_json_floor_emit_drain(benchmark::State& state) {
   for (auto _ : state) {
     json events = json::array();
     for (std::size_t i = 0; i < n; ++i)
-      events.push_back(json{{"kind", "custom"}, {"task_id", "bg_0"}, {"event_type", "progress"}, {"payload", json{{"pct", 50}}}});
+      events.push_back(
+          json{{"kind", "custom"}, {"task_id", "bg_0"}, {"event_type", "progress"}, {"payload", json{{"pct", 50}}}});
     std::string text = events.dump();
     benchmark::DoNotOptimize(text.data());
   }
@@ -422,8 +424,8 @@ void BM_json_floor_parse(benchmark::State& state) {
 
 // ---- scaling ---------------------------------------------------------------------------------------
 // Per-task spawn -> complete (batches of kScaleBatch) with L live idle coroutine tasks present. The
-// L-task manager is built once per L and reused by every repetition (built outside the timed region); after each batch its K
-// finished tasks are forgotten (outside the timed region) so the manager does not grow.
+// L-task manager is built once per L and reused by every repetition (built outside the timed region); after each batch
+// its K finished tasks are forgotten (outside the timed region) so the manager does not grow.
 std::size_t g_scale_batch = 1000;
 std::map<std::size_t, std::unique_ptr<Rig>> g_scale_rigs;
 
@@ -447,7 +449,8 @@ void BM_bgtasks_scaling(benchmark::State& state) {
   ids.reserve(k);
   for (auto _ : state) {
     ids.clear();
-    for (std::size_t i = 0; i < k; ++i) ids.push_back(std::move(*rig.m().spawn("t", "job", std::nullopt, "d", {}, kTrivialBody)));
+    for (std::size_t i = 0; i < k; ++i)
+      ids.push_back(std::move(*rig.m().spawn("t", "job", std::nullopt, "d", {}, kTrivialBody)));
     rig.exec.run_until_idle();
     state.PauseTiming();
     for (const auto& id : ids)
@@ -484,14 +487,30 @@ void register_all() {
   sized("asio_timer/asio", BM_asio_timer);
 
   benchmark::RegisterBenchmark("emit_drain/bgtasks", BM_bgtasks_emit_drain)->Arg(events)->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("emit_drain/json_floor", BM_json_floor_emit_drain)->Arg(events)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("emit_drain/json_floor", BM_json_floor_emit_drain)
+      ->Arg(events)
+      ->Unit(benchmark::kMicrosecond);
   // Setup (a 1e4-task tree) dominates the wall time of these: a fixed iteration count keeps the run short.
-  benchmark::RegisterBenchmark("cancel_tree/bgtasks", BM_bgtasks_cancel_tree)->Arg(tree)->Iterations(g_smoke ? 2 : 30)->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("cancel_tree_settle/bgtasks", BM_bgtasks_cancel_tree_settle)->Arg(tree)->Iterations(g_smoke ? 2 : 30)->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("snapshot_json/bgtasks", BM_bgtasks_snapshot_json)->Arg(snap)->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("snapshot_json/json_floor_dump", BM_json_floor_dump)->Arg(snap)->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("restore_json/bgtasks", BM_bgtasks_restore_json)->Arg(snap)->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("restore_json/json_floor_parse", BM_json_floor_parse)->Arg(snap)->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("cancel_tree/bgtasks", BM_bgtasks_cancel_tree)
+      ->Arg(tree)
+      ->Iterations(g_smoke ? 2 : 30)
+      ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("cancel_tree_settle/bgtasks", BM_bgtasks_cancel_tree_settle)
+      ->Arg(tree)
+      ->Iterations(g_smoke ? 2 : 30)
+      ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("snapshot_json/bgtasks", BM_bgtasks_snapshot_json)
+      ->Arg(snap)
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("snapshot_json/json_floor_dump", BM_json_floor_dump)
+      ->Arg(snap)
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("restore_json/bgtasks", BM_bgtasks_restore_json)
+      ->Arg(snap)
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("restore_json/json_floor_parse", BM_json_floor_parse)
+      ->Arg(snap)
+      ->Unit(benchmark::kMillisecond);
   auto* s = benchmark::RegisterBenchmark("scaling/bgtasks", BM_bgtasks_scaling);
   for (auto live : sizes) s->Arg(live);
   s->Unit(benchmark::kMicrosecond);

@@ -1,8 +1,8 @@
 // The same C++ driver, compiled natively (g++, bench/CMakeLists.txt) and to wasm (em++,
 // bench/wasm/CMakeLists.txt, run with `node driver.js`): spawn -> complete of N trivial tasks, and
 // emit -> drain of E events, plus the bare floor (and, natively only, asio co_spawn) for reference,
-// and spawn -> complete under a per-thread limit of 64 and with a deadline on every spawn. Each section is timed twice over:
-// wall time with std::chrono::steady_clock, and the process's CPU time (clock_gettime natively,
+// and spawn -> complete under a per-thread limit of 64 and with a deadline on every spawn. Each section is timed twice
+// over: wall time with std::chrono::steady_clock, and the process's CPU time (clock_gettime natively,
 // process.cpuUsage() under Node) — on a shared, overloaded machine wall time mostly measures the
 // share of a core the process got, so the ratios use CPU time. REPS repetitions after one warm-up
 // round; prints medians (and minima) as one JSON object.
@@ -208,19 +208,24 @@ int main(int argc, char** argv) {
 #else
   constexpr int kSections = 7;  // + the asio peer, native only
 #endif
-  const char* names[] = {"spawn_complete_ns_per_task", "host_spawn_complete_ns_per_task", "emit_drain_ns_per_event",
-                         "bare_floor_ns_per_task", "limited_spawn_complete_ns_per_task",
-                         "deadline_spawn_complete_ns_per_task", "asio_spawn_complete_ns_per_task"};
+  const char* names[] = {
+      "spawn_complete_ns_per_task",     "host_spawn_complete_ns_per_task",    "emit_drain_ns_per_event",
+      "bare_floor_ns_per_task",         "limited_spawn_complete_ns_per_task", "deadline_spawn_complete_ns_per_task",
+      "asio_spawn_complete_ns_per_task"};
   std::vector<double> wall[kSections], cpu[kSections];
   std::size_t bytes = 0;
   // One unmeasured warm-up round (wasm tiers up; the native heap warms), then the repetitions.
   for (std::size_t r = 0; r < reps + 1; ++r) {
-    const Sample s[kSections] = {spawn_complete(tasks),         host_spawn_complete(tasks),
-                                 emit_drain(events, &bytes),    bare_floor(tasks),
-                                 limited_spawn_complete(tasks), deadline_spawn_complete(tasks)
+    const Sample s[kSections] = {
+      spawn_complete(tasks),
+      host_spawn_complete(tasks),
+      emit_drain(events, &bytes),
+      bare_floor(tasks),
+      limited_spawn_complete(tasks),
+      deadline_spawn_complete(tasks)
 #if !defined(__EMSCRIPTEN__)
-                                     ,
-                                 asio_spawn_complete(tasks)
+          ,
+      asio_spawn_complete(tasks)
 #endif
     };
     if (r == 0) continue;
@@ -235,8 +240,8 @@ int main(int argc, char** argv) {
   const char* platform = "native";
 #endif
   // "x": CPU-time median (what the ratios use); "x_wall": steady_clock median; "_min": minima.
-  std::printf("{\"platform\": \"%s\", \"tasks\": %zu, \"events\": %zu, \"reps\": %zu, \"drain_json_bytes\": %zu", platform,
-              tasks, events, reps, bytes);
+  std::printf("{\"platform\": \"%s\", \"tasks\": %zu, \"events\": %zu, \"reps\": %zu, \"drain_json_bytes\": %zu",
+              platform, tasks, events, reps, bytes);
   for (int k = 0; k < kSections; ++k)
     std::printf(", \"%s\": %.1f, \"%s_min\": %.1f, \"%s_wall\": %.1f, \"%s_wall_min\": %.1f", names[k], median(cpu[k]),
                 names[k], minimum(cpu[k]), names[k], median(wall[k]), names[k], minimum(wall[k]));

@@ -27,10 +27,10 @@
 namespace {
 
 struct Counters {
-  std::size_t allocs = 0;        // operator new calls (cumulative)
-  std::size_t bytes = 0;         // requested bytes (cumulative)
-  std::size_t live_bytes = 0;    // requested bytes not yet freed
-  std::size_t live_heap = 0;     // estimated malloc chunk bytes not yet freed
+  std::size_t allocs = 0;      // operator new calls (cumulative)
+  std::size_t bytes = 0;       // requested bytes (cumulative)
+  std::size_t live_bytes = 0;  // requested bytes not yet freed
+  std::size_t live_heap = 0;   // estimated malloc chunk bytes not yet freed
   std::size_t live_blocks = 0;
 };
 Counters g;
@@ -98,10 +98,18 @@ void counted_delete_aligned(void* p, std::align_val_t al) noexcept {
 void* operator new(std::size_t n) { return counted_new(n); }
 void* operator new[](std::size_t n) { return counted_new(n); }
 void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  try { return counted_new(n); } catch (...) { return nullptr; }
+  try {
+    return counted_new(n);
+  } catch (...) {
+    return nullptr;
+  }
 }
 void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  try { return counted_new(n); } catch (...) { return nullptr; }
+  try {
+    return counted_new(n);
+  } catch (...) {
+    return nullptr;
+  }
 }
 void* operator new(std::size_t n, std::align_val_t a) { return counted_new_aligned(n, a); }
 void* operator new[](std::size_t n, std::align_val_t a) { return counted_new_aligned(n, a); }
@@ -134,10 +142,11 @@ Delta delta(const Counters& a, const Counters& b, std::size_t n) {
 
 std::string fmt(const char* name, const Delta& d, bool last = false) {
   char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "    \"%s\": {\"allocs_per_task\": %.2f, \"bytes_allocated_per_task\": %.1f, "
-                "\"live_bytes_per_task\": %.1f, \"live_heap_bytes_per_task\": %.1f, \"live_blocks_per_task\": %.2f}%s\n",
-                name, d.allocs, d.bytes, d.live_bytes, d.live_heap, d.live_blocks, last ? "" : ",");
+  std::snprintf(
+      buf, sizeof buf,
+      "    \"%s\": {\"allocs_per_task\": %.2f, \"bytes_allocated_per_task\": %.1f, "
+      "\"live_bytes_per_task\": %.1f, \"live_heap_bytes_per_task\": %.1f, \"live_blocks_per_task\": %.2f}%s\n",
+      name, d.allocs, d.bytes, d.live_bytes, d.live_heap, d.live_blocks, last ? "" : ",");
   return buf;
 }
 
@@ -192,7 +201,8 @@ int main(int argc, char** argv) {
     std::vector<TaskId> ids;
     ids.reserve(n);
     const Counters before = g;
-    for (std::size_t i = 0; i < n; ++i) ids.push_back(std::move(*rig.m().spawn_host("t", "job", std::nullopt, "d", {})));
+    for (std::size_t i = 0; i < n; ++i)
+      ids.push_back(std::move(*rig.m().spawn_host("t", "job", std::nullopt, "d", {})));
     for (const auto& id : ids)
       if (!rig.m().complete(id, json()).ok()) fail("probe: complete");
     const Counters after = g;

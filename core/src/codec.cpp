@@ -1,8 +1,6 @@
 // The one JSON codec: awaken's serde shapes, with validating decoders.
 #include "bgtasks/codec.hpp"
 
-#include "json_sax.hpp"
-
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -11,22 +9,33 @@
 #include <string>
 #include <vector>
 
+#include "json_sax.hpp"
+
 namespace bgtasks {
 using namespace std::string_view_literals;
 namespace {
 
 const char* type_name(json::value_t t) {
   switch (t) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "boolean";
-    case json::value_t::string: return "string";
-    case json::value_t::array: return "array";
-    case json::value_t::object: return "object";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "boolean";
+    case json::value_t::string:
+      return "string";
+    case json::value_t::array:
+      return "array";
+    case json::value_t::object:
+      return "object";
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "integer";
-    case json::value_t::number_float: return "number";
-    case json::value_t::binary: return "binary";
-    case json::value_t::discarded: return "discarded";
+    case json::value_t::number_unsigned:
+      return "integer";
+    case json::value_t::number_float:
+      return "number";
+    case json::value_t::binary:
+      return "binary";
+    case json::value_t::discarded:
+      return "discarded";
   }
   return "unknown";
 }
@@ -109,13 +118,27 @@ namespace {
 
 void write_escape(std::string& out, unsigned char c) {
   switch (c) {
-    case '\b': out += "\\b"sv; return;
-    case '\t': out += "\\t"sv; return;
-    case '\n': out += "\\n"sv; return;
-    case '\f': out += "\\f"sv; return;
-    case '\r': out += "\\r"sv; return;
-    case '"': out += "\\\""sv; return;
-    case '\\': out += "\\\\"sv; return;
+    case '\b':
+      out += "\\b"sv;
+      return;
+    case '\t':
+      out += "\\t"sv;
+      return;
+    case '\n':
+      out += "\\n"sv;
+      return;
+    case '\f':
+      out += "\\f"sv;
+      return;
+    case '\r':
+      out += "\\r"sv;
+      return;
+    case '"':
+      out += "\\\""sv;
+      return;
+    case '\\':
+      out += "\\\\"sv;
+      return;
     default: {
       static constexpr char kHex[] = "0123456789abcdef";  // nlohmann: "\\u%04x", lower case
       const char u[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
@@ -150,10 +173,18 @@ void write_key(std::string& out, std::string_view key) {
 
 void write_status(std::string& out, TaskStatus s) {
   switch (s) {
-    case TaskStatus::Running: out += "\"running\""sv; return;
-    case TaskStatus::Completed: out += "\"completed\""sv; return;
-    case TaskStatus::Failed: out += "\"failed\""sv; return;
-    case TaskStatus::Cancelled: out += "\"cancelled\""sv; return;
+    case TaskStatus::Running:
+      out += "\"running\""sv;
+      return;
+    case TaskStatus::Completed:
+      out += "\"completed\""sv;
+      return;
+    case TaskStatus::Failed:
+      out += "\"failed\""sv;
+      return;
+    case TaskStatus::Cancelled:
+      out += "\"cancelled\""sv;
+      return;
   }
 }
 
@@ -168,7 +199,8 @@ void write_json_string(std::string& out, std::string_view s) {
   while ((p = detail::skip_plain(p, end)) != end) {
     const auto c = static_cast<unsigned char>(*p);
     if (c >= 0x80) {
-      const std::size_t len = detail::utf8_sequence_length(reinterpret_cast<const unsigned char*>(p), static_cast<std::size_t>(end - p));
+      const std::size_t len =
+          detail::utf8_sequence_length(reinterpret_cast<const unsigned char*>(p), static_cast<std::size_t>(end - p));
       if (len == 0) {  // invalid UTF-8: nlohmann's replacement, exactly
         out.resize(start);
         out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
@@ -187,12 +219,24 @@ void write_json_string(std::string& out, std::string_view s) {
 
 void write_json(std::string& out, const json& v) {
   switch (v.type()) {
-    case json::value_t::null: out += "null"sv; return;
-    case json::value_t::boolean: out += v.get<bool>() ? "true"sv : "false"sv; return;
-    case json::value_t::string: write_json_string(out, *v.get_ptr<const json::string_t*>()); return;
-    case json::value_t::number_unsigned: write_integer(out, v.get<std::uint64_t>()); return;
-    case json::value_t::number_integer: write_integer(out, v.get<std::int64_t>()); return;
-    case json::value_t::number_float: write_float(out, v.get<double>()); return;
+    case json::value_t::null:
+      out += "null"sv;
+      return;
+    case json::value_t::boolean:
+      out += v.get<bool>() ? "true"sv : "false"sv;
+      return;
+    case json::value_t::string:
+      write_json_string(out, *v.get_ptr<const json::string_t*>());
+      return;
+    case json::value_t::number_unsigned:
+      write_integer(out, v.get<std::uint64_t>());
+      return;
+    case json::value_t::number_integer:
+      write_integer(out, v.get<std::int64_t>());
+      return;
+    case json::value_t::number_float:
+      write_float(out, v.get<double>());
+      return;
     case json::value_t::object: {
       const auto& o = *v.get_ptr<const json::object_t*>();
       if (o.empty()) {
@@ -322,7 +366,8 @@ void write_json(std::string& out, const PersistedTaskMeta& m) {
   out += '}';
 }
 
-void write_json(std::string& out, const BackgroundTaskStateSnapshot& s, std::optional<std::string_view> owner_thread_id) {
+void write_json(std::string& out, const BackgroundTaskStateSnapshot& s,
+                std::optional<std::string_view> owner_thread_id) {
   // The map is unordered; the DOM's std::map wrote ids in std::string order.
   // Sorted on the ids' first 8 bytes as one big-endian integer (zero-padded), the whole id only on
   // a tie: the same order as std::string's (bytes compared unsigned), mostly integer compares.
@@ -336,8 +381,7 @@ void write_json(std::string& out, const BackgroundTaskStateSnapshot& s, std::opt
     if (owner_thread_id && e.second.owner_thread_id != *owner_thread_id) continue;
     std::uint64_t prefix = 0;
     const std::size_t n = std::min<std::size_t>(8, e.first.size());
-    for (std::size_t i = 0; i < 8; ++i)
-      prefix = (prefix << 8) | (i < n ? static_cast<unsigned char>(e.first[i]) : 0u);
+    for (std::size_t i = 0; i < 8; ++i) prefix = (prefix << 8) | (i < n ? static_cast<unsigned char>(e.first[i]) : 0u);
     entries.push_back({prefix, &e});
   }
   std::sort(entries.begin(), entries.end(), [](const Keyed& a, const Keyed& b) {
@@ -373,7 +417,6 @@ std::string dump(const BackgroundTaskStateSnapshot& s, std::optional<std::string
   write_json(out, s, owner_thread_id);
   return out;
 }
-
 
 json to_json(const TaskParentContext& p) {
   json j = json::object();
@@ -522,7 +565,8 @@ namespace {
 
 Error limit_error(std::string_view what, Errc code, const std::string& detail) {
   std::string message = std::string(what) + ": " + detail;
-  return code == Errc::InvalidSnapshot ? errors::invalid_snapshot(std::move(message)) : Error{code, std::move(message), std::nullopt};
+  return code == Errc::InvalidSnapshot ? errors::invalid_snapshot(std::move(message))
+                                       : Error{code, std::move(message), std::nullopt};
 }
 
 const char* const kNotJson = "not valid JSON (syntax error, truncated text or invalid UTF-8)";
@@ -532,7 +576,8 @@ const char* const kNotJson = "not valid JSON (syntax error, truncated text or in
 // is wrong with it (the scan counts brackets outside strings, valid JSON or not).
 std::optional<Error> check_size(std::string_view text, std::string_view what, Errc code) {
   if (text.size() > kMaxSnapshotBytes)
-    return limit_error(what, code, std::to_string(text.size()) + " bytes exceeds the limit of " + std::to_string(kMaxSnapshotBytes));
+    return limit_error(
+        what, code, std::to_string(text.size()) + " bytes exceeds the limit of " + std::to_string(kMaxSnapshotBytes));
   return std::nullopt;
 }
 
@@ -568,8 +613,12 @@ std::optional<Error> check_depth(std::string_view text, std::string_view what, E
 class SnapshotReader {
  public:
   // ---- the SAX interface (json_sax.hpp) ----
-  bool null() { return scalar(json::value_t::null, [] { return json(nullptr); }); }
-  bool boolean(bool b) { return scalar(json::value_t::boolean, [b] { return json(b); }); }
+  bool null() {
+    return scalar(json::value_t::null, [] { return json(nullptr); });
+  }
+  bool boolean(bool b) {
+    return scalar(json::value_t::boolean, [b] { return json(b); });
+  }
   bool number_integer(json::number_integer_t v) {
     num_.i = v;
     return scalar(json::value_t::number_integer, [v] { return json(v); });
@@ -604,9 +653,19 @@ class SnapshotReader {
   enum class Target : std::uint8_t { Root, Tasks, Ignored, Entry, Field, ParentField };
   enum class Ctx : std::uint8_t { RootObj, TasksObj, MetaObj, ParentObj };
   enum Field : std::uint8_t {
-    kTaskId, kOwnerThreadId, kTaskType, kName, kDescription, kStatus, kError,  // strings
-    kCreatedAt, kCompletedAt,                                                   // numbers
-    kResult, kParentContext, kStringFields = kCreatedAt, kUnknown = 0xFF
+    kTaskId,
+    kOwnerThreadId,
+    kTaskType,
+    kName,
+    kDescription,
+    kStatus,
+    kError,  // strings
+    kCreatedAt,
+    kCompletedAt,  // numbers
+    kResult,
+    kParentContext,
+    kStringFields = kCreatedAt,
+    kUnknown = 0xFF
   };
   struct StrSlot {
     T type = kAbsent;
@@ -672,16 +731,26 @@ class SnapshotReader {
 
 SnapshotReader::Field SnapshotReader::meta_field(std::string_view k) {
   switch (k.size()) {
-    case 4: return k == "name" ? kName : kUnknown;
-    case 5: return k == "error" ? kError : kUnknown;
-    case 6: return k == "status" ? kStatus : (k == "result" ? kResult : kUnknown);
-    case 7: return k == "task_id" ? kTaskId : kUnknown;
-    case 9: return k == "task_type" ? kTaskType : kUnknown;
-    case 11: return k == "description" ? kDescription : kUnknown;
-    case 13: return k == "created_at_ms" ? kCreatedAt : kUnknown;
-    case 14: return k == "parent_context" ? kParentContext : kUnknown;
-    case 15: return k == "owner_thread_id" ? kOwnerThreadId : (k == "completed_at_ms" ? kCompletedAt : kUnknown);
-    default: return kUnknown;
+    case 4:
+      return k == "name" ? kName : kUnknown;
+    case 5:
+      return k == "error" ? kError : kUnknown;
+    case 6:
+      return k == "status" ? kStatus : (k == "result" ? kResult : kUnknown);
+    case 7:
+      return k == "task_id" ? kTaskId : kUnknown;
+    case 9:
+      return k == "task_type" ? kTaskType : kUnknown;
+    case 11:
+      return k == "description" ? kDescription : kUnknown;
+    case 13:
+      return k == "created_at_ms" ? kCreatedAt : kUnknown;
+    case 14:
+      return k == "parent_context" ? kParentContext : kUnknown;
+    case 15:
+      return k == "owner_thread_id" ? kOwnerThreadId : (k == "completed_at_ms" ? kCompletedAt : kUnknown);
+    default:
+      return kUnknown;
   }
 }
 
@@ -719,12 +788,19 @@ bool SnapshotReader::scalar(T type, MakeJson&& make) {
     return true;
   }
   switch (target_) {
-    case Target::Root: root_type_ = type; break;
-    case Target::Tasks: reset_tasks(type); break;
-    case Target::Ignored: break;
+    case Target::Root:
+      root_type_ = type;
+      break;
+    case Target::Tasks:
+      reset_tasks(type);
+      break;
+    case Target::Ignored:
+      break;
     case Target::Entry:
-      if (entry_key_.empty()) commit(bad("tasks.\"\".task_id", "must not be empty"));
-      else commit(wrong_type(where(), "an object", type_name(type)));
+      if (entry_key_.empty())
+        commit(bad("tasks.\"\".task_id", "must not be empty"));
+      else
+        commit(wrong_type(where(), "an object", type_name(type)));
       break;
     case Target::Field:
       if (field_ < kStringFields) {
@@ -736,8 +812,10 @@ bool SnapshotReader::scalar(T type, MakeJson&& make) {
         n = num_;
         n.type = type;
       } else if (field_ == kResult) {
-        if (type == T::null) result_.reset();  // serde: null → None
-        else result_ = make();
+        if (type == T::null)
+          result_.reset();  // serde: null → None
+        else
+          result_ = make();
       } else {  // parent_context that is not an object
         parent_type_ = type;
       }
@@ -771,7 +849,8 @@ bool SnapshotReader::start(T type) {
       reset_tasks(type);
       if (obj) return ctx_.push_back(Ctx::TasksObj), true;
       break;
-    case Target::Ignored: break;
+    case Target::Ignored:
+      break;
     case Target::Entry:
       if (obj) return begin_meta(), ctx_.push_back(Ctx::MetaObj), true;
       scalar(type, [] { return json(); });  // the entry's "not an object" error
@@ -789,7 +868,9 @@ bool SnapshotReader::start(T type) {
       }
       scalar(type, [] { return json(); });  // records the wrong type
       break;
-    case Target::ParentField: scalar(type, [] { return json(); }); break;
+    case Target::ParentField:
+      scalar(type, [] { return json(); });
+      break;
   }
   skip_ = 1;  // a container nobody reads further
   return true;
@@ -817,7 +898,9 @@ bool SnapshotReader::key(json::string_t& k) {
     return true;
   }
   switch (ctx_.back()) {
-    case Ctx::RootObj: target_ = k == "tasks" ? Target::Tasks : Target::Ignored; break;
+    case Ctx::RootObj:
+      target_ = k == "tasks" ? Target::Tasks : Target::Ignored;
+      break;
     case Ctx::TasksObj:
       entry_key_ = std::move(k);
       target_ = Target::Entry;
@@ -887,12 +970,18 @@ void SnapshotReader::finish_meta() {
   };
   auto as_u64 = [&](const NumSlot& n, const char* name, std::uint64_t& dst) -> bool {
     switch (n.type) {
-      case T::number_unsigned: dst = n.u; return true;
-      case T::number_integer: commit(bad(field(where(), name), "expected a non-negative integer, got " + dump(json(n.i)))); return false;
+      case T::number_unsigned:
+        dst = n.u;
+        return true;
+      case T::number_integer:
+        commit(bad(field(where(), name), "expected a non-negative integer, got " + dump(json(n.i))));
+        return false;
       case T::number_float:
         commit(bad(field(where(), name), "expected a non-negative integer below 2^64, got " + dump(json(n.d))));
         return false;
-      default: commit(wrong_type(field(where(), name), "a non-negative integer", type_name(n.type))); return false;
+      default:
+        commit(wrong_type(field(where(), name), "a non-negative integer", type_name(n.type)));
+        return false;
     }
   };
   std::string task_type;
@@ -929,12 +1018,14 @@ void SnapshotReader::finish_meta() {
   }
   // serde default "" when missing; null is not a string.
   if (StrSlot& owner = str_slots_[kOwnerThreadId]; owner.type != kAbsent) {
-    if (owner.type != T::string) return commit(wrong_type(field(where(), "owner_thread_id"), "a string", type_name(owner.type)));
+    if (owner.type != T::string)
+      return commit(wrong_type(field(where(), "owner_thread_id"), "a string", type_name(owner.type)));
     m.owner_thread_id = last_owner_.reuse_for(owner.value);
   }
   if (!opt_string(str_slots_[kName], nullptr, "name", m.name)) return;
   if (m.task_id.empty()) return commit(bad(field(where(), "task_id"), "must not be empty"));
-  if (m.task_id != entry_key_) return commit(bad(field(where(), "task_id"), dump(json(m.task_id)) + " does not match its key"));
+  if (m.task_id != entry_key_)
+    return commit(bad(field(where(), "task_id"), dump(json(m.task_id)) + " does not match its key"));
   commit(std::move(m));
 }
 

@@ -227,7 +227,8 @@ std::size_t WaitList::wake_all(WakeReason reason) noexcept {
 
 // ---- Executor --------------------------------------------------------------------------------
 Executor::Executor(Clock& clock)
-    : clock_(&clock), manual_(clock.is_manual() ? static_cast<ManualClock*>(&clock) : nullptr),
+    : clock_(&clock),
+      manual_(clock.is_manual() ? static_cast<ManualClock*>(&clock) : nullptr),
       posted_(std::make_shared<detail::PostQueue>()) {}
 
 Executor::~Executor() {
@@ -329,7 +330,7 @@ std::size_t Executor::poll() {
     t_current_fiber = nullptr;
     f->stepping_ = false;
     ++ran;
-    if (f->dying_) {  // its owner went away during the step
+    if (f->dying_) {         // its owner went away during the step
       release_abandoned(f);  // may delete f
       continue;
     }

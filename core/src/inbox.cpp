@@ -1,8 +1,8 @@
 #include "bgtasks/inbox.hpp"
 
-#include "bgtasks/codec.hpp"
-
 #include <algorithm>
+
+#include "bgtasks/codec.hpp"
 
 namespace bgtasks {
 
@@ -233,8 +233,12 @@ void write_event(std::string& out, const Event& e) {
       write_json_string(out, e.error);
       out += ",\"kind\":\"failed\"";
       break;
-    case EventKind::Cancelled: out += "{\"kind\":\"cancelled\""; break;
-    case EventKind::Raw: write_json(out, e.data); return;
+    case EventKind::Cancelled:
+      out += "{\"kind\":\"cancelled\"";
+      break;
+    case EventKind::Raw:
+      write_json(out, e.data);
+      return;
   }
   out += ",\"task_id\":";
   write_json_string(out, e.task_id);

@@ -41,10 +41,10 @@ inline const char* skip_plain(const char* p, const char* end) {
       std::uint64_t w;
       std::memcpy(&w, p, 8);
       const std::uint64_t quote = w ^ (kOnes * '"'), backslash = w ^ (kOnes * '\\');
-      const std::uint64_t special = ((w - kOnes * 0x20) & ~w)                  // below 0x20
-                                    | ((quote - kOnes) & ~quote)               // '"'
-                                    | ((backslash - kOnes) & ~backslash)       // '\\'
-                                    | w;                                       // 0x80 and above
+      const std::uint64_t special = ((w - kOnes * 0x20) & ~w)             // below 0x20
+                                    | ((quote - kOnes) & ~quote)          // '"'
+                                    | ((backslash - kOnes) & ~backslash)  // '\\'
+                                    | w;                                  // 0x80 and above
       if (const std::uint64_t flags = special & kHigh) return p + (std::countr_zero(flags) >> 3);
     }
   }
@@ -266,14 +266,30 @@ class JsonSaxReader {
   bool escape(std::string& out) {
     if (p_ == end_) return false;
     switch (*p_++) {
-      case '"': out += '"'; return true;
-      case '\\': out += '\\'; return true;
-      case '/': out += '/'; return true;
-      case 'b': out += '\b'; return true;
-      case 'f': out += '\f'; return true;
-      case 'n': out += '\n'; return true;
-      case 'r': out += '\r'; return true;
-      case 't': out += '\t'; return true;
+      case '"':
+        out += '"';
+        return true;
+      case '\\':
+        out += '\\';
+        return true;
+      case '/':
+        out += '/';
+        return true;
+      case 'b':
+        out += '\b';
+        return true;
+      case 'f':
+        out += '\f';
+        return true;
+      case 'n':
+        out += '\n';
+        return true;
+      case 'r':
+        out += '\r';
+        return true;
+      case 't':
+        out += '\t';
+        return true;
       case 'u': {
         unsigned cp = 0;
         if (!hex4(cp)) return false;
@@ -290,13 +306,15 @@ class JsonSaxReader {
         put_utf8(out, cp);
         return true;
       }
-      default: return false;
+      default:
+        return false;
     }
   }
 
   // One multi-byte UTF-8 sequence, validated as nlohmann does.
   bool utf8_sequence(std::string& out) {
-    const std::size_t n = utf8_sequence_length(reinterpret_cast<const unsigned char*>(p_), static_cast<std::size_t>(end_ - p_));
+    const std::size_t n =
+        utf8_sequence_length(reinterpret_cast<const unsigned char*>(p_), static_cast<std::size_t>(end_ - p_));
     if (n == 0) return false;
     out.append(p_, n);
     p_ += n;
@@ -356,7 +374,7 @@ class JsonSaxReader {
         if (!negative) return sax_.number_unsigned(v);
         if (v <= static_cast<std::uint64_t>(INT64_MAX) + 1)
           return sax_.number_integer(v == static_cast<std::uint64_t>(INT64_MAX) + 1 ? INT64_MIN
-                                                                                  : -static_cast<std::int64_t>(v));
+                                                                                    : -static_cast<std::int64_t>(v));
       }
     }
     // strtod needs a terminated copy (the text is a view), and reads the decimal point of the

@@ -17,8 +17,12 @@ namespace bgtasks {
 struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
   TaskCore(BackgroundTaskManager& m, std::uint64_t n, TaskId task_id, SharedString owner_thread, SharedString type,
            BodyKind k)
-      : Fiber(m.executor()), TaskState(m, std::move(task_id)), number(n), owner(std::move(owner_thread)),
-        task_type(std::move(type)), kind(k) {}
+      : Fiber(m.executor()),
+        TaskState(m, std::move(task_id)),
+        number(n),
+        owner(std::move(owner_thread)),
+        task_type(std::move(type)),
+        kind(k) {}
   ~TaskCore() override { destroy_frame(); }
 
   const TaskId& id() const noexcept { return ambient.task_id; }
@@ -39,7 +43,7 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
     }
     TaskResult result = body_result();
     auto body = frame();  // not const: libc++'s experimental handle has a non-const destroy()
-    forget_top();  // the manager's destructor, if user code below runs it, leaves the frame to us
+    forget_top();         // the manager's destructor, if user code below runs it, leaves the frame to us
     ambient.manager->finish(*this, result);
     body.destroy();  // may destroy the manager, or free this core
   }
@@ -63,7 +67,7 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
       }
     }
     destroy_frame();  // may destroy the manager
-  }  // `self` goes last: it may free this core
+  }                   // `self` goes last: it may free this core
 
   // The manager was destroyed while this body's step ran; the step has returned now.
   void abandoned() noexcept override { destroy_frame(); }
@@ -109,13 +113,13 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
   SharedString owner;
   SharedString task_type;
   BodyKind kind;
-  bool live = true;              // the task has not ended (its terminal status is not recorded)
+  bool live = true;  // the task has not ended (its terminal status is not recorded)
   // Scheduling state (kQueued, kHoldsSlot, kTimers): one test on the completion path.
   std::uint8_t sched = 0;
   static constexpr std::uint8_t kQueued = 1;     // waiting for a concurrency slot: no body yet
   static constexpr std::uint8_t kHoldsSlot = 2;  // counted in the limits' running counts
   static constexpr std::uint8_t kTimers = 4;     // a deadline or grace timer is armed
-  bool zombie = false;  // ended by the manager while its frame still runs: what it does is discarded
+  bool zombie = false;              // ended by the manager while its frame still runs: what it does is discarded
   std::uint8_t reason = kNoReason;  // CancelReason of the first cancel request
   static constexpr std::uint8_t kNoReason = 0xff;
   bool queued() const noexcept { return (sched & kQueued) != 0; }
@@ -128,7 +132,9 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
   std::unique_ptr<AgentInbox> agent;
 };
 
-inline std::uint64_t BackgroundTaskManager::TaskNumberOf::operator()(const TaskCore& t) const noexcept { return t.number; }
+inline std::uint64_t BackgroundTaskManager::TaskNumberOf::operator()(const TaskCore& t) const noexcept {
+  return t.number;
+}
 
 // The counts behind the concurrency limits, kept once limits were first set.
 namespace {
@@ -326,7 +332,8 @@ Result<BackgroundTaskManager*> TaskContextBase::child_spawn(const ChildOptions& 
   // While the task is live its manager is (the manager's end, and its executor's, end every task);
   // an ended task's core may outlive its manager, so nothing of the manager is read then.
   if (!core.live)
-    return Error{Errc::TaskTerminated, "task " + core.id() + " has ended: its context spawns no children", std::nullopt};
+    return Error{Errc::TaskTerminated, "task " + core.id() + " has ended: its context spawns no children",
+                 std::nullopt};
   out.thread = core.owner.view();
   out.type = options.type;
   out.name = options.name;
@@ -346,13 +353,20 @@ std::optional<CancelReason> TaskContextBase::cancel_reason() const noexcept {
 
 const char* as_str(CancelReason r) noexcept {
   switch (r) {
-    case CancelReason::Cancel: return "cancel";
-    case CancelReason::CancelTree: return "cancel_tree";
-    case CancelReason::CancelAll: return "cancel_all";
-    case CancelReason::Run: return "run";
-    case CancelReason::Timeout: return "timeout";
-    case CancelReason::Shutdown: return "shutdown";
-    case CancelReason::Grace: return "grace";
+    case CancelReason::Cancel:
+      return "cancel";
+    case CancelReason::CancelTree:
+      return "cancel_tree";
+    case CancelReason::CancelAll:
+      return "cancel_all";
+    case CancelReason::Run:
+      return "run";
+    case CancelReason::Timeout:
+      return "timeout";
+    case CancelReason::Shutdown:
+      return "shutdown";
+    case CancelReason::Grace:
+      return "grace";
   }
   return "cancel";
 }
@@ -574,7 +588,7 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
 
   // What may allocate or throw comes before the commit, so a stored meta always gets a handle.
   auto core = std::allocate_shared<TaskCore>(detail::PoolAllocator<TaskCore>{}, *this, number, std::move(id),
-                                            last_owner_.reuse_for(owner), last_type_.reuse_for(task_type), kind);
+                                             last_owner_.reuse_for(owner), last_type_.reuse_for(task_type), kind);
   handles_.reserve(handles_.size() + 1);
   const TaskId& task_id = core->id();
   if (owner_inbox_) core->set_owner_inbox(owner_inbox_->for_thread(core->owner));
@@ -652,7 +666,7 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
 }
 
 std::unique_ptr<BackgroundTaskManager::DeferredBody> BackgroundTaskManager::defer_queued(const BodyFactory& make_body,
-                                                                                        TaskCore& t) {
+                                                                                         TaskCore& t) {
   auto deferred = make_body.defer(make_body.defer_fn);
   if (t.kind == BodyKind::Agent) {
     // Messages may reach a queued sub-agent: its inbox exists from the spawn on (the receiving end
@@ -683,9 +697,7 @@ Error BackgroundTaskManager::spawn_refusal() const {
   return errors::invalid_argument("spawn refused: concurrency limits must be at least 1");
 }
 
-TaskContext BackgroundTaskManager::make_task_context(const std::shared_ptr<TaskCore>& t) {
-  return TaskContext(t);
-}
+TaskContext BackgroundTaskManager::make_task_context(const std::shared_ptr<TaskCore>& t) { return TaskContext(t); }
 
 AgentTaskContext BackgroundTaskManager::make_agent_context(const std::shared_ptr<TaskCore>& t) {
   if (t->agent && t->agent->host_rx) {  // a queued sub-agent: its inbox was made at spawn
@@ -707,8 +719,8 @@ Result<TaskId> BackgroundTaskManager::spawn_host(std::string_view owner, std::st
 
 Result<TaskId> BackgroundTaskManager::spawn_host(const SpawnOptions& o, bool sub_agent) {
   TaskParentContext parent = o.parent_context;
-  return spawn_impl(o.thread, sub_agent ? std::string_view("sub_agent") : o.type, o.name, o.description,
-                    parent, BodyKind::Host, {}, sub_agent, o.timeout_ms ? &*o.timeout_ms : nullptr);
+  return spawn_impl(o.thread, sub_agent ? std::string_view("sub_agent") : o.type, o.name, o.description, parent,
+                    BodyKind::Host, {}, sub_agent, o.timeout_ms ? &*o.timeout_ms : nullptr);
 }
 
 // ---- completion -------------------------------------------------------------------------------------
@@ -743,7 +755,8 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
   // The end as the stored entry and this task tell it, for when the commit could not build it.
   auto summary_from_store = [&] {
     const auto* m = meta(t.id());
-    TaskSummary s = m ? m->to_summary() : TaskSummary{t.id(), t.task_type.str(), {}, result.status(), {}, {}, 0, now, {}};
+    TaskSummary s =
+        m ? m->to_summary() : TaskSummary{t.id(), t.task_type.str(), {}, result.status(), {}, {}, 0, now, {}};
     s.status = result.status();
     s.completed_at_ms = now;
     return s;
@@ -792,7 +805,7 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
     if (fresh) index_add(m);
     if (wants_summary) summary = m.to_summary();
   })
-                                   : Result<void>(errors::store_not_configured());
+                                 : Result<void>(errors::store_not_configured());
   if (!guard.alive()) return false;
   t.finish_seq = finish_seq;  // also when the commit failed
   if (committed && fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
@@ -809,8 +822,7 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
   }
   // The waiters get the summary before any user code runs below: if that code destroys the
   // manager, they still resume with it (the destructor wakes them).
-  if (end_waiters)
-    end_waiters->for_each([&](WaitNode& n) { *static_cast<WaitAwaiter::Node&>(n).summary = summary; });
+  if (end_waiters) end_waiters->for_each([&](WaitNode& n) { *static_cast<WaitAwaiter::Node&>(n).summary = summary; });
   if (tap) [[unlikely]] {
     if (!send_terminal_published(t, result, event_carries_own_value ? event_value : nullptr)) return false;
   } else if (const InboxSender* inbox = t.owner_inbox()) {
@@ -826,7 +838,7 @@ bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_
   if (options_.retain_finished) owner = t.owner;
   if (end_waiters) {
     end_waiters->wake_all(WakeReason::Signal);  // schedules them; none runs before the erase
-    end_waiters_.erase(t.number);  // by key, for the same reason (the commit hook, on_closed)
+    end_waiters_.erase(t.number);               // by key, for the same reason (the commit hook, on_closed)
   }
   if (t.agent) {
     t.agent->host_rx.reset();  // a finished host sub-agent's inbox is closed, like a dropped receiver
@@ -969,7 +981,7 @@ bool BackgroundTaskManager::emit_core(TaskCore* t, std::string_view event_type, 
 
 bool BackgroundTaskManager::send_terminal_published(TaskCore& t, TaskResult& result, json* event_value) {
   UserCallGuard guard(*this);
-  if (event_value) result.value = *event_value;  // the event carries the caller's value
+  if (event_value) result.value = *event_value;            // the event carries the caller's value
   Event event = Event::terminal(t.id(), t.owner, result);  // the listeners' copy
   if (const InboxSender* inbox = t.owner_inbox()) {
     const SendOutcome sent = inbox->send_event(Event::terminal(t.id(), t.owner, std::move(result)));
@@ -1031,7 +1043,8 @@ Result<std::uint64_t> BackgroundTaskManager::arm_host_timer(std::string_view id,
   // The timer holds the task's cancel state through a token (it may outlive the task's record).
   auto token = CancellationToken::share(handles_.share(t->number), &t->cancel);
   // The deadline is fixed now, though the timer coroutine first runs at the next poll.
-  executor_->spawn(host_timer(*executor_, std::move(token), saturating_add(executor_->now_ms(), ms), number, fired_host_timers_));
+  executor_->spawn(
+      host_timer(*executor_, std::move(token), saturating_add(executor_->now_ms(), ms), number, fired_host_timers_));
   return number;
 }
 
@@ -1177,7 +1190,9 @@ bool BackgroundTaskManager::cancel(std::string_view id) {
   return t && cancel_core(*t, CancelReason::Cancel);
 }
 
-std::size_t BackgroundTaskManager::cancel_tree(std::string_view root) { return cancel_tree_impl(root, CancelReason::CancelTree); }
+std::size_t BackgroundTaskManager::cancel_tree(std::string_view root) {
+  return cancel_tree_impl(root, CancelReason::CancelTree);
+}
 
 std::size_t BackgroundTaskManager::cancel_tree_impl(std::string_view root, CancelReason reason) {
   const auto* s = state();
@@ -1240,7 +1255,8 @@ std::size_t BackgroundTaskManager::cancel_descendants_for_run(std::string_view r
 
 // ---- messages to sub-agents ------------------------------------------------------------------------------
 Result<void> BackgroundTaskManager::send_task_inbox_message(std::string_view id, std::string_view owner,
-                                                            std::string_view sender_agent_id, std::string_view content) {
+                                                            std::string_view sender_agent_id,
+                                                            std::string_view content) {
   TaskCore* t = find_core(id);
   if (!t) return errors::task_not_found();
   if (t->owner != owner) return errors::not_owner();
@@ -1248,14 +1264,18 @@ Result<void> BackgroundTaskManager::send_task_inbox_message(std::string_view id,
   if (!t->agent) return errors::no_inbox();
   json payload{{"from", sender_agent_id}, {"content", content}};
   switch (t->agent->tx.send_event(Event::custom(t->id(), t->owner, "agent_message", std::move(payload)))) {
-    case SendOutcome::Delivered: return {};
-    case SendOutcome::Full: return errors::inbox_full();
-    case SendOutcome::Closed: break;
+    case SendOutcome::Delivered:
+      return {};
+    case SendOutcome::Full:
+      return errors::inbox_full();
+    case SendOutcome::Closed:
+      break;
   }
   return errors::inbox_closed();
 }
 
-std::optional<TaskId> BackgroundTaskManager::resolve_live_child_task(std::string_view parent, std::string_view x) const {
+std::optional<TaskId> BackgroundTaskManager::resolve_live_child_task(std::string_view parent,
+                                                                     std::string_view x) const {
   std::optional<TaskId> best;
   if (const auto* s = state())
     for (const auto& [id, m] : s->tasks)
@@ -1297,7 +1317,8 @@ std::vector<const PersistedTaskMeta*> entries_of(const BackgroundTaskStateSnapsh
 }
 }  // namespace
 
-std::size_t BackgroundTaskManager::restore_for_thread(std::string_view owner, const BackgroundTaskStateSnapshot& snapshot) {
+std::size_t BackgroundTaskManager::restore_for_thread(std::string_view owner,
+                                                      const BackgroundTaskStateSnapshot& snapshot) {
   auto entries = entries_of(snapshot);
   auto r = restore_entries(owner, entries, false, false);
   return r ? r->added : 0;  // unchecked: never refused
@@ -1331,7 +1352,9 @@ Result<RestoreReport> BackgroundTaskManager::restore_entries(std::string_view ow
   // Ids are visited in id order so that the outcome does not depend on hash order.
   report.highest_number = sort_by_id(entries);
   // An id listed twice (restore_json's entry list): its last entry counts, as in parse_snapshot.
-  auto superseded = [&](std::size_t i) { return i + 1 < entries.size() && entries[i + 1]->task_id == entries[i]->task_id; };
+  auto superseded = [&](std::size_t i) {
+    return i + 1 < entries.size() && entries[i + 1]->task_id == entries[i]->task_id;
+  };
   if (checked && state() && !state()->tasks.empty()) {
     // Before anything changes: an id another thread's task holds refuses the whole restore
     // (awaken would drop the entry silently, and the other thread's task would keep the id).
@@ -1465,8 +1488,10 @@ void BackgroundTaskManager::grant_ids(std::uint64_t first, std::uint64_t count) 
   bool more = true;  // false once `from` would pass UINT64_MAX
   for (const std::uint64_t n : used) {
     if (n > from) granted_.push_back({from, n - from});
-    if (n == UINT64_MAX) more = false;
-    else from = n + 1;
+    if (n == UINT64_MAX)
+      more = false;
+    else
+      from = n + 1;
   }
   if (more && from <= last) granted_.push_back({from, last - from + 1});
 }
@@ -1550,10 +1575,18 @@ ManagerStats BackgroundTaskManager::stats() const {
   if (const auto* s = state()) {
     for (const auto& [id, m] : s->tasks) {
       switch (m.status) {
-        case TaskStatus::Running: ++st.running; break;
-        case TaskStatus::Completed: ++st.completed; break;
-        case TaskStatus::Failed: ++st.failed; break;
-        case TaskStatus::Cancelled: ++st.cancelled; break;
+        case TaskStatus::Running:
+          ++st.running;
+          break;
+        case TaskStatus::Completed:
+          ++st.completed;
+          break;
+        case TaskStatus::Failed:
+          ++st.failed;
+          break;
+        case TaskStatus::Cancelled:
+          ++st.cancelled;
+          break;
       }
     }
   }
@@ -1561,8 +1594,10 @@ ManagerStats BackgroundTaskManager::stats() const {
   handles_.for_each([&](std::uint64_t, const TaskCore& t) {
     if (t.zombie) ++st.live_bodies;  // ended by force, its body still runs
     if (!t.live) return;
-    if (t.queued()) ++st.queued;  // no body yet
-    else ++st.live_bodies;
+    if (t.queued())
+      ++st.queued;  // no body yet
+    else
+      ++st.live_bodies;
     if (t.cancel.cancelled) ++st.cancel_requested_running;
     if (t.agent) st.agent_inbox_dropped += t.agent->tx.dropped();
   });
@@ -1786,8 +1821,8 @@ void BackgroundTaskManager::place_limited(TaskCore& t, bool queue_it, Co<TaskRes
 
 void BackgroundTaskManager::start_eligible() {
   if (!limits_ || shutting_down_ || destroying_) return;  // a shutdown starts nothing
-  if (limits_->scanning) return;  // the loop on the stack re-evaluates after every start
-  UserCallGuard guard(*this);  // factories and on_task_start are user code
+  if (limits_->scanning) return;                          // the loop on the stack re-evaluates after every start
+  UserCallGuard guard(*this);                             // factories and on_task_start are user code
   limits_->scanning = true;
   // The oldest queued task that fits, again and again. Starting a task only takes room, so this
   // starts exactly the tasks one pass over the queue in spawn order would.
@@ -1892,7 +1927,8 @@ void BackgroundTaskManager::disarm_deadlines(TaskCore& t) {
 }
 
 void BackgroundTaskManager::rearm_ticker() {
-  if (!ticker_ || ticker_->stepping_now()) return;  // (no ticker once the executor is gone)  // the running step re-arms at its end
+  if (!ticker_ || ticker_->stepping_now())
+    return;  // (no ticker once the executor is gone)  // the running step re-arms at its end
   if (deadlines_.empty()) {
     ticker_->disarm();  // next_deadline() then reports no stale time
     return;
@@ -2014,8 +2050,8 @@ SubscriptionId BackgroundTaskManager::subscribe(std::function<void(const Event&)
                                                 std::optional<std::string> thread) {
   if (!listener) return 0;
   const SubscriptionId id = ++last_subscription_;
-  listeners_.push_back(Listener{id, std::move(thread),
-                                std::make_shared<std::function<void(const Event&)>>(std::move(listener))});
+  listeners_.push_back(
+      Listener{id, std::move(thread), std::make_shared<std::function<void(const Event&)>>(std::move(listener))});
   return id;
 }
 

@@ -68,7 +68,8 @@ Result<void> BackgroundTaskPlugin::register_with(PluginRegistrar& registrar) con
     return MutationBatch{};
   });
   // The manager commits every change itself; nothing is left to persist at RunEnd.
-  registrar.register_phase_hook(Phase::RunEnd, [](const PhaseContext&) -> Result<MutationBatch> { return MutationBatch{}; });
+  registrar.register_phase_hook(Phase::RunEnd,
+                                [](const PhaseContext&) -> Result<MutationBatch> { return MutationBatch{}; });
   registrar.register_phase_hook(Phase::StepEnd, [manager](const PhaseContext& ctx) -> Result<MutationBatch> {
     MutationBatch batch;
     batch.update<PendingWorkKey>(manager->has_running(ctx.run_identity.thread_id));

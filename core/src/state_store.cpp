@@ -8,8 +8,7 @@ void MutationBatch::append(MutationBatch other) {
 
 Result<void> StateStore::register_keys(const std::vector<KeyRegistration>& keys) {
   for (std::size_t i = 0; i < keys.size(); ++i) {
-    if (is_registered(keys[i].name))
-      return errors::invalid_argument("key already registered: " + keys[i].name);
+    if (is_registered(keys[i].name)) return errors::invalid_argument("key already registered: " + keys[i].name);
     for (std::size_t j = 0; j < i; ++j)
       if (keys[j].name == keys[i].name) return errors::invalid_argument("key registered twice: " + keys[i].name);
   }

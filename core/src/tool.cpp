@@ -107,7 +107,8 @@ std::optional<ToolError> CancelTaskTool::validate_args(const json& args) const {
   const auto& r = relation.get_ref<const std::string&>();
   if (r == "self") return std::nullopt;
   if (r == "child") {
-    if (!member(target, "name").is_string()) return ToolError{ToolError::Kind::InvalidArguments, "child requires 'name'"};
+    if (!member(target, "name").is_string())
+      return ToolError{ToolError::Kind::InvalidArguments, "child requires 'name'"};
     return std::nullopt;
   }
   return ToolError{ToolError::Kind::InvalidArguments, "unknown relation '" + r + "'"};

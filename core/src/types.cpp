@@ -1,18 +1,23 @@
+#include "bgtasks/types.hpp"
+
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
 
 #include "bgtasks/result.hpp"
-#include "bgtasks/types.hpp"
 
 namespace bgtasks {
 
 const char* as_str(TaskStatus s) noexcept {
   switch (s) {
-    case TaskStatus::Running: return "running";
-    case TaskStatus::Completed: return "completed";
-    case TaskStatus::Failed: return "failed";
-    case TaskStatus::Cancelled: return "cancelled";
+    case TaskStatus::Running:
+      return "running";
+    case TaskStatus::Completed:
+      return "completed";
+    case TaskStatus::Failed:
+      return "failed";
+    case TaskStatus::Cancelled:
+      return "cancelled";
   }
   return "running";
 }
@@ -27,9 +32,12 @@ std::optional<TaskStatus> parse_task_status(std::string_view s) noexcept {
 
 TaskStatus TaskResult::status() const noexcept {
   switch (kind) {
-    case Kind::Success: return TaskStatus::Completed;
-    case Kind::Failed: return TaskStatus::Failed;
-    case Kind::Cancelled: return TaskStatus::Cancelled;
+    case Kind::Success:
+      return TaskStatus::Completed;
+    case Kind::Failed:
+      return TaskStatus::Failed;
+    case Kind::Cancelled:
+      return TaskStatus::Cancelled;
   }
   return TaskStatus::Cancelled;
 }
@@ -50,7 +58,8 @@ PersistedTaskMeta PersistedTaskMeta::from_summary(const TaskSummary& s, std::str
 }
 
 TaskSummary PersistedTaskMeta::to_summary() const {
-  return TaskSummary{task_id, task_type.str(), description, status, error, result, created_at_ms, completed_at_ms, parent_context, false};
+  return TaskSummary{task_id, task_type.str(), description,     status,         error,
+                     result,  created_at_ms,   completed_at_ms, parent_context, false};
 }
 
 std::optional<std::uint64_t> parse_bg_number(std::string_view id) noexcept {
@@ -91,24 +100,42 @@ void reduce(BackgroundTaskView& view, BackgroundTaskViewAction action) {
 
 const char* errc_name(Errc code) noexcept {
   switch (code) {
-    case Errc::TaskNotFound: return "TaskNotFound";
-    case Errc::NotOwner: return "NotOwner";
-    case Errc::TaskTerminated: return "TaskTerminated";
-    case Errc::NoInbox: return "NoInbox";
-    case Errc::InboxClosed: return "InboxClosed";
-    case Errc::InboxFull: return "InboxFull";
-    case Errc::ReservedName: return "ReservedName";
-    case Errc::DuplicateName: return "DuplicateName";
-    case Errc::StoreNotConfigured: return "StoreNotConfigured";
-    case Errc::UnknownKey: return "UnknownKey";
-    case Errc::InvalidSnapshot: return "InvalidSnapshot";
-    case Errc::NotHostTask: return "NotHostTask";
-    case Errc::InvalidArgument: return "InvalidArgument";
-    case Errc::IdConflict: return "IdConflict";
-    case Errc::IdsUnavailable: return "IdsUnavailable";
-    case Errc::StaleOwner: return "StaleOwner";
-    case Errc::Disposed: return "Disposed";
-    case Errc::ShuttingDown: return "ShuttingDown";
+    case Errc::TaskNotFound:
+      return "TaskNotFound";
+    case Errc::NotOwner:
+      return "NotOwner";
+    case Errc::TaskTerminated:
+      return "TaskTerminated";
+    case Errc::NoInbox:
+      return "NoInbox";
+    case Errc::InboxClosed:
+      return "InboxClosed";
+    case Errc::InboxFull:
+      return "InboxFull";
+    case Errc::ReservedName:
+      return "ReservedName";
+    case Errc::DuplicateName:
+      return "DuplicateName";
+    case Errc::StoreNotConfigured:
+      return "StoreNotConfigured";
+    case Errc::UnknownKey:
+      return "UnknownKey";
+    case Errc::InvalidSnapshot:
+      return "InvalidSnapshot";
+    case Errc::NotHostTask:
+      return "NotHostTask";
+    case Errc::InvalidArgument:
+      return "InvalidArgument";
+    case Errc::IdConflict:
+      return "IdConflict";
+    case Errc::IdsUnavailable:
+      return "IdsUnavailable";
+    case Errc::StaleOwner:
+      return "StaleOwner";
+    case Errc::Disposed:
+      return "Disposed";
+    case Errc::ShuttingDown:
+      return "ShuttingDown";
   }
   return "Unknown";
 }
@@ -117,24 +144,42 @@ namespace {
 // One sentence per code: what std::error_code::message() says.
 const char* errc_sentence(Errc code) noexcept {
   switch (code) {
-    case Errc::TaskNotFound: return "task not found";
-    case Errc::NotOwner: return "the caller does not own this task";
-    case Errc::TaskTerminated: return "the task has already ended";
-    case Errc::NoInbox: return "the task has no inbox (not a sub-agent)";
-    case Errc::InboxClosed: return "the sub-agent's inbox is closed";
-    case Errc::InboxFull: return "the sub-agent's inbox is full";
-    case Errc::ReservedName: return "the task name is reserved";
-    case Errc::DuplicateName: return "a running task of the thread has this name";
-    case Errc::StoreNotConfigured: return "no state store is set on the manager";
-    case Errc::UnknownKey: return "the state store does not have the key registered (plugin not installed)";
-    case Errc::InvalidSnapshot: return "the snapshot is invalid";
-    case Errc::NotHostTask: return "the task is not host-driven";
-    case Errc::InvalidArgument: return "invalid argument";
-    case Errc::IdConflict: return "task ids are held by tasks of another thread";
-    case Errc::IdsUnavailable: return "no task id is available";
-    case Errc::StaleOwner: return "a newer owner holds the thread";
-    case Errc::Disposed: return "the manager can run no more tasks (disposed, or its executor was destroyed)";
-    case Errc::ShuttingDown: return "the manager is shutting down";
+    case Errc::TaskNotFound:
+      return "task not found";
+    case Errc::NotOwner:
+      return "the caller does not own this task";
+    case Errc::TaskTerminated:
+      return "the task has already ended";
+    case Errc::NoInbox:
+      return "the task has no inbox (not a sub-agent)";
+    case Errc::InboxClosed:
+      return "the sub-agent's inbox is closed";
+    case Errc::InboxFull:
+      return "the sub-agent's inbox is full";
+    case Errc::ReservedName:
+      return "the task name is reserved";
+    case Errc::DuplicateName:
+      return "a running task of the thread has this name";
+    case Errc::StoreNotConfigured:
+      return "no state store is set on the manager";
+    case Errc::UnknownKey:
+      return "the state store does not have the key registered (plugin not installed)";
+    case Errc::InvalidSnapshot:
+      return "the snapshot is invalid";
+    case Errc::NotHostTask:
+      return "the task is not host-driven";
+    case Errc::InvalidArgument:
+      return "invalid argument";
+    case Errc::IdConflict:
+      return "task ids are held by tasks of another thread";
+    case Errc::IdsUnavailable:
+      return "no task id is available";
+    case Errc::StaleOwner:
+      return "a newer owner holds the thread";
+    case Errc::Disposed:
+      return "the manager can run no more tasks (disposed, or its executor was destroyed)";
+    case Errc::ShuttingDown:
+      return "the manager is shutting down";
   }
   return "unknown bgtasks error";
 }

@@ -7,7 +7,6 @@
 //   consumer: bg_0 completed
 #include <bgtasks/bgtasks.hpp>
 #include <bgtasks/version.hpp>
-
 #include <cstring>
 #include <iostream>
 

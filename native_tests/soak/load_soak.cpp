@@ -42,7 +42,7 @@ std::int64_t peak_bytes = 0;
 std::uint64_t total_allocs = 0;
 
 constexpr std::size_t kHeader = 2 * sizeof(std::size_t) > alignof(std::max_align_t) ? 2 * sizeof(std::size_t)
-                                                                                   : alignof(std::max_align_t);
+                                                                                    : alignof(std::max_align_t);
 
 void* alloc(std::size_t n, std::size_t align) noexcept {
   const std::size_t header = std::max(kHeader, align);
@@ -89,8 +89,12 @@ std::int64_t live_bytes_of_the_core() {
 
 void* operator new(std::size_t n) { return heap::alloc_or_throw(n, alignof(std::max_align_t)); }
 void* operator new[](std::size_t n) { return heap::alloc_or_throw(n, alignof(std::max_align_t)); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return heap::alloc(n ? n : 1, alignof(std::max_align_t)); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return heap::alloc(n ? n : 1, alignof(std::max_align_t)); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  return heap::alloc(n ? n : 1, alignof(std::max_align_t));
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  return heap::alloc(n ? n : 1, alignof(std::max_align_t));
+}
 void* operator new(std::size_t n, std::align_val_t a) { return heap::alloc_or_throw(n, static_cast<std::size_t>(a)); }
 void* operator new[](std::size_t n, std::align_val_t a) { return heap::alloc_or_throw(n, static_cast<std::size_t>(a)); }
 void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
@@ -181,15 +185,20 @@ Co<TaskResult> load_body(TaskContext ctx) {
     switch (h % 8) {
       case 0:
       case 1:
-      case 2: co_await yield_now(); break;
+      case 2:
+        co_await yield_now();
+        break;
       case 3:
       case 4: {
         const bool slept = co_await ctx.sleep(1 + (h >> 8) % 5);
         if (!slept) co_return TaskResult::failed("sleep cancelled");
         break;
       }
-      case 5: co_await sleep_for(ctx.executor(), (h >> 8) % 3); break;  // 0 ms: due at the next poll
-      default: break;                                                 // back-to-back emits
+      case 5:
+        co_await sleep_for(ctx.executor(), (h >> 8) % 3);
+        break;  // 0 ms: due at the next poll
+      default:
+        break;  // back-to-back emits
     }
   }
   co_return TaskResult::success(json{{"emitted", n}});
@@ -266,7 +275,8 @@ LoadFigures run_load(std::uint64_t tasks, std::uint64_t events, std::size_t wind
         }
         if (next_seq[idx] != expected[idx]) ++f.terminal_early;
         auto result = e.find("result");
-        if (result == e.end() || !result->is_object() || result->value("emitted", -1) != static_cast<std::int64_t>(expected[idx]))
+        if (result == e.end() || !result->is_object() ||
+            result->value("emitted", -1) != static_cast<std::int64_t>(expected[idx]))
           ++f.bad_events;
         if (!mgr.forget(id)) ++f.forget_failed;
         ++done;
@@ -389,16 +399,26 @@ SoakFigures run_soak(std::uint64_t cycles, std::size_t batch) {
     static std::vector<std::unique_ptr<char[]>> leak_sink;  // --inject leak
     std::uint64_t c = 0;
     auto err = [&](const char* what) {
-      if (f.errors++ < 5) std::fprintf(stderr, "load_soak: soak cycle %llu: %s\n", static_cast<unsigned long long>(c), what);
+      if (f.errors++ < 5)
+        std::fprintf(stderr, "load_soak: soak cycle %llu: %s\n", static_cast<unsigned long long>(c), what);
     };
     while (c < cycles) {
       const std::uint64_t end = std::min<std::uint64_t>(cycles, c + batch);
       for (; c < end; ++c) {
         const char* thread = kThreads[c % 2];
         switch (c % 10) {
-          case 0: case 1: case 2: case 3: case 4: case 5: case 6: {  // host task: emit, complete / fail
+          case 0:
+          case 1:
+          case 2:
+          case 3:
+          case 4:
+          case 5:
+          case 6: {  // host task: emit, complete / fail
             auto id = mgr.spawn_host(thread, "soak", std::nullopt, "soak host task", {});
-            if (!id) { err("spawn_host failed"); break; }
+            if (!id) {
+              err("spawn_host failed");
+              break;
+            }
             if (!mgr.emit(*id, "tick", json{{"seq", 0}})) err("emit refused");
             auto r = c % 10 == 6 ? mgr.fail(*id, "soak failure") : mgr.complete(*id, json{{"cycle", c}});
             if (!r) err("settle failed");
@@ -406,15 +426,22 @@ SoakFigures run_soak(std::uint64_t cycles, std::size_t batch) {
             f.events_expected += 2;
             break;
           }
-          case 7: case 8: {  // coroutine body, completes on its own at the next polls
+          case 7:
+          case 8: {  // coroutine body, completes on its own at the next polls
             auto id = mgr.spawn(thread, "soak", std::nullopt, "soak body", {}, soak_quick);
-            if (!id) { err("spawn failed"); break; }
+            if (!id) {
+              err("spawn failed");
+              break;
+            }
             f.events_expected += 2;
             break;
           }
           default: {  // coroutine body cancelled while asleep
             auto id = mgr.spawn(thread, "soak", std::nullopt, "soak sleeper", {}, soak_sleeper);
-            if (!id) { err("spawn failed"); break; }
+            if (!id) {
+              err("spawn failed");
+              break;
+            }
             to_cancel.push_back(std::move(*id));
             f.events_expected += 2;
             break;
@@ -451,7 +478,9 @@ SoakFigures run_soak(std::uint64_t cycles, std::size_t batch) {
   f.seconds = seconds_since(t0);
   f.cpu_seconds = cpu_seconds() - c0;
   f.residual_bytes = live_bytes_of_the_core() - base_bytes;
-  f.growth_pct = f.bytes_warmup > 0 ? 100.0 * static_cast<double>(f.bytes_end - f.bytes_warmup) / static_cast<double>(f.bytes_warmup) : 0;
+  f.growth_pct = f.bytes_warmup > 0
+                     ? 100.0 * static_cast<double>(f.bytes_end - f.bytes_warmup) / static_cast<double>(f.bytes_warmup)
+                     : 0;
   return f;
 }
 
@@ -476,17 +505,21 @@ int main(int argc, char** argv) {
       mode = a.substr(2);
     } else if (a == "--inject" && i + 1 < argc) {
       const std::string_view w = argv[++i];
-      g_inject = w == "lose" ? Inject::Lose : w == "reorder" ? Inject::Reorder : w == "leak" ? Inject::Leak : Inject::None;
+      g_inject = w == "lose"      ? Inject::Lose
+                 : w == "reorder" ? Inject::Reorder
+                 : w == "leak"    ? Inject::Leak
+                                  : Inject::None;
       if (g_inject == Inject::None) return std::fprintf(stderr, "load_soak: --inject lose|reorder|leak\n"), 2;
     } else if ((a == "--tasks" || a == "--events" || a == "--cycles" || a == "--window") && i + 1 < argc) {
       const std::uint64_t v = parse_count(argv[++i]);
       (a == "--tasks" ? tasks : a == "--events" ? events : a == "--cycles" ? cycles : window) = v;
     } else {
-      std::fprintf(stderr,
-                   "usage: %s --short|--long [--tasks N] [--events M] [--cycles C] [--window W] [--inject lose|reorder|leak]\n"
-                   "  --short: 1e5 tasks, 1e6 events, 1e5 soak cycles (CI)\n"
-                   "  --long:  1e6 tasks, 1e7 events, 1e6 soak cycles\n",
-                   argv[0]);
+      std::fprintf(
+          stderr,
+          "usage: %s --short|--long [--tasks N] [--events M] [--cycles C] [--window W] [--inject lose|reorder|leak]\n"
+          "  --short: 1e5 tasks, 1e6 events, 1e5 soak cycles (CI)\n"
+          "  --long:  1e6 tasks, 1e7 events, 1e6 soak cycles\n",
+          argv[0]);
       return 2;
     }
   }
@@ -521,9 +554,9 @@ int main(int argc, char** argv) {
       (unsigned long long)L.stuck, L.window, L.max_inbox_depth, (long long)L.peak_live_bytes,
       (long long)L.residual_bytes, L.seconds, L.cpu_seconds, (unsigned long long)S.cycles, S.retain, S.batch,
       (unsigned long long)S.events, (unsigned long long)S.events_expected, (unsigned long long)S.errors,
-      (long long)S.bytes_warmup, (long long)S.bytes_end, (long long)S.bytes_max_after_warmup, (long long)S.allocs_warmup,
-      (long long)S.allocs_end, S.growth_pct, (long long)S.residual_bytes, S.seconds, S.cpu_seconds,
-      (unsigned long long)heap::total_allocs);
+      (long long)S.bytes_warmup, (long long)S.bytes_end, (long long)S.bytes_max_after_warmup,
+      (long long)S.allocs_warmup, (long long)S.allocs_end, S.growth_pct, (long long)S.residual_bytes, S.seconds,
+      S.cpu_seconds, (unsigned long long)heap::total_allocs);
   std::fflush(stdout);
   if (!ok) std::fprintf(stderr, "load_soak: FAILED (see the JSON line)\n");
   return ok ? 0 : 1;

@@ -81,8 +81,8 @@ class [[nodiscard]] AsioAwaitable : public NativeAwaiter {
  public:
   AsioAwaitable(Initiation init, InitArgs args) : init_(std::move(init)), args_(std::move(args)) {}
   // Movable until awaited (asio returns it through a few calls).
-  AsioAwaitable(AsioAwaitable&& o) noexcept(std::is_nothrow_move_constructible_v<Initiation> &&
-                                            std::is_nothrow_move_constructible_v<InitArgs>)
+  AsioAwaitable(AsioAwaitable&& o) noexcept(
+      std::is_nothrow_move_constructible_v<Initiation>&& std::is_nothrow_move_constructible_v<InitArgs>)
       : init_(std::move(o.init_)), args_(std::move(o.args_)), link_(std::exchange(o.link_, nullptr)) {}
   AsioAwaitable& operator=(AsioAwaitable&&) = delete;
   ~AsioAwaitable() {

@@ -34,7 +34,7 @@ namespace detail {
 class DetachedFiber;
 class ForeignLink;
 struct PostQueue;
-}
+}  // namespace detail
 
 enum class WakeReason : std::uint8_t { None, Timer, Signal, Cancel };
 
@@ -174,7 +174,10 @@ namespace detail {
 // BackgroundTaskManager::WaitAwaiter, known by its end-waiter node (manager.hpp cannot be
 // included here, and a nested class cannot be declared ahead of its class).
 template <class T>
-concept waits_on_list = requires { typename T::Node; } && std::is_base_of_v<WaitNode, typename T::Node>;
+concept waits_on_list = requires {
+  typename T::Node;
+}
+&&std::is_base_of_v<WaitNode, typename T::Node>;
 }  // namespace detail
 
 template <class T>

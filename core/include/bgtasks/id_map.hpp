@@ -81,7 +81,8 @@ inline std::uint64_t hash_id(std::string_view s) noexcept {
 template <unsigned GroupBits>
 std::size_t grouped_home(std::uint64_t h, unsigned bits) noexcept {
   assert(bits >= GroupBits);
-  const std::uint64_t group = bits > GroupBits ? ((h >> GroupBits) * 0x9E3779B97F4A7C15ull) >> (64 + GroupBits - bits) : 0;
+  const std::uint64_t group =
+      bits > GroupBits ? ((h >> GroupBits) * 0x9E3779B97F4A7C15ull) >> (64 + GroupBits - bits) : 0;
   return static_cast<std::size_t>((group << GroupBits) | (h & ((std::uint64_t{1} << GroupBits) - 1)));
 }
 inline constexpr unsigned kIdGroupBits = 2;
@@ -326,7 +327,9 @@ class IdMap {
     std::uint32_t entry_plus_one = 0;  // 0: empty
   };
 
-  static std::size_t chunk_size(std::size_t c) noexcept { return c < kDoublings ? std::size_t{kFirstChunk} << c : kBigChunk; }
+  static std::size_t chunk_size(std::size_t c) noexcept {
+    return c < kDoublings ? std::size_t{kFirstChunk} << c : kBigChunk;
+  }
   Entry& entry(std::uint32_t i) const noexcept {
     if (i < kSmallEntries) {
       const auto c = static_cast<std::uint32_t>(std::bit_width(i / kFirstChunk + 1) - 1);
@@ -454,7 +457,7 @@ class IdMap {
   std::vector<Slot> slots_;
   int shift_ = 28;  // 32 - log2(slots_.size())
   std::uint32_t size_ = 0;
-  std::uint32_t used_ = 0;    // entry numbers handed out so far (live or free)
+  std::uint32_t used_ = 0;      // entry numbers handed out so far (live or free)
   std::uint32_t free_ = kNone;  // erased entries, reused first
 };
 

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -86,7 +86,9 @@ class InboxSender {
 
   // awaken's send: false when the receiver is gone (then on_closed fires) or a bounded inbox
   // refused the message.
-  bool send(json message) const { return send_event(Event::raw(thread_, std::move(message))) == SendOutcome::Delivered; }
+  bool send(json message) const {
+    return send_event(Event::raw(thread_, std::move(message))) == SendOutcome::Delivered;
+  }
   SendOutcome send_event(Event ev) const;
   // send_event(Event::custom(...)) without the moves: the event is built in place in the queue
   // (every ctx.emit comes here). An empty thread means the sender's, as in send_event.

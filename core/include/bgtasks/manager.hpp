@@ -9,8 +9,8 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <set>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -191,8 +191,8 @@ struct ManagerStats {
   std::size_t owner_inbox_depth = 0;
   std::uint64_t owner_inbox_dropped = 0;
   std::uint64_t agent_inbox_dropped = 0;
-  std::size_t queued = 0;              // waiting for a concurrency slot (counted in `running` too)
-  std::uint64_t listener_errors = 0;   // exceptions thrown by subscribe() listeners
+  std::size_t queued = 0;             // waiting for a concurrency slot (counted in `running` too)
+  std::uint64_t listener_errors = 0;  // exceptions thrown by subscribe() listeners
   json to_json() const;
 };
 
@@ -214,8 +214,10 @@ struct ManagerHooks {
                std::function<void(const TaskSummary&)> task_end = nullptr,
                std::function<void(const TaskId&)> task_start = nullptr,
                std::function<void(const TaskId&, TaskStatus)> forced_end = nullptr)
-      : on_cancel_requested(std::move(cancel_requested)), on_task_end(std::move(task_end)),
-        on_task_start(std::move(task_start)), on_forced_end(std::move(forced_end)) {}
+      : on_cancel_requested(std::move(cancel_requested)),
+        on_task_end(std::move(task_end)),
+        on_task_start(std::move(task_start)),
+        on_forced_end(std::move(forced_end)) {}
   std::function<void(const TaskId&)> on_cancel_requested;
   // After the completion commit and the terminal event, before retention may drop the task.
   std::function<void(const TaskSummary&)> on_task_end;
@@ -275,8 +277,7 @@ class BackgroundTaskManager final : private ExecutorClient {
   // body: callable(AgentTaskContext) -> Co<TaskResult>.
   template <class F>
   Result<TaskId> spawn_agent_with_context(std::string_view owner_thread_id, std::optional<std::string_view> name,
-                                          std::string_view description, TaskParentContext parent_context,
-                                          F&& body);
+                                          std::string_view description, TaskParentContext parent_context, F&& body);
 
   // A host-driven task: the body lives outside (a JS promise); the host settles it.
   // With `sub_agent`, task_type is "sub_agent" and the task gets its own inbox (read it with
@@ -300,7 +301,9 @@ class BackgroundTaskManager final : private ExecutorClient {
   Result<void> settle(std::string_view id, TaskResult result, json& event_value);
   Result<void> settle(TaskNumber task, TaskResult result, json& event_value);
   Result<void> complete(std::string_view id, json result) { return settle(id, TaskResult::success(std::move(result))); }
-  Result<void> fail(std::string_view id, std::string message) { return settle(id, TaskResult::failed(std::move(message))); }
+  Result<void> fail(std::string_view id, std::string message) {
+    return settle(id, TaskResult::failed(std::move(message)));
+  }
   // A custom event from a live task (host bodies use this; coroutine bodies use ctx.emit).
   // False for an unknown or finished task, or without a (living) owner inbox.
   bool emit(std::string_view id, std::string_view event_type, json payload);
@@ -357,7 +360,8 @@ class BackgroundTaskManager final : private ExecutorClient {
   // one has reached every listener. A listener's exception is caught and counted
   // (stats().listener_errors). Raw messages a body sends through its inbox sender are not events
   // of the manager and are not passed on.
-  SubscriptionId subscribe(std::function<void(const Event&)> listener, std::optional<std::string> thread = std::nullopt);
+  SubscriptionId subscribe(std::function<void(const Event&)> listener,
+                           std::optional<std::string> thread = std::nullopt);
   // Safe from inside a listener; nothing more reaches it afterwards. False for an unknown id.
   bool unsubscribe(SubscriptionId id);
 
@@ -486,7 +490,9 @@ class BackgroundTaskManager final : private ExecutorClient {
 #endif
   class UserCallGuard {
    public:
-    explicit UserCallGuard(BackgroundTaskManager& m) noexcept : m_(&m), outer_(m.open_guards_) { m.open_guards_ = this; }
+    explicit UserCallGuard(BackgroundTaskManager& m) noexcept : m_(&m), outer_(m.open_guards_) {
+      m.open_guards_ = this;
+    }
     ~UserCallGuard() {
       if (m_) m_->open_guards_ = outer_;
     }
@@ -552,10 +558,10 @@ class BackgroundTaskManager final : private ExecutorClient {
               [](void* f) { return (*static_cast<D*>(f))(); }, &d};
     }
   };
-  Result<TaskId> spawn_impl(std::string_view owner, std::string_view task_type,
-                            std::optional<std::string_view> name, std::string_view description,
-                            TaskParentContext& parent, BodyKind kind, const BodyFactory& make_body,
-                            bool host_agent = false, const std::uint64_t* timeout_ms = nullptr);
+  Result<TaskId> spawn_impl(std::string_view owner, std::string_view task_type, std::optional<std::string_view> name,
+                            std::string_view description, TaskParentContext& parent, BodyKind kind,
+                            const BodyFactory& make_body, bool host_agent = false,
+                            const std::uint64_t* timeout_ms = nullptr);
   [[gnu::noinline]] Error spawn_refusal() const;
 
   // ---- scheduling (manager.cpp, "scheduling") ----
@@ -714,10 +720,10 @@ class BackgroundTaskManager final : private ExecutorClient {
   // The last spawn's owner thread and task type, shared by the following spawns that repeat them.
   SharedString last_owner_;
   SharedString last_type_;
-  std::uint64_t index_version_ = 0;  // key version the indexes reflect; 0: never built
+  std::uint64_t index_version_ = 0;                             // key version the indexes reflect; 0: never built
   std::unordered_map<std::string, std::size_t> running_names_;  // name_key(owner, name) -> running count
-  std::unordered_map<SharedString, FinishedSet> finished_;       // owner -> terminal tasks (retention only)
-  std::uint64_t counter_ = 0;  // with granted ids: only the number a spawn is taking
+  std::unordered_map<SharedString, FinishedSet> finished_;      // owner -> terminal tasks (retention only)
+  std::uint64_t counter_ = 0;                                   // with granted ids: only the number a spawn is taking
   // Where spawns take ids: the counter; nowhere, once bg_<UINT64_MAX> was handed out or restored;
   // the granted blocks only, once a block was granted.
   enum class IdSource : std::uint8_t { Counter, Exhausted, Granted };
@@ -727,7 +733,7 @@ class BackgroundTaskManager final : private ExecutorClient {
     std::uint64_t next;  // the block's first number not handed out
     std::uint64_t left;  // numbers from `next` on, at least 1
   };
-  std::deque<IdBlock> granted_;  // in grant order; empty blocks are dropped
+  std::deque<IdBlock> granted_;               // in grant order; empty blocks are dropped
   std::vector<std::string> changed_threads_;  // in first-change order
   std::unordered_set<std::string> changed_seen_;
   std::uint64_t host_timer_counter_ = 0;
@@ -744,7 +750,7 @@ class BackgroundTaskManager final : private ExecutorClient {
   std::unique_ptr<Limits> limits_;  // null until limits were first set: spawns pay one test
   std::shared_ptr<Ticker> ticker_;  // made with the first deadline
   std::map<DeadlineKey, std::pair<std::uint64_t, DeadlineKind>> deadlines_;  // -> {task number, kind}
-  std::unordered_map<std::uint64_t, TaskTimers> task_timers_;               // task number -> its keys
+  std::unordered_map<std::uint64_t, TaskTimers> task_timers_;                // task number -> its keys
   std::uint64_t deadline_seq_ = 0;
   // Cores of forgotten tasks whose bodies still run after a forced end, by task number: kept
   // until the body returns (or the manager goes).
@@ -765,26 +771,33 @@ template <class F>
 Result<TaskId> BackgroundTaskManager::spawn(std::string_view owner, std::string_view task_type,
                                             std::optional<std::string_view> name, std::string_view description,
                                             TaskParentContext parent, F&& body) {
-  auto make = [&](const std::shared_ptr<TaskCore>& t) { return start_body(std::forward<F>(body), make_task_context(t)); };
+  auto make = [&](const std::shared_ptr<TaskCore>& t) {
+    return start_body(std::forward<F>(body), make_task_context(t));
+  };
   auto defer = [&] { return defer_body<BodyKind::Plain>(std::forward<F>(body)); };
   return spawn_impl(owner, task_type, name, description, parent, BodyKind::Plain, BodyFactory::of(make, defer));
 }
 
 template <class F>
 Result<TaskId> BackgroundTaskManager::spawn(const SpawnOptions& o, F&& body) {
-  auto make = [&](const std::shared_ptr<TaskCore>& t) { return start_body(std::forward<F>(body), make_task_context(t)); };
+  auto make = [&](const std::shared_ptr<TaskCore>& t) {
+    return start_body(std::forward<F>(body), make_task_context(t));
+  };
   auto defer = [&] { return defer_body<BodyKind::Plain>(std::forward<F>(body)); };
   TaskParentContext parent = o.parent_context;
-  return spawn_impl(o.thread, o.type, o.name, o.description, parent, BodyKind::Plain,
-                    BodyFactory::of(make, defer), false, o.timeout_ms ? &*o.timeout_ms : nullptr);
+  return spawn_impl(o.thread, o.type, o.name, o.description, parent, BodyKind::Plain, BodyFactory::of(make, defer),
+                    false, o.timeout_ms ? &*o.timeout_ms : nullptr);
 }
 
 template <class F>
 Result<TaskId> BackgroundTaskManager::spawn_agent_with_context(std::string_view owner,
                                                                std::optional<std::string_view> name,
-                                                               std::string_view description,
-                                                               TaskParentContext parent, F&& body) {
-  SpawnOptions o{.thread = owner, .type = "sub_agent", .name = name, .description = description,
+                                                               std::string_view description, TaskParentContext parent,
+                                                               F&& body) {
+  SpawnOptions o{.thread = owner,
+                 .type = "sub_agent",
+                 .name = name,
+                 .description = description,
                  .parent_context = std::move(parent)};
   return spawn_agent_with_context(o, std::forward<F>(body));
 }
@@ -796,14 +809,17 @@ Result<TaskId> BackgroundTaskManager::spawn_agent_with_context(const SpawnOption
   };
   auto defer = [&] { return defer_body<BodyKind::Agent>(std::forward<F>(body)); };
   TaskParentContext parent = o.parent_context;
-  return spawn_impl(o.thread, "sub_agent", o.name, o.description, parent, BodyKind::Agent,
-                    BodyFactory::of(make, defer), false, o.timeout_ms ? &*o.timeout_ms : nullptr);
+  return spawn_impl(o.thread, "sub_agent", o.name, o.description, parent, BodyKind::Agent, BodyFactory::of(make, defer),
+                    false, o.timeout_ms ? &*o.timeout_ms : nullptr);
 }
 
 template <class F>
 Result<TaskId> BackgroundTaskManager::spawn_agent(std::string_view owner, std::optional<std::string_view> name,
                                                   std::string_view description, TaskParentContext parent, F&& body) {
-  SpawnOptions o{.thread = owner, .type = "sub_agent", .name = name, .description = description,
+  SpawnOptions o{.thread = owner,
+                 .type = "sub_agent",
+                 .name = name,
+                 .description = description,
                  .parent_context = std::move(parent)};
   return spawn_agent(o, std::forward<F>(body));
 }

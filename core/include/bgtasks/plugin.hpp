@@ -10,16 +10,25 @@
 #include <string_view>
 #include <vector>
 
+#include "bgtasks/inbox.hpp"
 #include "bgtasks/result.hpp"
 #include "bgtasks/state_store.hpp"
-#include "bgtasks/inbox.hpp"
 #include "bgtasks/tool.hpp"
 
 namespace bgtasks {
 
 class BackgroundTaskManager;
 
-enum class Phase : std::uint8_t { RunStart, StepStart, BeforeInference, AfterInference, BeforeToolExecute, AfterToolExecute, StepEnd, RunEnd };
+enum class Phase : std::uint8_t {
+  RunStart,
+  StepStart,
+  BeforeInference,
+  AfterInference,
+  BeforeToolExecute,
+  AfterToolExecute,
+  StepEnd,
+  RunEnd
+};
 
 struct PhaseContext {
   Phase phase;

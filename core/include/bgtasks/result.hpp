@@ -50,9 +50,7 @@ const char* errc_name(Errc code) noexcept;
 // is_error_code_enum specialisation below, `std::error_code ec = Errc::TaskNotFound;` and
 // `ec == Errc::TaskNotFound` work.
 const std::error_category& error_category() noexcept;
-inline std::error_code make_error_code(Errc code) noexcept {
-  return {static_cast<int>(code), error_category()};
-}
+inline std::error_code make_error_code(Errc code) noexcept { return {static_cast<int>(code), error_category()}; }
 
 struct Error {
   Errc code;
@@ -157,7 +155,9 @@ class [[nodiscard]] Result {
     return std::move(*std::get_if<1>(&v_));
   }
   // Empty (no error) when the result holds a value.
-  std::error_code error_code() const noexcept { return ok() ? std::error_code() : make_error_code(std::get_if<1>(&v_)->code); }
+  std::error_code error_code() const noexcept {
+    return ok() ? std::error_code() : make_error_code(std::get_if<1>(&v_)->code);
+  }
 
   template <class U>
   T value_or(U&& fallback) const& {
@@ -170,18 +170,30 @@ class [[nodiscard]] Result {
 
   // f(value) -> Result<U>; an error passes through untouched.
   template <class F>
-  auto and_then(F&& f) & { return and_then_impl(*this, std::forward<F>(f)); }
+  auto and_then(F&& f) & {
+    return and_then_impl(*this, std::forward<F>(f));
+  }
   template <class F>
-  auto and_then(F&& f) const& { return and_then_impl(*this, std::forward<F>(f)); }
+  auto and_then(F&& f) const& {
+    return and_then_impl(*this, std::forward<F>(f));
+  }
   template <class F>
-  auto and_then(F&& f) && { return and_then_impl(std::move(*this), std::forward<F>(f)); }
+  auto and_then(F&& f) && {
+    return and_then_impl(std::move(*this), std::forward<F>(f));
+  }
   // f(value) -> U, wrapped as Result<U> (Result<void> for a void f); an error passes through.
   template <class F>
-  auto transform(F&& f) & { return transform_impl(*this, std::forward<F>(f)); }
+  auto transform(F&& f) & {
+    return transform_impl(*this, std::forward<F>(f));
+  }
   template <class F>
-  auto transform(F&& f) const& { return transform_impl(*this, std::forward<F>(f)); }
+  auto transform(F&& f) const& {
+    return transform_impl(*this, std::forward<F>(f));
+  }
   template <class F>
-  auto transform(F&& f) && { return transform_impl(std::move(*this), std::forward<F>(f)); }
+  auto transform(F&& f) && {
+    return transform_impl(std::move(*this), std::forward<F>(f));
+  }
 
  private:
   void check() const {

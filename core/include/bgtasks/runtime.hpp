@@ -40,11 +40,11 @@ struct RuntimeOptions {
 };
 
 struct Runtime {
-  std::shared_ptr<StateStore> store;  // the plugin's keys registered
+  std::shared_ptr<StateStore> store;               // the plugin's keys registered
   std::shared_ptr<BackgroundTaskManager> manager;  // store and owner inbox set
-  InboxReceiver events;  // the owner inbox: custom and terminal events of every task
-  std::shared_ptr<BackgroundTaskPlugin> plugin;  // for ExecutionEnv::from_plugins (phase hooks)
-  std::shared_ptr<CancelTaskTool> cancel_tool;  // awaken's `cancel_task` tool on this manager
+  InboxReceiver events;                            // the owner inbox: custom and terminal events of every task
+  std::shared_ptr<BackgroundTaskPlugin> plugin;    // for ExecutionEnv::from_plugins (phase hooks)
+  std::shared_ptr<CancelTaskTool> cancel_tool;     // awaken's `cancel_task` tool on this manager
 };
 
 // A fresh store; cannot fail. The runtime may outlive `executor` or go first (docs/lifetime.md).

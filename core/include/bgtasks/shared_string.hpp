@@ -24,7 +24,7 @@ namespace bgtasks {
 class SharedString {
  public:
   SharedString() noexcept = default;
-  SharedString(std::string_view s) : p_(s.empty() ? nullptr : make(s)) {}  // NOLINT: implicit, as std::string
+  SharedString(std::string_view s) : p_(s.empty() ? nullptr : make(s)) {}    // NOLINT: implicit, as std::string
   SharedString(const std::string& s) : SharedString(std::string_view(s)) {}  // NOLINT
   SharedString(const char* s) : SharedString(std::string_view(s)) {}         // NOLINT
   SharedString(const SharedString& o) noexcept : p_(o.p_) {
@@ -126,13 +126,15 @@ class SharedString {
 class OptionalSharedString {
  public:
   OptionalSharedString() noexcept = default;
-  OptionalSharedString(std::nullopt_t) noexcept {}                            // NOLINT: as std::optional
-  OptionalSharedString(std::string_view s) { s_.p_ = SharedString::make(s); }  // NOLINT
+  OptionalSharedString(std::nullopt_t) noexcept {}                                           // NOLINT: as std::optional
+  OptionalSharedString(std::string_view s) { s_.p_ = SharedString::make(s); }                // NOLINT
   OptionalSharedString(const std::string& s) : OptionalSharedString(std::string_view(s)) {}  // NOLINT
   OptionalSharedString(const char* s) : OptionalSharedString(std::string_view(s)) {}         // NOLINT
-  OptionalSharedString(SharedString s) {  // NOLINT: shares s's text
-    if (s.p_) s_ = std::move(s);
-    else s_.p_ = SharedString::make({});
+  OptionalSharedString(SharedString s) {                                                     // NOLINT: shares s's text
+    if (s.p_)
+      s_ = std::move(s);
+    else
+      s_.p_ = SharedString::make({});
   }
   OptionalSharedString(const std::optional<std::string>& o) {  // NOLINT
     if (o) s_.p_ = SharedString::make(*o);
@@ -171,8 +173,12 @@ class OptionalSharedString {
   }
   friend bool operator==(const OptionalSharedString& a, std::nullopt_t) noexcept { return !a.has_value(); }
   // A present text equal to s (std::optional's rule for comparing with a value).
-  friend bool operator==(const OptionalSharedString& a, std::string_view s) noexcept { return a.has_value() && a.s_ == s; }
-  friend bool operator==(const OptionalSharedString& a, const std::string& s) noexcept { return a == std::string_view(s); }
+  friend bool operator==(const OptionalSharedString& a, std::string_view s) noexcept {
+    return a.has_value() && a.s_ == s;
+  }
+  friend bool operator==(const OptionalSharedString& a, const std::string& s) noexcept {
+    return a == std::string_view(s);
+  }
   friend bool operator==(const OptionalSharedString& a, const char* s) noexcept { return a == std::string_view(s); }
   friend bool operator==(const OptionalSharedString& a, const SharedString& s) noexcept { return a == s.view(); }
   friend bool operator==(const OptionalSharedString& a, const std::optional<std::string>& b) noexcept {
@@ -194,5 +200,7 @@ class OptionalSharedString {
 
 template <>
 struct std::hash<bgtasks::SharedString> {
-  std::size_t operator()(const bgtasks::SharedString& s) const noexcept { return std::hash<std::string_view>{}(s.view()); }
+  std::size_t operator()(const bgtasks::SharedString& s) const noexcept {
+    return std::hash<std::string_view>{}(s.view());
+  }
 };

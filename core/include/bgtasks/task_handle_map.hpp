@@ -47,7 +47,6 @@ class TaskHandleMap {
     grow(n);
   }
 
-
   // `value` must be non-null (an empty slot is a null pointer) and its key absent.
   void insert(std::shared_ptr<T> value) {
     assert(value && !find(key_of(*value)));

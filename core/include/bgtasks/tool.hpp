@@ -53,8 +53,12 @@ struct ToolResult {
   std::string status;  // "success" | "error"
   json data;
   std::optional<std::string> message;
-  static ToolResult success(std::string tool_name, json data) { return {std::move(tool_name), "success", std::move(data), std::nullopt}; }
-  static ToolResult error(std::string tool_name, std::string message) { return {std::move(tool_name), "error", nullptr, std::move(message)}; }
+  static ToolResult success(std::string tool_name, json data) {
+    return {std::move(tool_name), "success", std::move(data), std::nullopt};
+  }
+  static ToolResult error(std::string tool_name, std::string message) {
+    return {std::move(tool_name), "error", nullptr, std::move(message)};
+  }
   json to_json() const;  // {"data":…,"message":…,"status":…,"tool_name":…}
 };
 

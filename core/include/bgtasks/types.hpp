@@ -3,12 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
-
-#include <nlohmann/json.hpp>
 
 #include "bgtasks/id_map.hpp"
 #include "bgtasks/shared_string.hpp"
@@ -122,9 +121,9 @@ namespace bgtasks {
 struct BackgroundTaskStateAction {
   enum class Kind : std::uint8_t { Upsert, ReplaceAll, Remove };
   Kind kind = Kind::Upsert;
-  PersistedTaskMeta meta;                                // Upsert
-  TaskMetaMap tasks;                                     // ReplaceAll
-  TaskId id;                                             // Remove
+  PersistedTaskMeta meta;  // Upsert
+  TaskMetaMap tasks;       // ReplaceAll
+  TaskId id;               // Remove
 
   static BackgroundTaskStateAction upsert(PersistedTaskMeta m) {
     BackgroundTaskStateAction a;

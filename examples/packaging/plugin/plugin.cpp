@@ -1,7 +1,6 @@
 // A shared library (a plugin, a Python extension, a JNI library...) with the static bgtasks
 // linked in: this only links when libbgtasks.a is position-independent code.
 #include <bgtasks/bgtasks.hpp>
-
 #include <cstddef>
 #include <cstdio>
 
