@@ -5,7 +5,7 @@
 // Figures (per task, as the delta over N tasks divided by N; bucket arrays and vector growth are
 // thus amortized in):
 //   idle task  — live bytes held by a spawned task whose body is suspended (co_await
-//                ctx.cancelled()), frame + TaskCore + store record + everything;
+//                ctx.cancelled()), frame + SpawnedTask + store record + everything;
 //   host idle  — the same for a host-driven task (spawn_host, no frame);
 //   spawn->complete — allocations and bytes allocated per task, and live bytes retained after it
 //                (bgtasks keeps the finished record until forget/retention);

@@ -14,16 +14,16 @@ namespace bgtasks {
 // and what awaken captures at spawn: the owner inbox), which contexts and tokens share; ownership
 // is shared (std::shared_ptr) by the handle table, contexts and tokens. Metadata lives in the
 // store, not here.
-struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
-  TaskCore(BackgroundTaskManager& m, std::uint64_t n, TaskId task_id, SharedString owner_thread, SharedString type,
-           BodyKind k)
+struct BackgroundTaskManager::SpawnedTask final : Fiber, detail::TaskState {
+  SpawnedTask(BackgroundTaskManager& m, std::uint64_t n, TaskId task_id, SharedString owner_thread, SharedString type,
+              BodyKind k)
       : Fiber(m.executor()),
         TaskState(m, std::move(task_id)),
         number(n),
         owner(std::move(owner_thread)),
         task_type(std::move(type)),
         kind(k) {}
-  ~TaskCore() override { destroy_frame(); }
+  ~SpawnedTask() override { destroy_frame(); }
 
   const TaskId& id() const noexcept { return ambient.task_id; }
 
@@ -33,9 +33,9 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
     Fiber::step();
   }
 
-  // The body returned. finish() holds this core while user code it runs may forget it. The frame
+  // The body returned. finish() holds this SpawnedTask while user code it runs may forget it. The frame
   // goes only once the end is recorded, since its captures may own the manager (as awaken's
-  // running task holds its manager until then); nothing of this core or the manager is read after.
+  // running task holds its manager until then); nothing of this SpawnedTask or the manager is read after.
   void finished() override {
     if (zombie) [[unlikely]] {
       discard_body();
@@ -45,7 +45,7 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
     auto body = frame();  // not const: libc++'s experimental handle has a non-const destroy()
     forget_top();         // the manager's destructor, if user code below runs it, leaves the frame to us
     ambient.manager->finish(*this, result);
-    body.destroy();  // may destroy the manager, or free this core
+    body.destroy();  // may destroy the manager, or free this SpawnedTask
   }
 
   // The body of a task the manager ended by force returned: its result (or what it threw) is
@@ -58,8 +58,8 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
     } catch (...) {
     }
 #endif
-    // A forgotten task's core is kept by the manager's zombie list until here.
-    std::shared_ptr<TaskCore> self;
+    // A forgotten task's SpawnedTask is kept by the manager's zombie list until here.
+    std::shared_ptr<SpawnedTask> self;
     if (BackgroundTaskManager* m = ambient.manager) {
       if (auto it = m->zombies_.find(number); it != m->zombies_.end()) {
         self = std::move(it->second);
@@ -67,7 +67,7 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
       }
     }
     destroy_frame();  // may destroy the manager
-  }                   // `self` goes last: it may free this core
+  }                   // `self` goes last: it may free this SpawnedTask
 
   // The manager was destroyed while this body's step ran; the step has returned now.
   void abandoned() noexcept override { destroy_frame(); }
@@ -98,7 +98,7 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
     return coro::coroutine_handle<detail::Promise<TaskResult>>::from_address(top().address());
   }
   // The fiber lets go of the frame first: its destructors may reach the manager's destructor,
-  // which destroys the frames of the cores that still have one.
+  // which destroys the frames of the SpawnedTasks that still have one.
   void destroy_frame() noexcept {
     auto body = frame();
     forget_top();
@@ -127,12 +127,12 @@ struct BackgroundTaskManager::TaskCore final : Fiber, detail::TaskState {
   // Sub-agents only (boxed: most tasks are not sub-agents, and every byte here is per task).
   struct AgentInbox {
     InboxSender tx;                        // the parent's end
-    std::optional<InboxReceiver> host_rx;  // host-driven sub-agents: the core keeps the receiving end
+    std::optional<InboxReceiver> host_rx;  // host-driven sub-agents: the SpawnedTask keeps the receiving end
   };
   std::unique_ptr<AgentInbox> agent;
 };
 
-inline std::uint64_t BackgroundTaskManager::TaskNumberOf::operator()(const TaskCore& t) const noexcept {
+inline std::uint64_t BackgroundTaskManager::TaskNumberOf::operator()(const SpawnedTask& t) const noexcept {
   return t.number;
 }
 
@@ -310,44 +310,44 @@ TaskId format_id(std::uint64_t n) {
 }  // namespace
 
 // ---- contexts ------------------------------------------------------------------------------------
-// Every TaskState is a TaskCore, a Fiber that knows its executor.
+// Every TaskState is a SpawnedTask, a Fiber that knows its executor.
 Executor& TaskContextBase::executor() const noexcept {
-  return static_cast<const BackgroundTaskManager::TaskCore&>(*task_).executor();
+  return static_cast<const BackgroundTaskManager::SpawnedTask&>(*task_).executor();
 }
 
 bool TaskContextBase::emit(std::string_view event_type, json payload) const {
-  auto& core = static_cast<BackgroundTaskManager::TaskCore&>(*task_);
+  auto& spawned = static_cast<BackgroundTaskManager::SpawnedTask&>(*task_);
   // Ended (also by force, or with its manager): no event after the terminal one. While the task
   // lives its manager does too (the manager's destructor ends every task).
-  if (!core.live) return false;
-  if (!core.ambient.manager->listeners_.empty()) [[unlikely]]
-    return core.ambient.manager->emit_published(core, event_type, payload);
+  if (!spawned.live) return false;
+  if (!spawned.ambient.manager->listeners_.empty()) [[unlikely]]
+    return spawned.ambient.manager->emit_published(spawned, event_type, payload);
   const InboxSender* inbox = task_->owner_inbox();
   if (!inbox) return false;
   return inbox->send_custom(task_id(), {}, event_type, std::move(payload)) == SendOutcome::Delivered;
 }
 
 Result<BackgroundTaskManager*> TaskContextBase::child_spawn(const ChildOptions& options, SpawnOptions& out) const {
-  const auto& core = static_cast<const BackgroundTaskManager::TaskCore&>(*task_);
+  const auto& spawned = static_cast<const BackgroundTaskManager::SpawnedTask&>(*task_);
   // While the task is live its manager is (the manager's end, and its executor's, end every task);
-  // an ended task's core may outlive its manager, so nothing of the manager is read then.
-  if (!core.live)
-    return Error{Errc::TaskTerminated, "task " + core.id() + " has ended: its context spawns no children",
+  // an ended task's SpawnedTask may outlive its manager, so nothing of the manager is read then.
+  if (!spawned.live)
+    return Error{Errc::TaskTerminated, "task " + spawned.id() + " has ended: its context spawns no children",
                  std::nullopt};
-  out.thread = core.owner.view();
+  out.thread = spawned.owner.view();
   out.type = options.type;
   out.name = options.name;
   out.description = options.description;
   out.parent_context = TaskParentContext{};
-  out.parent_context.task_id = core.id();
+  out.parent_context.task_id = spawned.id();
   out.timeout_ms = options.timeout_ms;
-  return core.ambient.manager;
+  return spawned.ambient.manager;
 }
 
 std::optional<CancelReason> TaskContextBase::cancel_reason() const noexcept {
-  const auto& core = static_cast<const BackgroundTaskManager::TaskCore&>(*task_);
-  if (core.reason != BackgroundTaskManager::TaskCore::kNoReason) return static_cast<CancelReason>(core.reason);
-  if (core.cancel.cancelled) return CancelReason::Cancel;  // through the token itself
+  const auto& spawned = static_cast<const BackgroundTaskManager::SpawnedTask&>(*task_);
+  if (spawned.reason != BackgroundTaskManager::SpawnedTask::kNoReason) return static_cast<CancelReason>(spawned.reason);
+  if (spawned.cancel.cancelled) return CancelReason::Cancel;  // through the token itself
   return std::nullopt;
 }
 
@@ -395,29 +395,29 @@ BackgroundTaskManager::BackgroundTaskManager(Executor& executor, ManagerOptions 
   executor_->attach(*this);  // last: a constructor that throws leaves nothing attached
 }
 
-// Everything the manager keeps on its executor: the tasks' cores (their fibers and body frames),
-// the cores of forgotten tasks whose bodies still run, queued tasks' callables, the timer fiber.
+// Everything the manager keeps on its executor: the tasks' SpawnedTasks (their fibers and body frames),
+// the SpawnedTasks of forgotten tasks whose bodies still run, queued tasks' callables, the timer fiber.
 struct BackgroundTaskManager::ExecutorWork {
-  detail::TaskHandleMap<TaskCore, TaskNumberOf> cores;
-  std::unordered_map<std::uint64_t, std::shared_ptr<TaskCore>> zombies;
+  detail::TaskHandleMap<SpawnedTask, TaskNumberOf> spawned_tasks;
+  std::unordered_map<std::uint64_t, std::shared_ptr<SpawnedTask>> zombies;
   std::unordered_map<std::uint64_t, std::unique_ptr<DeferredBody>> deferred;
   std::shared_ptr<Ticker> ticker;
 
   // Needs nothing of the manager: a frame's destructor (user code) may destroy it meanwhile.
-  // Frames first (they hold tokens that share their cores), then what queued tasks' callables
-  // captured, then the cores (a core a context or token shares stays until that goes; it is never
+  // Frames first (they hold tokens that share their SpawnedTasks), then what queued tasks' callables
+  // captured, then the SpawnedTasks (a SpawnedTask a context or token shares stays until that goes; it is never
   // scheduled again).
   void destroy_frames_and_callables() noexcept {
     ticker.reset();  // detached from the manager and its timer disarmed already
-    cores.for_each([](std::uint64_t, TaskCore& core) {
-      if (!core.stepping()) core.destroy_frame();
+    spawned_tasks.for_each([](std::uint64_t, SpawnedTask& spawned) {
+      if (!spawned.stepping()) spawned.destroy_frame();
     });
-    for (auto& [n, core] : zombies)
-      if (!core->stepping()) core->destroy_frame();
+    for (auto& [n, spawned] : zombies)
+      if (!spawned->stepping()) spawned->destroy_frame();
     deferred.clear();
   }
-  void release_cores() noexcept {
-    cores.clear();
+  void release_spawned() noexcept {
+    spawned_tasks.clear();
     zombies.clear();
   }
 };
@@ -428,19 +428,20 @@ BackgroundTaskManager::ExecutorWork BackgroundTaskManager::take_executor_work() 
   ExecutorWork work{std::move(handles_), std::move(zombies_), std::move(deferred_), std::move(ticker_)};
   zombies_.clear();
   deferred_.clear();
-  auto teardown = [&](TaskCore& core, const std::shared_ptr<TaskCore>& keep) {
-    core.dying_for_teardown();
-    core.live = false;  // a context kept elsewhere emits nothing more
-    core.zombie = false;
-    if (core.stepping()) {
+  auto teardown = [&](SpawnedTask& spawned, const std::shared_ptr<SpawnedTask>& keep) {
+    spawned.dying_for_teardown();
+    spawned.live = false;  // a context kept elsewhere emits nothing more
+    spawned.zombie = false;
+    if (spawned.stepping()) {
       // Its body destroyed the manager from inside its step: the frame is still running. The
-      // executor holds the core and destroys the frame once the step returns.
-      executor_->abandon_after_step(core, keep);
+      // executor holds the SpawnedTask and destroys the frame once the step returns.
+      executor_->abandon_after_step(spawned, keep);
     }
-    core.ambient.manager = nullptr;
+    spawned.ambient.manager = nullptr;
   };
-  work.cores.for_each([&](std::uint64_t n, TaskCore& core) { teardown(core, work.cores.share(n)); });
-  for (auto& [n, core] : work.zombies) teardown(*core, core);
+  work.spawned_tasks.for_each(
+      [&](std::uint64_t n, SpawnedTask& spawned) { teardown(spawned, work.spawned_tasks.share(n)); });
+  for (auto& [n, spawned] : work.zombies) teardown(*spawned, spawned);
   if (work.ticker) {
     // The timer fiber: if a forced end it ran destroyed the manager, its step is on the stack.
     work.ticker->detach();
@@ -480,7 +481,7 @@ BackgroundTaskManager::~BackgroundTaskManager() {
     list.for_each([](WaitNode& node) { static_cast<WaitAwaiter::Node&>(node).manager_gone = true; });
     list.wake_all(WakeReason::Signal);
   }
-  if (work) work->release_cores();
+  if (work) work->release_spawned();
 }
 
 void BackgroundTaskManager::executor_ending() noexcept {
@@ -499,7 +500,7 @@ void BackgroundTaskManager::executor_ending() noexcept {
     }
     end_waiters_.clear();
   }
-  work.release_cores();
+  work.release_spawned();
 }
 
 void BackgroundTaskManager::set_owner_inbox(InboxSender sender) { owner_inbox_ = std::move(sender); }
@@ -538,18 +539,18 @@ const PersistedTaskMeta* BackgroundTaskManager::meta(std::string_view id) const 
   return it == s->tasks.end() ? nullptr : &it->second;
 }
 
-BackgroundTaskManager::TaskCore* BackgroundTaskManager::find_core(std::string_view id) {
-  return const_cast<TaskCore*>(std::as_const(*this).find_core(id));
+BackgroundTaskManager::SpawnedTask* BackgroundTaskManager::find_spawned(std::string_view id) {
+  return const_cast<SpawnedTask*>(std::as_const(*this).find_spawned(id));
 }
 
-BackgroundTaskManager::TaskCore* BackgroundTaskManager::find_core(TaskNumber task) {
+BackgroundTaskManager::SpawnedTask* BackgroundTaskManager::find_spawned(TaskNumber task) {
   return handles_.find(static_cast<std::uint64_t>(task));
 }
 
-const BackgroundTaskManager::TaskCore* BackgroundTaskManager::find_core(std::string_view id) const {
+const BackgroundTaskManager::SpawnedTask* BackgroundTaskManager::find_spawned(std::string_view id) const {
   const auto n = parse_bg_number(id);
   if (!n) return nullptr;
-  const TaskCore* t = handles_.find(*n);
+  const SpawnedTask* t = handles_.find(*n);
   // "bg_07" and "bg_+7" parse as 7 too, but only the canonical spelling was handed out.
   return t && t->id() == id ? t : nullptr;
 }
@@ -587,11 +588,11 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   if (!store_) return errors::store_not_configured();
 
   // What may allocate or throw comes before the commit, so a stored meta always gets a handle.
-  auto core = std::allocate_shared<TaskCore>(detail::PoolAllocator<TaskCore>{}, *this, number, std::move(id),
-                                             last_owner_.reuse_for(owner), last_type_.reuse_for(task_type), kind);
+  auto spawned = std::allocate_shared<SpawnedTask>(detail::PoolAllocator<SpawnedTask>{}, *this, number, std::move(id),
+                                                   last_owner_.reuse_for(owner), last_type_.reuse_for(task_type), kind);
   handles_.reserve(handles_.size() + 1);
-  const TaskId& task_id = core->id();
-  if (owner_inbox_) core->set_owner_inbox(owner_inbox_->for_thread(core->owner));
+  const TaskId& task_id = spawned->id();
+  if (owner_inbox_) spawned->set_owner_inbox(owner_inbox_->for_thread(spawned->owner));
   UserCallGuard guard(*this);  // the body's factory and the commit hook are user code
   Co<TaskResult> body;
   std::unique_ptr<DeferredBody> deferred;  // a queued task's callable, built once it has a slot
@@ -602,7 +603,7 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   if (kind == BodyKind::Host) {
     if (host_agent) {
       auto [tx, rx] = inbox_channel(options_.agent_inbox);
-      core->agent = std::make_unique<TaskCore::AgentInbox>(TaskCore::AgentInbox{std::move(tx), std::move(rx)});
+      spawned->agent = std::make_unique<SpawnedTask::AgentInbox>(SpawnedTask::AgentInbox{std::move(tx), std::move(rx)});
     }
   } else {
     // The factory moves the caller's callable away: a name or description that views into it
@@ -611,9 +612,9 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
     description = description_copy;
     if (name) name = name_copy.emplace(*name);
     if (queue_it) [[unlikely]] {
-      deferred = defer_queued(make_body, *core);
+      deferred = defer_queued(make_body, *spawned);
     } else {
-      body = make_body.make(make_body.fn, core);
+      body = make_body.make(make_body.fn, spawned);
     }
     if (!guard.alive()) return errors::invalid_argument("spawn refused: the manager was destroyed");
     // The factory is user code: it may have spawned a running task of the same name meanwhile.
@@ -632,15 +633,15 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   auto r = store->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
     if (!guard.alive()) return;
     fresh = indexes_fresh();
-    auto [it, inserted] = state.tasks.try_emplace(core->key());
+    auto [it, inserted] = state.tasks.try_emplace(spawned->key());
     PersistedTaskMeta& m = it->second;
     if (!inserted) {
       if (fresh) index_remove(m);
       m = PersistedTaskMeta{};
     }
     m.task_id = task_id;
-    m.owner_thread_id = core->owner;
-    m.task_type = core->task_type;
+    m.owner_thread_id = spawned->owner;
+    m.task_type = spawned->task_type;
     if (name) m.name.emplace(*name);
     if (kind == BodyKind::Host)
       m.description = description;
@@ -655,10 +656,10 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   if (!r) return r.error();
   if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
   if (track_changes_) [[unlikely]]
-    note_changed(core->owner);
+    note_changed(spawned->owner);
 
-  TaskCore& t = *core;
-  handles_.insert(std::move(core));  // reserved above (a commit hook that spawns may use the room up)
+  SpawnedTask& t = *spawned;
+  handles_.insert(std::move(spawned));  // reserved above (a commit hook that spawns may use the room up)
   if (limits_ || timeout_ms) [[unlikely]]
     return place_scheduled(t, queue_it, std::move(body), std::move(deferred), timeout_ms, now);
   if (body.valid()) t.start_body(std::move(body));
@@ -666,18 +667,18 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
 }
 
 std::unique_ptr<BackgroundTaskManager::DeferredBody> BackgroundTaskManager::defer_queued(const BodyFactory& make_body,
-                                                                                         TaskCore& t) {
+                                                                                         SpawnedTask& t) {
   auto deferred = make_body.defer(make_body.defer_fn);
   if (t.kind == BodyKind::Agent) {
     // Messages may reach a queued sub-agent: its inbox exists from the spawn on (the receiving end
-    // waits in the core until the body is built).
+    // waits in the SpawnedTask until the body is built).
     auto [tx, rx] = inbox_channel(options_.agent_inbox);
-    t.agent = std::make_unique<TaskCore::AgentInbox>(TaskCore::AgentInbox{std::move(tx), std::move(rx)});
+    t.agent = std::make_unique<SpawnedTask::AgentInbox>(SpawnedTask::AgentInbox{std::move(tx), std::move(rx)});
   }
   return deferred;
 }
 
-TaskId BackgroundTaskManager::place_scheduled(TaskCore& t, bool queue_it, Co<TaskResult> body,
+TaskId BackgroundTaskManager::place_scheduled(SpawnedTask& t, bool queue_it, Co<TaskResult> body,
                                               std::unique_ptr<DeferredBody> deferred, const std::uint64_t* timeout_ms,
                                               std::uint64_t now) {
   if (timeout_ms) arm_deadline(t, DeadlineKind::Timeout, saturating_add(now, *timeout_ms), *timeout_ms);
@@ -697,16 +698,16 @@ Error BackgroundTaskManager::spawn_refusal() const {
   return errors::invalid_argument("spawn refused: concurrency limits must be at least 1");
 }
 
-TaskContext BackgroundTaskManager::make_task_context(const std::shared_ptr<TaskCore>& t) { return TaskContext(t); }
+TaskContext BackgroundTaskManager::make_task_context(const std::shared_ptr<SpawnedTask>& t) { return TaskContext(t); }
 
-AgentTaskContext BackgroundTaskManager::make_agent_context(const std::shared_ptr<TaskCore>& t) {
+AgentTaskContext BackgroundTaskManager::make_agent_context(const std::shared_ptr<SpawnedTask>& t) {
   if (t->agent && t->agent->host_rx) {  // a queued sub-agent: its inbox was made at spawn
     InboxReceiver rx = std::move(*t->agent->host_rx);
     t->agent->host_rx.reset();
     return AgentTaskContext(t, t->agent->tx, std::move(rx));
   }
   auto [tx, rx] = inbox_channel(options_.agent_inbox);
-  t->agent = std::make_unique<TaskCore::AgentInbox>(TaskCore::AgentInbox{tx, std::nullopt});
+  t->agent = std::make_unique<SpawnedTask::AgentInbox>(SpawnedTask::AgentInbox{tx, std::nullopt});
   return AgentTaskContext(t, std::move(tx), std::move(rx));
 }
 
@@ -724,16 +725,16 @@ Result<TaskId> BackgroundTaskManager::spawn_host(const SpawnOptions& o, bool sub
 }
 
 // ---- completion -------------------------------------------------------------------------------------
-bool BackgroundTaskManager::finish(TaskCore& t, TaskResult& result, json* event_value, bool forced) {
+bool BackgroundTaskManager::finish(SpawnedTask& t, TaskResult& result, json* event_value, bool forced) {
   // The commit hook, the inbox's fallback, the end hook and retention's commits run user code.
   UserCallGuard guard(*this);
   const bool tap = !listeners_.empty();
   // `t` is read after the commit hook and after the fallback, either of which may forget the task
   // (or destroy the manager): hold it while one of them can run (listeners too). Nothing reads
   // `t` after the end hook, and retention only forgets.
-  std::shared_ptr<TaskCore> hold_core;
+  std::shared_ptr<SpawnedTask> hold_spawned;
   if ((store_ && store_->has_commit_hook()) || (t.owner_inbox() && t.owner_inbox()->is_closed()) || tap)
-    hold_core = handles_.share(t.number);
+    hold_spawned = handles_.share(t.number);
   t.live = false;
   // Set once the stored meta has left the retention index: the index key reads finish_seq, and a
   // meta already terminal (written by someone else, or restored as orphaned) is indexed under 0.
@@ -895,7 +896,7 @@ std::string BackgroundTaskManager::name_key(std::string_view owner, std::string_
 }
 
 BackgroundTaskManager::RetentionKey BackgroundTaskManager::retention_key(const PersistedTaskMeta& m) const {
-  const TaskCore* t = find_core(m.task_id);
+  const SpawnedTask* t = find_spawned(m.task_id);
   return {m.completed_at_ms.value_or(0), t ? t->finish_seq : 0, m.task_id};
 }
 
@@ -936,22 +937,22 @@ void BackgroundTaskManager::index_remove(const PersistedTaskMeta& m) {
 }
 
 Result<void> BackgroundTaskManager::settle(std::string_view id, TaskResult result) {
-  return settle_core(find_core(id), result);
+  return settle_spawned(find_spawned(id), result);
 }
 
 Result<void> BackgroundTaskManager::settle(TaskNumber task, TaskResult result) {
-  return settle_core(find_core(task), result);
+  return settle_spawned(find_spawned(task), result);
 }
 
 Result<void> BackgroundTaskManager::settle(std::string_view id, TaskResult result, json& event_value) {
-  return settle_core(find_core(id), result, &event_value);
+  return settle_spawned(find_spawned(id), result, &event_value);
 }
 
 Result<void> BackgroundTaskManager::settle(TaskNumber task, TaskResult result, json& event_value) {
-  return settle_core(find_core(task), result, &event_value);
+  return settle_spawned(find_spawned(task), result, &event_value);
 }
 
-Result<void> BackgroundTaskManager::settle_core(TaskCore* t, TaskResult& result, json* event_value) {
+Result<void> BackgroundTaskManager::settle_spawned(SpawnedTask* t, TaskResult& result, json* event_value) {
   if (!t) return errors::task_not_found();
   if (t->kind != BodyKind::Host) return errors::not_host_task(t->id());
   if (!t->live) {
@@ -963,14 +964,14 @@ Result<void> BackgroundTaskManager::settle_core(TaskCore* t, TaskResult& result,
 }
 
 bool BackgroundTaskManager::emit(std::string_view id, std::string_view event_type, json payload) {
-  return emit_core(find_core(id), event_type, payload);
+  return emit_spawned(find_spawned(id), event_type, payload);
 }
 
 bool BackgroundTaskManager::emit(TaskNumber task, std::string_view event_type, json payload) {
-  return emit_core(find_core(task), event_type, payload);
+  return emit_spawned(find_spawned(task), event_type, payload);
 }
 
-bool BackgroundTaskManager::emit_core(TaskCore* t, std::string_view event_type, json& payload) {
+bool BackgroundTaskManager::emit_spawned(SpawnedTask* t, std::string_view event_type, json& payload) {
   if (!t || !t->live) return false;
   if (!listeners_.empty()) [[unlikely]]
     return emit_published(*t, event_type, payload);
@@ -979,7 +980,7 @@ bool BackgroundTaskManager::emit_core(TaskCore* t, std::string_view event_type, 
   return inbox->send_custom(t->id(), t->owner, event_type, std::move(payload)) == SendOutcome::Delivered;
 }
 
-bool BackgroundTaskManager::send_terminal_published(TaskCore& t, TaskResult& result, json* event_value) {
+bool BackgroundTaskManager::send_terminal_published(SpawnedTask& t, TaskResult& result, json* event_value) {
   UserCallGuard guard(*this);
   if (event_value) result.value = *event_value;            // the event carries the caller's value
   Event event = Event::terminal(t.id(), t.owner, result);  // the listeners' copy
@@ -992,7 +993,7 @@ bool BackgroundTaskManager::send_terminal_published(TaskCore& t, TaskResult& res
   return guard.alive();
 }
 
-bool BackgroundTaskManager::emit_published(TaskCore& t, std::string_view event_type, json& payload) {
+bool BackgroundTaskManager::emit_published(SpawnedTask& t, std::string_view event_type, json& payload) {
   Event event(t.id(), t.owner, event_type, json(payload));  // the listeners' copy
   bool delivered = false;
   if (const InboxSender* inbox = t.owner_inbox()) {
@@ -1006,8 +1007,8 @@ bool BackgroundTaskManager::emit_published(TaskCore& t, std::string_view event_t
 
 std::vector<json> BackgroundTaskManager::take_agent_messages(std::string_view id, std::size_t max) {
   std::vector<json> out;
-  TaskCore* t = find_core(id);
-  // A queued coroutine sub-agent's receiving end waits in the core too: it is its body's.
+  SpawnedTask* t = find_spawned(id);
+  // A queued coroutine sub-agent's receiving end waits in the SpawnedTask too: it is its body's.
   if (!t || t->kind != BodyKind::Host || !t->agent || !t->agent->host_rx) return out;
   while (out.size() < max) {
     auto m = t->agent->host_rx->try_recv();
@@ -1018,7 +1019,7 @@ std::vector<json> BackgroundTaskManager::take_agent_messages(std::string_view id
 }
 
 std::size_t BackgroundTaskManager::agent_inbox_len(std::string_view id) const {
-  const TaskCore* t = find_core(id);
+  const SpawnedTask* t = find_spawned(id);
   return t && t->kind == BodyKind::Host && t->agent && t->agent->host_rx ? t->agent->host_rx->len() : 0;
 }
 
@@ -1035,7 +1036,7 @@ Co<void> host_timer(Executor& exec, CancellationToken token, std::uint64_t deadl
 }  // namespace
 
 Result<std::uint64_t> BackgroundTaskManager::arm_host_timer(std::string_view id, std::uint64_t ms) {
-  TaskCore* t = find_core(id);
+  SpawnedTask* t = find_spawned(id);
   if (!t) return errors::task_not_found();
   if (t->kind != BodyKind::Host) return errors::not_host_task(id);
   if (!t->live) return errors::task_terminated(meta(id) ? meta(id)->status : TaskStatus::Cancelled);
@@ -1102,11 +1103,11 @@ bool BackgroundTaskManager::has_running(std::string_view owner) const {
     return false;
   }
   // awaken's fallback without a store value: any handle of the thread, status ignored.
-  return handles_.any_of([&](const TaskCore& t) { return t.owner == owner; });
+  return handles_.any_of([&](const SpawnedTask& t) { return t.owner == owner; });
 }
 
 bool BackgroundTaskManager::is_cancel_requested(std::string_view id) const {
-  const TaskCore* t = find_core(id);
+  const SpawnedTask* t = find_spawned(id);
   return t && t->live && t->cancel.cancelled;
 }
 
@@ -1121,7 +1122,7 @@ std::optional<CancelReason> reason_of(const Core* t) {
 }  // namespace
 
 std::optional<CancelReason> BackgroundTaskManager::cancel_reason(std::string_view id) const {
-  return reason_of(find_core(id));
+  return reason_of(find_spawned(id));
 }
 
 std::optional<CancelReason> BackgroundTaskManager::cancel_reason(TaskNumber task) const {
@@ -1129,17 +1130,17 @@ std::optional<CancelReason> BackgroundTaskManager::cancel_reason(TaskNumber task
 }
 
 bool BackgroundTaskManager::is_queued(std::string_view id) const {
-  const TaskCore* t = find_core(id);
+  const SpawnedTask* t = find_spawned(id);
   return t && t->queued();
 }
 
 bool BackgroundTaskManager::is_queued(TaskNumber task) const {
-  const TaskCore* t = handles_.find(static_cast<std::uint64_t>(task));
+  const SpawnedTask* t = handles_.find(static_cast<std::uint64_t>(task));
   return t && t->queued();
 }
 
 // ---- cancellation --------------------------------------------------------------------------------------
-bool BackgroundTaskManager::cancel_core(TaskCore& t, CancelReason reason) {
+bool BackgroundTaskManager::cancel_spawned(SpawnedTask& t, CancelReason reason) {
   if (!t.live) return false;
   if (const auto* m = meta(t.id()); m && is_terminal(m->status)) return false;
   if (t.queued()) [[unlikely]] {
@@ -1150,16 +1151,16 @@ bool BackgroundTaskManager::cancel_core(TaskCore& t, CancelReason reason) {
   return true;
 }
 
-void BackgroundTaskManager::cancel_queued(TaskCore& t, CancelReason reason) {
+void BackgroundTaskManager::cancel_queued(SpawnedTask& t, CancelReason reason) {
   // Reported as any first request (on_cancel_requested may even settle it); then, having no body to
   // wait for, the task ends at once: cancelled, or failed for a shutdown.
-  std::shared_ptr<TaskCore> hold = handles_.share(t.number);
+  std::shared_ptr<SpawnedTask> hold = handles_.share(t.number);
   UserCallGuard guard(*this);
   if (!t.cancel.cancelled) signal_cancel(t, reason);
   if (guard.alive() && t.live) force_end(t, cancelled_result(t), reason);
 }
 
-void BackgroundTaskManager::signal_cancel(TaskCore& t, CancelReason reason) {
+void BackgroundTaskManager::signal_cancel(SpawnedTask& t, CancelReason reason) {
   t.cancel.cancelled = true;
   t.reason = static_cast<std::uint8_t>(reason);
   t.cancel.waiters.wake_all(WakeReason::Cancel);
@@ -1173,21 +1174,21 @@ void BackgroundTaskManager::signal_cancel(TaskCore& t, CancelReason reason) {
   }
 }
 
-TaskResult BackgroundTaskManager::cancelled_result(const TaskCore& t) {
+TaskResult BackgroundTaskManager::cancelled_result(const SpawnedTask& t) {
   if (t.reason == static_cast<std::uint8_t>(CancelReason::Shutdown)) return TaskResult::failed(kInterruptedError);
   return TaskResult::cancelled();
 }
 
-bool BackgroundTaskManager::cancel_counted(TaskCore& t, bool count_missing_meta, CancelReason reason) {
+bool BackgroundTaskManager::cancel_counted(SpawnedTask& t, bool count_missing_meta, CancelReason reason) {
   const auto* m = meta(t.id());
   if (m ? is_terminal(m->status) : !count_missing_meta) return false;
-  cancel_core(t, reason);  // a body that has ended (its completion commit failed) has nothing to signal
+  cancel_spawned(t, reason);  // a body that has ended (its completion commit failed) has nothing to signal
   return true;
 }
 
 bool BackgroundTaskManager::cancel(std::string_view id) {
-  TaskCore* t = find_core(id);
-  return t && cancel_core(*t, CancelReason::Cancel);
+  SpawnedTask* t = find_spawned(id);
+  return t && cancel_spawned(*t, CancelReason::Cancel);
 }
 
 std::size_t BackgroundTaskManager::cancel_tree(std::string_view root) {
@@ -1215,7 +1216,7 @@ std::size_t BackgroundTaskManager::cancel_tree_impl(std::string_view root, Cance
   std::size_t count = 0;
   UserCallGuard guard(*this);  // the cancel hook is user code
   for (const auto& id : order) {
-    if (TaskCore* t = find_core(id); t && cancel_counted(*t, false, reason)) ++count;
+    if (SpawnedTask* t = find_spawned(id); t && cancel_counted(*t, false, reason)) ++count;
     if (!guard.alive()) break;
   }
   return count;
@@ -1224,7 +1225,7 @@ std::size_t BackgroundTaskManager::cancel_tree_impl(std::string_view root, Cance
 std::size_t BackgroundTaskManager::cancel_all(std::string_view owner) {
   // Handles are keyed by N of bg_N: number order is id order.
   std::vector<std::uint64_t> targets;
-  handles_.for_each([&](std::uint64_t n, const TaskCore& t) {
+  handles_.for_each([&](std::uint64_t n, const SpawnedTask& t) {
     if (t.owner == owner) targets.push_back(n);
   });
   std::sort(targets.begin(), targets.end());
@@ -1232,7 +1233,7 @@ std::size_t BackgroundTaskManager::cancel_all(std::string_view owner) {
   // Found again by number: a cancel hook may have forgotten a later target meanwhile.
   UserCallGuard guard(*this);
   for (const std::uint64_t n : targets) {
-    if (TaskCore* t = handles_.find(n); t && cancel_counted(*t, true, CancelReason::CancelAll)) ++count;
+    if (SpawnedTask* t = handles_.find(n); t && cancel_counted(*t, true, CancelReason::CancelAll)) ++count;
     if (!guard.alive()) break;
   }
   return count;
@@ -1257,7 +1258,7 @@ std::size_t BackgroundTaskManager::cancel_descendants_for_run(std::string_view r
 Result<void> BackgroundTaskManager::send_task_inbox_message(std::string_view id, std::string_view owner,
                                                             std::string_view sender_agent_id,
                                                             std::string_view content) {
-  TaskCore* t = find_core(id);
+  SpawnedTask* t = find_spawned(id);
   if (!t) return errors::task_not_found();
   if (t->owner != owner) return errors::not_owner();
   if (const auto* m = meta(id); m && is_terminal(m->status)) return errors::task_terminated(m->status);
@@ -1407,7 +1408,7 @@ Result<RestoreReport> BackgroundTaskManager::restore_entries(std::string_view ow
     }
     PersistedTaskMeta m = take ? std::move(*const_cast<PersistedTaskMeta*>(entry)) : *entry;
     m.owner_thread_id = owner_name;
-    const TaskCore* t = number ? find_core(m.task_id) : nullptr;  // spawned tasks all have bg_N ids
+    const SpawnedTask* t = number ? find_spawned(m.task_id) : nullptr;  // spawned tasks all have bg_N ids
     if (m.status == TaskStatus::Running && !(t && t->live)) {
       m.status = TaskStatus::Failed;
       static const OptionalSharedString orphaned(kOrphanedError);  // one text for every orphan
@@ -1479,7 +1480,7 @@ void BackgroundTaskManager::grant_ids(std::uint64_t first, std::uint64_t count) 
   if (const auto* s = state())
     for (const auto& [id, m] : s->tasks)
       if (const auto n = canonical_bg_number(id); n && *n >= first && *n <= last) used.push_back(*n);
-  handles_.for_each([&](std::uint64_t n, const TaskCore&) {
+  handles_.for_each([&](std::uint64_t n, const SpawnedTask&) {
     if (n >= first && n <= last) used.push_back(n);
   });
   std::sort(used.begin(), used.end());
@@ -1591,7 +1592,7 @@ ManagerStats BackgroundTaskManager::stats() const {
     }
   }
   st.agent_inbox_dropped = ended_agent_inbox_dropped_;
-  handles_.for_each([&](std::uint64_t, const TaskCore& t) {
+  handles_.for_each([&](std::uint64_t, const SpawnedTask& t) {
     if (t.zombie) ++st.live_bodies;  // ended by force, its body still runs
     if (!t.live) return;
     if (t.queued())
@@ -1671,12 +1672,12 @@ json BackgroundTaskManager::task_tree(std::optional<std::string_view> owner) con
 
 bool BackgroundTaskManager::forget(std::string_view id) {
   if (destroying_) return false;  // a frame's destructor during teardown: nothing is removed
-  const TaskCore* t = find_core(id);
+  const SpawnedTask* t = find_spawned(id);
   if (t && t->live) return false;
   const auto* m = meta(id);
   if (m && !is_terminal(m->status)) return false;
   if (!m && !t) return false;
-  // By number: the commit hook (user code) may forget this task itself, or free its core.
+  // By number: the commit hook (user code) may forget this task itself, or free its spawned.
   const bool has_handle = t != nullptr;
   const std::uint64_t number = t ? t->number : 0;
   if (m) {
@@ -1700,8 +1701,9 @@ bool BackgroundTaskManager::forget(std::string_view id) {
     if (erased_owner && track_changes_) note_changed(*erased_owner);
   }
   if (has_handle) {
-    // A body ended by force still runs: its core stays until the body returns.
-    if (TaskCore* core = handles_.find(number); core && core->zombie) zombies_.emplace(number, handles_.share(number));
+    // A body ended by force still runs: its spawned stays until the body returns.
+    if (SpawnedTask* spawned = handles_.find(number); spawned && spawned->zombie)
+      zombies_.emplace(number, handles_.share(number));
     handles_.erase(number);
   }
   return true;  // also when a commit hook's own forget of the same task got there first
@@ -1710,7 +1712,7 @@ bool BackgroundTaskManager::forget(std::string_view id) {
 // ---- scheduling: limits, deadlines, grace, shutdown (docs/scheduling.md) ------------------------------------
 struct BackgroundTaskManager::ReadyBody final : DeferredBody {
   explicit ReadyBody(Co<TaskResult> c) : co(std::move(c)) {}
-  Co<TaskResult> make(BackgroundTaskManager&, const std::shared_ptr<TaskCore>&) override { return std::move(co); }
+  Co<TaskResult> make(BackgroundTaskManager&, const std::shared_ptr<SpawnedTask>&) override { return std::move(co); }
   Co<TaskResult> co;
 };
 
@@ -1779,15 +1781,15 @@ bool BackgroundTaskManager::fits(std::string_view owner, std::string_view type) 
   return true;
 }
 
-void BackgroundTaskManager::claim_slot(TaskCore& t) {
-  t.sched |= TaskCore::kHoldsSlot;
+void BackgroundTaskManager::claim_slot(SpawnedTask& t) {
+  t.sched |= SpawnedTask::kHoldsSlot;
   const ConcurrencyLimits& c = options_.concurrency;
   if (c.per_thread) count_up(limits_->per_thread, t.owner.view());
   if (type_limit(c, t.task_type.view())) count_up(limits_->per_type, t.task_type.view());
 }
 
-void BackgroundTaskManager::release_slot(TaskCore& t) {
-  t.sched &= static_cast<std::uint8_t>(~TaskCore::kHoldsSlot);
+void BackgroundTaskManager::release_slot(SpawnedTask& t) {
+  t.sched &= static_cast<std::uint8_t>(~SpawnedTask::kHoldsSlot);
   count_down(limits_->per_thread, t.owner.view());
   count_down(limits_->per_type, t.task_type.view());
 }
@@ -1796,13 +1798,13 @@ void BackgroundTaskManager::recount_slots() {
   // Every live task whose body started holds a slot, also one started before any limit was set.
   limits_->per_thread.clear();
   limits_->per_type.clear();
-  handles_.for_each([&](std::uint64_t, TaskCore& t) {
-    t.sched &= static_cast<std::uint8_t>(~TaskCore::kHoldsSlot);
+  handles_.for_each([&](std::uint64_t, SpawnedTask& t) {
+    t.sched &= static_cast<std::uint8_t>(~SpawnedTask::kHoldsSlot);
     if (t.live && !t.queued()) claim_slot(t);
   });
 }
 
-void BackgroundTaskManager::place_limited(TaskCore& t, bool queue_it, Co<TaskResult> body,
+void BackgroundTaskManager::place_limited(SpawnedTask& t, bool queue_it, Co<TaskResult> body,
                                           std::unique_ptr<DeferredBody> deferred) {
   if (!queue_it && fits(t.owner, t.task_type)) {
     claim_slot(t);
@@ -1812,7 +1814,7 @@ void BackgroundTaskManager::place_limited(TaskCore& t, bool queue_it, Co<TaskRes
   // Over a limit. (Or decided before the body was built, and user code run during the spawn took
   // the last slot since: then the built frame waits.)
   if (!deferred && body.valid()) deferred = std::make_unique<ReadyBody>(std::move(body));
-  t.sched |= TaskCore::kQueued;
+  t.sched |= SpawnedTask::kQueued;
   if (deferred) deferred_[t.number] = std::move(deferred);
   limits_->push(t.owner.view(), t.task_type.view(), t.number);
   // User code run during the spawn (a commit hook) may have freed a slot since the decision.
@@ -1836,7 +1838,7 @@ void BackgroundTaskManager::start_eligible() {
     const std::uint64_t number = best->tasks.front().number;
     best->tasks.pop_front();
     if (best->tasks.empty()) limits_->groups.erase(Limits::group_key(best->thread, best->type));
-    TaskCore* t = handles_.find(number);
+    SpawnedTask* t = handles_.find(number);
     if (!t || !t->queued()) continue;
     start_queued(*t, guard);  // user code: the groups may change; they are walked afresh
     if (!guard.alive()) return;
@@ -1844,10 +1846,10 @@ void BackgroundTaskManager::start_eligible() {
   limits_->scanning = false;
 }
 
-void BackgroundTaskManager::start_queued(TaskCore& t, const UserCallGuard& guard) {
-  t.sched &= static_cast<std::uint8_t>(~TaskCore::kQueued);
+void BackgroundTaskManager::start_queued(SpawnedTask& t, const UserCallGuard& guard) {
+  t.sched &= static_cast<std::uint8_t>(~SpawnedTask::kQueued);
   claim_slot(t);
-  std::shared_ptr<TaskCore> core = handles_.share(t.number);  // user code below may forget it
+  std::shared_ptr<SpawnedTask> spawned = handles_.share(t.number);  // user code below may forget it
   if (t.kind != BodyKind::Host) {
     std::unique_ptr<DeferredBody> deferred;
     if (auto it = deferred_.find(t.number); it != deferred_.end()) {
@@ -1858,14 +1860,14 @@ void BackgroundTaskManager::start_queued(TaskCore& t, const UserCallGuard& guard
     std::optional<TaskResult> threw;
 #if defined(__cpp_exceptions)
     try {
-      if (deferred) body = deferred->make(*this, core);
+      if (deferred) body = deferred->make(*this, spawned);
     } catch (const std::exception& e) {
       threw = TaskResult::failed(e.what());
     } catch (...) {
       threw = TaskResult::failed("task body threw a non-standard exception");
     }
 #else
-    if (deferred) body = deferred->make(*this, core);
+    if (deferred) body = deferred->make(*this, spawned);
 #endif
     if (!guard.alive()) return;
     if (!t.live) return;  // the factory ended it (a forced end): its body never runs
@@ -1883,7 +1885,7 @@ void BackgroundTaskManager::start_queued(TaskCore& t, const UserCallGuard& guard
   }
 }
 
-bool BackgroundTaskManager::leave_schedule(TaskCore& t) {
+bool BackgroundTaskManager::leave_schedule(SpawnedTask& t) {
   bool freed = false;
   std::unique_ptr<DeferredBody> dropped;  // destroyed last: its destructor is user code
   if (t.queued()) {
@@ -1891,18 +1893,19 @@ bool BackgroundTaskManager::leave_schedule(TaskCore& t) {
       dropped = std::move(it->second);
       deferred_.erase(it);
     }
-    t.sched &= static_cast<std::uint8_t>(~TaskCore::kQueued);
+    t.sched &= static_cast<std::uint8_t>(~SpawnedTask::kQueued);
     limits_->remove(t.owner.view(), t.task_type.view(), t.number);
   }
-  if (t.sched & TaskCore::kHoldsSlot) {
+  if (t.sched & SpawnedTask::kHoldsSlot) {
     release_slot(t);
     freed = true;
   }
-  if (t.sched & TaskCore::kTimers) disarm_deadlines(t);
+  if (t.sched & SpawnedTask::kTimers) disarm_deadlines(t);
   return freed;
 }
 
-void BackgroundTaskManager::arm_deadline(TaskCore& t, DeadlineKind kind, std::uint64_t when, std::uint64_t timeout_ms) {
+void BackgroundTaskManager::arm_deadline(SpawnedTask& t, DeadlineKind kind, std::uint64_t when,
+                                         std::uint64_t timeout_ms) {
   if (!executor_) return;  // only live tasks get deadlines, and none is live without an executor
   if (!ticker_) ticker_ = std::make_shared<Ticker>(*this);
   TaskTimers& timers = task_timers_[t.number];
@@ -1912,12 +1915,12 @@ void BackgroundTaskManager::arm_deadline(TaskCore& t, DeadlineKind kind, std::ui
   deadlines_.emplace(key, std::make_pair(t.number, kind));
   slot = key;
   if (kind == DeadlineKind::Timeout) timers.timeout_ms = timeout_ms;
-  t.sched |= TaskCore::kTimers;
+  t.sched |= SpawnedTask::kTimers;
   rearm_ticker();
 }
 
-void BackgroundTaskManager::disarm_deadlines(TaskCore& t) {
-  t.sched &= static_cast<std::uint8_t>(~TaskCore::kTimers);
+void BackgroundTaskManager::disarm_deadlines(SpawnedTask& t) {
+  t.sched &= static_cast<std::uint8_t>(~SpawnedTask::kTimers);
   auto it = task_timers_.find(t.number);
   if (it == task_timers_.end()) return;
   if (it->second.timeout) deadlines_.erase(*it->second.timeout);
@@ -1950,9 +1953,9 @@ void BackgroundTaskManager::run_due_deadlines() {
       timeout_ms = it->second.timeout_ms;
       if (!it->second.timeout && !it->second.grace) task_timers_.erase(it);
     }
-    TaskCore* t = handles_.find(number);
+    SpawnedTask* t = handles_.find(number);
     if (!t || !t->live) continue;
-    if (!task_timers_.count(number)) t->sched &= static_cast<std::uint8_t>(~TaskCore::kTimers);
+    if (!task_timers_.count(number)) t->sched &= static_cast<std::uint8_t>(~SpawnedTask::kTimers);
     if (kind == DeadlineKind::Timeout) {
       // A task whose cancel was requested before keeps that promise: it ends as the request says.
       TaskResult r = t->cancel.cancelled
@@ -1972,8 +1975,8 @@ void BackgroundTaskManager::run_due_deadlines() {
     ticker_->arm_at(deadlines_.begin()->first.first);
 }
 
-void BackgroundTaskManager::force_end(TaskCore& t, TaskResult result, CancelReason reason) {
-  std::shared_ptr<TaskCore> hold = handles_.share(t.number);  // user code below may forget it
+void BackgroundTaskManager::force_end(SpawnedTask& t, TaskResult result, CancelReason reason) {
+  std::shared_ptr<SpawnedTask> hold = handles_.share(t.number);  // user code below may forget it
   UserCallGuard guard(*this);
   const bool was_queued = t.queued();
   // A started coroutine body runs on until it returns or notices its cancel; its end is discarded.
@@ -2005,15 +2008,15 @@ std::size_t BackgroundTaskManager::begin_shutdown() {
   update_spawn_refusal();
   // In id order; found again by number, as cancel_all does (user code runs in between).
   std::vector<std::uint64_t> targets;
-  handles_.for_each([&](std::uint64_t n, const TaskCore& t) {
+  handles_.for_each([&](std::uint64_t n, const SpawnedTask& t) {
     if (t.live && !t.cancel.cancelled) targets.push_back(n);
   });
   std::sort(targets.begin(), targets.end());
   std::size_t count = 0;
   UserCallGuard guard(*this);
   for (const std::uint64_t n : targets) {
-    TaskCore* t = handles_.find(n);
-    if (t && t->live && !t->cancel.cancelled && cancel_core(*t, CancelReason::Shutdown)) ++count;
+    SpawnedTask* t = handles_.find(n);
+    if (t && t->live && !t->cancel.cancelled && cancel_spawned(*t, CancelReason::Shutdown)) ++count;
     if (!guard.alive()) break;
   }
   return count;
@@ -2027,13 +2030,13 @@ std::size_t BackgroundTaskManager::finish_shutdown() {
     if (!guard.alive()) return 0;
   }
   std::vector<std::uint64_t> targets;
-  handles_.for_each([&](std::uint64_t n, const TaskCore& t) {
+  handles_.for_each([&](std::uint64_t n, const SpawnedTask& t) {
     if (t.live) targets.push_back(n);
   });
   std::sort(targets.begin(), targets.end());
   std::size_t count = 0;
   for (const std::uint64_t n : targets) {
-    TaskCore* t = handles_.find(n);
+    SpawnedTask* t = handles_.find(n);
     if (!t || !t->live) continue;
     // Every live task's cancel was requested by now (by a user, or by the shutdown) unless its
     // stored entry was terminal already; either way it ends as the shutdown says.
@@ -2109,12 +2112,12 @@ void BackgroundTaskManager::publish(Event event) {
 
 // ---- waiting ----------------------------------------------------------------------------------------------------
 bool BackgroundTaskManager::WaitAwaiter::await_ready() const {
-  const TaskCore* t = m_->find_core(id_);
+  const SpawnedTask* t = m_->find_spawned(id_);
   return !(t && t->live);
 }
 
 void BackgroundTaskManager::WaitAwaiter::await_suspend(coro::coroutine_handle<> h) {
-  WaitList& waiters = m_->end_waiters_[m_->find_core(id_)->number];  // may throw: before suspending
+  WaitList& waiters = m_->end_waiters_[m_->find_spawned(id_)->number];  // may throw: before suspending
   waiter_.arm(suspend_current(h));
   node_.summary = &summary_;
   waiters.push(node_, waiter_);

@@ -80,12 +80,12 @@ using SubscriptionId = std::uint64_t;
 inline constexpr const char* kReservedNames[] = {"parent", "self", "all", "broadcast"};
 
 namespace detail {
-// The part of a task that its body's context reaches. The manager's task core derives from it;
-// contexts and tokens share ownership of the core through it, so a copy that outlives the body
+// The part of a task that its body's context reaches. The manager's SpawnedTask derives from it;
+// contexts and tokens share ownership of the SpawnedTask through it, so a copy that outlives the body
 // (or the manager's record of the task) still refers to live state.
 struct TaskState {
  protected:
-  // Only the manager's task core is a TaskState (TaskContextBase::executor() relies on it).
+  // Only the manager's SpawnedTask is a TaskState (TaskContextBase::executor() relies on it).
   TaskState(BackgroundTaskManager& m, TaskId&& id) : ambient{&m, std::move(id)} {}
   ~TaskState() = default;
 
@@ -292,7 +292,7 @@ class BackgroundTaskManager final : private ExecutorClient {
   Result<void> settle(std::string_view id, TaskResult result);
   Result<void> settle(TaskNumber task, TaskResult result);
   // As settle, for a host that keeps each result on its side (the JS binding keeps the object and
-  // hands the core its handle): the stored meta takes the result's value without a copy, and the
+  // hands the SpawnedTask its handle): the stored meta takes the result's value without a copy, and the
   // Completed event carries `event_value` in its place. `event_value` is taken (left null) only
   // when that event was queued; a task that ends cancelled or failed, no owner inbox, or an inbox
   // that refused the event leave it as it was. Where an event goes afterwards, the value goes with
@@ -470,8 +470,8 @@ class BackgroundTaskManager final : private ExecutorClient {
   std::size_t end_waiter_lists_for_test() const noexcept { return end_waiters_.size(); }
 
  private:
-  struct TaskCore;
-  friend struct TaskCore;
+  struct SpawnedTask;
+  friend struct SpawnedTask;
   // The executor's destructor: take everything off it (as the destructor does), then stay detached.
   void executor_ending() noexcept override;
   // What the manager has on its executor, taken out of the manager in one step (nothing of it is
@@ -508,7 +508,7 @@ class BackgroundTaskManager final : private ExecutorClient {
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
 #pragma GCC diagnostic pop
 #endif
-  friend class TaskContextBase;  // reaches the executor through the core, spawns children
+  friend class TaskContextBase;  // reaches the executor through the SpawnedTask, spawns children
   friend class WaitAwaiter;
   enum class BodyKind : std::uint8_t { Plain, Agent, Host };
 
@@ -516,13 +516,13 @@ class BackgroundTaskManager final : private ExecutorClient {
   // spawn (or, rarely, a frame built already: see place_limited).
   struct DeferredBody {
     virtual ~DeferredBody() = default;
-    virtual Co<TaskResult> make(BackgroundTaskManager& m, const std::shared_ptr<TaskCore>& t) = 0;
+    virtual Co<TaskResult> make(BackgroundTaskManager& m, const std::shared_ptr<SpawnedTask>& t) = 0;
   };
   template <class Fn, BodyKind K>
   struct DeferredBodyOf final : DeferredBody {
     explicit DeferredBodyOf(Fn&& fn) : f(std::move(fn)) {}
     explicit DeferredBodyOf(const Fn& fn) : f(fn) {}
-    Co<TaskResult> make(BackgroundTaskManager& m, const std::shared_ptr<TaskCore>& t) override {
+    Co<TaskResult> make(BackgroundTaskManager& m, const std::shared_ptr<SpawnedTask>& t) override {
       if constexpr (K == BodyKind::Plain)
         return start_moved(m.make_task_context(t));
       else
@@ -548,13 +548,13 @@ class BackgroundTaskManager final : private ExecutorClient {
   // into a DeferredBody. Plain function pointers over the caller's lambdas: spawn is synchronous,
   // so nothing is stored and nothing is allocated.
   struct BodyFactory {
-    Co<TaskResult> (*make)(void* fn, const std::shared_ptr<TaskCore>& t) = nullptr;
+    Co<TaskResult> (*make)(void* fn, const std::shared_ptr<SpawnedTask>& t) = nullptr;
     void* fn = nullptr;
     std::unique_ptr<DeferredBody> (*defer)(void* fn) = nullptr;
     void* defer_fn = nullptr;
     template <class L, class D>
     static BodyFactory of(L& l, D& d) {
-      return {[](void* f, const std::shared_ptr<TaskCore>& t) { return (*static_cast<L*>(f))(t); }, &l,
+      return {[](void* f, const std::shared_ptr<SpawnedTask>& t) { return (*static_cast<L*>(f))(t); }, &l,
               [](void* f) { return (*static_cast<D*>(f))(); }, &d};
     }
   };
@@ -577,35 +577,35 @@ class BackgroundTaskManager final : private ExecutorClient {
   // A spawn under limits, once committed: start it, or queue it (queue_it: decided before the body
   // was built; `body` or `deferred` holds what it runs).
   // Out of line, as everything below: spawn's and finish's own paths stay as they were.
-  [[gnu::noinline]] TaskId place_scheduled(TaskCore& t, bool queue_it, Co<TaskResult> body,
+  [[gnu::noinline]] TaskId place_scheduled(SpawnedTask& t, bool queue_it, Co<TaskResult> body,
                                            std::unique_ptr<DeferredBody> deferred, const std::uint64_t* timeout_ms,
                                            std::uint64_t now);
-  [[gnu::noinline]] std::unique_ptr<DeferredBody> defer_queued(const BodyFactory& make_body, TaskCore& t);
-  void place_limited(TaskCore& t, bool queue_it, Co<TaskResult> body, std::unique_ptr<DeferredBody> deferred);
+  [[gnu::noinline]] std::unique_ptr<DeferredBody> defer_queued(const BodyFactory& make_body, SpawnedTask& t);
+  void place_limited(SpawnedTask& t, bool queue_it, Co<TaskResult> body, std::unique_ptr<DeferredBody> deferred);
   [[gnu::noinline]] bool fits(std::string_view owner, std::string_view type) const;
-  void claim_slot(TaskCore& t);
-  void release_slot(TaskCore& t);
+  void claim_slot(SpawnedTask& t);
+  void release_slot(SpawnedTask& t);
   void recount_slots();
   // Starts every queued task that fits, in queue order (a blocked one does not hold back later
   // ones of other threads and types).
   void start_eligible();
-  void start_queued(TaskCore& t, const UserCallGuard& guard);  // guard: the caller's, open
+  void start_queued(SpawnedTask& t, const UserCallGuard& guard);  // guard: the caller's, open
   // Takes the task out of the schedule (queue, slot, timers) as it ends; true if it freed a slot.
   // Drops a queued task's callable last (its destructor is user code: callers check their guard).
-  [[gnu::noinline]] bool leave_schedule(TaskCore& t);
-  void arm_deadline(TaskCore& t, DeadlineKind kind, std::uint64_t when, std::uint64_t timeout_ms = 0);
-  void disarm_deadlines(TaskCore& t);
+  [[gnu::noinline]] bool leave_schedule(SpawnedTask& t);
+  void arm_deadline(SpawnedTask& t, DeadlineKind kind, std::uint64_t when, std::uint64_t timeout_ms = 0);
+  void disarm_deadlines(SpawnedTask& t);
   void rearm_ticker();
   void run_due_deadlines();
   // Ends a live task without its body: commits `result` as is, then requests the body's cancel
   // (`reason`) so it can stop; what the body does afterwards is discarded.
-  [[gnu::noinline]] void force_end(TaskCore& t, TaskResult result, CancelReason reason);
+  [[gnu::noinline]] void force_end(SpawnedTask& t, TaskResult result, CancelReason reason);
   // The end of a task whose cancel was requested: cancelled, or failed for a shutdown's.
-  static TaskResult cancelled_result(const TaskCore& t);
+  static TaskResult cancelled_result(const SpawnedTask& t);
   // Records the request (reason, wake-ups) and tells the host, as a first cancel request does.
-  void signal_cancel(TaskCore& t, CancelReason reason);
-  bool cancel_core(TaskCore& t, CancelReason reason);
-  [[gnu::noinline]] void cancel_queued(TaskCore& t, CancelReason reason);
+  void signal_cancel(SpawnedTask& t, CancelReason reason);
+  bool cancel_spawned(SpawnedTask& t, CancelReason reason);
+  [[gnu::noinline]] void cancel_queued(SpawnedTask& t, CancelReason reason);
   std::size_t cancel_tree_impl(std::string_view root, CancelReason reason);
   struct ReadyBody;
   void update_spawn_refusal() noexcept;
@@ -617,28 +617,28 @@ class BackgroundTaskManager final : private ExecutorClient {
     std::shared_ptr<std::function<void(const Event&)>> fn;  // null once unsubscribed
   };
   [[gnu::noinline]] void publish(Event event);
-  [[gnu::noinline]] bool emit_published(TaskCore& t, std::string_view event_type, json& payload);
+  [[gnu::noinline]] bool emit_published(SpawnedTask& t, std::string_view event_type, json& payload);
   // finish's terminal event while listeners are subscribed; false if the manager was destroyed.
-  [[gnu::noinline]] bool send_terminal_published(TaskCore& t, TaskResult& result, json* event_value);
-  TaskContext make_task_context(const std::shared_ptr<TaskCore>& t);
-  AgentTaskContext make_agent_context(const std::shared_ptr<TaskCore>& t);
+  [[gnu::noinline]] bool send_terminal_published(SpawnedTask& t, TaskResult& result, json* event_value);
+  TaskContext make_task_context(const std::shared_ptr<SpawnedTask>& t);
+  AgentTaskContext make_agent_context(const std::shared_ptr<SpawnedTask>& t);
   // Consumes result's value and error. event_value: see settle(task, result, event_value). The
   // caller keeps `t` alive (user code run here may forget it); false if the manager was destroyed.
   // forced: the manager ends the task (force_end), `result` stands whatever was requested.
-  bool finish(TaskCore& t, TaskResult& result, json* event_value = nullptr, bool forced = false);
+  bool finish(SpawnedTask& t, TaskResult& result, json* event_value = nullptr, bool forced = false);
   // How cancel_tree and cancel_all count a task (awaken: it has a handle and its stored status is
   // not terminal, or for cancel_all missing); a live body is signalled as cancel() does.
-  bool cancel_counted(TaskCore& t, bool count_missing_meta, CancelReason reason);
-  TaskCore* find_core(std::string_view id);
-  const TaskCore* find_core(std::string_view id) const;
-  TaskCore* find_core(TaskNumber task);
-  Result<void> settle_core(TaskCore* t, TaskResult& result, json* event_value = nullptr);
+  bool cancel_counted(SpawnedTask& t, bool count_missing_meta, CancelReason reason);
+  SpawnedTask* find_spawned(std::string_view id);
+  const SpawnedTask* find_spawned(std::string_view id) const;
+  SpawnedTask* find_spawned(TaskNumber task);
+  Result<void> settle_spawned(SpawnedTask* t, TaskResult& result, json* event_value = nullptr);
   // The store, held across a commit only while a commit hook (user code, which may drop the
   // manager and with it the store's last owner) can run; null otherwise (no reference count).
   std::shared_ptr<StateStore> hold_store_for_hook() const {
     return store_ && store_->has_commit_hook() ? store_ : nullptr;
   }
-  bool emit_core(TaskCore* t, std::string_view event_type, json& payload);
+  bool emit_spawned(SpawnedTask* t, std::string_view event_type, json& payload);
   const BackgroundTaskStateSnapshot* state() const;
   const PersistedTaskMeta* meta(std::string_view id) const;
   void apply_retention(const SharedString& owner);
@@ -712,11 +712,11 @@ class BackgroundTaskManager final : private ExecutorClient {
   bool refuse_spawns_ = false;
   std::optional<InboxSender> owner_inbox_;
   std::shared_ptr<StateStore> store_;
-  // Spawned tasks always have bg_N ids: keyed by N (find_core checks the spelling).
+  // Spawned tasks always have bg_N ids: keyed by N (find_spawned checks the spelling).
   struct TaskNumberOf {
-    std::uint64_t operator()(const TaskCore& t) const noexcept;  // manager.cpp
+    std::uint64_t operator()(const SpawnedTask& t) const noexcept;  // manager.cpp
   };
-  detail::TaskHandleMap<TaskCore, TaskNumberOf> handles_;
+  detail::TaskHandleMap<SpawnedTask, TaskNumberOf> handles_;
   // The last spawn's owner thread and task type, shared by the following spawns that repeat them.
   SharedString last_owner_;
   SharedString last_type_;
@@ -740,7 +740,7 @@ class BackgroundTaskManager final : private ExecutorClient {
   std::uint64_t finish_counter_ = 0;
   std::uint64_t ended_agent_inbox_dropped_ = 0;  // drops counted by sub-agents that have ended
   // Bodies suspended in wait(), by the number of the task they wait for. Kept here rather than in
-  // every task core: waiting for a task's end is rare, and a task core's 16 bytes are per task.
+  // every SpawnedTask: waiting for a task's end is rare, and a SpawnedTask's 16 bytes are per task.
   std::unordered_map<std::uint64_t, WaitList> end_waiters_;
   // Shared with the timer coroutines, which may outlive the manager (they belong to the executor).
   std::shared_ptr<std::vector<std::pair<std::uint64_t, bool>>> fired_host_timers_ =
@@ -754,7 +754,7 @@ class BackgroundTaskManager final : private ExecutorClient {
   std::uint64_t deadline_seq_ = 0;
   // Cores of forgotten tasks whose bodies still run after a forced end, by task number: kept
   // until the body returns (or the manager goes).
-  std::unordered_map<std::uint64_t, std::shared_ptr<TaskCore>> zombies_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<SpawnedTask>> zombies_;
   // Queued tasks' callables, by task number (host tasks and started ones have none).
   std::unordered_map<std::uint64_t, std::unique_ptr<DeferredBody>> deferred_;
 
@@ -771,7 +771,7 @@ template <class F>
 Result<TaskId> BackgroundTaskManager::spawn(std::string_view owner, std::string_view task_type,
                                             std::optional<std::string_view> name, std::string_view description,
                                             TaskParentContext parent, F&& body) {
-  auto make = [&](const std::shared_ptr<TaskCore>& t) {
+  auto make = [&](const std::shared_ptr<SpawnedTask>& t) {
     return start_body(std::forward<F>(body), make_task_context(t));
   };
   auto defer = [&] { return defer_body<BodyKind::Plain>(std::forward<F>(body)); };
@@ -780,7 +780,7 @@ Result<TaskId> BackgroundTaskManager::spawn(std::string_view owner, std::string_
 
 template <class F>
 Result<TaskId> BackgroundTaskManager::spawn(const SpawnOptions& o, F&& body) {
-  auto make = [&](const std::shared_ptr<TaskCore>& t) {
+  auto make = [&](const std::shared_ptr<SpawnedTask>& t) {
     return start_body(std::forward<F>(body), make_task_context(t));
   };
   auto defer = [&] { return defer_body<BodyKind::Plain>(std::forward<F>(body)); };
@@ -804,7 +804,7 @@ Result<TaskId> BackgroundTaskManager::spawn_agent_with_context(std::string_view 
 
 template <class F>
 Result<TaskId> BackgroundTaskManager::spawn_agent_with_context(const SpawnOptions& o, F&& body) {
-  auto make = [&](const std::shared_ptr<TaskCore>& t) {
+  auto make = [&](const std::shared_ptr<SpawnedTask>& t) {
     return start_body(std::forward<F>(body), make_agent_context(t));
   };
   auto defer = [&] { return defer_body<BodyKind::Agent>(std::forward<F>(body)); };
