@@ -28,7 +28,7 @@ function child(args) {
 }
 
 async function attached(t, options = {}) {
-  const store = new PostgresStore({ connectionString: cluster.url, leaseMs: LEASE_MS, ...options });
+  const store = new PostgresStore({ connectionString: cluster.url, leaseMs: LEASE_MS, claimTimeoutMs: 60_000, ...options });
   const mgr = await createTaskManager({ store, onStoreError: () => {} });
   t.after(async () => {
     mgr.dispose();
