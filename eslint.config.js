@@ -20,4 +20,9 @@ export default [
       'no-unused-vars': ['error', { argsIgnorePattern: '^_', caughtErrors: 'none' }],
     },
   },
+  {
+    // Extension pages and the extension's service worker see the `chrome` API.
+    files: ['examples/browser-extension/**'],
+    languageOptions: { globals: { ...globals.webextensions, ...globals.serviceworker } },
+  },
 ];

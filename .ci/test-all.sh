@@ -5,18 +5,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each stage says when it starts and how long the run has taken so far.
+stage() { echo "== [+$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-echo "== apt: toolchain, libraries, Emscripten 3.1.6, Chromium, clang (libFuzzer), asio + valgrind (benchmarks), PostgreSQL (PostgresStore tests)"
+stage "apt: toolchain, libraries, Emscripten 3.1.6, Chromium, clang (libFuzzer), asio + valgrind (benchmarks), PostgreSQL (PostgresStore tests)"
 $SUDO apt-get update -q
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
   g++ cmake ninja-build libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev emscripten chromium \
-  clang libclang-rt-14-dev libasio-dev valgrind locales pkg-config postgresql
+  clang libclang-rt-14-dev clang-format libasio-dev valgrind locales pkg-config postgresql
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then echo "Node.js >= 20 is required (found: $(node --version 2>&1))" >&2; exit 1; fi
 
-echo "== source checks (no build): no co_await result used directly as a condition (g++ 12.2)"
+stage "source checks (no build): no co_await result used directly as a condition (g++ 12.2)"
 bash .ci/check-source.sh
+stage "source checks: nothing cites outside the repository"
+bash .ci/check-self-contained.sh
+stage "lint: clang-format (C++), ESLint (JavaScript)"
+npm ci --no-audit --no-fund
+bash .ci/check-format.sh
 
 # A C locale whose decimal point is ',' for the codec's locale test (NumbersDoNotDependOnTheCLocale
 # in native_tests/codec_differential_test.cpp): generated under build/, used only by the native tests.
@@ -24,35 +31,35 @@ mkdir -p build/locale
 localedef -i de_DE -f UTF-8 build/locale/de_DE.UTF-8
 LOCALE_ENV=(env LOCPATH="$PWD/build/locale" BGTASKS_REQUIRE_COMMA_LOCALE=1)
 
-echo "== native build + GoogleTest (RelWithDebInfo)"
+stage "native build + GoogleTest (RelWithDebInfo)"
 cmake --preset native
 cmake --build --preset native
 # A per-test timeout (tests with their own TIMEOUT, the soak, keep it): a test that stops making
 # progress fails instead of holding the run forever.
 "${LOCALE_ENV[@]}" ctest --preset native -j2 --timeout 300
 
-echo "== native build + GoogleTest under AddressSanitizer, LeakSanitizer and UBSan"
+stage "native build + GoogleTest under AddressSanitizer, LeakSanitizer and UBSan"
 cmake --preset native-asan
 cmake --build --preset native-asan
 "${LOCALE_ENV[@]}" ctest --preset native-asan -j2 --timeout 300
 
-echo "== the cross-thread tests (foreign awaits, wake-ups, the asio bridge) under ThreadSanitizer"
+stage "the cross-thread tests (foreign awaits, wake-ups, the asio bridge) under ThreadSanitizer"
 cmake --preset native-tsan
 cmake --build --preset native-tsan
 ctest --preset native-tsan -j2 --timeout 300
 
-echo "== fuzzing: every libFuzzer target for 20 s under ASan+UBSan, from the seed corpus (fuzz/README.md)"
+stage "fuzzing: every libFuzzer target for 20 s under ASan+UBSan, from the seed corpus (fuzz/README.md)"
 bash fuzz/run.sh 20
 
-echo "== WebAssembly build (em++ 3.1.6) → js/build/"
+stage "WebAssembly build (em++ 3.1.6) → js/build/"
 cmake --preset wasm
 cmake --build --preset wasm
 
-echo "== npm packages"
+stage "npm packages"
 (cd js && npm ci --no-audit --no-fund)
 (cd web_tests && npm ci --no-audit --no-fund)
 
-echo "== examples: native (find_package after cmake --install), packaging, README snippets, node-agent deps"
+stage "examples: native (find_package after cmake --install), packaging, README snippets, node-agent deps"
 (cd examples/node-agent && npm ci --no-audit --no-fund)
 (cd examples/readme && npm ci --no-audit --no-fund)
 (cd demo && npm ci --no-audit --no-fund)
@@ -62,12 +69,12 @@ bash examples/asio/test.sh        # the asio bridge on an io_context, against th
 bash examples/packaging/test.sh   # plugin (.so with the static core), pkg-config, FetchContent, shared
 node examples/readme/check.mjs
 
-echo "== TypeScript declarations, Node suite (incl. parity scenarios, node-agent example), browser (Chromium, demo), npm pack"
+stage "TypeScript declarations, Node suite (incl. parity scenarios, node-agent example), browser (Chromium, demo), npm pack"
 # The PostgresStore tests start throw-away clusters of their own (initdb, pg_ctl, as the postgres
 # user when run as root) in temp folders on free local ports, and stop them; no server is set up here.
 (cd web_tests && npm test)
 
-echo "== benchmarks, smoke mode: everything builds and runs at tiny sizes (figures are not pass/fail)"
+stage "benchmarks, smoke mode: everything builds and runs at tiny sizes (figures are not pass/fail)"
 bash bench/run.sh --smoke
 
-echo "== all tests passed"
+stage "all tests passed"
