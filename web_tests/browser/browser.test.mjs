@@ -1,6 +1,7 @@
 // The package in headless Chromium (Debian's /usr/bin/chromium driven by playwright-core):
-// js/src/index.js loaded unbundled from 127.0.0.1, a core scenario, IndexedDbStore across a
-// reload and a browser restart, quota/abort errors, and no console or page errors.
+// the package's browser entry loaded unbundled from 127.0.0.1 under a strict CSP, a core
+// scenario, IndexedDbStore across a reload and a browser restart, quota/abort errors, and no
+// console or page errors or CSP violations.
 // Run: node --test web_tests/browser/  (needs the wasm build in js/build/ and web_tests' npm deps)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -80,7 +81,7 @@ after(async () => {
   if (userDataDir) await rm(userDataDir, { recursive: true, force: true });
 });
 
-test('the page loads js/src/index.js unbundled; the wasm comes from js/build with application/wasm', async () => {
+test('the page loads the package unbundled; the wasm comes from js/build with application/wasm', async () => {
   const wasm = await page.evaluate(() =>
     performance.getEntriesByType('resource').filter((e) => e.name.endsWith('.wasm')).map((e) => new URL(e.name).pathname));
   // The module is instantiated lazily (first createTaskManager), so no wasm request yet is fine;
