@@ -1,6 +1,7 @@
 // bgtasks for browsers, Web Workers and extensions (the package's "browser" condition). Every
-// import is relative, so an import map (or an extension's own files) needs to name only `bgtasks`
-// and `idb`: no package-internal `#` specifiers.
+// import below it is relative, with no package-internal `#` specifier and no dependency: a page's
+// import map names only `bgtasks`, and a Worker or an extension (no import maps) imports this file
+// by its path.
 import { loadModule } from './load-browser.js';
 import { managerFactory } from './manager.js';
 

@@ -27,10 +27,11 @@ import { StoreLink } from './store-link.js';
  * createTaskManager for one way of loading the wasm module: each entry point (index.js for Node,
  * browser.js) passes its loader, so the browser's module graph has only relative imports.
  *
- * createTaskManager creates a task manager (one wasm Core). Options: clock ('system' | 'manual'), now (manual start,
- * ms), retainFinished, agentInboxCapacity/agentInboxOverflow, ownerInboxCapacity/ownerInboxOverflow;
- * store (attach: ids from the store, threads claimed and saved automatically), onStoreError
- * (error, thread) and idBlockSize (ids reserved at a time, default 65536) with it.
+ * createTaskManager creates a task manager (one wasm Core). Options: clock ('system' | 'manual'),
+ * now (manual start, ms), retainFinished, agentInboxCapacity/agentInboxOverflow,
+ * ownerInboxCapacity/ownerInboxOverflow; store (attach: ids from the store, threads claimed and
+ * saved automatically), onStoreError (error, thread) and idBlockSize (ids reserved at a time,
+ * default 65536) with it.
  */
 export function managerFactory(loadModule) {
   return async function createTaskManager(options = {}) {
