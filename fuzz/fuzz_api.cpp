@@ -73,6 +73,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "bgtasks/manager_internals.hpp"
 #include "fuzz_common.hpp"
 
 using namespace bgtasks;
@@ -1305,7 +1306,7 @@ void Model::op_arm_timer(Reader& r) {
   const std::string id = ref(r);
   const std::uint8_t b = r.u8();
   std::uint64_t ms = b < 250 ? b : (b == 250 ? r.u64() : UINT64_MAX - b);
-  auto got = manager().arm_host_timer(id, ms);
+  auto got = bgtasks::detail::ManagerInternals::arm_host_timer(manager(), id, ms);
   std::optional<Errc> want;
   if (!in_handles(id))
     want = Errc::TaskNotFound;
@@ -1325,7 +1326,7 @@ void Model::op_arm_timer(Reader& r) {
 }
 
 void Model::check_fired_timers() {
-  for (const auto& [number, slept] : manager().take_fired_host_timers()) {
+  for (const auto& [number, slept] : bgtasks::detail::ManagerInternals::take_fired_host_timers(manager())) {
     auto it = timers_.find(number);
     FUZZ_CHECK(it != timers_.end(), "unknown timer fired: " + str(number));
     Timer& t = it->second;

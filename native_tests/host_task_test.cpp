@@ -8,11 +8,13 @@
 #include <utility>
 #include <vector>
 
+#include "bgtasks/manager_internals.hpp"
 #include "support.hpp"
 
 namespace {
 
 using namespace bgtasks;
+using bgtasks::detail::ManagerInternals;
 using bgtasks::testing::manager_with_store;
 using bgtasks::testing::manager_with_store_and_inbox;
 
@@ -98,18 +100,18 @@ TEST(HostTask, SettleWithAnEventValueStoresTheResultAndQueuesTheValueTakingItOnl
   auto failed = m.spawn_host(kThread, "shell", std::nullopt, "", {});
   ASSERT_TRUE(by_number.ok() && by_id.ok() && cancelled.ok() && failed.ok());
   json value = 7;
-  ASSERT_TRUE(m.settle(TaskNumber{0}, TaskResult::success(result), value).ok());
+  ASSERT_TRUE(ManagerInternals::settle(m, TaskNumber{0}, TaskResult::success(result), value).ok());
   EXPECT_TRUE(value.is_null()) << "taken: the completed event holds it";
   value = "by id";
-  ASSERT_TRUE(m.settle(*by_id, TaskResult::success(result), value).ok());
+  ASSERT_TRUE(ManagerInternals::settle(m, *by_id, TaskResult::success(result), value).ok());
   EXPECT_TRUE(value.is_null());
   ASSERT_TRUE(m.cancel(*cancelled));
   value = 9;
-  ASSERT_TRUE(m.settle(*cancelled, TaskResult::success(result), value).ok());
+  ASSERT_TRUE(ManagerInternals::settle(m, *cancelled, TaskResult::success(result), value).ok());
   EXPECT_EQ(value, 9) << "a task that ends cancelled has no completed event";
-  ASSERT_TRUE(m.settle(*failed, TaskResult::failed("no"), value).ok());
+  ASSERT_TRUE(ManagerInternals::settle(m, *failed, TaskResult::failed("no"), value).ok());
   EXPECT_EQ(value, 9);
-  EXPECT_EQ(m.settle(*by_id, TaskResult::success(result), value).error().code, Errc::TaskTerminated);
+  EXPECT_EQ(ManagerInternals::settle(m, *by_id, TaskResult::success(result), value).error().code, Errc::TaskTerminated);
   EXPECT_EQ(value, 9);
   EXPECT_EQ(m.get(*by_number)->result, std::optional<json>(result));
   EXPECT_EQ(m.get(*by_id)->result, std::optional<json>(result));
@@ -130,10 +132,11 @@ TEST(HostTask, AnEventValueARefusedEventOrNoInboxLeavesIsNotTaken) {
   auto second = m.spawn_host(kThread, "x", std::nullopt, "", {});
   ASSERT_TRUE(first.ok() && second.ok());
   json value = 1;
-  ASSERT_TRUE(m.settle(*first, TaskResult::success(json("one")), value).ok());
+  ASSERT_TRUE(ManagerInternals::settle(m, *first, TaskResult::success(json("one")), value).ok());
   EXPECT_TRUE(value.is_null());
   value = 2;
-  ASSERT_TRUE(m.settle(*second, TaskResult::success(json("two")), value).ok()) << "the inbox is full";
+  ASSERT_TRUE(ManagerInternals::settle(m, *second, TaskResult::success(json("two")), value).ok())
+      << "the inbox is full";
   EXPECT_EQ(value, 2) << "its event was refused: the value stays the caller's";
   EXPECT_EQ(m.get(*second)->result, std::optional<json>(json("two")));
   EXPECT_EQ(h->drain(), (std::vector<json>{json{{"kind", "completed"}, {"task_id", *first}, {"result", 1}}}));
@@ -147,8 +150,8 @@ TEST(HostTask, AnEventValueARefusedEventOrNoInboxLeavesIsNotTaken) {
   auto b = evicting->manager->spawn_host(kThread, "x", std::nullopt, "", {});
   ASSERT_TRUE(a.ok() && b.ok());
   json va = "a", vb = "b";
-  ASSERT_TRUE(evicting->manager->settle(*a, TaskResult::success(json(1)), va).ok());
-  ASSERT_TRUE(evicting->manager->settle(*b, TaskResult::success(json(2)), vb).ok());
+  ASSERT_TRUE(ManagerInternals::settle(*evicting->manager, *a, TaskResult::success(json(1)), va).ok());
+  ASSERT_TRUE(ManagerInternals::settle(*evicting->manager, *b, TaskResult::success(json(2)), vb).ok());
   EXPECT_TRUE(va.is_null() && vb.is_null()) << "both events were queued";
   EXPECT_EQ(evicting->drain(), (std::vector<json>{json{{"kind", "completed"}, {"task_id", *b}, {"result", "b"}}}));
   EXPECT_EQ(evicting->manager->get(*a)->result, std::optional<json>(json(1)));
@@ -162,7 +165,7 @@ TEST(HostTask, AnEventValueARefusedEventOrNoInboxLeavesIsNotTaken) {
   auto c = closed->manager->spawn_host(kThread, "x", std::nullopt, "", {});
   ASSERT_TRUE(c.ok());
   json vc = 5;
-  ASSERT_TRUE(closed->manager->settle(*c, TaskResult::success(json("stored")), vc).ok());
+  ASSERT_TRUE(ManagerInternals::settle(*closed->manager, *c, TaskResult::success(json("stored")), vc).ok());
   EXPECT_EQ(vc, 5);
   EXPECT_EQ(fell_back, (std::vector<json>{json{{"kind", "completed"}, {"task_id", *c}, {"result", 5}}}));
   EXPECT_EQ(closed->manager->get(*c)->result, std::optional<json>(json("stored")));
@@ -170,7 +173,7 @@ TEST(HostTask, AnEventValueARefusedEventOrNoInboxLeavesIsNotTaken) {
   auto no_inbox = manager_with_store();
   auto lone = no_inbox->manager->spawn_host(kThread, "x", std::nullopt, "", {});
   ASSERT_TRUE(lone.ok());
-  ASSERT_TRUE(no_inbox->manager->settle(*lone, TaskResult::success(json("r")), value).ok());
+  ASSERT_TRUE(ManagerInternals::settle(*no_inbox->manager, *lone, TaskResult::success(json("r")), value).ok());
   EXPECT_EQ(value, 2);
   EXPECT_EQ(no_inbox->manager->get(*lone)->result, std::optional<json>(json("r")));
 }
@@ -529,9 +532,9 @@ TEST(HostTask, AWaiterWhoseFrameIsDestroyedFirstLeavesTheOthersTheirSummaryAndWa
     h->run_until_idle();
     EXPECT_FALSE(first_resumed || doomed_resumed || last_resumed);
   }
-  EXPECT_EQ(m.end_waiter_lists_for_test(), 1u);
+  EXPECT_EQ(ManagerInternals::end_waiter_lists(m), 1u);
   ASSERT_TRUE(m.complete(*id, json("done")).ok());
-  EXPECT_EQ(m.end_waiter_lists_for_test(), 0u) << "the task's list goes when it ends";
+  EXPECT_EQ(ManagerInternals::end_waiter_lists(m), 0u) << "the task's list goes when it ends";
   h->run_until_idle();
   EXPECT_FALSE(doomed_resumed);
   ASSERT_TRUE(first_resumed && last_resumed);
@@ -563,7 +566,7 @@ TEST(HostTask, AWaiterStillWaitingWhenItsManagerIsDestroyedResumesWithNothing) {
   bool resumed = false;
   h->exec.spawn(wait_for(h->manager.get(), *id, &out, &resumed));
   h->run_until_idle();
-  EXPECT_EQ(h->manager->end_waiter_lists_for_test(), 1u);
+  EXPECT_EQ(ManagerInternals::end_waiter_lists(*h->manager), 1u);
   h->manager.reset();
   EXPECT_FALSE(resumed) << "woken, not run inside the destructor";
   h->run_until_idle();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bgtasks/bgtasks.hpp"
+#include "bgtasks/manager_internals.hpp"
 
 namespace {
 using namespace bgtasks;
@@ -57,7 +58,7 @@ std::vector<TaskId> spawn_every_kind(BackgroundTaskManager& m, Executor& exec) {
         auto msg = co_await ctx.inbox_receiver.recv();
         co_return TaskResult::success(msg ? *msg : json());
       })));
-  EXPECT_TRUE(m.arm_host_timer(ids[3], 1'000).ok());
+  EXPECT_TRUE(bgtasks::detail::ManagerInternals::arm_host_timer(m, ids[3], 1'000).ok());
   exec.run_until_idle();
   EXPECT_TRUE(m.is_queued(ids[2]));
   EXPECT_EQ(m.stats().live_bodies, 4u);  // running, sleeping, host, agent (not the queued one)
@@ -93,7 +94,7 @@ void expect_detached(BackgroundTaskManager& m, const std::vector<TaskId>& ids) {
   auto settled = m.complete(ids[3], 1);
   ASSERT_FALSE(settled.ok());
   EXPECT_EQ(settled.error().code, Errc::TaskNotFound);
-  EXPECT_FALSE(m.arm_host_timer(ids[3], 10).ok());
+  EXPECT_FALSE(bgtasks::detail::ManagerInternals::arm_host_timer(m, ids[3], 10).ok());
   EXPECT_EQ(m.cancel_all("t1"), 0u);
   EXPECT_EQ(m.cancel_tree(ids[0]), 0u);
   EXPECT_EQ(m.begin_shutdown(), 0u);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bgtasks/bgtasks.hpp"
+#include "bgtasks/manager_internals.hpp"
 
 namespace {
 
@@ -94,7 +95,7 @@ class Runner {
   json step(const json& s) {
     json out = apply(s);
     exec_.run_until_idle();
-    for (auto [number, slept] : manager_->take_fired_host_timers()) {
+    for (auto [number, slept] : bgtasks::detail::ManagerInternals::take_fired_host_timers(*manager_)) {
       auto it = timer_alias_.find(number);
       fired_.push_back(json::array({it == timer_alias_.end() ? json(nullptr) : json(it->second), slept}));
     }
@@ -196,7 +197,7 @@ class Runner {
       return r ? json(nullptr) : error_json(r.error());
     }
     if (op == "sleep") {
-      auto r = m.arm_host_timer(task_ref(s), ms(s));
+      auto r = bgtasks::detail::ManagerInternals::arm_host_timer(m, task_ref(s), ms(s));
       if (!r) return error_json(r.error());
       timer_alias_[*r] = str(s, "as");
       return nullptr;

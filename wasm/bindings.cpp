@@ -30,9 +30,12 @@
 #include <vector>
 
 #include "bgtasks/bgtasks.hpp"
+#include "bgtasks/manager_internals.hpp"
 
 namespace {
 using namespace bgtasks;
+// Tasks by number, results kept on the JS side, host timers: what only a binding calls.
+using Internals = bgtasks::detail::ManagerInternals;
 
 // Error codes shared with js/src/errors.js (index = code).
 int code_of(Errc e) { return static_cast<int>(e) + 1; }
@@ -129,7 +132,7 @@ class Core {
     const double h = handle_of(*r);
     if (h < 0) put(*r);
     // Only limits queue tasks: without them no lookup.
-    header_[kQueued] = limited_ && on_task(h, [&](auto task) { return manager_->is_queued(task); }) ? 1 : 0;
+    header_[kQueued] = limited_ && on_task(h, [&](auto task) { return Internals::is_queued(*manager_, task); }) ? 1 : 0;
     return h;
   }
   // The id text of a handle (text buffer); its length.
@@ -163,7 +166,10 @@ class Core {
   int emit(double h, int type_id, int type_len, double payload) {
     const std::string_view type = type_id >= 0 ? std::string_view(strings_[type_id])
                                                : std::string_view(input_.data(), static_cast<std::size_t>(type_len));
-    return on_task(h, [&](auto task) { return manager_->emit(task, type, json(static_cast<std::uint64_t>(payload))); })
+    return on_task(h,
+                   [&](auto task) {
+                     return Internals::emit(*manager_, task, type, json(static_cast<std::uint64_t>(payload)));
+                   })
                ? 1
                : 0;
   }
@@ -175,17 +181,17 @@ class Core {
 
   // ctx.sleep: a timer number, or a negative error code.
   double armTimer(double h, double ms) {
-    auto r = manager_->arm_host_timer(id_of(h), static_cast<std::uint64_t>(ms));
+    auto r = Internals::arm_host_timer(*manager_, id_of(h), static_cast<std::uint64_t>(ms));
     if (!r) return -fail(r.error());
     return static_cast<double>(*r);
   }
   // A timer tied to no task (JS wait(id, {timeoutMs})): it fires as slept = 1 in takeFiredTimers.
   double armPlainTimer(double ms) {
-    return static_cast<double>(manager_->arm_plain_timer(static_cast<std::uint64_t>(ms)));
+    return static_cast<double>(Internals::arm_plain_timer(*manager_, static_cast<std::uint64_t>(ms)));
   }
   // Records [timer, slept] (slept 0: cancelled first) of the timers that fired; their count.
   int takeFiredTimers() {
-    auto fired = manager_->take_fired_host_timers();
+    auto fired = Internals::take_fired_host_timers(*manager_);
     records_.resize(2 * fired.size());
     for (std::size_t i = 0; i < fired.size(); ++i) {
       records_[2 * i] = static_cast<double>(fired[i].first);
@@ -529,8 +535,8 @@ class Core {
   int settle(double h, bool want_summary, TaskResult result, json* event_value) {
     if (want_summary) manager_->set_hooks(hooks(true));
     const int c = code(on_task(h, [&](auto task) {
-      return event_value ? manager_->settle(task, std::move(result), *event_value)
-                         : manager_->settle(task, std::move(result));
+      return event_value ? Internals::settle(*manager_, task, std::move(result), *event_value)
+                         : Internals::settle(*manager_, task, std::move(result));
     }));
     if (want_summary) manager_->set_hooks(hooks(false));
     return c;

@@ -80,6 +80,8 @@ using SubscriptionId = std::uint64_t;
 inline constexpr const char* kReservedNames[] = {"parent", "self", "all", "broadcast"};
 
 namespace detail {
+struct ManagerInternals;  // bgtasks/manager_internals.hpp
+
 // The part of a task that its body's context reaches. The manager's SpawnedTask derives from it;
 // contexts and tokens share ownership of the SpawnedTask through it, so a copy that outlives the body
 // (or the manager's record of the task) still refers to live state.
@@ -165,7 +167,7 @@ struct AgentTaskContext : TaskContextBase {
 };
 
 // A spawned task named by N of its id bg_N. Hosts that keep numbers (the JS binding) use it on
-// their hot calls, to skip formatting and parsing ids.
+// their hot calls, to skip formatting and parsing ids (through bgtasks/manager_internals.hpp).
 enum class TaskNumber : std::uint64_t {};
 
 struct ManagerOptions {
@@ -290,16 +292,6 @@ class BackgroundTaskManager final : private ExecutorClient {
   // reported (a shutdown's request: failed, kInterruptedError). TaskNotFound, NotHostTask,
   // TaskTerminated (already settled, or ended by the manager: then nothing is recorded).
   Result<void> settle(std::string_view id, TaskResult result);
-  Result<void> settle(TaskNumber task, TaskResult result);
-  // As settle, for a host that keeps each result on its side (the JS binding keeps the object and
-  // hands the SpawnedTask its handle): the stored meta takes the result's value without a copy, and the
-  // Completed event carries `event_value` in its place. `event_value` is taken (left null) only
-  // when that event was queued; a task that ends cancelled or failed, no owner inbox, or an inbox
-  // that refused the event leave it as it was. Where an event goes afterwards, the value goes with
-  // it: a DropOldest eviction drops it, and a closed inbox's fallback receives
-  // {"kind":"completed","result":<event_value>,…} (the value is then left with the caller).
-  Result<void> settle(std::string_view id, TaskResult result, json& event_value);
-  Result<void> settle(TaskNumber task, TaskResult result, json& event_value);
   Result<void> complete(std::string_view id, json result) { return settle(id, TaskResult::success(std::move(result))); }
   Result<void> fail(std::string_view id, std::string message) {
     return settle(id, TaskResult::failed(std::move(message)));
@@ -307,20 +299,11 @@ class BackgroundTaskManager final : private ExecutorClient {
   // A custom event from a live task (host bodies use this; coroutine bodies use ctx.emit).
   // False for an unknown or finished task, or without a (living) owner inbox.
   bool emit(std::string_view id, std::string_view event_type, json payload);
-  bool emit(TaskNumber task, std::string_view event_type, json payload);
   // The pending agent_message events of a host-driven sub-agent, oldest first.
   std::vector<json> take_agent_messages(std::string_view id, std::size_t max = SIZE_MAX);
   std::size_t agent_inbox_len(std::string_view id) const;
   // Sets the ambient task for the scope (a host running the synchronous part of a body).
   BackgroundTaskScope enter_task(std::string_view id);
-  // A sleep for a host-driven body (JS ctx.sleep), on the executor's clock and timer queue: it
-  // fires `true` once `ms` have passed, or `false` as soon as the task's cancel is requested.
-  // Returns a timer number; read outcomes with take_fired_host_timers() after polling.
-  Result<std::uint64_t> arm_host_timer(std::string_view id, std::uint64_t ms);
-  std::vector<std::pair<std::uint64_t, bool>> take_fired_host_timers();
-  // A timer tied to no task (a host's timed wait): fires `true` after `ms`, read with
-  // take_fired_host_timers(); numbered with the host timers.
-  std::uint64_t arm_plain_timer(std::uint64_t ms);
 
   // ---- queries (awaken) ----
   std::optional<TaskSummary> get(std::string_view id) const;
@@ -331,10 +314,8 @@ class BackgroundTaskManager final : private ExecutorClient {
   bool is_cancel_requested(std::string_view id) const;
   // Why the task's cancel was requested; nullopt for an unknown task or before any request.
   std::optional<CancelReason> cancel_reason(std::string_view id) const;
-  std::optional<CancelReason> cancel_reason(TaskNumber task) const;
   // Waiting for a concurrency slot.
   bool is_queued(std::string_view id) const;
-  bool is_queued(TaskNumber task) const;
 
   // ---- scheduling (docs/scheduling.md) ----
   // Replaces the limits; a limit of 0 is refused (InvalidArgument, nothing changed). Queued tasks
@@ -464,12 +445,21 @@ class BackgroundTaskManager final : private ExecutorClient {
   };
   WaitAwaiter wait(std::string_view id) { return WaitAwaiter(*this, id); }
 
-  // Test hooks mirroring awaken's (owner_inbox_lock_recovers_after_panicking_holder).
-  bool has_owner_inbox_for_test() const noexcept { return has_owner_inbox(); }
-  // How many tasks have an end-waiter list (tests: a list goes when its task ends).
-  std::size_t end_waiter_lists_for_test() const noexcept { return end_waiters_.size(); }
-
  private:
+  // The binding's and the tests' access to what follows (bgtasks/manager_internals.hpp).
+  friend struct detail::ManagerInternals;
+  // Host tasks addressed by number, settle keeping the event's value, host timers: documented in
+  // bgtasks/manager_internals.hpp, which forwards to them.
+  Result<void> settle(TaskNumber task, TaskResult result);
+  Result<void> settle(std::string_view id, TaskResult result, json& event_value);
+  Result<void> settle(TaskNumber task, TaskResult result, json& event_value);
+  bool emit(TaskNumber task, std::string_view event_type, json payload);
+  std::optional<CancelReason> cancel_reason(TaskNumber task) const;
+  bool is_queued(TaskNumber task) const;
+  Result<std::uint64_t> arm_host_timer(std::string_view id, std::uint64_t ms);
+  std::vector<std::pair<std::uint64_t, bool>> take_fired_host_timers();
+  std::uint64_t arm_plain_timer(std::uint64_t ms);
+
   struct SpawnedTask;
   friend struct SpawnedTask;
   // The executor's destructor: take everything off it (as the destructor does), then stay detached.
