@@ -1,4 +1,4 @@
-// The binding's scheduling calls (docs/scheduling.md, "The binding"), made natively on the Core
+// The binding's scheduling calls (docs/scheduling.md, "The binding"), made natively on the WasmRuntime
 // class of wasm/bindings.cpp (compiled here against the Embind stub, as bench/native/binding_path
 // does): what JS reads back from the header, the records and the text buffer.
 #include <gtest/gtest.h>
@@ -12,9 +12,9 @@
 
 namespace {
 
-// JS's view of one Core: the header, the records and the text buffer in (here native) memory.
+// JS's view of one WasmRuntime: the header, the records and the text buffer in (here native) memory.
 struct Js {
-  Core core{/*manual_clock=*/true, 1000, -1, 0, false, 0, false};
+  WasmRuntime core{/*manual_clock=*/true, 1000, -1, 0, false, 0, false};
   int thread = core.intern("t1");
   int type = core.intern("shell");
   int progress = core.intern("progress");

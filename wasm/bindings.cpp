@@ -1,4 +1,4 @@
-// The Embind binding: one class, `Core`, over one executor + manager + owner inbox.
+// The Embind binding: one class, `WasmRuntime`, over one executor + manager + owner inbox.
 //
 // The crossing. Hot calls take and return numbers only:
 // - a live task is named by a *handle*: N for bg_N when N <= 2^53 (the JS side writes the id as
@@ -47,10 +47,10 @@ constexpr int kHandleNotTaken = -1;  // complete(): settled, but no queued event
 // the task waits for a concurrency slot (its body must not start until takeStarts lists it).
 enum Header { kRecordsPtr = 0, kTextPtr = 1, kTextLen = 2, kQueued = 3, kHeaderSize = 4 };
 
-class Core {
+class WasmRuntime {
  public:
-  Core(bool manual_clock, double start_ms, int retain_finished, int agent_inbox_capacity, bool agent_inbox_drop_oldest,
-       int owner_inbox_capacity, bool owner_inbox_drop_oldest)
+  WasmRuntime(bool manual_clock, double start_ms, int retain_finished, int agent_inbox_capacity,
+              bool agent_inbox_drop_oldest, int owner_inbox_capacity, bool owner_inbox_drop_oldest)
       : clock_(manual_clock ? std::unique_ptr<Clock>(new ManualClock(static_cast<std::uint64_t>(start_ms)))
                             : std::unique_ptr<Clock>(new SystemClock())),
         exec_(*clock_),
@@ -72,7 +72,7 @@ class Core {
     (void)store_->install_plugin(BackgroundTaskPlugin(manager_));
     manager_->set_hooks(hooks(false));
   }
-  ~Core() {
+  ~WasmRuntime() {
     // Each scope restores the ambient task it replaced: close them innermost first (a deque
     // would destroy them front to back, leaving the ambient task pointing into freed memory).
     while (!scopes_.empty()) scopes_.pop_back();
@@ -340,8 +340,8 @@ class Core {
   // core holds as one JSON array text (drain's format, below); finish() puts the text and the
   // records' address in the header.
   struct RecordWriter {
-    explicit RecordWriter(Core& c) : core(c) {}
-    Core& core;
+    explicit RecordWriter(WasmRuntime& c) : core(c) {}
+    WasmRuntime& core;
     std::string extras;
     std::size_t n_extras = 0;
     std::size_t count = 0;
@@ -621,56 +621,56 @@ EMSCRIPTEN_BINDINGS(bgtasks) {
   emscripten::constant("kMaxJsonDepth", static_cast<int>(bgtasks::kMaxJsonDepth));
   emscripten::constant("kMaxSnapshotDepth", static_cast<int>(bgtasks::kMaxSnapshotDepth));
   emscripten::constant("kMaxSnapshotBytes", static_cast<double>(bgtasks::kMaxSnapshotBytes));
-  emscripten::class_<Core>("Core")
+  emscripten::class_<WasmRuntime>("WasmRuntime")
       .constructor<bool, double, int, int, bool, int, bool>()
-      .function("headerPtr", &Core::headerPtr)
-      .function("inputPtr", &Core::inputPtr)
-      .function("intern", &Core::intern)
-      .function("spawn", &Core::spawn)
-      .function("idText", &Core::idText)
-      .function("complete", &Core::complete)
-      .function("failTask", &Core::failTask)
-      .function("lastEnded", &Core::lastEnded)
-      .function("emit", &Core::emit)
-      .function("enterTask", &Core::enterTask)
-      .function("leaveTask", &Core::leaveTask)
-      .function("armTimer", &Core::armTimer)
-      .function("takeFiredTimers", &Core::takeFiredTimers)
-      .function("get", &Core::get)
-      .function("list", &Core::list)
-      .function("hasRunning", &Core::hasRunning)
-      .function("cancel", &Core::cancel)
-      .function("cancelTree", &Core::cancelTree)
-      .function("cancelAll", &Core::cancelAll)
-      .function("takeCancelRequests", &Core::takeCancelRequests)
-      .function("takeStarts", &Core::takeStarts)
-      .function("takeForcedEnds", &Core::takeForcedEnds)
-      .function("setConcurrency", &Core::setConcurrency)
-      .function("setCancelGraceMs", &Core::setCancelGraceMs)
-      .function("beginShutdown", &Core::beginShutdown)
-      .function("finishShutdown", &Core::finishShutdown)
-      .function("setTap", &Core::setTap)
-      .function("takeTapped", &Core::takeTapped)
-      .function("armPlainTimer", &Core::armPlainTimer)
-      .function("sendMessage", &Core::sendMessage)
-      .function("takeAgentMessages", &Core::takeAgentMessages)
-      .function("drain", &Core::drain)
-      .function("pendingEvents", &Core::pendingEvents)
-      .function("snapshot", &Core::snapshot)
-      .function("restore", &Core::restore)
-      .function("grantIds", &Core::grantIds)
-      .function("idsLeft", &Core::idsLeft)
-      .function("trackChanges", &Core::trackChanges)
-      .function("takeChangedThreads", &Core::takeChangedThreads)
-      .function("stats", &Core::stats)
-      .function("taskTree", &Core::taskTree)
-      .function("forget", &Core::forget)
-      .function("runUntilIdle", &Core::runUntilIdle)
-      .function("advance", &Core::advance)
-      .function("setTime", &Core::setTime)
-      .function("now", &Core::now)
-      .function("nextDeadline", &Core::nextDeadline)
-      .function("lastErrorCode", &Core::lastErrorCode)
-      .function("lastErrorMessage", &Core::lastErrorMessage)
-      .function("lastErrorStatus", &Core::lastErrorStatus);
+      .function("headerPtr", &WasmRuntime::headerPtr)
+      .function("inputPtr", &WasmRuntime::inputPtr)
+      .function("intern", &WasmRuntime::intern)
+      .function("spawn", &WasmRuntime::spawn)
+      .function("idText", &WasmRuntime::idText)
+      .function("complete", &WasmRuntime::complete)
+      .function("failTask", &WasmRuntime::failTask)
+      .function("lastEnded", &WasmRuntime::lastEnded)
+      .function("emit", &WasmRuntime::emit)
+      .function("enterTask", &WasmRuntime::enterTask)
+      .function("leaveTask", &WasmRuntime::leaveTask)
+      .function("armTimer", &WasmRuntime::armTimer)
+      .function("takeFiredTimers", &WasmRuntime::takeFiredTimers)
+      .function("get", &WasmRuntime::get)
+      .function("list", &WasmRuntime::list)
+      .function("hasRunning", &WasmRuntime::hasRunning)
+      .function("cancel", &WasmRuntime::cancel)
+      .function("cancelTree", &WasmRuntime::cancelTree)
+      .function("cancelAll", &WasmRuntime::cancelAll)
+      .function("takeCancelRequests", &WasmRuntime::takeCancelRequests)
+      .function("takeStarts", &WasmRuntime::takeStarts)
+      .function("takeForcedEnds", &WasmRuntime::takeForcedEnds)
+      .function("setConcurrency", &WasmRuntime::setConcurrency)
+      .function("setCancelGraceMs", &WasmRuntime::setCancelGraceMs)
+      .function("beginShutdown", &WasmRuntime::beginShutdown)
+      .function("finishShutdown", &WasmRuntime::finishShutdown)
+      .function("setTap", &WasmRuntime::setTap)
+      .function("takeTapped", &WasmRuntime::takeTapped)
+      .function("armPlainTimer", &WasmRuntime::armPlainTimer)
+      .function("sendMessage", &WasmRuntime::sendMessage)
+      .function("takeAgentMessages", &WasmRuntime::takeAgentMessages)
+      .function("drain", &WasmRuntime::drain)
+      .function("pendingEvents", &WasmRuntime::pendingEvents)
+      .function("snapshot", &WasmRuntime::snapshot)
+      .function("restore", &WasmRuntime::restore)
+      .function("grantIds", &WasmRuntime::grantIds)
+      .function("idsLeft", &WasmRuntime::idsLeft)
+      .function("trackChanges", &WasmRuntime::trackChanges)
+      .function("takeChangedThreads", &WasmRuntime::takeChangedThreads)
+      .function("stats", &WasmRuntime::stats)
+      .function("taskTree", &WasmRuntime::taskTree)
+      .function("forget", &WasmRuntime::forget)
+      .function("runUntilIdle", &WasmRuntime::runUntilIdle)
+      .function("advance", &WasmRuntime::advance)
+      .function("setTime", &WasmRuntime::setTime)
+      .function("now", &WasmRuntime::now)
+      .function("nextDeadline", &WasmRuntime::nextDeadline)
+      .function("lastErrorCode", &WasmRuntime::lastErrorCode)
+      .function("lastErrorMessage", &WasmRuntime::lastErrorMessage)
+      .function("lastErrorStatus", &WasmRuntime::lastErrorStatus);
 }

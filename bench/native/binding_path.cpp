@@ -1,4 +1,4 @@
-// The JS agent workload's calls into the binding (wasm/bindings.cpp's Core), made natively, so
+// The JS agent workload's calls into the binding (wasm/bindings.cpp's WasmRuntime), made natively, so
 // callgrind can count what each costs (bench/profile.sh binding): in wasm, V8's profiler sees
 // only functions, and the core's inlined code is most of them. The calls and their order are
 // js/src/manager.js's for bench/js/peers.mjs's workload: per batch of 1000 tasks, 1000 spawns, a
@@ -10,14 +10,14 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "../../wasm/bindings.cpp"  // with embind_stub/emscripten/bind.h: the Core class, unbound
+#include "../../wasm/bindings.cpp"  // with embind_stub/emscripten/bind.h: the WasmRuntime class, unbound
 
 namespace {
 
 constexpr int kBatch = 1000;
 constexpr int kEmits = 10;
 
-[[gnu::noinline]] std::size_t work_binding(Core& core, int tasks) {
+[[gnu::noinline]] std::size_t work_binding(WasmRuntime& core, int tasks) {
   const int thread = core.intern("agent-thread");
   const int type = core.intern("tool_call");
   const int progress = core.intern("progress");
@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
   const int tasks = argc > 1 ? std::atoi(argv[1]) : 20000;
   const int reps = argc > 2 ? std::atoi(argv[2]) : 1;
   for (int r = 0; r < reps; ++r) {
-    Core core(/*manual_clock=*/true, 0, -1, 0, false, 0, false);
+    WasmRuntime core(/*manual_clock=*/true, 0, -1, 0, false, 0, false);
     const auto t0 = std::chrono::steady_clock::now();
     const std::size_t events = work_binding(core, tasks);
     const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();

@@ -27,7 +27,7 @@ import { StoreLink } from './store-link.js';
  * createTaskManager for one way of loading the wasm module: each entry point (index.js for Node,
  * browser.js) passes its loader, so the browser's module graph has only relative imports.
  *
- * createTaskManager creates a task manager (one wasm Core). Options: clock ('system' | 'manual'),
+ * createTaskManager creates a task manager (one WasmRuntime of the binding). Options: clock ('system' | 'manual'),
  * now (manual start, ms), retainFinished, agentInboxCapacity/agentInboxOverflow,
  * ownerInboxCapacity/ownerInboxOverflow; store (attach: ids from the store, threads claimed and
  * saved automatically), onStoreError (error, thread) and idBlockSize (ids reserved at a time,

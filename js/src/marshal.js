@@ -60,10 +60,10 @@ function writeAscii(s, heap, at) {
   return true;
 }
 
-/** One core (the binding's Core) in JS values. */
+/** The binding's WasmRuntime (one executor, manager and owner inbox) in JS values. */
 export class Marshal {
   #module;
-  #core;
+  #runtime;
   #header; // index of the binding's header in HEAPF64
   #inputPtr = 0;
   #inputCap = 0;
@@ -77,7 +77,7 @@ export class Marshal {
   constructor(module, config) {
     this.#module = module;
     this.payloadLimits = { depth: module.kMaxJsonDepth, bytes: module.kMaxSnapshotBytes };
-    this.#core = new module.Core(
+    this.#runtime = new module.WasmRuntime(
       config.manual,
       config.now,
       config.retainFinished,
@@ -86,18 +86,18 @@ export class Marshal {
       config.ownerInboxCapacity,
       config.ownerDropOldest,
     );
-    finalizer?.register(this, this.#core, this);
-    this.#header = this.#core.headerPtr() / 8;
+    finalizer?.register(this, this.#runtime, this);
+    this.#header = this.#runtime.headerPtr() / 8;
   }
 
   isDeleted() {
-    return this.#core.isDeleted();
+    return this.#runtime.isDeleted();
   }
 
   /** Frees the core. */
   delete() {
     finalizer?.unregister(this);
-    this.#core.delete();
+    this.#runtime.delete();
   }
 
   // ---- text in wasm memory ----
@@ -117,7 +117,7 @@ export class Marshal {
   #reserve(bytes) {
     if (bytes <= this.#inputCap) return;
     const cap = Math.max(bytes, 4096, this.#inputCap * 2);
-    this.#inputPtr = this.#core.inputPtr(cap);
+    this.#inputPtr = this.#runtime.inputPtr(cap);
     this.#inputCap = cap;
   }
 
@@ -162,7 +162,7 @@ export class Marshal {
     const n = this.#interned.get(s);
     if (n !== undefined) return n;
     if (this.#internFull) return -1;
-    const m = this.#core.intern(s);
+    const m = this.#runtime.intern(s);
     if (m < 0) {
       this.#internFull = true;
       return -1;
@@ -177,7 +177,7 @@ export class Marshal {
     if (h >= 0) return `bg_${h}`;
     let id = this.#otherIds.get(h);
     if (id === undefined) {
-      this.#core.idText(h);
+      this.#runtime.idText(h);
       id = this.#readText();
       this.#otherIds.set(h, id);
     }
@@ -187,17 +187,17 @@ export class Marshal {
   // ---- errors ----
   /** The BgTasksError for the core's last failure, whose code is `code`. */
   error(code) {
-    const status = this.#core.lastErrorStatus();
-    return new BgTasksError(ERROR_CODES[code] ?? 'Unknown', this.#core.lastErrorMessage(), status >= 0 ? STATUSES[status] : undefined);
+    const status = this.#runtime.lastErrorStatus();
+    return new BgTasksError(ERROR_CODES[code] ?? 'Unknown', this.#runtime.lastErrorMessage(), status >= 0 ? STATUSES[status] : undefined);
   }
 
   /** The BgTasksError for the core's last failure. */
   lastError() {
-    return this.error(this.#core.lastErrorCode());
+    return this.error(this.#runtime.lastErrorCode());
   }
 
   lastErrorMessage() {
-    return this.#core.lastErrorMessage();
+    return this.#runtime.lastErrorMessage();
   }
 
   // ---- tasks and their bodies ----
@@ -208,7 +208,7 @@ export class Marshal {
    * lineage (docs/behaviour.md, "Lineage").
    */
   spawn(agent, thread, type, name, description, parent, timeoutMs, scope, scopeHandle) {
-    const core = this.#core;
+    const core = this.#runtime;
     const parentText = parent === null ? '' : JSON.stringify(parent);
     const hasName = name !== null;
     if (!hasName) name = '';
@@ -244,11 +244,11 @@ export class Marshal {
   }
 
   enterTask(h) {
-    this.#core.enterTask(h);
+    this.#runtime.enterTask(h);
   }
 
   leaveTask() {
-    this.#core.leaveTask();
+    this.#runtime.leaveTask();
   }
 
   /** True when the last spawn was queued behind a concurrency limit (it starts when takeStarts says). */
@@ -266,7 +266,7 @@ export class Marshal {
       this.#reserve(eventType.length * 3);
       tyLen = this.#encodeAt(eventType, 0);
     }
-    return this.#core.emit(h, ty, tyLen, handle) === 1;
+    return this.#runtime.emit(h, ty, tyLen, handle) === 1;
   }
 
   /**
@@ -274,32 +274,32 @@ export class Marshal {
    * wanted (lastEnded). 0, HANDLE_NOT_TAKEN, or an error code (CODE_INVALID_ARGUMENT: text refused).
    */
   complete(h, text, want, handle) {
-    return this.#core.complete(h, this.#encodeText(text), want, handle);
+    return this.#runtime.complete(h, this.#encodeText(text), want, handle);
   }
 
   /** Fails task `h` with `text` (null: none, its cancel was requested and the core ends it its way). */
   failTask(h, text, want) {
-    return this.#core.failTask(h, text === null ? 0 : this.#encodeText(text), want);
+    return this.#runtime.failTask(h, text === null ? 0 : this.#encodeText(text), want);
   }
 
   /** The summary of the task that ended last (complete/failTask with `want`). */
   lastEnded() {
-    return this.#readJson(this.#core.lastEnded());
+    return this.#readJson(this.#runtime.lastEnded());
   }
 
   /** Arms task `h`'s timer; its number, or minus an error code. */
   armTimer(h, ms) {
-    return this.#core.armTimer(h, ms);
+    return this.#runtime.armTimer(h, ms);
   }
 
   /** Arms a timer of no task (wait timeouts, shutdown grace); its number. */
   armPlainTimer(ms) {
-    return this.#core.armPlainTimer(ms);
+    return this.#runtime.armPlainTimer(ms);
   }
 
   /** The timers that fired: [number, ok (1: due, 0: cancelled), …]. */
   takeFiredTimers() {
-    const count = this.#core.takeFiredTimers();
+    const count = this.#runtime.takeFiredTimers();
     if (count === 0) return NONE;
     const heap = this.#module.HEAPF64;
     let at = this.#records();
@@ -310,7 +310,7 @@ export class Marshal {
 
   /** The handles of queued tasks the core started. */
   takeStarts() {
-    const count = this.#core.takeStarts();
+    const count = this.#runtime.takeStarts();
     if (count === 0) return NONE;
     const heap = this.#module.HEAPF64;
     const at = this.#records();
@@ -321,7 +321,7 @@ export class Marshal {
 
   /** The handles of host tasks the core ended without their body (deadline, grace, shutdown, a queued task's cancel). */
   takeForcedEnds() {
-    const count = this.#core.takeForcedEnds();
+    const count = this.#runtime.takeForcedEnds();
     if (count === 0) return NONE;
     const heap = this.#module.HEAPF64;
     const at = this.#records();
@@ -332,7 +332,7 @@ export class Marshal {
 
   /** The tasks whose cancel was just requested: [handle, reason, …] (reasons: reasons.js). */
   takeCancelRequests() {
-    const count = this.#core.takeCancelRequests();
+    const count = this.#runtime.takeCancelRequests();
     if (count === 0) return NONE;
     const heap = this.#module.HEAPF64;
     const at = this.#records();
@@ -343,63 +343,63 @@ export class Marshal {
 
   /** The next message in sub-agent `h`'s inbox, or null. */
   takeAgentMessage(h) {
-    const messages = this.#readJson(this.#core.takeAgentMessages(h, 1));
+    const messages = this.#readJson(this.#runtime.takeAgentMessages(h, 1));
     return messages.length > 0 ? messages[0] : null;
   }
 
   /** Sends awaken's agent_message; 0 or an error code. */
   sendMessage(taskId, thread, from, content) {
-    return this.#core.sendMessage(taskId, thread, from, content);
+    return this.#runtime.sendMessage(taskId, thread, from, content);
   }
 
   // ---- queries and cancellation ----
   /** A task's summary (parsed), or null for an unknown id. */
   get(id) {
-    const len = this.#core.get(id);
+    const len = this.#runtime.get(id);
     return len === 0 ? null : this.#readJson(len);
   }
 
   /** True while the core has the task. */
   has(id) {
-    return this.#core.get(id) !== 0;
+    return this.#runtime.get(id) !== 0;
   }
 
   list(thread) {
-    return this.#readJson(this.#core.list(thread));
+    return this.#readJson(this.#runtime.list(thread));
   }
 
   hasRunning(thread) {
-    return this.#core.hasRunning(thread);
+    return this.#runtime.hasRunning(thread);
   }
 
   forget(id) {
-    return this.#core.forget(id);
+    return this.#runtime.forget(id);
   }
 
   cancel(id) {
-    return this.#core.cancel(id);
+    return this.#runtime.cancel(id);
   }
 
   cancelTree(id) {
-    return this.#core.cancelTree(id);
+    return this.#runtime.cancelTree(id);
   }
 
   cancelAll(thread) {
-    return this.#core.cancelAll(thread);
+    return this.#runtime.cancelAll(thread);
   }
 
   stats() {
-    return this.#readJson(this.#core.stats());
+    return this.#readJson(this.#runtime.stats());
   }
 
   taskTree(thread, has) {
-    return this.#readJson(this.#core.taskTree(thread, has));
+    return this.#readJson(this.#runtime.taskTree(thread, has));
   }
 
   // ---- events ----
   /** Events still queued in the owner inbox. */
   pendingEvents() {
-    return this.#core.pendingEvents();
+    return this.#runtime.pendingEvents();
   }
 
   /**
@@ -418,7 +418,7 @@ export class Marshal {
         th = -2;
       }
     }
-    const count = this.#core.drain(th, thLen, max);
+    const count = this.#runtime.drain(th, thLen, max);
     if (count === 0) return [];
     let heap = this.#module.HEAPF64;
     const extras = heap[this.#header + HDR_TEXT_LEN] > 0 ? this.#readJson() : null;
@@ -445,13 +445,13 @@ export class Marshal {
       else if (kind === KIND_CANCELLED) out[i] = { kind: 'cancelled', task_id: id };
       else out[i] = extras[heap[at + 3]];
     }
-    if (!payloads.empty) payloads.compact(this.#core.pendingEvents() === 0);
+    if (!payloads.empty) payloads.compact(this.#runtime.pendingEvents() === 0);
     return out;
   }
 
   /** Turns the core's copies of events for listeners on or off. */
   setTap(on) {
-    this.#core.setTap(on);
+    this.#runtime.setTap(on);
   }
 
   /**
@@ -460,7 +460,7 @@ export class Marshal {
    * says a task's thread.
    */
   takeTapped(payloads, causes, threadOf) {
-    const count = this.#core.takeTapped();
+    const count = this.#runtime.takeTapped();
     if (count === 0) return NONE;
     const heap = this.#module.HEAPF64;
     const extras = heap[this.#header + HDR_TEXT_LEN] > 0 ? this.#readJson() : null;
@@ -489,30 +489,30 @@ export class Marshal {
   // ---- limits, deadlines, shutdown ----
   /** Replaces the concurrency limits (checked ones; undefined: none); 0 or an error code. */
   setConcurrency(perThread, perType) {
-    return this.#core.setConcurrency(perThread ?? -1, perType === undefined ? '' : JSON.stringify(perType));
+    return this.#runtime.setConcurrency(perThread ?? -1, perType === undefined ? '' : JSON.stringify(perType));
   }
 
   setCancelGraceMs(ms) {
-    this.#core.setCancelGraceMs(ms);
+    this.#runtime.setCancelGraceMs(ms);
   }
 
   beginShutdown() {
-    this.#core.beginShutdown();
+    this.#runtime.beginShutdown();
   }
 
   finishShutdown() {
-    this.#core.finishShutdown();
+    this.#runtime.finishShutdown();
   }
 
   // ---- snapshots and stores ----
   /** awaken's background_task_state value, one thread's (`has`) or every thread's. */
   snapshot(thread, has) {
-    return this.#readJson(this.#core.snapshot(thread, has));
+    return this.#readJson(this.#runtime.snapshot(thread, has));
   }
 
   /** One thread's snapshot as JSON text. */
   snapshotText(thread) {
-    this.#core.snapshot(thread, true);
+    this.#runtime.snapshot(thread, true);
     return this.#readText();
   }
 
@@ -526,48 +526,48 @@ export class Marshal {
       if (!(e.cause instanceof RangeError)) throw e;
       throw new BgTasksError('InvalidSnapshot', `invalid snapshot: snapshot: nesting deeper than ${this.#module.kMaxSnapshotDepth} levels`);
     }
-    const n = this.#core.restore(thread, this.#encodeText(text));
+    const n = this.#runtime.restore(thread, this.#encodeText(text));
     if (n < 0) throw this.error(-n);
     return this.#readJson(n);
   }
 
   trackChanges(on) {
-    this.#core.trackChanges(on);
+    this.#runtime.trackChanges(on);
   }
 
   /** The threads changed since the last call (change tracking on). */
   takeChangedThreads() {
-    return this.#core.takeChangedThreads() > 0 ? JSON.parse(this.#readText()) : [];
+    return this.#runtime.takeChangedThreads() > 0 ? JSON.parse(this.#readText()) : [];
   }
 
   grantIds(first, count) {
-    return this.#core.grantIds(first, count);
+    return this.#runtime.grantIds(first, count);
   }
 
   idsLeft() {
-    return this.#core.idsLeft();
+    return this.#runtime.idsLeft();
   }
 
   // ---- time and the core's poll loop ----
   /** Runs the core's ready work (its own poll loop). */
   poll() {
-    this.#core.runUntilIdle();
+    this.#runtime.runUntilIdle();
   }
 
   advance(ms) {
-    this.#core.advance(ms);
+    this.#runtime.advance(ms);
   }
 
   setTime(t) {
-    this.#core.setTime(t);
+    this.#runtime.setTime(t);
   }
 
   now() {
-    return this.#core.now();
+    return this.#runtime.now();
   }
 
   /** The earliest armed deadline, or -1. */
   nextDeadline() {
-    return this.#core.nextDeadline();
+    return this.#runtime.nextDeadline();
   }
 }
