@@ -98,7 +98,7 @@ function plainCopy(v, depth, maxDepth) {
       const shape = shapeOf(keys);
       if (shape === HAS_LONE_SURROGATE) return shape;
       copyBytes += shape.keyBytes;
-      return copyObject(v, shape, depth + 1, maxDepth);
+      return shape.copy !== null ? shape.copy(v, shape.sorted, depth + 1, maxDepth) : copyObject(v, shape, depth + 1, maxDepth);
     }
     default:
       return NOT_PLAIN; // undefined, function, symbol, bigint
@@ -164,8 +164,10 @@ function shapeOf(keys) {
     keyBytes += sorted[i].length * 6 + 4;
     chars += sorted[i].length;
   }
-  const shape = { keys, sorted, keyBytes, hasProtoKey: sorted.includes('__proto__') };
+  const shape = { keys, sorted, keyBytes, hasProtoKey: sorted.includes('__proto__'), copy: null };
   if (chars > MAX_SHAPE_CHARS) return shape;
+  const n = sorted.length;
+  if (n <= COPIERS.length && !shape.hasProtoKey && copiersUsed[n - 1] < COPIERS[n - 1].length) shape.copy = COPIERS[n - 1][copiersUsed[n - 1]++];
   if (shapeCount === MAX_SHAPES) {
     shapes.clear();
     shapeCount = 0;
@@ -176,6 +178,210 @@ function shapeOf(keys) {
   shapeCount++;
   return (lastShape = shape);
 }
+
+// ---- copiers for the first key lists of each size: monomorphic without generated code ---------
+// A copier shared by every key list reads and writes whatever keys it is given, so V8's caches at
+// its property accesses see many names and go megamorphic (a copy of {step, pct} then costs about
+// twice a literal's). Each function below is its own function literal, so it has its own caches:
+// handed to one key list (of 1 to 4 keys), its reads and writes see one name each and stay as fast
+// as a literal's, with no `new Function`. SLOTS of them per size; later key lists, longer ones and
+// those with a "__proto__" key take copyObject.
+// prettier-ignore
+const COPIERS = [
+  [ // 1 key
+    (v, k, depth, maxDepth) => {
+      const c0 = plainCopy(v[k[0]], depth, maxDepth);
+      if (typeof c0 === 'symbol') return c0;
+      const out = {};
+      out[k[0]] = c0;
+      return out;
+    },
+    (v, k, depth, maxDepth) => {
+      const c0 = plainCopy(v[k[0]], depth, maxDepth);
+      if (typeof c0 === 'symbol') return c0;
+      const out = {};
+      out[k[0]] = c0;
+      return out;
+    },
+    (v, k, depth, maxDepth) => {
+      const c0 = plainCopy(v[k[0]], depth, maxDepth);
+      if (typeof c0 === 'symbol') return c0;
+      const out = {};
+      out[k[0]] = c0;
+      return out;
+    },
+    (v, k, depth, maxDepth) => {
+      const c0 = plainCopy(v[k[0]], depth, maxDepth);
+      if (typeof c0 === 'symbol') return c0;
+      const out = {};
+      out[k[0]] = c0;
+      return out;
+    },
+  ],
+  [ // 2 keys
+    (v, k, depth, maxDepth) => {
+      const c0 = plainCopy(v[k[0]], depth, maxDepth);
+      if (typeof c0 === 'symbol') return c0;
+      const c1 = plainCopy(v[k[1]], depth, maxDepth);
+      if (typeof c1 === 'symbol') return c1;
+      const out = {};
+      out[k[0]] = c0;
+      out[k[1]] = c1;
+      return out;
+    },
+    (v, k, depth, maxDepth) => {
+      const c0 = plainCopy(v[k[0]], depth, maxDepth);
+      if (typeof c0 === 'symbol') return c0;
+      const c1 = plainCopy(v[k[1]], depth, maxDepth);
+      if (typeof c1 === 'symbol') return c1;
+      const out = {};
+      out[k[0]] = c0;
+      out[k[1]] = c1;
+      return out;
+    },
+    (v, k, depth, maxDepth) => {
+      const c0 = plainCopy(v[k[0]], depth, maxDepth);
+      if (typeof c0 === 'symbol') return c0;
+      const c1 = plainCopy(v[k[1]], depth, maxDepth);
+      if (typeof c1 === 'symbol') return c1;
+      const out = {};
+      out[k[0]] = c0;
+      out[k[1]] = c1;
+      return out;
+    },
+    (v, k, depth, maxDepth) => {
+      const c0 = plainCopy(v[k[0]], depth, maxDepth);
+      if (typeof c0 === 'symbol') return c0;
+      const c1 = plainCopy(v[k[1]], depth, maxDepth);
+      if (typeof c1 === 'symbol') return c1;
+      const out = {};
+      out[k[0]] = c0;
+      out[k[1]] = c1;
+      return out;
+    },
+  ],
+  [ // 3 keys
+    (v, k, depth, maxDepth) => {
+      const c0 = plainCopy(v[k[0]], depth, maxDepth);
+      if (typeof c0 === 'symbol') return c0;
+      const c1 = plainCopy(v[k[1]], depth, maxDepth);
+      if (typeof c1 === 'symbol') return c1;
+      const c2 = plainCopy(v[k[2]], depth, maxDepth);
+      if (typeof c2 === 'symbol') return c2;
+      const out = {};
+      out[k[0]] = c0;
+      out[k[1]] = c1;
+      out[k[2]] = c2;
+      return out;
+    },
+    (v, k, depth, maxDepth) => {
+      const c0 = plainCopy(v[k[0]], depth, maxDepth);
+      if (typeof c0 === 'symbol') return c0;
+      const c1 = plainCopy(v[k[1]], depth, maxDepth);
+      if (typeof c1 === 'symbol') return c1;
+      const c2 = plainCopy(v[k[2]], depth, maxDepth);
+      if (typeof c2 === 'symbol') return c2;
+      const out = {};
+      out[k[0]] = c0;
+      out[k[1]] = c1;
+      out[k[2]] = c2;
+      return out;
+    },
+    (v, k, depth, maxDepth) => {
+      const c0 = plainCopy(v[k[0]], depth, maxDepth);
+      if (typeof c0 === 'symbol') return c0;
+      const c1 = plainCopy(v[k[1]], depth, maxDepth);
+      if (typeof c1 === 'symbol') return c1;
+      const c2 = plainCopy(v[k[2]], depth, maxDepth);
+      if (typeof c2 === 'symbol') return c2;
+      const out = {};
+      out[k[0]] = c0;
+      out[k[1]] = c1;
+      out[k[2]] = c2;
+      return out;
+    },
+    (v, k, depth, maxDepth) => {
+      const c0 = plainCopy(v[k[0]], depth, maxDepth);
+      if (typeof c0 === 'symbol') return c0;
+      const c1 = plainCopy(v[k[1]], depth, maxDepth);
+      if (typeof c1 === 'symbol') return c1;
+      const c2 = plainCopy(v[k[2]], depth, maxDepth);
+      if (typeof c2 === 'symbol') return c2;
+      const out = {};
+      out[k[0]] = c0;
+      out[k[1]] = c1;
+      out[k[2]] = c2;
+      return out;
+    },
+  ],
+  [ // 4 keys
+    (v, k, depth, maxDepth) => {
+      const c0 = plainCopy(v[k[0]], depth, maxDepth);
+      if (typeof c0 === 'symbol') return c0;
+      const c1 = plainCopy(v[k[1]], depth, maxDepth);
+      if (typeof c1 === 'symbol') return c1;
+      const c2 = plainCopy(v[k[2]], depth, maxDepth);
+      if (typeof c2 === 'symbol') return c2;
+      const c3 = plainCopy(v[k[3]], depth, maxDepth);
+      if (typeof c3 === 'symbol') return c3;
+      const out = {};
+      out[k[0]] = c0;
+      out[k[1]] = c1;
+      out[k[2]] = c2;
+      out[k[3]] = c3;
+      return out;
+    },
+    (v, k, depth, maxDepth) => {
+      const c0 = plainCopy(v[k[0]], depth, maxDepth);
+      if (typeof c0 === 'symbol') return c0;
+      const c1 = plainCopy(v[k[1]], depth, maxDepth);
+      if (typeof c1 === 'symbol') return c1;
+      const c2 = plainCopy(v[k[2]], depth, maxDepth);
+      if (typeof c2 === 'symbol') return c2;
+      const c3 = plainCopy(v[k[3]], depth, maxDepth);
+      if (typeof c3 === 'symbol') return c3;
+      const out = {};
+      out[k[0]] = c0;
+      out[k[1]] = c1;
+      out[k[2]] = c2;
+      out[k[3]] = c3;
+      return out;
+    },
+    (v, k, depth, maxDepth) => {
+      const c0 = plainCopy(v[k[0]], depth, maxDepth);
+      if (typeof c0 === 'symbol') return c0;
+      const c1 = plainCopy(v[k[1]], depth, maxDepth);
+      if (typeof c1 === 'symbol') return c1;
+      const c2 = plainCopy(v[k[2]], depth, maxDepth);
+      if (typeof c2 === 'symbol') return c2;
+      const c3 = plainCopy(v[k[3]], depth, maxDepth);
+      if (typeof c3 === 'symbol') return c3;
+      const out = {};
+      out[k[0]] = c0;
+      out[k[1]] = c1;
+      out[k[2]] = c2;
+      out[k[3]] = c3;
+      return out;
+    },
+    (v, k, depth, maxDepth) => {
+      const c0 = plainCopy(v[k[0]], depth, maxDepth);
+      if (typeof c0 === 'symbol') return c0;
+      const c1 = plainCopy(v[k[1]], depth, maxDepth);
+      if (typeof c1 === 'symbol') return c1;
+      const c2 = plainCopy(v[k[2]], depth, maxDepth);
+      if (typeof c2 === 'symbol') return c2;
+      const c3 = plainCopy(v[k[3]], depth, maxDepth);
+      if (typeof c3 === 'symbol') return c3;
+      const out = {};
+      out[k[0]] = c0;
+      out[k[1]] = c1;
+      out[k[2]] = c2;
+      out[k[3]] = c3;
+      return out;
+    },
+  ],
+];
+const copiersUsed = [0, 0, 0, 0];
 
 // A plain object's copy: keys in their sorted order.
 function copyObject(v, shape, depth, maxDepth) {

@@ -370,3 +370,30 @@ test('the package makes no code: a manager runs where strings cannot be compiled
   assert.deepEqual(r.events.filter((e) => e.kind === 'completed').map((e) => e.result), [0, 1, 2].map((n) => ({ n, ok: true })));
   assert.equal(r.refused, 'payload contains a lone UTF-16 surrogate');
 });
+
+test('payload copies: every key list, with its own copier or the shared one, sorts and checks alike', async () => {
+  // copy.js gives the first few key lists of 1 to 4 keys a copier of their own; later and longer
+  // ones take the shared copier. A copy must not depend on which one a key list got.
+  const { payloadValue } = await import(new URL('../../js/src/copy.js', import.meta.url).href);
+  const limits = { depth: 128, bytes: 1 << 20 };
+  const sortDeep = (v) =>
+    Array.isArray(v) ? v.map(sortDeep) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortDeep(v[k])])) : v;
+  for (let size = 1; size <= 5; size++) {
+    for (let list = 0; list < 7; list++) {
+      const keys = Array.from({ length: size }, (_, i) => `k${size}_${list}_${String.fromCharCode(122 - i)}`); // reverse order
+      for (let round = 0; round < 3; round++) {
+        const value = Object.fromEntries(keys.map((k, i) => [k, i === 0 ? { b: [-0, round], a: 'x' } : i * round]));
+        const copy = payloadValue(value, 'payload', limits);
+        assert.deepEqual(Object.keys(copy), [...keys].sort(), `${size} keys, list ${list}: sorted`);
+        assert.deepEqual(JSON.stringify(copy), JSON.stringify(sortDeep(JSON.parse(JSON.stringify(value)))));
+        assert.ok(Object.is(copy[keys[0]].b[0], 0), '-0 is 0');
+        value[keys[0]].a = 'changed';
+        assert.equal(copy[keys[0]].a, 'x', 'a later change does not show');
+      }
+      const bad = Object.fromEntries(keys.map((k) => [k, '\udc00']));
+      assert.throws(() => payloadValue(bad, 'payload', limits), /lone UTF-16 surrogate/);
+      const notJson = Object.fromEntries(keys.map((k) => [k, undefined]));
+      assert.deepEqual(payloadValue(notJson, 'payload', limits), {}, 'undefined members vanish, as in JSON');
+    }
+  }
+});
