@@ -108,11 +108,11 @@ function plainCopy(v, depth, maxDepth) {
 // ---- shapes: key lists sorted once --------------------------------------------------------------
 // A payload's objects mostly repeat a few key lists ({step, pct} per progress event). A shape is
 // one key list as Object.keys gives it, with its keys sorted as the core writes them and checked
-// for lone surrogates, so a repeated key list is sorted and checked once. The copy itself makes no
-// code: a copier generated per key list (`new Function`) would build its object from a literal,
-// but a page or extension under a Content-Security-Policy without 'unsafe-eval' refuses it and
-// reports each attempt. What the table pins is bounded: it is dropped all at once when MAX_SHAPES
-// are kept, and a key list longer than MAX_SHAPE_CHARS is not kept.
+// for lone surrogates, so a repeated key list is sorted and checked once, and its copier (below).
+// No copier is generated (`new Function`): a page or extension under a Content-Security-Policy
+// without 'unsafe-eval' refuses that and reports each attempt. What the table pins is bounded: it
+// is dropped all at once when MAX_SHAPES are kept, and a key list longer than MAX_SHAPE_CHARS is
+// not kept.
 
 const MAX_SHAPES = 1024;
 const MAX_SHAPE_CHARS = 1024; // UTF-16 units of all the keys of a kept shape
@@ -184,7 +184,7 @@ function shapeOf(keys) {
 // its property accesses see many names and go megamorphic (a copy of {step, pct} then costs about
 // twice a literal's). Each function below is its own function literal, so it has its own caches:
 // handed to one key list (of 1 to 4 keys), its reads and writes see one name each and stay as fast
-// as a literal's, with no `new Function`. SLOTS of them per size; later key lists, longer ones and
+// as a literal's, with no `new Function`. Four of them per size; later key lists, longer ones and
 // those with a "__proto__" key take copyObject.
 // prettier-ignore
 const COPIERS = [
