@@ -556,6 +556,19 @@ const BackgroundTaskManager::SpawnedTask* BackgroundTaskManager::find_spawned(st
 }
 
 // ---- spawning -------------------------------------------------------------------------------------
+template <class Edit>
+Result<void> BackgroundTaskManager::write_task_records(StateStore& store, const UserCallGuard& guard, Edit&& edit) {
+  bool fresh = false;
+  Result<void> r = store.modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
+    if (!guard.alive()) return;
+    fresh = indexes_fresh();  // here, after any commit hook that wrote the key before this write
+    IndexFollower indexes(*this, fresh);
+    edit(state, indexes);
+  });
+  if (guard.alive() && r && fresh) index_version_ = store.key_version<BackgroundTaskStateKey>();
+  return r;
+}
+
 Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::string_view task_type,
                                                  std::optional<std::string_view> name, std::string_view description,
                                                  TaskParentContext& parent, BodyKind kind, const BodyFactory& make_body,
@@ -629,14 +642,11 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
   const std::uint64_t now = executor_->now_ms();
   const auto store_hold = hold_store_for_hook();
   StateStore* store = store_.get();
-  bool fresh = false;  // read once the commit hook (which may write the key too) has run
-  auto r = store->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
-    if (!guard.alive()) return;
-    fresh = indexes_fresh();
+  auto r = write_task_records(*store, guard, [&](BackgroundTaskStateSnapshot& state, IndexFollower& indexes) {
     auto [it, inserted] = state.tasks.try_emplace(spawned->key());
     PersistedTaskMeta& m = it->second;
     if (!inserted) {
-      if (fresh) index_remove(m);
+      indexes.remove(m);
       m = PersistedTaskMeta{};
     }
     m.task_id = task_id;
@@ -650,11 +660,10 @@ Result<TaskId> BackgroundTaskManager::spawn_impl(std::string_view owner, std::st
     m.status = TaskStatus::Running;
     m.created_at_ms = now;
     m.parent_context = std::move(parent);
-    if (fresh) index_add(m);
+    indexes.add(m);
   });
   if (!guard.alive()) return errors::invalid_argument("spawn refused: the manager was destroyed");
   if (!r) return r.error();
-  if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
   if (track_changes_) [[unlikely]]
     note_changed(spawned->owner);
 
@@ -767,24 +776,21 @@ bool BackgroundTaskManager::finish(SpawnedTask& t, TaskResult& result, json* eve
 
   // The completion commit rewrites the task's stored meta with its terminal fields, in place
   // (awaken upserts the whole spawn-time meta: see docs/awaken-differences.md).
-  bool fresh = false;  // read once the commit hook has run
   // The terminal event needs the value and the error afterwards; otherwise they are moved. A
   // Completed event given its own value (event_value) does not need the result's.
   const bool event_carries_own_value = event_value != nullptr && result.kind == TaskResult::Kind::Success;
   const bool keep_result = (t.owner_inbox() != nullptr || tap) && !event_carries_own_value;
   const auto store_hold = hold_store_for_hook();
   StateStore* store = store_.get();
-  Result<void> committed = store ? store->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
-    if (!guard.alive()) return;
-    fresh = indexes_fresh();
+  auto write = [&](BackgroundTaskStateSnapshot& state, IndexFollower& indexes) {
     auto [it, inserted] = state.tasks.try_emplace(t.key());
     PersistedTaskMeta& m = it->second;
     if (inserted) {
       m.task_id = t.id();
       m.owner_thread_id = t.owner;
       m.task_type = t.task_type;
-    } else if (fresh) {
-      index_remove(m);
+    } else {
+      indexes.remove(m);
     }
     t.finish_seq = finish_seq;
     m.status = result.status();
@@ -803,13 +809,13 @@ bool BackgroundTaskManager::finish(SpawnedTask& t, TaskResult& result, json* eve
         m.error = std::move(result.error);
     }
     m.completed_at_ms = now;
-    if (fresh) index_add(m);
+    indexes.add(m);
     if (wants_summary) summary = m.to_summary();
-  })
-                                 : Result<void>(errors::store_not_configured());
+  };
+  Result<void> committed =
+      store ? write_task_records(*store, guard, write) : Result<void>(errors::store_not_configured());
   if (!guard.alive()) return false;
   t.finish_seq = finish_seq;  // also when the commit failed
-  if (committed && fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
   if (committed && track_changes_) [[unlikely]]
     note_changed(t.owner);
   if (!committed) {
@@ -1414,22 +1420,18 @@ Result<RestoreReport> BackgroundTaskManager::restore_entries(std::string_view ow
       static const OptionalSharedString orphaned(kOrphanedError);  // one text for every orphan
       m.error = orphaned;
     }
-    bool fresh = false;
     bool inserted_here = false;  // not when a commit hook's own restore got there first
-    auto r = store->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
-      if (!guard.alive()) return;
-      fresh = indexes_fresh();
+    auto r = write_task_records(*store, guard, [&](BackgroundTaskStateSnapshot& state, IndexFollower& indexes) {
       // Absent when checked above; a commit hook may have written it since: awaken's upsert.
       auto [it, inserted] = state.tasks.try_emplace(m.task_id);
       inserted_here = inserted;
-      if (!inserted && fresh) index_remove(it->second);
+      if (!inserted) indexes.remove(it->second);
       it->second = std::move(m);
-      if (fresh) index_add(it->second);
+      indexes.add(it->second);
     });
     if (!guard.alive()) return report;
     if (r.ok()) {
       wrote = true;
-      if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
       if (inserted_here) ++report.added;
     } else {
       metrics::increment_counter(metrics::kCommitFailuresTotal, {{"operation", "restore_task_metadata"}});
@@ -1684,20 +1686,16 @@ bool BackgroundTaskManager::forget(std::string_view id) {
     UserCallGuard guard(*this);
     const auto store_hold = hold_store_for_hook();
     StateStore* store = store_.get();
-    bool fresh = false;
     std::optional<SharedString> erased_owner;  // kept only while changes are tracked
-    auto r = store->modify<BackgroundTaskStateKey>([&](BackgroundTaskStateSnapshot& state) {
-      if (!guard.alive()) return;
-      fresh = indexes_fresh();
+    auto r = write_task_records(*store, guard, [&](BackgroundTaskStateSnapshot& state, IndexFollower& indexes) {
       auto it = state.tasks.find(id);
       if (it == state.tasks.end()) return;
-      if (fresh) index_remove(it->second);
+      indexes.remove(it->second);
       if (track_changes_) erased_owner = it->second.owner_thread_id;
       state.tasks.erase(it);
     });
     if (!guard.alive()) return false;
     if (!r) return false;
-    if (fresh) index_version_ = store_->key_version<BackgroundTaskStateKey>();
     if (erased_owner && track_changes_) note_changed(*erased_owner);
   }
   if (has_handle) {

@@ -666,6 +666,29 @@ class BackgroundTaskManager final : private ExecutorClient {
   void ensure_indexes();
   void index_add(const PersistedTaskMeta& m);
   void index_remove(const PersistedTaskMeta& m);
+  // What an edit of the task records reports to the indexes: each record it removes or adds.
+  // The indexes follow only when they matched the key as the edit began.
+  class IndexFollower {
+   public:
+    void remove(const PersistedTaskMeta& m) {
+      if (fresh_) manager_.index_remove(m);
+    }
+    void add(const PersistedTaskMeta& m) {
+      if (fresh_) manager_.index_add(m);
+    }
+
+   private:
+    friend class BackgroundTaskManager;
+    IndexFollower(BackgroundTaskManager& m, bool fresh) : manager_(m), fresh_(fresh) {}
+    BackgroundTaskManager& manager_;
+    bool fresh_;
+  };
+  // The one way the task records are written (spawn, finish, restore, forget): edit(state,
+  // indexes) changes the records and reports each one it removes or adds; the indexes take the
+  // key's new version once the write committed. A commit hook (user code) may write the key first,
+  // hence freshness is read inside the write, or destroy the manager: the caller checks `guard`.
+  template <class Edit>
+  Result<void> write_task_records(StateStore& store, const UserCallGuard& guard, Edit&& edit);
   static std::string name_key(std::string_view owner, std::string_view name);
   RetentionKey retention_key(const PersistedTaskMeta& m) const;
 #if defined(__GNUC__) && !defined(__clang__)
