@@ -1,6 +1,6 @@
-// A per-thread cache of freed blocks for coroutine frames and task cores.
+// A per-thread cache of freed blocks for coroutine frames and spawned tasks.
 //
-// Every spawn → complete allocates a frame (≈ 300 bytes) and a task core (≈ 250 bytes) and frees
+// Every spawn → complete allocates a frame (≈ 300 bytes) and a SpawnedTask (≈ 250 bytes) and frees
 // both. Those sizes are above glibc's fast bins, so each free went through chunk coalescing and
 // each malloc through the unsorted and small bins — about a sixth of a spawn → complete's
 // instructions, and cache misses on the neighbouring chunks once many tasks are live. Here a freed
