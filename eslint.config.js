@@ -21,6 +21,20 @@ export default [
     },
   },
   {
+    // Emscripten JS libraries (--js-library): scripts evaluated by Emscripten's linker, with its
+    // library globals and the runtime functions they call.
+    files: ['wasm/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: {
+        mergeInto: 'readonly',
+        LibraryManager: 'readonly',
+        throwBindingError: 'readonly',
+        runDestructors: 'readonly',
+      },
+    },
+  },
+  {
     // Extension pages and the extension's service worker see the `chrome` API.
     files: ['examples/browser-extension/**'],
     languageOptions: { globals: { ...globals.webextensions, ...globals.serviceworker } },
