@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Lint: every tracked C++ file is laid out as .clang-format says (clang-format 14), and every
-# JavaScript file passes ESLint (eslint.config.js; needs `npm ci` at the top level first).
+# JavaScript file passes ESLint (eslint.config.mjs; needs `npm ci` at the top level first).
 # Exits non-zero on a finding; `clang-format -i FILE` and `npx eslint --fix` fix most.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,5 +1,7 @@
 // ESLint for every JavaScript file of the repository: the package (js/), its tests, the demo, the
-// examples and the JS benchmarks. `npm ci && npm run lint` at the top level; the test command runs it.
+// examples and the JS benchmarks. `npm ci && npm run lint` at the top level; the test command runs
+// it. An .mjs file: the top-level package.json stays CommonJS, so that build outputs under build/
+// (the wasm bench driver's driver.js) still load as scripts.
 import js from '@eslint/js';
 import globals from 'globals';
 
