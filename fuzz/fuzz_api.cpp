@@ -271,6 +271,16 @@ class Model {
     return m && m->status == TaskStatus::Running;
   }
   bool live(const std::string& id) const { return in_handles(id) && running(id); }
+  bool is_host(const std::string& id) const {
+    return in_handles(id) && (tasks_.at(id).kind == Kind::Host || tasks_.at(id).kind == Kind::HostAgent);
+  }
+  // What a call that only host tasks take (settle, arm_host_timer) must be refused with, if anything.
+  std::optional<Errc> host_call_error(const std::string& id) const {
+    if (!in_handles(id)) return Errc::TaskNotFound;
+    if (!is_host(id)) return Errc::NotHostTask;
+    if (!running(id)) return Errc::TaskTerminated;
+    return std::nullopt;
+  }
   std::size_t tree_count(const std::string& root, std::vector<std::string>* hit);
   void check_restore_result(const std::string& thread, const BackgroundTaskStateSnapshot& snap,
                             const BackgroundTaskStateSnapshot& before, std::uint64_t counter_before,
@@ -624,8 +634,7 @@ void Model::on_task_end(const TaskSummary& s) {
 // against live queries (get, is_cancel_requested) rather than predicted.
 void Model::meddle(const std::string& self, const std::string& target, int action) {
   auto cur = manager().get(target);
-  const bool host =
-      in_handles(target) && (tasks_.at(target).kind == Kind::Host || tasks_.at(target).kind == Kind::HostAgent);
+  const bool host = is_host(target);
   const bool is_live = in_handles(target) && cur && cur->status == TaskStatus::Running;
   switch (action % 6) {
     case 0: {
@@ -1108,13 +1117,7 @@ void Model::op_complete(Reader& r, bool fail) {
   const std::string id = ref(r);
   json v = value(r);
   const std::string msg = fail ? "failed: " + std::to_string(r.u8()) : "";
-  std::optional<Errc> want;
-  if (!in_handles(id))
-    want = Errc::TaskNotFound;
-  else if (tasks_.at(id).kind != Kind::Host && tasks_.at(id).kind != Kind::HostAgent)
-    want = Errc::NotHostTask;
-  else if (!running(id))
-    want = Errc::TaskTerminated;
+  const std::optional<Errc> want = host_call_error(id);
   if (!want) {
     TaskRec& rec = tasks_.at(id);
     rec.expected = fail ? TaskStatus::Failed : TaskStatus::Completed;
@@ -1307,13 +1310,7 @@ void Model::op_arm_timer(Reader& r) {
   const std::uint8_t b = r.u8();
   std::uint64_t ms = b < 250 ? b : (b == 250 ? r.u64() : UINT64_MAX - b);
   auto got = bgtasks::detail::ManagerInternals::arm_host_timer(manager(), id, ms);
-  std::optional<Errc> want;
-  if (!in_handles(id))
-    want = Errc::TaskNotFound;
-  else if (tasks_.at(id).kind != Kind::Host && tasks_.at(id).kind != Kind::HostAgent)
-    want = Errc::NotHostTask;
-  else if (!running(id))
-    want = Errc::TaskTerminated;
+  const std::optional<Errc> want = host_call_error(id);
   if (want) {
     FUZZ_CHECK(!got.ok() && got.error().code == *want, "arm_host_timer " + id + ": want " + errc_name(*want) +
                                                            ", got " + (got.ok() ? "ok" : got.error().message));
