@@ -12,6 +12,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { chromium } from 'playwright-core';
 import { REPO, JS_DIR } from './server.mjs';
 import { CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs';
@@ -52,19 +53,29 @@ function freePort() {
 }
 
 /** Resolves once the dev server answers 200 on /, polling; rejects if it exits or times out. */
+// Resolves once vite has printed the URL it serves (it prints it once it listens) and that URL
+// answers; rejects as soon as vite exits, or when it has said nothing of the kind by the deadline.
 async function waitForServer(url, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (vite.exitCode !== null) throw new Error(`vite exited with ${vite.exitCode}:\n${viteOutput}`);
-    try {
-      const res = await fetch(url);
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`vite did not answer on ${url} within ${timeoutMs} ms:\n${viteOutput}`);
-    await new Promise((r) => setTimeout(r, 100)); // a poll interval, not a wait for the page
-  }
+  const plain = () => stripVTControlCharacters(viteOutput); // vite colours the port
+  await new Promise((resolve, reject) => {
+    const finish = (settle, value) => {
+      clearTimeout(timer);
+      vite.stdout.off('data', listening);
+      vite.off('exit', exited);
+      settle(value);
+    };
+    const listening = () => plain().includes(url) && finish(resolve);
+    const exited = (code) => finish(reject, new Error(`vite exited with ${code}:\n${viteOutput}`));
+    const timer = setTimeout(
+      () => finish(reject, new Error(`vite did not say it serves ${url} within ${timeoutMs} ms:\n${viteOutput}`)),
+      timeoutMs,
+    );
+    vite.stdout.on('data', listening);
+    vite.once('exit', exited);
+    listening();
+  });
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`vite answered ${url} with ${res.status}:\n${viteOutput}`);
 }
 
 function watch(p) {
@@ -185,7 +196,7 @@ async function shot(name, { fullPage = false } = {}) {
 before(async () => {
   if (!(await exists(join(JS_DIR, 'build', 'bgtasks.wasm'))))
     throw new Error('js/build/bgtasks.wasm is missing: build it with `cmake --preset wasm && cmake --build --preset wasm`');
-  if (!(await exists(join(JS_DIR, 'node_modules', 'idb')))) npmCi(JS_DIR);
+  if (!(await exists(join(JS_DIR, 'node_modules', 'proper-lockfile')))) npmCi(JS_DIR);
   if (!(await exists(join(DEMO, 'node_modules', '.bin', 'vite')))) npmCi(DEMO);
   await mkdir(SHOTS, { recursive: true });
 
