@@ -39,7 +39,7 @@ if [ ! -f js/build/bgtasks.wasm ] || [ ! -f js/build/bgtasks.mjs ]; then
   cmake --build --preset wasm
 fi
 
-if [ ! -d js/node_modules/idb ]; then
+if [ ! -d js/node_modules/proper-lockfile ]; then
   echo "== npm ci in js/"
   (cd js && npm ci --no-audit --no-fund)
 fi
