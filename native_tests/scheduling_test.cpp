@@ -232,6 +232,56 @@ TEST(Limits, CancellingAQueuedTaskEndsItAtOnceWithoutEverBuildingItsBody) {
   EXPECT_FALSE(m.cancel(b)) << "ended";
 }
 
+// The never-started callable of a queued task is destroyed once the end is recorded and reported:
+// code in its destructor finds the task ended, and a cancel from there says false.
+TEST(Limits, AQueuedTasksCallableIsDestroyedAfterItsEndIsRecorded) {
+  for (const bool by_shutdown : {false, true}) {
+    SCOPED_TRACE(by_shutdown ? "ended by a shutdown" : "ended by a cancel");
+    auto h = harness_with(limits(1));
+    auto& m = *h->manager;
+    auto log = std::make_shared<Log>();
+    must(m.spawn("t1", "job", std::nullopt, "d", {}, sleeper(log, "a", 10)));
+    struct Seen {
+      std::optional<TaskStatus> status;
+      bool cancel_answer = true;
+      std::size_t events_before = 0;
+    };
+    auto seen = std::make_shared<Seen>();
+    auto target = std::make_shared<TaskId>();
+    struct Probe {
+      BackgroundTaskManager* m;
+      std::shared_ptr<Seen> seen;
+      std::shared_ptr<TaskId> id;
+      Harness* h;
+      Probe(BackgroundTaskManager* mm, std::shared_ptr<Seen> s, std::shared_ptr<TaskId> i, Harness* hh)
+          : m(mm), seen(std::move(s)), id(std::move(i)), h(hh) {}
+      Probe(const Probe& o) = default;
+      ~Probe() {
+        if (!seen || id->empty() || seen->status) return;
+        if (auto s = m->get(*id); s && is_terminal(s->status)) seen->status = s->status;
+        if (seen->status) {
+          seen->cancel_answer = m->cancel(*id);
+          seen->events_before = h->drain().size();
+        }
+      }
+    };
+    *target = must(m.spawn("t1", "job", std::nullopt, "d", {},
+                           [probe = Probe(&m, seen, target, h.get())](TaskContext) -> Co<TaskResult> {
+                             co_return TaskResult::success(nullptr);
+                           }));
+    ASSERT_TRUE(m.is_queued(*target));
+    h->drain();
+    if (by_shutdown)
+      m.begin_shutdown();
+    else
+      EXPECT_TRUE(m.cancel(*target));
+    ASSERT_TRUE(seen->status.has_value()) << "the destructor ran and found the task ended";
+    EXPECT_EQ(*seen->status, by_shutdown ? TaskStatus::Failed : TaskStatus::Cancelled);
+    EXPECT_FALSE(seen->cancel_answer) << "an ended task takes no cancel";
+    EXPECT_EQ(seen->events_before, 1u) << "its terminal event was already queued";
+  }
+}
+
 TEST(Limits, AQueuedTasksCancelIsReportedBeforeItsEndAndItsHookMaySettleIt) {
   auto h = harness_with(limits(1));
   auto& m = *h->manager;

@@ -752,10 +752,11 @@ bool BackgroundTaskManager::finish(SpawnedTask& t, TaskResult& result, json* eve
   // value is discarded. A forced end brings its own result.
   if (t.cancel.cancelled && !forced) result = cancelled_result(t);
   bool freed_slot = false;
-  if (t.sched != 0) [[unlikely]] {
-    freed_slot = leave_schedule(t);
-    if (!guard.alive()) return false;  // a queued callable's destructor (user code) ran
-  }
+  // A queued task's callable, never started: destroyed once the end is recorded and reported, so
+  // its destructor (user code) sees the task ended rather than between two states.
+  std::unique_ptr<DeferredBody> unstarted_body;
+  if (t.sched != 0) [[unlikely]]
+    freed_slot = leave_schedule(t, unstarted_body);
   const std::uint64_t now = executor_->now_ms();
   // The list, not an iterator: user code runs before its use, and a wait() it polls into may
   // rehash the map (elements never move).
@@ -856,6 +857,10 @@ bool BackgroundTaskManager::finish(SpawnedTask& t, TaskResult& result, json* eve
     // Installed by user code during this end (the commit hook, a fallback): no summary yet.
     if (!summary) summary = summary_from_store();
     hooks->on_task_end(*summary);
+    if (!guard.alive()) return false;
+  }
+  if (unstarted_body) {
+    unstarted_body.reset();
     if (!guard.alive()) return false;
   }
   if (owner) apply_retention(*owner);
@@ -1883,12 +1888,11 @@ void BackgroundTaskManager::start_queued(SpawnedTask& t, const UserCallGuard& gu
   }
 }
 
-bool BackgroundTaskManager::leave_schedule(SpawnedTask& t) {
+bool BackgroundTaskManager::leave_schedule(SpawnedTask& t, std::unique_ptr<DeferredBody>& unstarted_body) {
   bool freed = false;
-  std::unique_ptr<DeferredBody> dropped;  // destroyed last: its destructor is user code
   if (t.queued()) {
     if (auto it = deferred_.find(t.number); it != deferred_.end()) {
-      dropped = std::move(it->second);
+      unstarted_body = std::move(it->second);
       deferred_.erase(it);
     }
     t.sched &= static_cast<std::uint8_t>(~SpawnedTask::kQueued);

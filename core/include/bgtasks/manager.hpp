@@ -581,8 +581,8 @@ class BackgroundTaskManager final : private ExecutorClient {
   void start_eligible();
   void start_queued(SpawnedTask& t, const UserCallGuard& guard);  // guard: the caller's, open
   // Takes the task out of the schedule (queue, slot, timers) as it ends; true if it freed a slot.
-  // Drops a queued task's callable last (its destructor is user code: callers check their guard).
-  [[gnu::noinline]] bool leave_schedule(SpawnedTask& t);
+  // Hands a queued task's unstarted callable to the caller, which destroys it (user code) when safe.
+  [[gnu::noinline]] bool leave_schedule(SpawnedTask& t, std::unique_ptr<DeferredBody>& unstarted_body);
   void arm_deadline(SpawnedTask& t, DeadlineKind kind, std::uint64_t when, std::uint64_t timeout_ms = 0);
   void disarm_deadlines(SpawnedTask& t);
   void rearm_ticker();
