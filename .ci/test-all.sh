@@ -51,7 +51,9 @@ cmake --build --preset native-tsan
 setarch "$(uname -m)" -R ctest --preset native-tsan -j2 --timeout 300
 
 stage "fuzzing: every libFuzzer target for 20 s under ASan+UBSan, from the seed corpus (fuzz/README.md)"
-bash fuzz/run.sh 20
+# A fixed seed: the same inputs in the same order on every run. Open-ended fuzzing, which finds new
+# bugs rather than guarding the known ones, runs without it (fuzz/README.md).
+FUZZ_SEED=1 bash fuzz/run.sh 20
 
 stage "WebAssembly build (em++ 3.1.6) → js/build/"
 cmake --preset wasm

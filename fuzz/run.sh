@@ -9,7 +9,9 @@
 # build/fuzz/artifacts/<target>/ and build/fuzz/logs/).
 #
 # Environment: FUZZ_FLAVOR=fast for the unsanitized build (long runs; see build.sh); FUZZ_TARGETS="fuzz_api ..." to run a subset; FUZZ_JOBS=2 to run two targets at a
-# time (each still gets `seconds`); FUZZ_ARGS for extra libFuzzer flags.
+# time (each still gets `seconds`); FUZZ_ARGS for extra libFuzzer flags; FUZZ_SEED=N fixes
+# libFuzzer's random seed, so a run tries the same inputs in the same order (a slower machine tries
+# a prefix of them): what the test command uses, so that its outcome does not depend on luck.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 case "${FUZZ_FLAVOR:-asan}" in fast) OUT="$ROOT/build/fuzz-fast" ;; *) OUT="$ROOT/build/fuzz" ;; esac
@@ -37,7 +39,7 @@ run_one() {
   esac
   # -timeout: one input running 30 s is a hang (run_until_idle that never ends, for one).
   "$OUT/bin/$t" "$OUT/corpus/$t" -max_total_time="$SECS" -timeout=30 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$OUT/artifacts/$t/" "${extra[@]}" ${FUZZ_ARGS:-} \
+    -print_final_stats=1 -artifact_prefix="$OUT/artifacts/$t/" "${extra[@]}" ${FUZZ_SEED:+-seed="$FUZZ_SEED"} ${FUZZ_ARGS:-} \
     >"$OUT/logs/$t.log" 2>&1
   echo $? >"$OUT/logs/$t.rc"
 }
