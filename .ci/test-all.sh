@@ -21,8 +21,10 @@ stage "source checks (no build): no co_await result used directly as a condition
 bash .ci/check-source.sh
 stage "source checks: nothing cites outside the repository"
 bash .ci/check-self-contained.sh
-stage "lint: clang-format (C++), ESLint (JavaScript)"
+stage "npm ci: one workspace (package.json) for js/, its tests, the demo, the examples, the JS benchmarks"
 npm ci --no-audit --no-fund
+
+stage "lint: clang-format (C++), ESLint (JavaScript)"
 bash .ci/check-format.sh
 
 # A C locale whose decimal point is ',' for the codec's locale test (NumbersDoNotDependOnTheCLocale
@@ -59,14 +61,7 @@ stage "WebAssembly build (em++ 3.1.6) → js/build/"
 cmake --preset wasm
 cmake --build --preset wasm
 
-stage "npm packages"
-(cd js && npm ci --no-audit --no-fund)
-(cd web_tests && npm ci --no-audit --no-fund)
-
-stage "examples: native (find_package after cmake --install), packaging, README snippets, node-agent deps"
-(cd examples/node-agent && npm ci --no-audit --no-fund)
-(cd examples/readme && npm ci --no-audit --no-fund)
-(cd demo && npm ci --no-audit --no-fund)
+stage "examples: native (find_package after cmake --install), packaging, README snippets"
 export BGTASKS_PREFIX="$PWD/build/examples-prefix"
 bash examples/native/test.sh
 bash examples/asio/test.sh        # the asio bridge on an io_context, against the same install

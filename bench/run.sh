@@ -89,8 +89,9 @@ if [ -f bench/js/run.mjs ]; then
   # The JS bench drives the npm package, i.e. the Embind module in js/build (the wasm preset).
   cmake --preset wasm >/dev/null
   cmake --build --preset wasm
-  if [ -f bench/js/package.json ] && [ ! -d bench/js/node_modules ]; then
-    (cd bench/js && npm ci --no-audit --no-fund)
+  # p-queue and Effection come from the npm workspace at the top level.
+  if [ ! -d node_modules/p-queue ] || [ ! -d node_modules/effection ]; then
+    npm ci --no-audit --no-fund
   fi
   JS_ARGS=()
   [ "$SMOKE" = 1 ] && JS_ARGS+=(--smoke)

@@ -2,7 +2,7 @@
 # The bgtasks demo in one command, from a fresh clone on Debian 12:
 #   bash demo/run.sh            (PORT=8080 bash demo/run.sh for another port)
 # Installs what is missing (Emscripten and the other wasm build tools from Debian, the npm
-# packages of js/ and demo/), builds the wasm module if js/build/bgtasks.wasm is missing, then
+# workspace at the top of the repository), builds the wasm module if js/build/bgtasks.wasm is missing, then
 # serves the demo with Vite's dev server on http://127.0.0.1:$PORT/ (Ctrl-C stops it).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,13 +39,10 @@ if [ ! -f js/build/bgtasks.wasm ] || [ ! -f js/build/bgtasks.mjs ]; then
   cmake --build --preset wasm
 fi
 
-if [ ! -d js/node_modules/proper-lockfile ]; then
-  echo "== npm ci in js/"
-  (cd js && npm ci --no-audit --no-fund)
-fi
-if [ ! -x demo/node_modules/.bin/vite ] || [ ! -e demo/node_modules/bgtasks ]; then
-  echo "== npm ci in demo/"
-  (cd demo && npm ci --no-audit --no-fund)
+# One npm workspace at the top level installs js/'s dependencies, vite and the bgtasks link.
+if [ ! -d node_modules/proper-lockfile ] || [ ! -x node_modules/.bin/vite ] || [ ! -e node_modules/bgtasks ]; then
+  echo "== npm ci (the workspace at the top level)"
+  npm ci --no-audit --no-fund
 fi
 
 echo

@@ -1,7 +1,7 @@
 // bgtasks JS/wasm benchmarks: every figure next to its
 // peer, measured in the same run, repetitions interleaved, medians reported.
 //
-//   cd bench/js && npm ci && node run.mjs            # full run (a few minutes)
+//   npm ci (at the top) && cd bench/js && node run.mjs  # full run (a few minutes)
 //   node run.mjs --smoke                             # tiny sizes, 1 repetition (CI: proves it runs)
 //   node run.mjs --reps=7 --only=workload,drain      # sections: workload, drain, snapshot, autosave, cancel
 //   node run.mjs --shared-heap                       # workload peers on one thread (no workers)

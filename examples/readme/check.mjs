@@ -2,7 +2,8 @@
 // Keeps the README's code honest:
 //   1. extracts the ```js and ```cpp blocks from README.md and fails if either differs from the
 //      text embedded (between marker lines) in readme-js.mjs / readme-cpp.cpp;
-//   2. runs readme-js.mjs (Node, the `bgtasks` package through ./node_modules: `npm ci` here first);
+//   2. runs readme-js.mjs (Node, with the `bgtasks` package the npm workspace links: `npm ci` at
+//      the top of the repository first);
 //   3. builds readme-cpp.cpp — the README's ```cpp block, a whole program, and nothing else —
 //      against an installed bgtasks, as examples/native does (find_package(bgtasks) +
 //      bgtasks::core after `cmake --install`), with the default C++ compiler and with clang++ when
@@ -18,6 +19,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -113,8 +115,10 @@ function expectLines(name, stdout, patterns) {
   else fail(`${name} output, line ${bad + 1}: ${JSON.stringify(lines[bad])} does not match ${patterns[bad]}\n${stdout}`);
 }
 
-if (!existsSync(join(here, 'node_modules', 'bgtasks'))) {
-  fail('examples/readme/node_modules/bgtasks is missing: run `(cd examples/readme && npm ci)` first');
+try {
+  createRequire(join(here, 'readme-js.mjs')).resolve('bgtasks/package.json');
+} catch {
+  fail('bgtasks is not installed for examples/readme: run `npm ci` at the top of the repository');
   process.exit(1);
 }
 try {

@@ -4,11 +4,11 @@
 // orphans, step the manual clock, limit concurrency (a queued task) and time out a hung call, open a second tab that takes the threads over and take them back. Every wait is on a DOM condition (with a timeout), never a fixed
 // sleep. Screenshots go to build/web-tests/screenshots/demo-*.png (git-ignored).
 // Run: cd web_tests && node --test browser/demo.test.mjs
-// Needs: js/build/bgtasks.wasm (cmake --preset wasm && cmake --build --preset wasm); the npm
-// packages of js/ and demo/ are installed here with `npm ci` when missing.
+// Needs: js/build/bgtasks.wasm (cmake --preset wasm && cmake --build --preset wasm) and `npm ci` at
+// the top level (the workspace that installs vite and links bgtasks for the demo).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -36,10 +36,6 @@ const navigations = [];
 // ---- helpers ---------------------------------------------------------------------------------
 
 const exists = (p) => access(p).then(() => true, () => false);
-
-function npmCi(dir) {
-  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-}
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -196,8 +192,9 @@ async function shot(name, { fullPage = false } = {}) {
 before(async () => {
   if (!(await exists(join(JS_DIR, 'build', 'bgtasks.wasm'))))
     throw new Error('js/build/bgtasks.wasm is missing: build it with `cmake --preset wasm && cmake --build --preset wasm`');
-  if (!(await exists(join(JS_DIR, 'node_modules', 'proper-lockfile')))) npmCi(JS_DIR);
-  if (!(await exists(join(DEMO, 'node_modules', '.bin', 'vite')))) npmCi(DEMO);
+  for (const dep of ['vite', 'bgtasks'])
+    if (!(await exists(join(REPO, 'node_modules', dep))))
+      throw new Error(`node_modules/${dep} is missing: run \`npm ci\` at the top of the repository`);
   await mkdir(SHOTS, { recursive: true });
 
   const port = await freePort();

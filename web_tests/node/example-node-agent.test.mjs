@@ -3,10 +3,11 @@
 //   run 1 is SIGKILLed after its 10th event; its FileStore snapshot still has running tasks;
 //   run 2 reports them as orphans (failed, awaken's message), then finishes new work;
 //   run 3 finds nothing orphaned (run 2 ended cleanly).
-// Needs `(cd examples/node-agent && npm ci)` (the example's own `bgtasks` link).
+// Needs `npm ci` at the top level (the workspace links `bgtasks` for the example).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -41,10 +42,14 @@ const readState = (dir) => JSON.parse(readFileSync(join(dir, 'main.json'), 'utf8
 const statuses = (state) => Object.fromEntries(Object.values(state.tasks).map((t) => [t.task_id, t.status]));
 
 before(() => {
-  assert.ok(
-    existsSync(join(exampleDir, 'node_modules', 'bgtasks', 'package.json')),
-    'examples/node-agent/node_modules/bgtasks is missing: run `(cd examples/node-agent && npm ci)` first',
-  );
+  // Resolved as the example resolves it (Node walks up to the workspace's node_modules).
+  let found;
+  try {
+    found = realpathSync(createRequire(agent).resolve('bgtasks/package.json'));
+  } catch {
+    assert.fail('bgtasks is not installed for examples/node-agent: run `npm ci` at the top of the repository');
+  }
+  assert.equal(found, realpathSync(join(exampleDir, '..', '..', 'js', 'package.json')), 'bgtasks resolves to this repository\'s js/');
 });
 
 test('node-agent example: a killed run leaves orphans that the next run reports, then new work finishes', () => {

@@ -45,7 +45,7 @@ before(async () => {
   tarball = join(tmp, info.filename);
   project = join(tmp, 'app');
   await cp(FIXTURE, project, { recursive: true });
-  // One install: the tarball (and its dependency idb) plus the fixture's devDependency vite.
+  // One install: the tarball (and its dependency proper-lockfile) plus the fixture's devDependency vite.
   await sh('npm', ['install', tarball, ...NPM_FLAGS], project);
 });
 
