@@ -298,10 +298,14 @@ class Model {
     for (const std::uint64_t n : granted_seq_) left += seen_number(n) ? 0 : 1;
     return left;
   }
-  // What a restore that succeeded may have stored (it took those numbers out of the blocks).
-  void note_restored(const BackgroundTaskStateSnapshot& snap) {
-    for (const auto& [id, m] : snap.tasks)
+  // What a restore that succeeded may have stored (it took those numbers out of the blocks). An id
+  // absent before it is a new entry, even where an ended one of that id was dropped (by retention,
+  // say) earlier in the same step: the old entry's terminal state no longer binds it.
+  void note_restored(const BackgroundTaskStateSnapshot& snap, const BackgroundTaskStateSnapshot& before) {
+    for (const auto& [id, m] : snap.tasks) {
       if (auto n = parse_bg_number(id); n && "bg_" + str(*n) == id) maybe_seen_.insert(*n);
+      if (!before.tasks.count(id)) terminal_.erase(id);
+    }
   }
   std::uint64_t expected_next(const BackgroundTaskStateSnapshot& snap, std::uint64_t counter_before) const {
     return granting_ ? grant_next().value_or(UINT64_MAX) : fuzz::counter_after(snap, counter_before);
@@ -852,7 +856,7 @@ void Model::act(const std::string& at_hand, const Reentry& e, Where where) {
       } else {
         // Another thread's ids refuse it; what it then finds is not known exactly here.
         FUZZ_CHECK(got.ok() || got.error().code == Errc::IdConflict, who + " failed: " + got.error().message);
-        if (got.ok()) note_restored(*snap);
+        if (got.ok()) note_restored(*snap, before);
       }
       break;
     }
@@ -1500,7 +1504,7 @@ void Model::check_restore_result(const std::string& thread, const BackgroundTask
     const auto want = fuzz::restored_into_empty(one, thread).tasks.at(id);
     FUZZ_CHECK(it->second == want, "restored " + show(it->second) + ", want " + show(want));
   }
-  note_restored(snap);
+  note_restored(snap, before);
   FUZZ_CHECK(r->added == added, "restore returned " + str(r->added) + ", added " + str(added));
   // Id order: bg_N by N, then the other ids.
   std::sort(skipped.begin(), skipped.end(), [](const auto& a, const auto& b) {
