@@ -299,12 +299,15 @@ class Model {
     return left;
   }
   // What a restore that succeeded may have stored (it took those numbers out of the blocks). An id
-  // absent before it is a new entry, even where an ended one of that id was dropped (by retention,
-  // say) earlier in the same step: the old entry's terminal state no longer binds it.
+  // absent before it is a new entry, even where an ended task of that id was dropped (forgotten, or
+  // by retention) earlier in the same step: the old entry's terminal state no longer binds it, and
+  // the task's handle went with its entry (the restored entry has none).
   void note_restored(const BackgroundTaskStateSnapshot& snap, const BackgroundTaskStateSnapshot& before) {
     for (const auto& [id, m] : snap.tasks) {
       if (auto n = parse_bg_number(id); n && "bg_" + str(*n) == id) maybe_seen_.insert(*n);
-      if (!before.tasks.count(id)) terminal_.erase(id);
+      if (before.tasks.count(id)) continue;
+      terminal_.erase(id);
+      if (auto it = tasks_.find(id); it != tasks_.end()) it->second.gone = true;
     }
   }
   std::uint64_t expected_next(const BackgroundTaskStateSnapshot& snap, std::uint64_t counter_before) const {
