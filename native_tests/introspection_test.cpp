@@ -17,7 +17,7 @@ using bgtasks::testing::Harness;
 using bgtasks::testing::make_meta;
 using bgtasks::testing::manager_with_store_and_inbox;
 
-constexpr const char* kThread = "thread-1";
+constexpr const char* kIntrospectedThread = "thread-1";
 
 std::vector<TaskId> ids_of(const std::vector<TaskSummary>& list) {
   std::vector<TaskId> out;
@@ -75,19 +75,21 @@ TEST(Introspection, StatsCountByStatusInboxDepthAndLiveBodies) {
   EXPECT_EQ(st0.live_bodies, 0u);
   EXPECT_EQ(st0.owner_inbox_depth, 0u);
 
-  auto ok = m.spawn(kThread, "shell", std::nullopt, "ok", {},
+  auto ok = m.spawn(kIntrospectedThread, "shell", std::nullopt, "ok", {},
                     [](TaskContext) -> Co<TaskResult> { co_return TaskResult::success(json(1)); });
-  auto bad = m.spawn(kThread, "shell", std::nullopt, "bad", {},
+  auto bad = m.spawn(kIntrospectedThread, "shell", std::nullopt, "bad", {},
                      [](TaskContext) -> Co<TaskResult> { co_return TaskResult::failed("nope"); });
-  auto cancelled = m.spawn(kThread, "shell", std::nullopt, "cancelled", {}, [](TaskContext ctx) -> Co<TaskResult> {
-    co_await ctx.cancelled();
-    co_return TaskResult::cancelled();
-  });
-  auto sleeping = m.spawn(kThread, "shell", std::nullopt, "sleeping", {}, [](TaskContext ctx) -> Co<TaskResult> {
-    ctx.emit("started", json{{"n", 1}});
-    bool slept = co_await ctx.sleep(1'000'000);
-    co_return slept ? TaskResult::success(nullptr) : TaskResult::cancelled();
-  });
+  auto cancelled =
+      m.spawn(kIntrospectedThread, "shell", std::nullopt, "cancelled", {}, [](TaskContext ctx) -> Co<TaskResult> {
+        co_await ctx.cancelled();
+        co_return TaskResult::cancelled();
+      });
+  auto sleeping =
+      m.spawn(kIntrospectedThread, "shell", std::nullopt, "sleeping", {}, [](TaskContext ctx) -> Co<TaskResult> {
+        ctx.emit("started", json{{"n", 1}});
+        bool slept = co_await ctx.sleep(1'000'000);
+        co_return slept ? TaskResult::success(nullptr) : TaskResult::cancelled();
+      });
   auto stubborn = m.spawn("thread-2", "shell", std::nullopt, "stubborn", {}, [](TaskContext ctx) -> Co<TaskResult> {
     co_await sleep_for(ctx.executor(), 1'000'000);
     co_return TaskResult::success(nullptr);
@@ -111,7 +113,7 @@ TEST(Introspection, StatsCountByStatusInboxDepthAndLiveBodies) {
   EXPECT_EQ(m.stats().owner_inbox_depth, 0u);
 
   // A host task counts by status like any other.
-  auto hosted = host(m, kThread, "hosted");
+  auto hosted = host(m, kIntrospectedThread, "hosted");
   EXPECT_EQ(m.stats().running, 3u);
   ASSERT_TRUE(m.fail(hosted, "x").ok());
   st = m.stats();
@@ -123,11 +125,11 @@ TEST(Introspection, StatsCountByStatusInboxDepthAndLiveBodies) {
 TEST(Introspection, TaskTreeNestsChildrenUnderParentsInIdOrder) {
   auto h = manager_with_store_and_inbox();
   auto& m = *h->manager;
-  auto b0 = host(m, kThread, "root task", std::nullopt, std::string_view("alpha"));
-  auto b1 = host(m, kThread, "child one", b0, std::nullopt, "http");
-  auto b2 = host(m, kThread, "other root");
-  auto b3 = host(m, kThread, "grandchild", b1);
-  auto b4 = host(m, kThread, "child two", b0, std::string_view("beta"), "sub_agent");
+  auto b0 = host(m, kIntrospectedThread, "root task", std::nullopt, std::string_view("alpha"));
+  auto b1 = host(m, kIntrospectedThread, "child one", b0, std::nullopt, "http");
+  auto b2 = host(m, kIntrospectedThread, "other root");
+  auto b3 = host(m, kIntrospectedThread, "grandchild", b1);
+  auto b4 = host(m, kIntrospectedThread, "child two", b0, std::string_view("beta"), "sub_agent");
   auto b5 = host(m, "thread-2", "elsewhere");
   ASSERT_EQ(b5, "bg_5");
   ASSERT_TRUE(m.complete(b4, json(1)).ok());
@@ -141,7 +143,7 @@ TEST(Introspection, TaskTreeNestsChildrenUnderParentsInIdOrder) {
            "alpha"),
       node(b2, "shell", "other root", "failed"),
   });
-  EXPECT_EQ(m.task_tree(kThread), expected);
+  EXPECT_EQ(m.task_tree(kIntrospectedThread), expected);
 
   json all = expected;
   all.push_back(node(b5, "shell", "elsewhere", "running"));
@@ -153,10 +155,10 @@ TEST(Introspection, TaskTreeNestsChildrenUnderParentsInIdOrder) {
 TEST(Introspection, TaskTreeOrdersByIdNumerically) {
   auto h = manager_with_store_and_inbox();
   auto& m = *h->manager;
-  auto root = host(m, kThread, "root");
-  for (int i = 1; i <= 11; ++i) host(m, kThread, "child", root);
-  for (int i = 12; i <= 13; ++i) host(m, kThread, "root");
-  auto tree = m.task_tree(kThread);
+  auto root = host(m, kIntrospectedThread, "root");
+  for (int i = 1; i <= 11; ++i) host(m, kIntrospectedThread, "child", root);
+  for (int i = 12; i <= 13; ++i) host(m, kIntrospectedThread, "root");
+  auto tree = m.task_tree(kIntrospectedThread);
   ASSERT_TRUE(tree.is_array());
   ASSERT_EQ(tree.size(), 3u);
   EXPECT_EQ(tree[0]["task_id"], "bg_0");
@@ -170,37 +172,38 @@ TEST(Introspection, TaskTreeOrdersByIdNumerically) {
 TEST(Introspection, ListReturnsIdOrder) {
   auto h = manager_with_store_and_inbox();
   auto& m = *h->manager;
-  for (int i = 0; i < 12; ++i) host(m, kThread, "t");
+  for (int i = 0; i < 12; ++i) host(m, kIntrospectedThread, "t");
   host(m, "thread-2", "not mine");
-  EXPECT_EQ(ids_of(m.list(kThread)), bg_range(0, 11));
+  EXPECT_EQ(ids_of(m.list(kIntrospectedThread)), bg_range(0, 11));
 
   BackgroundTaskStateSnapshot snap;
   for (const char* id : {"zeta", "bg_20", "alpha"}) {
-    snap.tasks[id] = make_meta(id, kThread, TaskStatus::Completed);
+    snap.tasks[id] = make_meta(id, kIntrospectedThread, TaskStatus::Completed);
   }
-  EXPECT_EQ(m.restore_for_thread(kThread, snap), 3u);
-  auto ids = ids_of(m.list(kThread));
+  EXPECT_EQ(m.restore_for_thread(kIntrospectedThread, snap), 3u);
+  auto ids = ids_of(m.list(kIntrospectedThread));
   ASSERT_EQ(ids.size(), 15u);
   auto numeric = bg_range(0, 11);
   numeric.push_back("bg_20");
   EXPECT_EQ(std::vector<TaskId>(ids.begin(), ids.begin() + 13), numeric) << "bg_N numerically first";
   EXPECT_EQ(std::set<TaskId>(ids.begin() + 13, ids.end()), (std::set<TaskId>{"alpha", "zeta"})) << "then the other ids";
   EXPECT_EQ(ids_of(m.list("thread-2")), (std::vector<TaskId>{"bg_12"}));
-  EXPECT_EQ(host(m, kThread, "after restore"), "bg_21") << "restored bg_20 moves the counter";
+  EXPECT_EQ(host(m, kIntrospectedThread, "after restore"), "bg_21") << "restored bg_20 moves the counter";
 }
 
 TEST(Introspection, ForgetOnlyTerminalTasks) {
   auto h = manager_with_store_and_inbox();
   auto& m = *h->manager;
-  auto a = host(m, kThread, "a");
-  auto b = host(m, kThread, "b");
-  auto stubborn = m.spawn(kThread, "shell", std::nullopt, "stubborn", {}, [](TaskContext ctx) -> Co<TaskResult> {
-    co_await sleep_for(ctx.executor(), 100);
-    co_return TaskResult::success(nullptr);
-  });
+  auto a = host(m, kIntrospectedThread, "a");
+  auto b = host(m, kIntrospectedThread, "b");
+  auto stubborn =
+      m.spawn(kIntrospectedThread, "shell", std::nullopt, "stubborn", {}, [](TaskContext ctx) -> Co<TaskResult> {
+        co_await sleep_for(ctx.executor(), 100);
+        co_return TaskResult::success(nullptr);
+      });
   ASSERT_TRUE(stubborn.ok());
   h->run_until_idle();
-  EXPECT_EQ(m.list(kThread).size(), 3u);
+  EXPECT_EQ(m.list(kIntrospectedThread).size(), 3u);
 
   EXPECT_FALSE(m.forget(a)) << "running";
   EXPECT_FALSE(m.forget("bg_999")) << "unknown";
@@ -211,7 +214,7 @@ TEST(Introspection, ForgetOnlyTerminalTasks) {
   EXPECT_TRUE(m.forget(a));
   EXPECT_FALSE(m.forget(a)) << "true once";
   EXPECT_EQ(m.get(a), std::nullopt);
-  EXPECT_EQ(ids_of(m.list(kThread)), (std::vector<TaskId>{b, *stubborn}));
+  EXPECT_EQ(ids_of(m.list(kIntrospectedThread)), (std::vector<TaskId>{b, *stubborn}));
   EXPECT_EQ(m.persisted_snapshot().tasks.count(a), 0u);
   EXPECT_FALSE(m.cancel(a));
 
@@ -222,10 +225,10 @@ TEST(Introspection, ForgetOnlyTerminalTasks) {
   h->run_for(100);
   EXPECT_EQ(m.get(*stubborn)->status, TaskStatus::Cancelled);
   EXPECT_TRUE(m.forget(*stubborn));
-  EXPECT_EQ(ids_of(m.list(kThread)), (std::vector<TaskId>{b}));
+  EXPECT_EQ(ids_of(m.list(kIntrospectedThread)), (std::vector<TaskId>{b}));
 
   // Ids are never reused after forget.
-  EXPECT_EQ(host(m, kThread, "c"), "bg_3");
+  EXPECT_EQ(host(m, kIntrospectedThread, "c"), "bg_3");
   EXPECT_EQ(m.stats().completed + m.stats().cancelled, 0u) << "forgotten tasks are not counted";
 }
 
@@ -238,14 +241,14 @@ TEST(Retention, RetainFinishedKeepsTheNewestTerminalTasksPerThread) {
       harness_with(ManagerOptions{.retain_finished = 2, .agent_inbox = {}, .concurrency = {}, .cancel_grace_ms = {}});
   auto& m = *h->manager;
   std::vector<TaskId> t1;
-  for (int i = 0; i < 5; ++i) t1.push_back(host(m, kThread, "t1"));  // bg_0..bg_4
-  auto o1 = host(m, "thread-2", "t2");                               // bg_5
-  auto o2 = host(m, "thread-2", "t2");                               // bg_6
+  for (int i = 0; i < 5; ++i) t1.push_back(host(m, kIntrospectedThread, "t1"));  // bg_0..bg_4
+  auto o1 = host(m, "thread-2", "t2");                                           // bg_5
+  auto o2 = host(m, "thread-2", "t2");                                           // bg_6
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(m.complete(t1[i], json(i)).ok());
   ASSERT_TRUE(m.complete(o1, json("o1")).ok());
   ASSERT_TRUE(m.fail(o2, "o2").ok());
 
-  EXPECT_EQ(ids_of(m.list(kThread)), (std::vector<TaskId>{"bg_2", "bg_3", "bg_4"}));
+  EXPECT_EQ(ids_of(m.list(kIntrospectedThread)), (std::vector<TaskId>{"bg_2", "bg_3", "bg_4"}));
   EXPECT_EQ(m.get("bg_0"), std::nullopt);
   EXPECT_EQ(m.get("bg_1"), std::nullopt);
   EXPECT_EQ(m.get("bg_4")->status, TaskStatus::Running);
@@ -253,8 +256,8 @@ TEST(Retention, RetainFinishedKeepsTheNewestTerminalTasksPerThread) {
   EXPECT_EQ(h->drain().size(), 6u) << "retention drops records, not events";
 
   ASSERT_TRUE(m.complete(t1[4], json(4)).ok());
-  EXPECT_EQ(ids_of(m.list(kThread)), (std::vector<TaskId>{"bg_3", "bg_4"}));
-  EXPECT_EQ(m.persisted_snapshot(kThread).tasks.size(), 2u);
+  EXPECT_EQ(ids_of(m.list(kIntrospectedThread)), (std::vector<TaskId>{"bg_3", "bg_4"}));
+  EXPECT_EQ(m.persisted_snapshot(kIntrospectedThread).tasks.size(), 2u);
 }
 
 TEST(Retention, RetentionAppliesToCoroutineBodiesAndKeepsRunningOnes) {
@@ -262,21 +265,21 @@ TEST(Retention, RetentionAppliesToCoroutineBodiesAndKeepsRunningOnes) {
       harness_with(ManagerOptions{.retain_finished = 2, .agent_inbox = {}, .concurrency = {}, .cancel_grace_ms = {}});
   auto& m = *h->manager;
   for (int i = 0; i < 4; ++i) {
-    ASSERT_TRUE(m.spawn(kThread, "shell", std::nullopt, "quick", {}, [](TaskContext) -> Co<TaskResult> {
+    ASSERT_TRUE(m.spawn(kIntrospectedThread, "shell", std::nullopt, "quick", {}, [](TaskContext) -> Co<TaskResult> {
                    co_return TaskResult::success(nullptr);
                  }).ok());
   }
-  auto slow = m.spawn(kThread, "shell", std::nullopt, "slow", {}, [](TaskContext ctx) -> Co<TaskResult> {
+  auto slow = m.spawn(kIntrospectedThread, "shell", std::nullopt, "slow", {}, [](TaskContext ctx) -> Co<TaskResult> {
     co_await ctx.sleep(100);
     co_return TaskResult::success(nullptr);
   });
   ASSERT_TRUE(slow.ok());
   h->run_until_idle();
-  EXPECT_EQ(ids_of(m.list(kThread)), (std::vector<TaskId>{"bg_2", "bg_3", "bg_4"}));
+  EXPECT_EQ(ids_of(m.list(kIntrospectedThread)), (std::vector<TaskId>{"bg_2", "bg_3", "bg_4"}));
   EXPECT_EQ(m.stats().completed, 2u);
   EXPECT_EQ(m.stats().running, 1u);
   h->run_for(100);
-  EXPECT_EQ(ids_of(m.list(kThread)), (std::vector<TaskId>{"bg_3", "bg_4"}));
+  EXPECT_EQ(ids_of(m.list(kIntrospectedThread)), (std::vector<TaskId>{"bg_3", "bg_4"}));
   EXPECT_EQ(h->drain().size(), 5u);
 }
 
@@ -284,33 +287,33 @@ TEST(Retention, ATaskForgottenByHandDoesNotCostARetentionSlot) {
   auto h =
       harness_with(ManagerOptions{.retain_finished = 2, .agent_inbox = {}, .concurrency = {}, .cancel_grace_ms = {}});
   auto& m = *h->manager;
-  auto a = host(m, kThread, "a");
-  auto b = host(m, kThread, "b");
-  auto c = host(m, kThread, "c");
+  auto a = host(m, kIntrospectedThread, "a");
+  auto b = host(m, kIntrospectedThread, "b");
+  auto c = host(m, kIntrospectedThread, "c");
   ASSERT_TRUE(m.complete(a, json(1)).ok());
   ASSERT_TRUE(m.complete(b, json(2)).ok());
   EXPECT_TRUE(m.forget(b));
   ASSERT_TRUE(m.complete(c, json(3)).ok());
   // Terminal tasks left: a and c, which is within the limit of 2.
-  EXPECT_EQ(ids_of(m.list(kThread)), (std::vector<TaskId>{a, c}));
+  EXPECT_EQ(ids_of(m.list(kIntrospectedThread)), (std::vector<TaskId>{a, c}));
 }
 
 TEST(Retention, SetRetainFinishedAtRuntime) {
   auto h = manager_with_store_and_inbox();
   auto& m = *h->manager;
   std::vector<TaskId> ids;
-  for (int i = 0; i < 5; ++i) ids.push_back(host(m, kThread, "t"));  // bg_0..bg_4
+  for (int i = 0; i < 5; ++i) ids.push_back(host(m, kIntrospectedThread, "t"));  // bg_0..bg_4
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(m.complete(ids[i], json(i)).ok());
-  EXPECT_EQ(m.list(kThread).size(), 5u) << "unlimited by default";
+  EXPECT_EQ(m.list(kIntrospectedThread).size(), 5u) << "unlimited by default";
 
   m.set_retain_finished(2);
   ASSERT_TRUE(m.complete(ids[3], json(3)).ok());
-  EXPECT_EQ(ids_of(m.list(kThread)), (std::vector<TaskId>{"bg_2", "bg_3", "bg_4"}));
+  EXPECT_EQ(ids_of(m.list(kIntrospectedThread)), (std::vector<TaskId>{"bg_2", "bg_3", "bg_4"}));
 
   m.set_retain_finished(std::nullopt);
   ASSERT_TRUE(m.complete(ids[4], json(4)).ok());
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(m.complete(host(m, kThread, "more"), json(i)).ok());
-  EXPECT_EQ(ids_of(m.list(kThread)), (std::vector<TaskId>{"bg_2", "bg_3", "bg_4", "bg_5", "bg_6", "bg_7"}));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(m.complete(host(m, kIntrospectedThread, "more"), json(i)).ok());
+  EXPECT_EQ(ids_of(m.list(kIntrospectedThread)), (std::vector<TaskId>{"bg_2", "bg_3", "bg_4", "bg_5", "bg_6", "bg_7"}));
 }
 
 }  // namespace

@@ -10,9 +10,11 @@
 
 #include "bgtasks/bgtasks.hpp"
 #include "bgtasks/manager_internals.hpp"
+#include "support.hpp"
 
 namespace {
 using namespace bgtasks;
+using bgtasks::testing::wait_cancelled;
 
 template <class T>
 T must(Result<T> r) {
@@ -20,12 +22,7 @@ T must(Result<T> r) {
   return std::move(r).value();
 }
 
-Co<TaskResult> wait_cancel(TaskContext ctx) {
-  co_await ctx.cancelled();
-  co_return TaskResult::cancelled();
-}
-
-Co<TaskResult> sleep_long(TaskContext ctx) {
+Co<TaskResult> sleep_a_minute(TaskContext ctx) {
   bool slept = co_await ctx.sleep(60'000);
   co_return slept ? TaskResult::success(1) : TaskResult::cancelled();
 }
@@ -48,10 +45,10 @@ std::shared_ptr<BackgroundTaskManager> make_manager(Executor& exec, std::shared_
 // sub-agent reading its inbox. Returns their ids, in that order.
 std::vector<TaskId> spawn_every_kind(BackgroundTaskManager& m, Executor& exec) {
   std::vector<TaskId> ids;
-  ids.push_back(must(m.spawn({.thread = "t1", .type = "job", .description = "running"}, wait_cancel)));
-  ids.push_back(must(m.spawn({.thread = "t2", .type = "job", .description = "sleeping"}, sleep_long)));
+  ids.push_back(must(m.spawn({.thread = "t1", .type = "job", .description = "running"}, wait_cancelled)));
+  ids.push_back(must(m.spawn({.thread = "t2", .type = "job", .description = "sleeping"}, sleep_a_minute)));
   // Per thread, one at a time: t1's second task queues behind the first.
-  ids.push_back(must(m.spawn({.thread = "t1", .type = "job", .description = "queued"}, wait_cancel)));
+  ids.push_back(must(m.spawn({.thread = "t1", .type = "job", .description = "queued"}, wait_cancelled)));
   ids.push_back(must(m.spawn_host({.thread = "t3", .type = "host", .description = "host", .timeout_ms = 5'000})));
   ids.push_back(must(
       m.spawn_agent_with_context({.thread = "t4", .description = "agent"}, [](AgentTaskContext ctx) -> Co<TaskResult> {
@@ -74,7 +71,7 @@ ManagerOptions one_per_thread() {
 // What a manager whose executor is gone answers.
 void expect_detached(BackgroundTaskManager& m, const std::vector<TaskId>& ids) {
   EXPECT_TRUE(m.executor_gone());
-  auto spawned = m.spawn({.thread = "t1", .type = "job", .description = "late"}, wait_cancel);
+  auto spawned = m.spawn({.thread = "t1", .type = "job", .description = "late"}, wait_cancelled);
   ASSERT_FALSE(spawned.ok());
   EXPECT_EQ(spawned.error().code, Errc::Disposed);
   EXPECT_EQ(spawned.error().message, "the executor this manager ran on was destroyed");
@@ -295,7 +292,7 @@ TEST(ExecutorFirst, KeptContextAndTokenAreInert) {
   CancellationToken token = kept->cancel_token();
   exec.reset();
   EXPECT_FALSE(kept->emit("late", 1));
-  auto child = kept->spawn({.type = "child"}, wait_cancel);
+  auto child = kept->spawn({.type = "child"}, wait_cancelled);
   ASSERT_FALSE(child.ok());
   EXPECT_EQ(child.error().code, Errc::TaskTerminated);
   token.cancel();

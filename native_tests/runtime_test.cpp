@@ -7,18 +7,15 @@
 #include <vector>
 
 #include "bgtasks/bgtasks.hpp"
+#include "support.hpp"
 
 namespace {
 using namespace bgtasks;
+using bgtasks::testing::wait_cancelled;
 
 Co<TaskResult> report_and_finish(TaskContext ctx) {
   ctx.emit("progress", 50);
   co_return TaskResult::success(json{{"ok", true}});
-}
-
-Co<TaskResult> wait_cancel(TaskContext ctx) {
-  co_await ctx.cancelled();
-  co_return TaskResult::cancelled();
 }
 
 TEST(MakeRuntime, ReadyToSpawnWithoutMoreSetup) {
@@ -78,7 +75,7 @@ TEST(MakeRuntime, PluginAndToolAreWired) {
   ManualClock clock{1'000};
   Executor exec{clock};
   Runtime rt = make_runtime(exec);
-  const TaskId id = rt.manager->spawn({.thread = "t1", .type = "job"}, wait_cancel).value();
+  const TaskId id = rt.manager->spawn({.thread = "t1", .type = "job"}, wait_cancelled).value();
   exec.run_until_idle();
   // awaken-style: the plugin's hooks through an ExecutionEnv and a PhaseRuntime.
   auto env = ExecutionEnv::from_plugins({rt.plugin});
@@ -117,8 +114,8 @@ TEST(MakeRuntime, OnAStoreOfTheCaller) {
   EXPECT_EQ(second.store, store);
   first.manager->grant_ids(1, 100);  // managers sharing a store take ids from disjoint blocks
   second.manager->grant_ids(101, 100);
-  const TaskId a = first.manager->spawn({.thread = "t1", .type = "job"}, wait_cancel).value();
-  const TaskId b = second.manager->spawn({.thread = "t2", .type = "job"}, wait_cancel).value();
+  const TaskId a = first.manager->spawn({.thread = "t1", .type = "job"}, wait_cancelled).value();
+  const TaskId b = second.manager->spawn({.thread = "t2", .type = "job"}, wait_cancelled).value();
   EXPECT_NE(a, b);
   EXPECT_EQ(second.manager->get(a)->status, TaskStatus::Running);  // one store: both see both
   EXPECT_TRUE(first.manager->get(b).has_value());
