@@ -36,16 +36,19 @@ LOCALE_ENV=(env LOCPATH="$PWD/build/locale" BGTASKS_REQUIRE_COMMA_LOCALE=1)
 # traces keep their file:line, and a test object compiles in about 20 % less time (awaken_manager_test:
 # 28 s -> 22 s at -O2, 27 s -> 23 s under ASan+UBSan).
 LINES_ONLY=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DCMAKE_CXX_FLAGS_DEBUG="-g1")
+# The test files compiled in batches (native_tests/CMakeLists.txt): the test binary builds in about
+# a quarter less time (4 min 55 s -> 3 min 45 s on 2 cores at -O2 -g1).
+UNITY=(-DBGTASKS_UNITY_TESTS=ON)
 
 stage "native build + GoogleTest (RelWithDebInfo)"
-cmake --preset native "${LINES_ONLY[@]}"
+cmake --preset native "${LINES_ONLY[@]}" "${UNITY[@]}"
 cmake --build --preset native
 # A per-test timeout (tests with their own TIMEOUT, the soak, keep it): a test that stops making
 # progress fails instead of holding the run forever.
 "${LOCALE_ENV[@]}" ctest --preset native -j2 --timeout 300
 
 stage "native build + GoogleTest under AddressSanitizer, LeakSanitizer and UBSan"
-cmake --preset native-asan "${LINES_ONLY[@]}"
+cmake --preset native-asan "${LINES_ONLY[@]}" "${UNITY[@]}"
 cmake --build --preset native-asan
 "${LOCALE_ENV[@]}" ctest --preset native-asan -j2 --timeout 300
 
