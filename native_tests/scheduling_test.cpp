@@ -3,6 +3,7 @@
 // test runs on the manual clock.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -55,6 +56,19 @@ struct Log {
   int max_running = 0;
   int built = 0;      // body frames made
   int destroyed = 0;  // callables (captures) destroyed
+};
+
+// A capture that runs `on_destroy` whenever a copy of it is destroyed (copies only, so a moved-from
+// one runs it too): what user code in a task callable's captures sees as the manager drops it.
+class DestructorProbe {
+ public:
+  explicit DestructorProbe(std::function<void()> on_destroy)
+      : on_destroy_(std::make_shared<std::function<void()>>(std::move(on_destroy))) {}
+  DestructorProbe(const DestructorProbe&) = default;
+  ~DestructorProbe() { (*on_destroy_)(); }
+
+ private:
+  std::shared_ptr<std::function<void()>> on_destroy_;
 };
 
 // A body that records its start, sleeps `ms` (ignoring cancel when `stubborn`) and completes.
@@ -197,17 +211,12 @@ TEST(Limits, CancellingAQueuedTaskEndsItAtOnceWithoutEverBuildingItsBody) {
   auto& m = *h->manager;
   auto log = std::make_shared<Log>();
   must(m.spawn("t1", "job", std::nullopt, "d", {}, sleeper(log, "a", 10)));
-  struct Probe {
-    std::shared_ptr<Log> log;
-    Probe(std::shared_ptr<Log> l) : log(std::move(l)) {}
-    Probe(const Probe& o) : log(o.log) {}
-    ~Probe() { ++log->destroyed; }
-  };
   const TaskId b =
-      must(m.spawn("t1", "job", std::nullopt, "d", {}, [probe = Probe(log)](TaskContext) -> Co<TaskResult> {
-        ++probe.log->built;
-        co_return TaskResult::success(nullptr);
-      }));
+      must(m.spawn("t1", "job", std::nullopt, "d", {},
+                   [log, probe = DestructorProbe([log] { ++log->destroyed; })](TaskContext) -> Co<TaskResult> {
+                     ++log->built;
+                     co_return TaskResult::success(nullptr);
+                   }));
   ASSERT_TRUE(m.is_queued(b));
   const int destroyed_before = log->destroyed;
   std::optional<TaskSummary> waited;
@@ -248,27 +257,17 @@ TEST(Limits, AQueuedTasksCallableIsDestroyedAfterItsEndIsRecorded) {
     };
     auto seen = std::make_shared<Seen>();
     auto target = std::make_shared<TaskId>();
-    struct Probe {
-      BackgroundTaskManager* m;
-      std::shared_ptr<Seen> seen;
-      std::shared_ptr<TaskId> id;
-      Harness* h;
-      Probe(BackgroundTaskManager* mm, std::shared_ptr<Seen> s, std::shared_ptr<TaskId> i, Harness* hh)
-          : m(mm), seen(std::move(s)), id(std::move(i)), h(hh) {}
-      Probe(const Probe& o) = default;
-      ~Probe() {
-        if (!seen || id->empty() || seen->status) return;
-        if (auto s = m->get(*id); s && is_terminal(s->status)) seen->status = s->status;
-        if (seen->status) {
-          seen->cancel_answer = m->cancel(*id);
-          seen->events_before = h->drain().size();
-        }
+    auto look = [&m, seen, target, harness = h.get()] {
+      if (target->empty() || seen->status) return;  // a copy made during the spawn; seen once
+      if (auto s = m.get(*target); s && is_terminal(s->status)) seen->status = s->status;
+      if (seen->status) {
+        seen->cancel_answer = m.cancel(*target);
+        seen->events_before = harness->drain().size();
       }
     };
-    *target = must(m.spawn("t1", "job", std::nullopt, "d", {},
-                           [probe = Probe(&m, seen, target, h.get())](TaskContext) -> Co<TaskResult> {
-                             co_return TaskResult::success(nullptr);
-                           }));
+    *target = must(m.spawn(
+        "t1", "job", std::nullopt, "d", {},
+        [probe = DestructorProbe(look)](TaskContext) -> Co<TaskResult> { co_return TaskResult::success(nullptr); }));
     ASSERT_TRUE(m.is_queued(*target));
     h->drain();
     if (by_shutdown)
