@@ -2,8 +2,8 @@
 # The bgtasks demo in one command, from a fresh clone on Debian 12:
 #   bash demo/run.sh            (PORT=8080 bash demo/run.sh for another port)
 # Installs what is missing (Emscripten and the other wasm build tools from Debian, the npm
-# workspace at the top of the repository), builds the wasm module if js/build/bgtasks.wasm is missing, then
-# serves the demo with Vite's dev server on http://127.0.0.1:$PORT/ (Ctrl-C stops it).
+# workspace at the top of the repository), builds the wasm module if js/build/bgtasks.wasm is
+# missing, then serves the demo with Vite's dev server on http://127.0.0.1:$PORT/ (Ctrl-C stops it).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PORT="${PORT:-5173}"

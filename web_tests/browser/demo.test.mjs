@@ -48,7 +48,6 @@ function freePort() {
   });
 }
 
-/** Resolves once the dev server answers 200 on /, polling; rejects if it exits or times out. */
 // Resolves once vite has printed the URL it serves (it prints it once it listens) and that URL
 // answers; rejects as soon as vite exits, or when it has said nothing of the kind by the deadline.
 async function waitForServer(url, timeoutMs = 60_000) {
